@@ -1,0 +1,165 @@
+//! Argument checks for C pointers: NULL, alignment, `(ptr, len)` sizes, integer ranges and
+//! versioned `struct_size` structs. Every check returns an error that names the parameter.
+
+use std::mem::{align_of, size_of};
+
+use crate::error::{Error, ErrorKind, Result};
+
+fn null(name: &str) -> Error {
+    Error::new(ErrorKind::NullPointer, format!("{name} is NULL"))
+}
+
+fn check_ptr<T>(ptr: *const T, name: &str) -> Result<()> {
+    if ptr.is_null() {
+        return Err(null(name));
+    }
+    if !(ptr as usize).is_multiple_of(align_of::<T>()) {
+        return Err(Error::new(
+            ErrorKind::Misaligned,
+            format!("{name} = {ptr:p} is not aligned to {} bytes", align_of::<T>()),
+        ));
+    }
+    Ok(())
+}
+
+/// A caller's buffer of `len` elements, read only.
+///
+/// # Safety
+/// Non-NULL `ptr` must point to `len` readable elements for the returned lifetime.
+pub unsafe fn slice<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<&'a [T]> {
+    check_ptr(ptr, name)?;
+    // SAFETY: checked non-NULL and aligned; the caller guarantees `len` elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// A caller's buffer of `len` elements, written.
+///
+/// # Safety
+/// Non-NULL `ptr` must point to `len` writable elements, not aliased, for the returned lifetime.
+pub unsafe fn slice_mut<'a, T>(ptr: *mut T, len: usize, name: &str) -> Result<&'a mut [T]> {
+    check_ptr(ptr, name)?;
+    // SAFETY: as for `slice`, plus exclusive access promised by the caller.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+}
+
+/// Like `slice`, but NULL means "not given".
+///
+/// # Safety
+/// As for `slice`.
+pub unsafe fn optional_slice<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<Option<&'a [T]>> {
+    if ptr.is_null() { Ok(None) } else { unsafe { slice(ptr, len, name) }.map(Some) }
+}
+
+/// Like `slice_mut`, but NULL means "not wanted".
+///
+/// # Safety
+/// As for `slice_mut`.
+pub unsafe fn optional_slice_mut<'a, T>(ptr: *mut T, len: usize, name: &str) -> Result<Option<&'a mut [T]>> {
+    if ptr.is_null() { Ok(None) } else { unsafe { slice_mut(ptr, len, name) }.map(Some) }
+}
+
+/// A caller's object passed by reference.
+///
+/// # Safety
+/// Non-NULL `ptr` must point to a live `T`.
+pub unsafe fn reference<'a, T>(ptr: *const T, name: &str) -> Result<&'a T> {
+    check_ptr(ptr, name)?;
+    // SAFETY: checked non-NULL and aligned; liveness is the caller's contract.
+    Ok(unsafe { &*ptr })
+}
+
+/// Checks a dimension or count that must be positive and returns it as `usize`.
+pub fn positive(v: i64, name: &str) -> Result<usize> {
+    if v <= 0 {
+        return Err(Error::invalid(format!("{name} must be > 0 (got {v})")));
+    }
+    usize::try_from(v).map_err(|_| Error::invalid(format!("{name} = {v} does not fit in size_t")))
+}
+
+/// A row stride in elements: 0 means `row_len`; otherwise it must be at least `row_len`.
+pub fn stride(v: i64, row_len: usize, name: &str) -> Result<usize> {
+    match v {
+        0 => Ok(row_len),
+        v if v < 0 => Err(Error::invalid(format!("{name} must be >= 0 (got {v})"))),
+        v => {
+            let s = usize::try_from(v).map_err(|_| Error::invalid(format!("{name} = {v} does not fit in size_t")))?;
+            if s < row_len {
+                return Err(Error::invalid(format!("{name} = {s} is smaller than the row length {row_len}")));
+            }
+            Ok(s)
+        }
+    }
+}
+
+/// Versioned structs whose first field is `uint32_t struct_size`.
+///
+/// # Safety
+/// Implementors must be `repr(C)` with a leading `u32` struct size and valid for any bytes.
+pub unsafe trait Versioned: Copy {
+    /// The size of the first published version; smaller `struct_size` values are rejected.
+    const V1_SIZE: usize;
+}
+
+fn check_struct_size(struct_size: u32, v1: usize, name: &str) -> Result<usize> {
+    let size = struct_size as usize;
+    if size < v1 {
+        return Err(Error::invalid(format!(
+            "{name}->struct_size = {size} < {v1}, the size of the first version; initialize it with its TERN_*_INIT macro"
+        )));
+    }
+    Ok(size)
+}
+
+/// Reads an options struct: NULL gives `default`; fields beyond the caller's `struct_size` keep
+/// their defaults; bytes beyond ours (a newer header) must be zero, since we cannot honour them.
+///
+/// # Safety
+/// Non-NULL `ptr` must point to at least `ptr->struct_size` readable bytes.
+pub unsafe fn read_options<T: Versioned>(ptr: *const T, default: T, name: &str) -> Result<T> {
+    if ptr.is_null() {
+        return Ok(default);
+    }
+    check_ptr(ptr, name)?;
+    // SAFETY: aligned and non-NULL; struct_size is the first u32.
+    let size = check_struct_size(unsafe { *(ptr as *const u32) }, T::V1_SIZE, name)?;
+    let ours = size_of::<T>();
+    if size > ours {
+        // SAFETY: the caller promised `size` readable bytes.
+        let extra = unsafe { std::slice::from_raw_parts((ptr as *const u8).add(ours), size - ours) };
+        if extra.iter().any(|&b| b != 0) {
+            return Err(Error::unsupported(format!(
+                "{name} has fields this tern version does not know (struct_size {size} > {ours}) set to non-zero values"
+            )));
+        }
+    }
+    let mut out = default;
+    // SAFETY: copies min(size, ours) bytes between valid, non-overlapping objects.
+    unsafe {
+        std::ptr::copy_nonoverlapping(ptr as *const u8, &mut out as *mut T as *mut u8, size.min(ours));
+    }
+    Ok(out)
+}
+
+/// Checks an output struct's `struct_size` before anything is computed.
+///
+/// # Safety
+/// Non-NULL `ptr` must point to a writable struct of at least `ptr->struct_size` bytes.
+pub unsafe fn check_output<T: Versioned>(ptr: *mut T, name: &str) -> Result<()> {
+    check_ptr(ptr, name)?;
+    // SAFETY: aligned and non-NULL.
+    check_struct_size(unsafe { *(ptr as *const u32) }, T::V1_SIZE, name).map(|_| ())
+}
+
+/// Writes `value` into a caller's output struct that passed `check_output`: at most
+/// `struct_size` bytes, and `struct_size` itself is left as the caller set it.
+///
+/// # Safety
+/// As for `check_output`.
+pub unsafe fn write_output<T: Versioned>(ptr: *mut T, value: &T) {
+    // SAFETY: checked by `check_output`; we copy the bytes after the leading u32.
+    unsafe {
+        let size = (*(ptr as *const u32) as usize).min(size_of::<T>());
+        let skip = size_of::<u32>();
+        std::ptr::copy_nonoverlapping((value as *const T as *const u8).add(skip), (ptr as *mut u8).add(skip), size - skip);
+    }
+}

@@ -1,0 +1,89 @@
+//! `tern_context`: create, destroy, kernel names.
+
+use std::ffi::c_char;
+
+use super::args::{read_options, reference};
+use super::boundary::{status_call, value_call};
+use super::types::{tern_context_options, tern_status};
+use crate::context::Context;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{Format, Layout};
+
+/// Kernel dispatch table and threads, chosen once. Immutable after creation: one context may be
+/// used from any number of threads at once. Create with `tern_context_create`, free with
+/// `tern_context_destroy`.
+pub struct tern_context {
+    pub(crate) inner: Context,
+}
+
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<tern_context>();
+};
+
+pub(crate) const DEFAULT_CONTEXT_OPTIONS: tern_context_options =
+    tern_context_options { struct_size: size_of::<tern_context_options>() as u32, max_isa: 0, n_threads: 0 };
+
+/// The caller's context, or the process-wide default one for NULL.
+///
+/// # Safety
+/// Non-NULL `ctx` must come from `tern_context_create` and not be destroyed.
+pub(crate) unsafe fn context_or_global<'a>(ctx: *const tern_context) -> Result<&'a Context> {
+    if ctx.is_null() { Context::global() } else { Ok(&unsafe { reference(ctx, "ctx") }?.inner) }
+}
+
+/// Creates a context. `opts` may be NULL (best ISA, all cores). On success `*out` receives a
+/// context that the caller frees with `tern_context_destroy`; on failure `*out` is set to NULL.
+/// Thread-safe.
+///
+/// # Safety
+/// `out` must be a valid pointer; non-NULL `opts` must point to at least `opts->struct_size` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_context_create(
+    opts: *const tern_context_options,
+    out: *mut *mut tern_context,
+) -> tern_status {
+    status_call(|| {
+        if out.is_null() {
+            return Err(Error::new(ErrorKind::NullPointer, "out is NULL"));
+        }
+        // SAFETY: `out` is non-NULL and the caller promises it is writable.
+        unsafe { *out = std::ptr::null_mut() };
+        let opts = unsafe { read_options(opts, DEFAULT_CONTEXT_OPTIONS, "opts") }?;
+        let inner = Context::new(opts.max_isa, opts.n_threads)?;
+        // SAFETY: as above.
+        unsafe { *out = Box::into_raw(Box::new(tern_context { inner })) };
+        Ok(())
+    })
+}
+
+/// Frees a context. NULL is a no-op. Destroying a context twice, or while another thread uses
+/// it, is undefined behaviour.
+///
+/// # Safety
+/// Non-NULL `ctx` must come from `tern_context_create` and not be destroyed yet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_context_destroy(ctx: *mut tern_context) {
+    if !ctx.is_null() {
+        // SAFETY: the caller hands back ownership of a pointer from `tern_context_create`.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(unsafe { Box::from_raw(ctx) })));
+    }
+}
+
+/// Static name of the kernel `ctx` (NULL = default context) runs for `format`, e.g.
+/// "i2_s/scalar". Returns NULL and sets the last error for an unknown or unimplemented format.
+/// Thread-safe; do not free.
+///
+/// # Safety
+/// Non-NULL `ctx` must be a live context.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_context_kernel_name(ctx: *const tern_context, format: i32) -> *const c_char {
+    value_call(std::ptr::null(), || {
+        let ctx = unsafe { context_or_global(ctx) }?;
+        match Format::from_i32(format)? {
+            Format::I2S => Ok(ctx.kernels.i2s_dots.name.as_ptr()),
+            // Validating a default layout of the format gives the precise "not implemented" error.
+            _ => Layout::new(format, 0, 0, 0, 0).map(|_| std::ptr::null()),
+        }
+    })
+}

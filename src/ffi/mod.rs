@@ -1,0 +1,17 @@
+//! The C API: argument checks, handle management and status/last-error reporting only. Every
+//! computation is delegated to the library modules.
+//!
+//! Conventions (`shared/design/c_abi.md`): fallible functions return `tern_status` and set the
+//! calling thread's last error; outputs are written only on success; `ctx` may be NULL for the
+//! process-wide default context; enums are passed as plain integers and validated.
+#![allow(non_camel_case_types)]
+
+pub mod args;
+pub mod basics;
+pub mod boundary;
+pub mod context;
+pub mod matrix;
+pub mod types;
+pub mod weights;
+
+pub use types::*;

@@ -1,0 +1,265 @@
+//! Weight and activation entry points: sizes, quantize, pack, unpack, dequantize.
+
+use super::args::{check_output, optional_slice_mut, positive, read_options, reference, slice, slice_mut, stride, write_output};
+use super::boundary::status_call;
+use super::context::{context_or_global, tern_context};
+use super::types::{tern_layout, tern_quant_options, tern_quant_stats, tern_status};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{Layout, Shape};
+use crate::matrix::strided_len;
+use crate::quant::{Compat, QuantConfig, QuantStats, quantize_packed, weight::DEFAULT_EPS};
+
+/// Reads and validates a required `tern_layout`.
+///
+/// # Safety
+/// Non-NULL `layout` must point to at least `layout->struct_size` readable bytes.
+pub(crate) unsafe fn layout_arg(layout: *const tern_layout) -> Result<Layout> {
+    let l = unsafe { reference(layout, "layout") }?;
+    let l = unsafe { read_options(l, *l, "layout") }?;
+    Layout::new(l.format, l.variant, l.tile_rows, l.tile_k, l.simd_rows)
+}
+
+pub(crate) const DEFAULT_QUANT_OPTIONS: tern_quant_options = tern_quant_options {
+    struct_size: size_of::<tern_quant_options>() as u32,
+    method: 0,
+    group_size: 0,
+    eps: DEFAULT_EPS,
+};
+
+/// Reads `tern_quant_options` (NULL = defaults) and validates them for `layout`.
+///
+/// # Safety
+/// As for `read_options`.
+pub(crate) unsafe fn quant_config_arg(opts: *const tern_quant_options, layout: Layout) -> Result<QuantConfig> {
+    let o = unsafe { read_options(opts, DEFAULT_QUANT_OPTIONS, "opts") }?;
+    QuantConfig::new(o.method, o.group_size, o.eps, layout)
+}
+
+pub(crate) fn stats_out(s: &QuantStats) -> tern_quant_stats {
+    tern_quant_stats {
+        struct_size: size_of::<tern_quant_stats>() as u32,
+        sparsity: s.sparsity,
+        bits_per_weight: s.bits_per_weight,
+        compression_vs_f32: s.compression_vs_f32,
+        compression_vs_f16: s.compression_vs_f16,
+        scale_min: s.scale_min,
+        scale_max: s.scale_max,
+        rmse: s.rmse,
+    }
+}
+
+/// A caller's output byte buffer of `len` bytes that must hold `required`.
+///
+/// # Safety
+/// Non-NULL `ptr` must point to `len` writable bytes.
+unsafe fn out_bytes<'a>(ptr: *mut std::ffi::c_void, len: usize, required: usize, name: &str) -> Result<&'a mut [u8]> {
+    let buf = unsafe { slice_mut(ptr as *mut u8, len, name) }?;
+    if len < required {
+        return Err(Error::new(
+            ErrorKind::BufferTooSmall,
+            format!("{name}_len {len} < required {required} bytes"),
+        ));
+    }
+    Ok(&mut buf[..required])
+}
+
+/// A caller's input byte buffer of `len` bytes that must hold `required`.
+///
+/// # Safety
+/// Non-NULL `ptr` must point to `len` readable bytes.
+pub(crate) unsafe fn in_bytes<'a>(ptr: *const std::ffi::c_void, len: usize, required: usize, name: &str) -> Result<&'a [u8]> {
+    let buf = unsafe { slice(ptr as *const u8, len, name) }?;
+    if len < required {
+        return Err(Error::new(
+            ErrorKind::BufferTooSmall,
+            format!("{name}_len {len} < required {required} bytes"),
+        ));
+    }
+    Ok(&buf[..required])
+}
+
+/// Writes to `*out` the bytes a `rows × cols` matrix takes in `layout` (codes, scales and
+/// padding). Thread-safe.
+///
+/// # Safety
+/// `layout` and `out` must be valid pointers.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_packed_size(
+    layout: *const tern_layout,
+    rows: i64,
+    cols: i64,
+    out: *mut usize,
+) -> tern_status {
+    status_call(|| {
+        let layout = unsafe { layout_arg(layout) }?;
+        let out = unsafe { slice_mut(out, 1, "out") }?;
+        out[0] = layout.packed_size(Shape::new(rows, cols)?)?;
+        Ok(())
+    })
+}
+
+/// Quantizes a row-major `rows × cols` f32 matrix `src` to ternary and packs it into `dst`
+/// (`dst_len` ≥ `tern_packed_size`). `opts` (nullable) picks the method; `stats` (nullable) receives
+/// what quantization did. `ctx` may be NULL. Writes nothing on failure. Thread-safe.
+///
+/// # Safety
+/// `src` must hold `rows·cols` floats, `dst` `dst_len` bytes; non-NULL structs must be valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_quantize(
+    ctx: *const tern_context,
+    layout: *const tern_layout,
+    src: *const f32,
+    rows: i64,
+    cols: i64,
+    opts: *const tern_quant_options,
+    dst: *mut std::ffi::c_void,
+    dst_len: usize,
+    stats: *mut tern_quant_stats,
+) -> tern_status {
+    status_call(|| {
+        unsafe { context_or_global(ctx) }?;
+        let layout = unsafe { layout_arg(layout) }?;
+        let shape = Shape::new(rows, cols)?;
+        let required = layout.packed_size(shape)?;
+        let src = unsafe { slice(src, shape.elements(), "src") }?;
+        let cfg = unsafe { quant_config_arg(opts, layout) }?;
+        let dst = unsafe { out_bytes(dst, dst_len, required, "dst") }?;
+        if !stats.is_null() {
+            unsafe { check_output(stats, "stats") }?;
+        }
+        let (packed, s) = quantize_packed(layout, shape, src, &cfg)?;
+        dst.copy_from_slice(&packed);
+        if !stats.is_null() {
+            unsafe { write_output(stats, &stats_out(&s)) };
+        }
+        Ok(())
+    })
+}
+
+/// Packs `rows·cols` ternary values (each -1, 0 or 1) and `n_scales` scales (I2_S: exactly 1,
+/// finite, ≥ 0) into `dst`. Writes nothing on failure. Thread-safe.
+///
+/// # Safety
+/// `ternary` must hold `rows·cols` values, `scales` `n_scales` floats, `dst` `dst_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_pack(
+    layout: *const tern_layout,
+    ternary: *const i8,
+    scales: *const f32,
+    n_scales: usize,
+    rows: i64,
+    cols: i64,
+    dst: *mut std::ffi::c_void,
+    dst_len: usize,
+) -> tern_status {
+    status_call(|| {
+        let layout = unsafe { layout_arg(layout) }?;
+        let shape = Shape::new(rows, cols)?;
+        let required = layout.packed_size(shape)?;
+        let ternary = unsafe { slice(ternary, shape.elements(), "ternary") }?;
+        let scales = unsafe { slice(scales, n_scales, "scales") }?;
+        let want = layout.scale_count(shape);
+        if n_scales != want {
+            return Err(Error::invalid(format!(
+                "n_scales = {n_scales}, but {} stores {want} scale(s) for a {rows} x {cols} matrix",
+                layout.format().name()
+            )));
+        }
+        let dst = unsafe { out_bytes(dst, dst_len, required, "dst") }?;
+        layout.pack(shape, ternary, scales, dst)
+    })
+}
+
+/// Checks a packed buffer and unpacks it into `rows·cols` ternary values and its scales
+/// (`n_scales` ≥ the format's count; I2_S: 1). Corrupt data (e.g. an I2_S code 3, a non-finite
+/// scale) is `TERN_STATUS_INVALID_ARGUMENT`. Writes nothing on failure. Thread-safe.
+///
+/// # Safety
+/// `src` must hold `src_len` bytes, `ternary` `rows·cols` values, `scales` `n_scales` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_unpack(
+    layout: *const tern_layout,
+    src: *const std::ffi::c_void,
+    src_len: usize,
+    rows: i64,
+    cols: i64,
+    ternary: *mut i8,
+    scales: *mut f32,
+    n_scales: usize,
+) -> tern_status {
+    status_call(|| {
+        let layout = unsafe { layout_arg(layout) }?;
+        let shape = Shape::new(rows, cols)?;
+        let src = unsafe { in_bytes(src, src_len, layout.packed_size(shape)?, "src") }?;
+        let ternary = unsafe { slice_mut(ternary, shape.elements(), "ternary") }?;
+        let scales_out = unsafe { slice_mut(scales, n_scales, "scales") }?;
+        let want = layout.scale_count(shape);
+        if n_scales < want {
+            return Err(Error::new(
+                ErrorKind::BufferTooSmall,
+                format!("n_scales {n_scales} < required {want}"),
+            ));
+        }
+        let scales = layout.validate(shape, src)?;
+        layout.unpack(shape, src, ternary);
+        scales_out[..want].copy_from_slice(&scales);
+        Ok(())
+    })
+}
+
+/// Checks a packed buffer and writes its `rows·cols` weights as floats (ternary × scale) to
+/// `dst`. Writes nothing on failure. Thread-safe.
+///
+/// # Safety
+/// `src` must hold `src_len` bytes and `dst` `rows·cols` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_dequantize(
+    layout: *const tern_layout,
+    src: *const std::ffi::c_void,
+    src_len: usize,
+    rows: i64,
+    cols: i64,
+    dst: *mut f32,
+) -> tern_status {
+    status_call(|| {
+        let layout = unsafe { layout_arg(layout) }?;
+        let shape = Shape::new(rows, cols)?;
+        let src = unsafe { in_bytes(src, src_len, layout.packed_size(shape)?, "src") }?;
+        let dst = unsafe { slice_mut(dst, shape.elements(), "dst") }?;
+        layout.dequantize(shape, src, dst)
+    })
+}
+
+/// Quantizes `n_tokens` rows of `cols` floats (row `t` at `x + t·x_stride`; stride 0 = `cols`)
+/// to int8 per token, with the rounding of `compat` (a `tern_compat` value): writes `q`
+/// (`n_tokens·cols`, packed), `scales` (`127/absmax` per token, a multiplier) and `sums` (Σ q per
+/// token; nullable). `ctx` may be NULL. Writes nothing on failure. Thread-safe.
+///
+/// # Safety
+/// Buffers must hold the sizes above.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_quantize_activations(
+    ctx: *const tern_context,
+    x: *const f32,
+    n_tokens: i64,
+    cols: i64,
+    x_stride: i64,
+    compat: i32,
+    q: *mut i8,
+    scales: *mut f32,
+    sums: *mut i32,
+) -> tern_status {
+    status_call(|| {
+        unsafe { context_or_global(ctx) }?;
+        let n = positive(n_tokens, "n_tokens")?;
+        let shape = Shape::new(n_tokens, cols)?;
+        let x_stride = stride(x_stride, shape.cols, "x_stride")?;
+        let compat = Compat::from_i32(compat)?;
+        let x = unsafe { slice(x, strided_len("x", n, x_stride, shape.cols)?, "x") }?;
+        let q = unsafe { slice_mut(q, shape.elements(), "q") }?;
+        let scales = unsafe { slice_mut(scales, n, "scales") }?;
+        let sums = unsafe { optional_slice_mut(sums, n, "sums") }?;
+        compat.quantize_batch(x, x_stride, shape.cols, q, scales, sums);
+        Ok(())
+    })
+}

@@ -1,0 +1,227 @@
+//! Weight formats: one file per format with its sizes, pack and unpack. `Layout` is a validated
+//! description of how a matrix is stored; everything below the FFI works with it.
+
+pub mod i2s;
+
+use crate::error::{Error, Result};
+
+/// The ternary storage formats (numbers are the C enum `tern_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    I2S = 1,
+    Tl1 = 2,
+    Tl2 = 3,
+    Tq1_0 = 4,
+    Tq2_0 = 5,
+}
+
+impl Format {
+    pub fn from_i32(v: i32) -> Result<Self> {
+        Ok(match v {
+            1 => Self::I2S,
+            2 => Self::Tl1,
+            3 => Self::Tl2,
+            4 => Self::Tq1_0,
+            5 => Self::Tq2_0,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "format {v} is unknown (allowed: 1 = I2_S, 2 = TL1, 3 = TL2, 4 = TQ1_0, 5 = TQ2_0)"
+                )));
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::I2S => "I2_S",
+            Self::Tl1 => "TL1",
+            Self::Tl2 => "TL2",
+            Self::Tq1_0 => "TQ1_0",
+            Self::Tq2_0 => "TQ2_0",
+        }
+    }
+}
+
+/// Largest supported `cols`: keeps every code dot (|code·act| ≤ 256 per element) exact in int32.
+pub const MAX_COLS: usize = 1 << 22;
+
+/// A validated matrix shape: both dimensions positive, `rows·cols` fits in memory arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Shape {
+    pub fn new(rows: i64, cols: i64) -> Result<Self> {
+        if rows <= 0 || cols <= 0 {
+            return Err(Error::invalid(format!(
+                "rows and cols must be > 0 (got rows = {rows}, cols = {cols})"
+            )));
+        }
+        let (rows, cols) = (rows as u64, cols as u64);
+        if cols as usize as u64 != cols || cols as usize > MAX_COLS {
+            return Err(Error::invalid(format!(
+                "cols = {cols} exceeds the maximum {MAX_COLS} (int32 dot products must stay exact)"
+            )));
+        }
+        let elements = rows.checked_mul(cols).filter(|&n| n <= (isize::MAX as u64) / 4);
+        match elements {
+            Some(_) => Ok(Self { rows: rows as usize, cols: cols as usize }),
+            None => Err(Error::invalid(format!(
+                "rows·cols = {rows}·{cols} overflows the addressable size"
+            ))),
+        }
+    }
+
+    pub fn elements(self) -> usize {
+        self.rows * self.cols
+    }
+}
+
+/// The I2_S block size, which bitnet.cpp fixes at compile time per CPU family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum I2sVariant {
+    /// 128-element blocks: x86 builds and the published GGUF files (`TERN_I2S_X86`).
+    X86 = 0,
+    /// 64-element blocks written by bitnet.cpp's ARM builds (`TERN_I2S_ARM64`).
+    Arm64 = 1,
+}
+
+impl I2sVariant {
+    pub fn block_len(self) -> usize {
+        match self {
+            Self::X86 => 128,
+            Self::Arm64 => 64,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::X86 => "x86 (128-element blocks)",
+            Self::Arm64 => "arm64 (64-element blocks)",
+        }
+    }
+}
+
+/// How a matrix is stored. Only formats that are implemented have a variant here; the others are
+/// rejected with `Unsupported` when a layout is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    I2s(I2sVariant),
+}
+
+impl Layout {
+    /// Builds a layout from the raw fields of `tern_layout`.
+    pub fn new(format: i32, variant: u32, tile_rows: u32, tile_k: u32, simd_rows: u32) -> Result<Self> {
+        let format = Format::from_i32(format)?;
+        match format {
+            Format::I2S => {
+                if tile_rows != 0 || tile_k != 0 || simd_rows != 0 {
+                    return Err(Error::invalid(format!(
+                        "I2_S takes no tiling: tile_rows, tile_k and simd_rows must be 0 (got {tile_rows}, {tile_k}, {simd_rows})"
+                    )));
+                }
+                let variant = match variant {
+                    0 => I2sVariant::X86,
+                    1 => I2sVariant::Arm64,
+                    v => {
+                        return Err(Error::invalid(format!(
+                            "I2_S variant {v} is unknown (allowed: 0 = TERN_I2S_X86, 1 = TERN_I2S_ARM64)"
+                        )));
+                    }
+                };
+                Ok(Self::I2s(variant))
+            }
+            other => Err(Error::unsupported(format!(
+                "format {} is not implemented in tern {} (only I2_S is)",
+                other.name(),
+                env!("CARGO_PKG_VERSION")
+            ))),
+        }
+    }
+
+    pub fn format(self) -> Format {
+        match self {
+            Self::I2s(_) => Format::I2S,
+        }
+    }
+
+    /// Checks that this layout can store a matrix of `shape`.
+    pub fn check_shape(self, shape: Shape) -> Result<()> {
+        match self {
+            Self::I2s(v) => i2s::check_shape(v, shape),
+        }
+    }
+
+    /// Bytes of a packed matrix, including any trailing scale section.
+    pub fn packed_size(self, shape: Shape) -> Result<usize> {
+        self.check_shape(shape)?;
+        Ok(match self {
+            Self::I2s(_) => i2s::packed_size(shape),
+        })
+    }
+
+    /// Number of scales the format stores for a matrix of `shape`.
+    pub fn scale_count(self, _shape: Shape) -> usize {
+        match self {
+            Self::I2s(_) => 1,
+        }
+    }
+
+    /// Packs ternary values and scales into `dst` (at least `packed_size` bytes). Checks the
+    /// values and scales first, so on error `dst` is untouched.
+    pub fn pack(self, shape: Shape, ternary: &[i8], scales: &[f32], dst: &mut [u8]) -> Result<()> {
+        let size = self.packed_size(shape)?;
+        check_ternary(&ternary[..shape.elements()])?;
+        check_scales(&scales[..self.scale_count(shape)])?;
+        match self {
+            Self::I2s(v) => i2s::pack(v, &ternary[..shape.elements()], scales[0], &mut dst[..size]),
+        }
+        Ok(())
+    }
+
+    /// Checks a packed buffer (at least `packed_size` bytes) and returns its scales.
+    pub fn validate(self, shape: Shape, src: &[u8]) -> Result<Vec<f32>> {
+        self.check_shape(shape)?;
+        match self {
+            Self::I2s(_) => Ok(vec![i2s::validate(src, shape)?]),
+        }
+    }
+
+    /// Checks a packed buffer and writes its weights as floats (ternary × scale) to `dst`
+    /// (`shape.elements()` floats); on error `dst` is untouched.
+    pub fn dequantize(self, shape: Shape, src: &[u8], dst: &mut [f32]) -> Result<()> {
+        let scales = self.validate(shape, src)?;
+        match self {
+            Self::I2s(v) => {
+                let codes = &src[..i2s::code_bytes(shape)];
+                i2s::dequantize(v, codes, scales[0], &mut dst[..shape.elements()]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the ternary values of a buffer that passed `validate`.
+    pub fn unpack(self, shape: Shape, src: &[u8], ternary: &mut [i8]) {
+        match self {
+            Self::I2s(v) => i2s::unpack(v, &src[..i2s::code_bytes(shape)], &mut ternary[..shape.elements()]),
+        }
+    }
+}
+
+/// Every value must be -1, 0 or 1.
+pub fn check_ternary(values: &[i8]) -> Result<()> {
+    match values.iter().position(|v| !(-1..=1).contains(v)) {
+        Some(i) => Err(Error::invalid(format!("ternary[{i}] = {} is not -1, 0 or 1", values[i]))),
+        None => Ok(()),
+    }
+}
+
+/// Every scale must be finite and >= 0.
+pub fn check_scales(scales: &[f32]) -> Result<()> {
+    match scales.iter().position(|s| !(s.is_finite() && *s >= 0.0)) {
+        Some(i) => Err(Error::invalid(format!("scales[{i}] = {} is not a finite value >= 0", scales[i]))),
+        None => Ok(()),
+    }
+}

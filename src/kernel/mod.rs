@@ -1,0 +1,178 @@
+//! Compute kernels behind one dispatch table. A `Kernels` table is chosen once per context from
+//! the CPU's features (capped by `max_isa`); kernels never validate arguments — callers
+//! (`matrix.rs`, `ggml.rs`) hand them slices whose sizes are already checked.
+
+pub mod scalar;
+
+use std::ffi::CStr;
+
+use crate::error::{Error, Result};
+use crate::format::I2sVariant;
+
+/// `tern_cpu_feature` bits reported by `tern_cpu_features`.
+pub mod feature {
+    pub const AVX2: u64 = 1 << 0;
+    pub const FMA: u64 = 1 << 1;
+    pub const AVX512F: u64 = 1 << 2;
+    pub const AVX512BW: u64 = 1 << 3;
+    pub const AVX512VL: u64 = 1 << 4;
+    pub const AVX512VNNI: u64 = 1 << 5;
+    pub const AVXVNNI: u64 = 1 << 6;
+    pub const NEON: u64 = 1 << 7;
+    pub const DOTPROD: u64 = 1 << 8;
+    pub const I8MM: u64 = 1 << 9;
+}
+
+/// The CPU features this process can use, detected once.
+pub fn cpu_features() -> u64 {
+    static FEATURES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *FEATURES.get_or_init(detect_features)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect_features() -> u64 {
+    use feature::*;
+    let checks = [
+        (std::arch::is_x86_feature_detected!("avx2"), AVX2),
+        (std::arch::is_x86_feature_detected!("fma"), FMA),
+        (std::arch::is_x86_feature_detected!("avx512f"), AVX512F),
+        (std::arch::is_x86_feature_detected!("avx512bw"), AVX512BW),
+        (std::arch::is_x86_feature_detected!("avx512vl"), AVX512VL),
+        (std::arch::is_x86_feature_detected!("avx512vnni"), AVX512VNNI),
+        (std::arch::is_x86_feature_detected!("avxvnni"), AVXVNNI),
+    ];
+    checks.iter().filter(|c| c.0).fold(0, |acc, c| acc | c.1)
+}
+
+#[cfg(target_arch = "aarch64")]
+fn detect_features() -> u64 {
+    use feature::*;
+    let checks = [
+        (std::arch::is_aarch64_feature_detected!("neon"), NEON),
+        (std::arch::is_aarch64_feature_detected!("dotprod"), DOTPROD),
+        (std::arch::is_aarch64_feature_detected!("i8mm"), I8MM),
+    ];
+    checks.iter().filter(|c| c.0).fold(0, |acc, c| acc | c.1)
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn detect_features() -> u64 {
+    0
+}
+
+/// Instruction-set levels a context may be capped at (`tern_isa`; 0 = best available).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    Scalar = 1,
+    Avx2 = 2,
+    Avx512 = 3,
+    Avx512Vnni = 4,
+    Neon = 5,
+    Dotprod = 6,
+    I8mm = 7,
+}
+
+impl Isa {
+    pub const ALL: [Isa; 7] =
+        [Self::Scalar, Self::Avx2, Self::Avx512, Self::Avx512Vnni, Self::Neon, Self::Dotprod, Self::I8mm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Scalar => "scalar",
+            Self::Avx2 => "avx2",
+            Self::Avx512 => "avx512",
+            Self::Avx512Vnni => "avx512vnni",
+            Self::Neon => "neon",
+            Self::Dotprod => "dotprod",
+            Self::I8mm => "i8mm",
+        }
+    }
+
+    /// The CPU features an ISA level needs.
+    pub fn required_features(self) -> u64 {
+        use feature::*;
+        match self {
+            Self::Scalar => 0,
+            Self::Avx2 => AVX2 | FMA,
+            Self::Avx512 => AVX512F | AVX512BW | AVX512VL,
+            Self::Avx512Vnni => AVX512F | AVX512BW | AVX512VL | AVX512VNNI,
+            Self::Neon => NEON,
+            Self::Dotprod => NEON | DOTPROD,
+            Self::I8mm => NEON | DOTPROD | I8MM,
+        }
+    }
+
+    pub fn is_available(self) -> bool {
+        cpu_features() & self.required_features() == self.required_features()
+    }
+
+    /// Every level this CPU can run, lowest first.
+    pub fn available() -> impl Iterator<Item = Isa> {
+        Self::ALL.into_iter().filter(|isa| isa.is_available())
+    }
+
+    /// The best level this CPU can run.
+    pub fn best() -> Isa {
+        Self::available().last().unwrap_or(Self::Scalar)
+    }
+
+    /// Parses `max_isa` (0 = best) and checks that this CPU has it: asking for a level the CPU
+    /// lacks is an error, never a silent downgrade.
+    pub fn from_request(v: i32) -> Result<Isa> {
+        if v == 0 {
+            return Ok(Self::best());
+        }
+        let isa = Self::ALL.into_iter().find(|isa| *isa as i32 == v).ok_or_else(|| {
+            Error::invalid(format!(
+                "max_isa {v} is unknown (allowed: 0 = best, 1 = SCALAR, 2 = AVX2, 3 = AVX512, 4 = AVX512VNNI, 5 = NEON, 6 = DOTPROD, 7 = I8MM)"
+            ))
+        })?;
+        if !isa.is_available() {
+            return Err(Error::unsupported(format!(
+                "max_isa {} is not available on this CPU (available: {})",
+                isa.name(),
+                Self::available().map(Isa::name).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        Ok(isa)
+    }
+}
+
+/// Code dots of I2_S rows against int8 tokens: `dots[t·n_rows + r] = Σ_k code[r][k]·acts[t][k]`
+/// with codes {0, 1, 2}, exact in int32. `weights` holds `n_rows` rows of `cols/4` bytes
+/// (`cols` a multiple of the variant's block); token `t` is `acts[t·act_stride ..][..cols]`.
+pub type I2sDotsFn = fn(
+    variant: I2sVariant,
+    weights: &[u8],
+    cols: usize,
+    acts: &[i8],
+    act_stride: usize,
+    n_tokens: usize,
+    dots: &mut [i32],
+);
+
+/// One kernel with the name `tern_context_kernel_name` reports for it.
+#[derive(Clone, Copy)]
+pub struct Kernel<F> {
+    pub name: &'static CStr,
+    pub run: F,
+}
+
+/// The kernels a context uses, one per operation.
+pub struct Kernels {
+    pub isa: Isa,
+    pub i2s_dots: Kernel<I2sDotsFn>,
+}
+
+static SCALAR: Kernels = Kernels {
+    isa: Isa::Scalar,
+    i2s_dots: Kernel { name: c"i2_s/scalar", run: scalar::i2s_dots },
+};
+
+impl Kernels {
+    /// The best kernels at or below `isa` (which the caller has checked is available).
+    pub fn for_isa(isa: Isa) -> &'static Kernels {
+        let _ = isa;
+        &SCALAR
+    }
+}

@@ -1,0 +1,186 @@
+//! Weight quantization: float matrix → ternary values in {-1, 0, 1} plus scales.
+
+use crate::error::{Error, Result};
+use crate::format::{Layout, Shape};
+
+/// `tern_quant_method` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// BitNet b1.58 absmean per tensor, what bitnet.cpp's converter does.
+    Absmean = 0,
+    /// The input is already ternary × scale: bitnet.cpp `quantize_i2_s` (sign test, max|w| scale).
+    Prescaled = 1,
+    /// Absmean with one scale per row.
+    AbsmeanRow = 2,
+    /// Absmean with one scale per `group_size` consecutive elements of a row.
+    AbsmeanGroup = 3,
+    /// ggml's `quantize_row_tqX_0_ref`: per-256 absmax, round half away from zero.
+    GgmlRef = 4,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Absmean => "TERN_QUANT_ABSMEAN",
+            Self::Prescaled => "TERN_QUANT_PRESCALED",
+            Self::AbsmeanRow => "TERN_QUANT_ABSMEAN_ROW",
+            Self::AbsmeanGroup => "TERN_QUANT_ABSMEAN_GROUP",
+            Self::GgmlRef => "TERN_QUANT_GGML_REF",
+        }
+    }
+}
+
+/// A validated quantization configuration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QuantConfig {
+    pub method: Method,
+    pub eps: f32,
+}
+
+/// The default floor of mean|W| (bitnet.cpp's converter uses 1e-5).
+pub const DEFAULT_EPS: f32 = 1e-5;
+
+/// Magnitudes below this are zero for `Prescaled` (bitnet.cpp's `quantize_i2_s` threshold).
+const PRESCALED_ZERO: f64 = 1e-6;
+
+impl Default for QuantConfig {
+    fn default() -> Self {
+        Self { method: Method::Absmean, eps: DEFAULT_EPS }
+    }
+}
+
+impl QuantConfig {
+    /// Validates the raw fields of `tern_quant_options` against the target layout.
+    pub fn new(method: i32, group_size: u32, eps: f32, layout: Layout) -> Result<Self> {
+        let method = match method {
+            0 => Method::Absmean,
+            1 => Method::Prescaled,
+            2 => Method::AbsmeanRow,
+            3 => Method::AbsmeanGroup,
+            4 => Method::GgmlRef,
+            m => {
+                return Err(Error::invalid(format!(
+                    "quantization method {m} is unknown (allowed: 0 = ABSMEAN, 1 = PRESCALED, 2 = ABSMEAN_ROW, 3 = ABSMEAN_GROUP, 4 = GGML_REF)"
+                )));
+            }
+        };
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(Error::invalid(format!("eps must be finite and > 0 (got {eps})")));
+        }
+        if group_size != 0 && method != Method::AbsmeanGroup {
+            return Err(Error::invalid(format!(
+                "group_size = {group_size} is only meaningful with TERN_QUANT_ABSMEAN_GROUP (method is {}); leave it 0",
+                method.name()
+            )));
+        }
+        let format = layout.format();
+        match (layout, method) {
+            (Layout::I2s(_), Method::Absmean | Method::Prescaled) => {}
+            (Layout::I2s(_), Method::AbsmeanRow | Method::AbsmeanGroup) => {
+                return Err(Error::invalid(format!(
+                    "{} stores one scale per tensor, so {} (per-row/per-group scales) cannot be stored; use TERN_QUANT_ABSMEAN or PRESCALED",
+                    format.name(),
+                    method.name()
+                )));
+            }
+            (Layout::I2s(_), Method::GgmlRef) => {
+                return Err(Error::invalid(format!(
+                    "TERN_QUANT_GGML_REF is ggml's per-256-block quantizer for TQ1_0/TQ2_0; {} stores one scale per tensor",
+                    format.name()
+                )));
+            }
+        }
+        Ok(Self { method, eps })
+    }
+}
+
+/// Ternary values (row-major, one i8 per element) and the scales they are multiplied by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ternarized {
+    pub values: Vec<i8>,
+    pub scales: Vec<f32>,
+}
+
+/// Quantizes `src` (`shape.elements()` finite floats) to ternary values with `cfg`.
+pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternarized> {
+    let src = &src[..shape.elements()];
+    if let Some(i) = src.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(format!(
+            "src[{i}] = {} is not finite: weights must be finite to be quantized",
+            src[i]
+        )));
+    }
+    Ok(match cfg.method {
+        Method::Absmean => absmean_tensor(src, cfg.eps),
+        Method::Prescaled => prescaled(src),
+        m => {
+            return Err(Error::unsupported(format!("{} is not implemented for this layout", m.name())));
+        }
+    })
+}
+
+/// BitNet b1.58: `s = 1/max(mean|W|, eps)`, `t = clamp(round_half_even(W·s), -1, 1)`, stored scale
+/// `1/s` — in f32 as the converter's torch code computes it (the mean is summed in f64).
+fn absmean_tensor(src: &[f32], eps: f32) -> Ternarized {
+    let mean = (src.iter().map(|v| v.abs() as f64).sum::<f64>() / src.len() as f64) as f32;
+    let inv = 1.0f32 / mean.max(eps);
+    let values = src.iter().map(|&w| (w * inv).round_ties_even().clamp(-1.0, 1.0) as i8).collect();
+    Ternarized { values, scales: vec![1.0f32 / inv] }
+}
+
+/// bitnet.cpp `quantize_i2_s`: scale = max|w| (taken in f64), sign test with a 1e-6 zero band.
+fn prescaled(src: &[f32]) -> Ternarized {
+    let scale = src.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64)) as f32;
+    let values = src
+        .iter()
+        .map(|&w| {
+            if (w.abs() as f64) < PRESCALED_ZERO {
+                0
+            } else if w > 0.0 {
+                1
+            } else {
+                -1
+            }
+        })
+        .collect();
+    Ternarized { values, scales: vec![scale] }
+}
+
+/// What quantization did to a matrix (the C struct `tern_quant_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QuantStats {
+    pub sparsity: f64,
+    pub bits_per_weight: f64,
+    pub compression_vs_f32: f64,
+    pub compression_vs_f16: f64,
+    pub scale_min: f32,
+    pub scale_max: f32,
+    pub rmse: f64,
+}
+
+impl QuantStats {
+    /// `scale_of(i)` gives the scale that multiplies element `i`.
+    pub fn measure(src: &[f32], t: &Ternarized, packed_bytes: usize, scale_of: impl Fn(usize) -> f32) -> Self {
+        let n = t.values.len();
+        let zeros = t.values.iter().filter(|&&v| v == 0).count();
+        let sq_err: f64 = src
+            .iter()
+            .zip(&t.values)
+            .enumerate()
+            .map(|(i, (&w, &q))| {
+                let d = w as f64 - q as f64 * scale_of(i) as f64;
+                d * d
+            })
+            .sum();
+        let bits = packed_bytes as f64 * 8.0;
+        Self {
+            sparsity: zeros as f64 / n as f64,
+            bits_per_weight: bits / n as f64,
+            compression_vs_f32: 32.0 * n as f64 / bits,
+            compression_vs_f16: 16.0 * n as f64 / bits,
+            scale_min: t.scales.iter().copied().fold(f32::INFINITY, f32::min),
+            scale_max: t.scales.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            rmse: (sq_err / n as f64).sqrt(),
+        }
+    }
+}
