@@ -6,7 +6,11 @@ fn main() {
     if target_os == "linux" || target_os == "android" {
         let major = env!("CARGO_PKG_VERSION_MAJOR");
         let minor = env!("CARGO_PKG_VERSION_MINOR");
-        let soname = if major == "0" { format!("libtern.so.0.{minor}") } else { format!("libtern.so.{major}") };
+        let soname = if major == "0" {
+            format!("libtern.so.0.{minor}")
+        } else {
+            format!("libtern.so.{major}")
+        };
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
     }
     println!("cargo:rerun-if-changed=build.rs");

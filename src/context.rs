@@ -61,15 +61,26 @@ impl Context {
                 .num_threads(n)
                 .thread_name(|i| format!("tern-{i}"))
                 .build()
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot start {n} threads: {e}")))?;
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!("cannot start {n} threads: {e}"),
+                    )
+                })?;
             Threads::Pool(pool)
         };
-        Ok(Self { kernels: Kernels::for_isa(isa), threads })
+        Ok(Self {
+            kernels: Kernels::for_isa(isa),
+            threads,
+        })
     }
 
     /// The process-wide context used when a C caller passes NULL: best ISA, all cores.
     pub fn global() -> Result<&'static Context> {
         static GLOBAL: OnceLock<std::result::Result<Context, Error>> = OnceLock::new();
-        GLOBAL.get_or_init(|| Context::new(0, 0)).as_ref().map_err(Clone::clone)
+        GLOBAL
+            .get_or_init(|| Context::new(0, 0))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }

@@ -36,7 +36,11 @@ pub struct GemmOptions<'a> {
 
 impl Default for GemmOptions<'_> {
     fn default() -> Self {
-        Self { compat: Compat::Default, rows: None, bias: None }
+        Self {
+            compat: Compat::Default,
+            rows: None,
+            bias: None,
+        }
     }
 }
 
@@ -51,13 +55,19 @@ pub struct Activations<'a> {
 /// Elements a strided buffer of `n` rows of `row_len` must hold, or an error on overflow.
 pub fn strided_len(what: &str, n: usize, stride: usize, row_len: usize) -> Result<usize> {
     if stride < row_len {
-        return Err(Error::invalid(format!("{what} stride {stride} < row length {row_len}")));
+        return Err(Error::invalid(format!(
+            "{what} stride {stride} < row length {row_len}"
+        )));
     }
     (n - 1)
         .checked_mul(stride)
         .and_then(|v| v.checked_add(row_len))
         .filter(|&v| v <= isize::MAX as usize / 4)
-        .ok_or_else(|| Error::invalid(format!("{what}: {n} rows of stride {stride} overflow the address space")))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{what}: {n} rows of stride {stride} overflow the address space"
+            ))
+        })
 }
 
 impl Matrix {
@@ -70,7 +80,15 @@ impl Matrix {
         let Layout::I2s(variant) = layout;
         let w_scale = layout.validate(shape, packed)?[0];
         let codes = packed[..i2s::code_bytes(shape)].to_vec();
-        Ok(Self { layout, shape, variant, codes, w_scale, packed_bytes, kernel: ctx.kernels.i2s_dots })
+        Ok(Self {
+            layout,
+            shape,
+            variant,
+            codes,
+            w_scale,
+            packed_bytes,
+            kernel: ctx.kernels.i2s_dots,
+        })
     }
 
     /// Quantizes `w` (`shape.elements()` floats) with `cfg` and packs it.
@@ -122,8 +140,14 @@ impl Matrix {
         let mut q = vec![0i8; n_tokens * cols];
         let mut scales = vec![0f32; n_tokens];
         let mut sums = vec![0i32; n_tokens];
-        opts.compat.quantize_batch(x, x_stride, cols, &mut q, &mut scales, Some(&mut sums));
-        let acts = Activations { q: &q, stride: cols, scales: &scales, sums: &sums };
+        opts.compat
+            .quantize_batch(x, x_stride, cols, &mut q, &mut scales, Some(&mut sums));
+        let acts = Activations {
+            q: &q,
+            stride: cols,
+            scales: &scales,
+            sums: &sums,
+        };
         self.gemm_i8(ctx, &acts, n_tokens, y, y_stride, opts)
     }
 
@@ -163,11 +187,17 @@ impl Matrix {
         if let Some(bias) = opts.bias
             && bias.len() < rows
         {
-            return Err(Error::invalid(format!("bias has {} entries < rows = {rows}", bias.len())));
+            return Err(Error::invalid(format!(
+                "bias has {} entries < rows = {rows}",
+                bias.len()
+            )));
         }
 
         let compat = opts.compat;
-        let post: Vec<f32> = acts.scales[..n_tokens].iter().map(|&s| compat.post_scale(self.w_scale, s)).collect();
+        let post: Vec<f32> = acts.scales[..n_tokens]
+            .iter()
+            .map(|&s| compat.post_scale(self.w_scale, s))
+            .collect();
         let row_bytes = cols / 4;
         let out = OutPtr(y.as_mut_ptr());
         let n_chunks = range.len().div_ceil(ROW_CHUNK);
@@ -176,10 +206,19 @@ impl Matrix {
             let n = ROW_CHUNK.min(range.end - r0);
             let mut dots = vec![0i32; n * n_tokens];
             let weights = &self.codes[r0 * row_bytes..(r0 + n) * row_bytes];
-            (self.kernel.run)(self.variant, weights, cols, acts.q, acts.stride, n_tokens, &mut dots);
+            (self.kernel.run)(
+                self.variant,
+                weights,
+                cols,
+                acts.q,
+                acts.stride,
+                n_tokens,
+                &mut dots,
+            );
             for t in 0..n_tokens {
                 for r in 0..n {
-                    let mut v = compat.output(dots[t * n + r], acts.sums[t], acts.scales[t], post[t]);
+                    let mut v =
+                        compat.output(dots[t * n + r], acts.sums[t], acts.scales[t], post[t]);
                     if let Some(bias) = opts.bias {
                         v += bias[r0 + r];
                     }

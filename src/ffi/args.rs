@@ -16,7 +16,10 @@ fn check_ptr<T>(ptr: *const T, name: &str) -> Result<()> {
     if !(ptr as usize).is_multiple_of(align_of::<T>()) {
         return Err(Error::new(
             ErrorKind::Misaligned,
-            format!("{name} = {ptr:p} is not aligned to {} bytes", align_of::<T>()),
+            format!(
+                "{name} = {ptr:p} is not aligned to {} bytes",
+                align_of::<T>()
+            ),
         ));
     }
     Ok(())
@@ -46,16 +49,32 @@ pub unsafe fn slice_mut<'a, T>(ptr: *mut T, len: usize, name: &str) -> Result<&'
 ///
 /// # Safety
 /// As for `slice`.
-pub unsafe fn optional_slice<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<Option<&'a [T]>> {
-    if ptr.is_null() { Ok(None) } else { unsafe { slice(ptr, len, name) }.map(Some) }
+pub unsafe fn optional_slice<'a, T>(
+    ptr: *const T,
+    len: usize,
+    name: &str,
+) -> Result<Option<&'a [T]>> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        unsafe { slice(ptr, len, name) }.map(Some)
+    }
 }
 
 /// Like `slice_mut`, but NULL means "not wanted".
 ///
 /// # Safety
 /// As for `slice_mut`.
-pub unsafe fn optional_slice_mut<'a, T>(ptr: *mut T, len: usize, name: &str) -> Result<Option<&'a mut [T]>> {
-    if ptr.is_null() { Ok(None) } else { unsafe { slice_mut(ptr, len, name) }.map(Some) }
+pub unsafe fn optional_slice_mut<'a, T>(
+    ptr: *mut T,
+    len: usize,
+    name: &str,
+) -> Result<Option<&'a mut [T]>> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        unsafe { slice_mut(ptr, len, name) }.map(Some)
+    }
 }
 
 /// A caller's object passed by reference.
@@ -82,9 +101,12 @@ pub fn stride(v: i64, row_len: usize, name: &str) -> Result<usize> {
         0 => Ok(row_len),
         v if v < 0 => Err(Error::invalid(format!("{name} must be >= 0 (got {v})"))),
         v => {
-            let s = usize::try_from(v).map_err(|_| Error::invalid(format!("{name} = {v} does not fit in size_t")))?;
+            let s = usize::try_from(v)
+                .map_err(|_| Error::invalid(format!("{name} = {v} does not fit in size_t")))?;
             if s < row_len {
-                return Err(Error::invalid(format!("{name} = {s} is smaller than the row length {row_len}")));
+                return Err(Error::invalid(format!(
+                    "{name} = {s} is smaller than the row length {row_len}"
+                )));
             }
             Ok(s)
         }
@@ -125,7 +147,8 @@ pub unsafe fn read_options<T: Versioned>(ptr: *const T, default: T, name: &str) 
     let ours = size_of::<T>();
     if size > ours {
         // SAFETY: the caller promised `size` readable bytes.
-        let extra = unsafe { std::slice::from_raw_parts((ptr as *const u8).add(ours), size - ours) };
+        let extra =
+            unsafe { std::slice::from_raw_parts((ptr as *const u8).add(ours), size - ours) };
         if extra.iter().any(|&b| b != 0) {
             return Err(Error::unsupported(format!(
                 "{name} has fields this tern version does not know (struct_size {size} > {ours}) set to non-zero values"
@@ -135,7 +158,11 @@ pub unsafe fn read_options<T: Versioned>(ptr: *const T, default: T, name: &str) 
     let mut out = default;
     // SAFETY: copies min(size, ours) bytes between valid, non-overlapping objects.
     unsafe {
-        std::ptr::copy_nonoverlapping(ptr as *const u8, &mut out as *mut T as *mut u8, size.min(ours));
+        std::ptr::copy_nonoverlapping(
+            ptr as *const u8,
+            &mut out as *mut T as *mut u8,
+            size.min(ours),
+        );
     }
     Ok(out)
 }
@@ -160,6 +187,10 @@ pub unsafe fn write_output<T: Versioned>(ptr: *mut T, value: &T) {
     unsafe {
         let size = (*(ptr as *const u32) as usize).min(size_of::<T>());
         let skip = size_of::<u32>();
-        std::ptr::copy_nonoverlapping((value as *const T as *const u8).add(skip), (ptr as *mut u8).add(skip), size - skip);
+        std::ptr::copy_nonoverlapping(
+            (value as *const T as *const u8).add(skip),
+            (ptr as *mut u8).add(skip),
+            size - skip,
+        );
     }
 }

@@ -41,9 +41,13 @@ pub extern "C" fn tern_status_name(status: i32) -> *const c_char {
     let name: &'static std::ffi::CStr = match status {
         s if s == tern_status::TERN_STATUS_OK as i32 => c"TERN_STATUS_OK",
         s if s == tern_status::TERN_STATUS_NULL_POINTER as i32 => c"TERN_STATUS_NULL_POINTER",
-        s if s == tern_status::TERN_STATUS_INVALID_ARGUMENT as i32 => c"TERN_STATUS_INVALID_ARGUMENT",
+        s if s == tern_status::TERN_STATUS_INVALID_ARGUMENT as i32 => {
+            c"TERN_STATUS_INVALID_ARGUMENT"
+        }
         s if s == tern_status::TERN_STATUS_MISALIGNED as i32 => c"TERN_STATUS_MISALIGNED",
-        s if s == tern_status::TERN_STATUS_BUFFER_TOO_SMALL as i32 => c"TERN_STATUS_BUFFER_TOO_SMALL",
+        s if s == tern_status::TERN_STATUS_BUFFER_TOO_SMALL as i32 => {
+            c"TERN_STATUS_BUFFER_TOO_SMALL"
+        }
         s if s == tern_status::TERN_STATUS_UNSUPPORTED as i32 => c"TERN_STATUS_UNSUPPORTED",
         s if s == tern_status::TERN_STATUS_NO_DEVICE as i32 => c"TERN_STATUS_NO_DEVICE",
         s if s == tern_status::TERN_STATUS_CUDA_ERROR as i32 => c"TERN_STATUS_CUDA_ERROR",

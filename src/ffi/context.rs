@@ -21,15 +21,22 @@ const _: () = {
     shareable::<tern_context>();
 };
 
-pub(crate) const DEFAULT_CONTEXT_OPTIONS: tern_context_options =
-    tern_context_options { struct_size: size_of::<tern_context_options>() as u32, max_isa: 0, n_threads: 0 };
+pub(crate) const DEFAULT_CONTEXT_OPTIONS: tern_context_options = tern_context_options {
+    struct_size: size_of::<tern_context_options>() as u32,
+    max_isa: 0,
+    n_threads: 0,
+};
 
 /// The caller's context, or the process-wide default one for NULL.
 ///
 /// # Safety
 /// Non-NULL `ctx` must come from `tern_context_create` and not be destroyed.
 pub(crate) unsafe fn context_or_global<'a>(ctx: *const tern_context) -> Result<&'a Context> {
-    if ctx.is_null() { Context::global() } else { Ok(&unsafe { reference(ctx, "ctx") }?.inner) }
+    if ctx.is_null() {
+        Context::global()
+    } else {
+        Ok(&unsafe { reference(ctx, "ctx") }?.inner)
+    }
 }
 
 /// Creates a context. `opts` may be NULL (best ISA, all cores). On success `*out` receives a
@@ -66,7 +73,9 @@ pub unsafe extern "C" fn tern_context_create(
 pub unsafe extern "C" fn tern_context_destroy(ctx: *mut tern_context) {
     if !ctx.is_null() {
         // SAFETY: the caller hands back ownership of a pointer from `tern_context_create`.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(unsafe { Box::from_raw(ctx) })));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(unsafe { Box::from_raw(ctx) })
+        }));
     }
 }
 
@@ -77,7 +86,10 @@ pub unsafe extern "C" fn tern_context_destroy(ctx: *mut tern_context) {
 /// # Safety
 /// Non-NULL `ctx` must be a live context.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn tern_context_kernel_name(ctx: *const tern_context, format: i32) -> *const c_char {
+pub unsafe extern "C" fn tern_context_kernel_name(
+    ctx: *const tern_context,
+    format: i32,
+) -> *const c_char {
     value_call(std::ptr::null(), || {
         let ctx = unsafe { context_or_global(ctx) }?;
         match Format::from_i32(format)? {

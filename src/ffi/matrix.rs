@@ -2,11 +2,15 @@
 
 use std::ffi::c_void;
 
-use super::args::{check_output, optional_slice, positive, read_options, reference, slice, slice_mut, stride, write_output};
+use super::args::{
+    check_output, optional_slice, positive, read_options, reference, slice, slice_mut, stride,
+    write_output,
+};
 use super::boundary::status_call;
 use super::context::{context_or_global, tern_context};
 use super::types::{
-    tern_gemm_options, tern_layout, tern_matrix_properties, tern_quant_options, tern_quant_stats, tern_status,
+    tern_gemm_options, tern_layout, tern_matrix_properties, tern_quant_options, tern_quant_stats,
+    tern_status,
 };
 use super::weights::{in_bytes, layout_arg, quant_config_arg, stats_out};
 use crate::error::{Error, ErrorKind, Result};
@@ -112,7 +116,9 @@ pub unsafe extern "C" fn tern_matrix_from_f32(
 pub unsafe extern "C" fn tern_matrix_destroy(matrix: *mut tern_matrix) {
     if !matrix.is_null() {
         // SAFETY: the caller hands back ownership of a pointer from a constructor.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(unsafe { Box::from_raw(matrix) })));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            drop(unsafe { Box::from_raw(matrix) })
+        }));
     }
 }
 
@@ -122,7 +128,10 @@ pub unsafe extern "C" fn tern_matrix_destroy(matrix: *mut tern_matrix) {
 /// # Safety
 /// `matrix` must be live; `info` must be writable for `info->struct_size` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn tern_matrix_info(matrix: *const tern_matrix, info: *mut tern_matrix_properties) -> tern_status {
+pub unsafe extern "C" fn tern_matrix_info(
+    matrix: *const tern_matrix,
+    info: *mut tern_matrix_properties,
+) -> tern_status {
     status_call(|| unsafe {
         let m = &reference(matrix, "matrix")?.inner;
         check_output(info, "info")?;
@@ -151,10 +160,17 @@ const DEFAULT_GEMM_OPTIONS: tern_gemm_options = tern_gemm_options {
 };
 
 /// Reads `tern_gemm_options` (NULL = defaults) for a matrix with `rows` output rows.
-unsafe fn gemm_options_arg<'a>(opts: *const tern_gemm_options, rows: usize) -> Result<GemmOptions<'a>> {
+unsafe fn gemm_options_arg<'a>(
+    opts: *const tern_gemm_options,
+    rows: usize,
+) -> Result<GemmOptions<'a>> {
     let o = unsafe { read_options(opts, DEFAULT_GEMM_OPTIONS, "opts") }?;
     let compat = Compat::from_i32(o.compat)?;
-    let end = if o.row_end == 0 { rows as i64 } else { o.row_end };
+    let end = if o.row_end == 0 {
+        rows as i64
+    } else {
+        o.row_end
+    };
     if o.row_begin < 0 || o.row_begin >= end || end > rows as i64 {
         return Err(Error::invalid(format!(
             "row range [row_begin, row_end) = [{}, {}) must satisfy 0 <= row_begin < row_end <= rows = {rows} (row_end 0 = rows)",
@@ -162,7 +178,11 @@ unsafe fn gemm_options_arg<'a>(opts: *const tern_gemm_options, rows: usize) -> R
         )));
     }
     let bias = unsafe { optional_slice(o.bias, rows, "opts->bias") }?;
-    Ok(GemmOptions { compat, rows: Some(o.row_begin as usize..end as usize), bias })
+    Ok(GemmOptions {
+        compat,
+        rows: Some(o.row_begin as usize..end as usize),
+        bias,
+    })
 }
 
 /// `y[t][r] = Σ_k W[r][k]·x[t][k]` for `n_tokens` tokens, BitNet style: each token of `x` (row

@@ -14,4 +14,8 @@ pub mod matrix;
 pub mod types;
 pub mod weights;
 
+pub use basics::*;
+pub use context::*;
+pub use matrix::*;
 pub use types::*;
+pub use weights::*;

@@ -1,6 +1,9 @@
 //! Weight and activation entry points: sizes, quantize, pack, unpack, dequantize.
 
-use super::args::{check_output, optional_slice_mut, positive, read_options, reference, slice, slice_mut, stride, write_output};
+use super::args::{
+    check_output, optional_slice_mut, positive, read_options, reference, slice, slice_mut, stride,
+    write_output,
+};
 use super::boundary::status_call;
 use super::context::{context_or_global, tern_context};
 use super::types::{tern_layout, tern_quant_options, tern_quant_stats, tern_status};
@@ -30,7 +33,10 @@ pub(crate) const DEFAULT_QUANT_OPTIONS: tern_quant_options = tern_quant_options 
 ///
 /// # Safety
 /// As for `read_options`.
-pub(crate) unsafe fn quant_config_arg(opts: *const tern_quant_options, layout: Layout) -> Result<QuantConfig> {
+pub(crate) unsafe fn quant_config_arg(
+    opts: *const tern_quant_options,
+    layout: Layout,
+) -> Result<QuantConfig> {
     let o = unsafe { read_options(opts, DEFAULT_QUANT_OPTIONS, "opts") }?;
     QuantConfig::new(o.method, o.group_size, o.eps, layout)
 }
@@ -52,7 +58,12 @@ pub(crate) fn stats_out(s: &QuantStats) -> tern_quant_stats {
 ///
 /// # Safety
 /// Non-NULL `ptr` must point to `len` writable bytes.
-unsafe fn out_bytes<'a>(ptr: *mut std::ffi::c_void, len: usize, required: usize, name: &str) -> Result<&'a mut [u8]> {
+unsafe fn out_bytes<'a>(
+    ptr: *mut std::ffi::c_void,
+    len: usize,
+    required: usize,
+    name: &str,
+) -> Result<&'a mut [u8]> {
     let buf = unsafe { slice_mut(ptr as *mut u8, len, name) }?;
     if len < required {
         return Err(Error::new(
@@ -67,7 +78,12 @@ unsafe fn out_bytes<'a>(ptr: *mut std::ffi::c_void, len: usize, required: usize,
 ///
 /// # Safety
 /// Non-NULL `ptr` must point to `len` readable bytes.
-pub(crate) unsafe fn in_bytes<'a>(ptr: *const std::ffi::c_void, len: usize, required: usize, name: &str) -> Result<&'a [u8]> {
+pub(crate) unsafe fn in_bytes<'a>(
+    ptr: *const std::ffi::c_void,
+    len: usize,
+    required: usize,
+    name: &str,
+) -> Result<&'a [u8]> {
     let buf = unsafe { slice(ptr as *const u8, len, name) }?;
     if len < required {
         return Err(Error::new(

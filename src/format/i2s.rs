@@ -45,7 +45,10 @@ pub fn code_at(variant: I2sVariant, codes: &[u8], elem: usize) -> u8 {
 pub fn pack(variant: I2sVariant, ternary: &[i8], scale: f32, dst: &mut [u8]) {
     let quarter = variant.block_len() / 4;
     let (codes, tail) = dst.split_at_mut(ternary.len() / 4);
-    for (block, out) in ternary.chunks_exact(4 * quarter).zip(codes.chunks_exact_mut(quarter)) {
+    for (block, out) in ternary
+        .chunks_exact(4 * quarter)
+        .zip(codes.chunks_exact_mut(quarter))
+    {
         for (p, byte) in out.iter_mut().enumerate() {
             let code = |s: usize| (block[s * quarter + p] + 1) as u8;
             *byte = (code(0) << 6) | (code(1) << 4) | (code(2) << 2) | code(3);
@@ -87,7 +90,10 @@ pub fn dequantize(variant: I2sVariant, src: &[u8], scale: f32, dst: &mut [f32]) 
 /// Walks the codes block by block and writes `map(code)` for each element of `out`.
 fn decode<T>(variant: I2sVariant, src: &[u8], out: &mut [T], map: impl Fn(u8) -> T) {
     let quarter = variant.block_len() / 4;
-    for (block, bytes) in out.chunks_exact_mut(4 * quarter).zip(src.chunks_exact(quarter)) {
+    for (block, bytes) in out
+        .chunks_exact_mut(4 * quarter)
+        .zip(src.chunks_exact(quarter))
+    {
         for (p, &byte) in bytes.iter().enumerate() {
             for s in 0..4 {
                 block[s * quarter + p] = map((byte >> (6 - 2 * s)) & 3);

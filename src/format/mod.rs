@@ -65,9 +65,14 @@ impl Shape {
                 "cols = {cols} exceeds the maximum {MAX_COLS} (int32 dot products must stay exact)"
             )));
         }
-        let elements = rows.checked_mul(cols).filter(|&n| n <= (isize::MAX as u64) / 4);
+        let elements = rows
+            .checked_mul(cols)
+            .filter(|&n| n <= (isize::MAX as u64) / 4);
         match elements {
-            Some(_) => Ok(Self { rows: rows as usize, cols: cols as usize }),
+            Some(_) => Ok(Self {
+                rows: rows as usize,
+                cols: cols as usize,
+            }),
             None => Err(Error::invalid(format!(
                 "rows·cols = {rows}·{cols} overflows the addressable size"
             ))),
@@ -113,7 +118,13 @@ pub enum Layout {
 
 impl Layout {
     /// Builds a layout from the raw fields of `tern_layout`.
-    pub fn new(format: i32, variant: u32, tile_rows: u32, tile_k: u32, simd_rows: u32) -> Result<Self> {
+    pub fn new(
+        format: i32,
+        variant: u32,
+        tile_rows: u32,
+        tile_k: u32,
+        simd_rows: u32,
+    ) -> Result<Self> {
         let format = Format::from_i32(format)?;
         match format {
             Format::I2S => {
@@ -205,7 +216,11 @@ impl Layout {
     /// Writes the ternary values of a buffer that passed `validate`.
     pub fn unpack(self, shape: Shape, src: &[u8], ternary: &mut [i8]) {
         match self {
-            Self::I2s(v) => i2s::unpack(v, &src[..i2s::code_bytes(shape)], &mut ternary[..shape.elements()]),
+            Self::I2s(v) => i2s::unpack(
+                v,
+                &src[..i2s::code_bytes(shape)],
+                &mut ternary[..shape.elements()],
+            ),
         }
     }
 }
@@ -213,7 +228,10 @@ impl Layout {
 /// Every value must be -1, 0 or 1.
 pub fn check_ternary(values: &[i8]) -> Result<()> {
     match values.iter().position(|v| !(-1..=1).contains(v)) {
-        Some(i) => Err(Error::invalid(format!("ternary[{i}] = {} is not -1, 0 or 1", values[i]))),
+        Some(i) => Err(Error::invalid(format!(
+            "ternary[{i}] = {} is not -1, 0 or 1",
+            values[i]
+        ))),
         None => Ok(()),
     }
 }
@@ -221,7 +239,10 @@ pub fn check_ternary(values: &[i8]) -> Result<()> {
 /// Every scale must be finite and >= 0.
 pub fn check_scales(scales: &[f32]) -> Result<()> {
     match scales.iter().position(|s| !(s.is_finite() && *s >= 0.0)) {
-        Some(i) => Err(Error::invalid(format!("scales[{i}] = {} is not a finite value >= 0", scales[i]))),
+        Some(i) => Err(Error::invalid(format!(
+            "scales[{i}] = {} is not a finite value >= 0",
+            scales[i]
+        ))),
         None => Ok(()),
     }
 }

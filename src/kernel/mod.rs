@@ -38,7 +38,10 @@ fn detect_features() -> u64 {
         (std::arch::is_x86_feature_detected!("avx512f"), AVX512F),
         (std::arch::is_x86_feature_detected!("avx512bw"), AVX512BW),
         (std::arch::is_x86_feature_detected!("avx512vl"), AVX512VL),
-        (std::arch::is_x86_feature_detected!("avx512vnni"), AVX512VNNI),
+        (
+            std::arch::is_x86_feature_detected!("avx512vnni"),
+            AVX512VNNI,
+        ),
         (std::arch::is_x86_feature_detected!("avxvnni"), AVXVNNI),
     ];
     checks.iter().filter(|c| c.0).fold(0, |acc, c| acc | c.1)
@@ -73,8 +76,15 @@ pub enum Isa {
 }
 
 impl Isa {
-    pub const ALL: [Isa; 7] =
-        [Self::Scalar, Self::Avx2, Self::Avx512, Self::Avx512Vnni, Self::Neon, Self::Dotprod, Self::I8mm];
+    pub const ALL: [Isa; 7] = [
+        Self::Scalar,
+        Self::Avx2,
+        Self::Avx512,
+        Self::Avx512Vnni,
+        Self::Neon,
+        Self::Dotprod,
+        Self::I8mm,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -131,7 +141,10 @@ impl Isa {
             return Err(Error::unsupported(format!(
                 "max_isa {} is not available on this CPU (available: {})",
                 isa.name(),
-                Self::available().map(Isa::name).collect::<Vec<_>>().join(", ")
+                Self::available()
+                    .map(Isa::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         Ok(isa)
@@ -166,7 +179,10 @@ pub struct Kernels {
 
 static SCALAR: Kernels = Kernels {
     isa: Isa::Scalar,
-    i2s_dots: Kernel { name: c"i2_s/scalar", run: scalar::i2s_dots },
+    i2s_dots: Kernel {
+        name: c"i2_s/scalar",
+        run: scalar::i2s_dots,
+    },
 };
 
 impl Kernels {

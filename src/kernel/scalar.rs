@@ -21,7 +21,11 @@ pub fn i2s_dots(
         }
         for t in 0..n_tokens {
             let act = &acts[t * act_stride..][..cols];
-            dots[t * n_rows + r] = codes.iter().zip(act).map(|(&c, &a)| c as i32 * a as i32).sum();
+            dots[t * n_rows + r] = codes
+                .iter()
+                .zip(act)
+                .map(|(&c, &a)| c as i32 * a as i32)
+                .sum();
         }
     }
 }

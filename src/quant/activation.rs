@@ -38,7 +38,11 @@ impl Compat {
             }
             Self::Default | Self::BitnetCpp => {
                 let absmax = x.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
-                if absmax == 0.0 { 0.0 } else { 127.0f32 / absmax }
+                if absmax == 0.0 {
+                    0.0
+                } else {
+                    127.0f32 / absmax
+                }
             }
         };
         let mut sum = 0i32;

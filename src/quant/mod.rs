@@ -11,7 +11,12 @@ use crate::error::Result;
 use crate::format::{Layout, Shape};
 
 /// Quantizes `w` (`shape.elements()` floats) into the packed bytes of `layout`, with stats.
-pub fn quantize_packed(layout: Layout, shape: Shape, w: &[f32], cfg: &QuantConfig) -> Result<(Vec<u8>, QuantStats)> {
+pub fn quantize_packed(
+    layout: Layout,
+    shape: Shape,
+    w: &[f32],
+    cfg: &QuantConfig,
+) -> Result<(Vec<u8>, QuantStats)> {
     let t = weight::ternarize(cfg, w, shape)?;
     let mut packed = vec![0u8; layout.packed_size(shape)?];
     layout.pack(shape, &t.values, &t.scales, &mut packed)?;

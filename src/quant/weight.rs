@@ -45,7 +45,10 @@ const PRESCALED_ZERO: f64 = 1e-6;
 
 impl Default for QuantConfig {
     fn default() -> Self {
-        Self { method: Method::Absmean, eps: DEFAULT_EPS }
+        Self {
+            method: Method::Absmean,
+            eps: DEFAULT_EPS,
+        }
     }
 }
 
@@ -65,7 +68,9 @@ impl QuantConfig {
             }
         };
         if !(eps.is_finite() && eps > 0.0) {
-            return Err(Error::invalid(format!("eps must be finite and > 0 (got {eps})")));
+            return Err(Error::invalid(format!(
+                "eps must be finite and > 0 (got {eps})"
+            )));
         }
         if group_size != 0 && method != Method::AbsmeanGroup {
             return Err(Error::invalid(format!(
@@ -114,7 +119,10 @@ pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternari
         Method::Absmean => absmean_tensor(src, cfg.eps),
         Method::Prescaled => prescaled(src),
         m => {
-            return Err(Error::unsupported(format!("{} is not implemented for this layout", m.name())));
+            return Err(Error::unsupported(format!(
+                "{} is not implemented for this layout",
+                m.name()
+            )));
         }
     })
 }
@@ -124,12 +132,18 @@ pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternari
 fn absmean_tensor(src: &[f32], eps: f32) -> Ternarized {
     let mean = (src.iter().map(|v| v.abs() as f64).sum::<f64>() / src.len() as f64) as f32;
     let inv = 1.0f32 / mean.max(eps);
-    let values = src.iter().map(|&w| (w * inv).round_ties_even().clamp(-1.0, 1.0) as i8).collect();
-    Ternarized { values, scales: vec![1.0f32 / inv] }
+    let values = src
+        .iter()
+        .map(|&w| (w * inv).round_ties_even().clamp(-1.0, 1.0) as i8)
+        .collect();
+    Ternarized {
+        values,
+        scales: vec![1.0f32 / inv],
+    }
 }
 
 /// bitnet.cpp `quantize_i2_s`: scale = max|w| (taken in f64), sign test with a 1e-6 zero band.
-fn prescaled(src: &[f32]) -> Ternarized {
+pub fn prescaled(src: &[f32]) -> Ternarized {
     let scale = src.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64)) as f32;
     let values = src
         .iter()
@@ -143,7 +157,10 @@ fn prescaled(src: &[f32]) -> Ternarized {
             }
         })
         .collect();
-    Ternarized { values, scales: vec![scale] }
+    Ternarized {
+        values,
+        scales: vec![scale],
+    }
 }
 
 /// What quantization did to a matrix (the C struct `tern_quant_stats`).
@@ -160,7 +177,12 @@ pub struct QuantStats {
 
 impl QuantStats {
     /// `scale_of(i)` gives the scale that multiplies element `i`.
-    pub fn measure(src: &[f32], t: &Ternarized, packed_bytes: usize, scale_of: impl Fn(usize) -> f32) -> Self {
+    pub fn measure(
+        src: &[f32],
+        t: &Ternarized,
+        packed_bytes: usize,
+        scale_of: impl Fn(usize) -> f32,
+    ) -> Self {
         let n = t.values.len();
         let zeros = t.values.iter().filter(|&&v| v == 0).count();
         let sq_err: f64 = src

@@ -1,0 +1,249 @@
+//! The command line, parsed by hand: `tern [COMMAND] [OPTIONS]`. Options take their value as the
+//! next argument or after `=` (`--tokens 1,128` or `--tokens=1,128`).
+
+use tern::context::MAX_THREADS;
+use tern::kernel::Isa;
+
+pub const USAGE: &str = "\
+usage: tern [COMMAND] [OPTIONS]
+
+commands:
+  info     version, CPU features, ISA levels and the kernel each one uses
+  bench    time the GEMM kernels on BitNet-b1.58-2B-4T layer shapes (the default command)
+  help     this text
+
+run `tern COMMAND --help` for the options of a command";
+
+pub const INFO_USAGE: &str = "\
+usage: tern info
+
+Prints the tern version, the CPU model, core count and features, the ISA levels this CPU can
+run, and for each level the kernel used per implemented format, plus the default choice.";
+
+pub const BENCH_USAGE: &str = "\
+usage: tern bench [OPTIONS]
+
+Times Matrix::gemm (I2_S x86 layout, default absmean weights, TERN_COMPAT_DEFAULT activations)
+for every kernel this CPU has, and checks each result against an f64 reference.
+
+options:
+  --shapes LIST    weight shapes out x in, e.g. 2560x2560,640x2560 (in must be a multiple of 128)
+                   [default: 2560x2560,640x2560,6912x2560,2560x6912 (BitNet-b1.58-2B-4T layers)]
+  --tokens LIST    token counts (activation columns)                              [default: 1,128]
+  --threads LIST   context threads; 0 = all cores (duplicates are dropped)         [default: 1,0]
+  --isa LIST       ISA levels to run (scalar, avx2, avx512, avx512vnni, neon, dotprod, i8mm,
+                   or all)                                           [default: all this CPU has]
+  --quick          fewer repetitions (CI smoke test); not for numbers you quote
+  --json           print the results as a JSON array on stdout instead of the table
+                   (machine facts and progress still go to stderr)
+  -h, --help       this text
+
+Each point: one warm-up call, then repeated calls (>= 0.3 s and >= 3 reps; --quick: >= 0.03 s
+and >= 2 reps), reporting the median. The scalar kernel at >= 32 tokens runs once, without
+warm-up (it is the slow reference kernel).";
+
+/// Largest accepted token count and dimension, to keep a typo from allocating the machine away.
+const MAX_TOKENS: usize = 1 << 16;
+const MAX_DIM: usize = 1 << 20;
+
+pub enum Command {
+    Help(&'static str),
+    Version,
+    Info,
+    Bench(BenchArgs),
+}
+
+#[derive(Debug)]
+pub struct BenchArgs {
+    /// `(rows, cols)` = (out, in).
+    pub shapes: Vec<(usize, usize)>,
+    pub tokens: Vec<usize>,
+    /// As given to `Context::new` (0 = all cores).
+    pub threads: Vec<i32>,
+    /// `None` = every available level.
+    pub isas: Option<Vec<Isa>>,
+    pub quick: bool,
+    pub json: bool,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        Self {
+            shapes: vec![(2560, 2560), (640, 2560), (6912, 2560), (2560, 6912)],
+            tokens: vec![1, 128],
+            threads: vec![1, 0],
+            isas: None,
+            quick: false,
+            json: false,
+        }
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let (command, rest) = match args.first().map(String::as_str) {
+        None => ("bench", args),
+        Some(a) if a.starts_with('-') && !matches!(a, "-h" | "--help" | "-V" | "--version") => ("bench", args),
+        Some(a) => (a, &args[1..]),
+    };
+    match command {
+        "-h" | "--help" | "help" => Ok(Command::Help(USAGE)),
+        "-V" | "--version" => Ok(Command::Version),
+        "info" => parse_info(rest),
+        "bench" => parse_bench(rest),
+        other => Err(format!("unknown command '{other}' (commands: info, bench, help)")),
+    }
+}
+
+fn parse_info(args: &[String]) -> Result<Command, String> {
+    match args.first().map(String::as_str) {
+        None => Ok(Command::Info),
+        Some("-h" | "--help") => Ok(Command::Help(INFO_USAGE)),
+        Some(a) => Err(format!("'tern info' takes no arguments (got '{a}')")),
+    }
+}
+
+fn parse_bench(args: &[String]) -> Result<Command, String> {
+    let mut b = BenchArgs::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        i += 1;
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (arg, None),
+        };
+        let takes_value = matches!(name, "--shapes" | "--tokens" | "--threads" | "--isa");
+        if !takes_value && inline.is_some() {
+            return Err(format!("option {name} takes no value (got '{arg}')"));
+        }
+        let mut value = || -> Result<String, String> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            let v = args.get(i).ok_or_else(|| format!("option {name} needs a value"))?;
+            i += 1;
+            Ok(v.clone())
+        };
+        match name {
+            "-h" | "--help" => return Ok(Command::Help(BENCH_USAGE)),
+            "--quick" => b.quick = true,
+            "--json" => b.json = true,
+            "--shapes" => b.shapes = list(name, &value()?, parse_shape)?,
+            "--tokens" => b.tokens = list(name, &value()?, |s| parse_int(s, 1, MAX_TOKENS))?,
+            "--threads" => {
+                b.threads = list(name, &value()?, |s| parse_int(s, 0, MAX_THREADS as usize).map(|n| n as i32))?
+            }
+            "--isa" => b.isas = parse_isas(&value()?)?,
+            other => {
+                return Err(format!(
+                    "unknown option '{other}' for 'tern bench' (run 'tern bench --help' for the options)"
+                ));
+            }
+        }
+    }
+    Ok(Command::Bench(b))
+}
+
+/// A non-empty comma-separated list; each item parsed by `item`.
+fn list<T>(option: &str, s: &str, item: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    let items: Vec<&str> = s.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if items.is_empty() {
+        return Err(format!("option {option} needs a non-empty comma-separated list (got '{s}')"));
+    }
+    items.into_iter().map(|s| item(s).map_err(|e| format!("{option}: {e}"))).collect()
+}
+
+fn parse_int(s: &str, min: usize, max: usize) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not an integer in {min}..={max}")),
+    }
+}
+
+/// `MxK` (rows = out features, cols = in features); also accepts `X` or `×`.
+fn parse_shape(s: &str) -> Result<(usize, usize), String> {
+    let parts: Vec<&str> = s.split(['x', 'X', '×']).collect();
+    let [m, k] = parts[..] else {
+        return Err(format!("'{s}' is not a shape MxK (e.g. 2560x6912: 2560 outputs, 6912 inputs)"));
+    };
+    let m = parse_int(m, 1, MAX_DIM).map_err(|e| format!("rows of '{s}': {e}"))?;
+    let k = parse_int(k, 1, MAX_DIM).map_err(|e| format!("cols of '{s}': {e}"))?;
+    if k % 128 != 0 {
+        return Err(format!("'{s}': I2_S (x86) needs the input dimension K to be a multiple of 128 (got {k})"));
+    }
+    Ok((m, k))
+}
+
+/// ISA names, or `all`; each must be available on this CPU.
+fn parse_isas(s: &str) -> Result<Option<Vec<Isa>>, String> {
+    let names = list("--isa", s, |n| Ok(n.to_ascii_lowercase()))?;
+    if names.iter().any(|n| n == "all") {
+        return Ok(None);
+    }
+    let available = || Isa::available().map(Isa::name).collect::<Vec<_>>().join(", ");
+    let mut isas = Vec::new();
+    for n in names {
+        let isa = Isa::ALL.into_iter().find(|isa| isa.name() == n).ok_or_else(|| {
+            let known = Isa::ALL.map(Isa::name).join(", ");
+            format!("--isa: unknown ISA level '{n}' (known: {known}, all)")
+        })?;
+        if !isa.is_available() {
+            return Err(format!("--isa: {n} is not available on this CPU (available: {})", available()));
+        }
+        if !isas.contains(&isa) {
+            isas.push(isa);
+        }
+    }
+    Ok(Some(isas))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn bench(s: &str) -> BenchArgs {
+        match parse(&args(s)) {
+            Ok(Command::Bench(b)) => b,
+            Ok(_) => panic!("'{s}' did not parse as bench"),
+            Err(e) => panic!("'{s}': {e}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_options() {
+        let b = bench("");
+        assert_eq!(b.shapes.len(), 4);
+        assert_eq!(b.tokens, [1, 128]);
+        assert_eq!(b.threads, [1, 0]);
+        let b = bench("bench --shapes 256x512,128X1024 --tokens=1,8 --threads 2 --quick --json --isa scalar");
+        assert_eq!(b.shapes, [(256, 512), (128, 1024)]);
+        assert_eq!(b.tokens, [1, 8]);
+        assert_eq!(b.threads, [2]);
+        assert!(b.quick && b.json);
+        assert_eq!(b.isas, Some(vec![Isa::Scalar]));
+        assert!(bench("--quick").quick);
+    }
+
+    #[test]
+    fn errors() {
+        for bad in [
+            "frobnicate",
+            "bench --shapes 100x100",
+            "bench --shapes 2560",
+            "bench --tokens 0",
+            "bench --tokens",
+            "bench --threads -1",
+            "bench --isa sse9",
+            "bench --bogus",
+            "bench --quick=1",
+            "info extra",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "'{bad}' should be rejected");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Facts about the machine and the kernels tern picks on it.
+
+use std::ffi::CStr;
+
+use tern::format::{Format, Layout};
+use tern::kernel::{self, Isa, Kernels, feature};
+
+/// `tern_cpu_feature` bits and their names, in bit order.
+const FEATURES: [(u64, &str); 10] = [
+    (feature::AVX2, "avx2"),
+    (feature::FMA, "fma"),
+    (feature::AVX512F, "avx512f"),
+    (feature::AVX512BW, "avx512bw"),
+    (feature::AVX512VL, "avx512vl"),
+    (feature::AVX512VNNI, "avx512vnni"),
+    (feature::AVXVNNI, "avxvnni"),
+    (feature::NEON, "neon"),
+    (feature::DOTPROD, "dotprod"),
+    (feature::I8MM, "i8mm"),
+];
+
+/// Names of the features tern detected, or "none".
+pub fn feature_names() -> String {
+    let bits = kernel::cpu_features();
+    let names: Vec<&str> = FEATURES.iter().filter(|(bit, _)| bits & bit != 0).map(|(_, n)| *n).collect();
+    if names.is_empty() { "none".to_string() } else { names.join(" ") }
+}
+
+/// The CPU model from /proc/cpuinfo (x86 `model name`, ARM `Model`/`CPU part`), or "unknown".
+pub fn cpu_model() -> String {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return format!("unknown ({})", std::env::consts::ARCH);
+    };
+    let field = |key: &str| {
+        info.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == key && !v.trim().is_empty()).then(|| v.trim().to_string())
+        })
+    };
+    field("model name")
+        .or_else(|| field("Model"))
+        .or_else(|| field("Hardware"))
+        .or_else(|| field("CPU part").map(|p| format!("CPU part {p}")))
+        .unwrap_or_else(|| format!("unknown ({})", std::env::consts::ARCH))
+}
+
+/// Threads the OS lets this process run (what `n_threads = 0` uses).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One line: model, cores, features.
+pub fn summary() -> String {
+    format!("{} | {} cores | features: {}", cpu_model(), cores(), feature_names())
+}
+
+/// Formats tern knows of, with whether this build implements them. A format counts as
+/// implemented unless building its layout says `Unsupported`.
+pub fn formats() -> Vec<(Format, bool)> {
+    (1..=5)
+        .filter_map(|v| Format::from_i32(v).ok())
+        .map(|f| {
+            let implemented = match Layout::new(f as i32, 0, 0, 0, 0) {
+                Ok(_) => true,
+                Err(e) => e.kind != tern::error::ErrorKind::Unsupported,
+            };
+            (f, implemented)
+        })
+        .collect()
+}
+
+/// The kernel a table uses for each format that has one.
+pub fn format_kernels(k: &Kernels) -> Vec<(Format, &'static CStr)> {
+    vec![(Format::I2S, k.i2s_dots.name)]
+}
+
+pub fn name(c: &CStr) -> String {
+    c.to_string_lossy().into_owned()
+}
+
+/// `tern info`.
+pub fn print_info() {
+    println!("tern {}", env!("CARGO_PKG_VERSION"));
+    println!("cpu:        {}", cpu_model());
+    println!("cores:      {}", cores());
+    println!("arch:       {}", std::env::consts::ARCH);
+    println!("features:   {} (bits 0x{:x})", feature_names(), kernel::cpu_features());
+    let available: Vec<Isa> = Isa::available().collect();
+    let names: Vec<&str> = available.iter().map(|i| i.name()).collect();
+    println!("isa levels: {}", names.join(" "));
+    let fmts = formats();
+    let list = |want: bool| {
+        let v: Vec<&str> = fmts.iter().filter(|f| f.1 == want).map(|f| f.0.name()).collect();
+        if v.is_empty() { "-".to_string() } else { v.join(" ") }
+    };
+    println!("formats:    {} (not implemented: {})", list(true), list(false));
+    println!();
+    println!("kernels per ISA level (Context max_isa = level):");
+    let header: Vec<String> = format_kernels(Kernels::for_isa(Isa::Scalar))
+        .iter()
+        .map(|(f, _)| format!("{:<18}", f.name()))
+        .collect();
+    println!("  {:<4} {:<12} {}", "id", "isa", header.join(" ").trim_end());
+    for isa in &available {
+        let cols: Vec<String> =
+            format_kernels(Kernels::for_isa(*isa)).iter().map(|(_, k)| format!("{:<18}", name(k))).collect();
+        println!("  {:<4} {:<12} {}", *isa as i32, isa.name(), cols.join(" ").trim_end());
+    }
+    let best = Isa::best();
+    let kernels: Vec<String> = format_kernels(Kernels::for_isa(best))
+        .iter()
+        .map(|(f, k)| format!("{} -> {}", f.name(), name(k)))
+        .collect();
+    println!();
+    println!("default (max_isa = 0): {} ({})", best.name(), kernels.join(", "));
+}
