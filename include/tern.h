@@ -574,17 +574,17 @@ void tern_context_destroy(struct tern_context *ctx);
 const char *tern_context_kernel_name(const struct tern_context *ctx, int32_t format);
 
 /**
- * Validates a packed `rows × cols` buffer (`len` ≥ `tern_packed_size`) and copies it into a new
+ * Validates a packed `rows × cols` buffer (`packed_len` ≥ `tern_packed_size`) and copies it into a new
  * matrix whose kernel is chosen from `ctx` (NULL = default context). Corrupt data is
  * `TERN_STATUS_INVALID_ARGUMENT`. The caller keeps ownership of `packed`. Thread-safe.
  *
  * # Safety
- * `packed` must hold `len` bytes; `out` must be writable.
+ * `packed` must hold `packed_len` bytes; `out` must be writable.
  */
 tern_status tern_matrix_create(const struct tern_context *ctx,
                                const struct tern_layout *layout,
                                const void *packed,
-                               size_t len,
+                               size_t packed_len,
                                int64_t rows,
                                int64_t cols,
                                struct tern_matrix **out);
@@ -754,6 +754,71 @@ tern_status tern_quantize_activations(const struct tern_context *ctx,
                                       int8_t *q,
                                       float *scales,
                                       int32_t *sums);
+
+/**
+ * bitnet.cpp `ggml_vec_dot_i2_i8_s`: raw dot of unsigned I2_S codes (0/1/2, 128-element x86
+ * layout, the file format) with int8 activations, **exact** in int32 and returned as float (no
+ * scale, no `− act_sum`). bitnet.cpp's AVX2 kernel wraps its int16 accumulator on extreme inputs
+ * (e.g. 4096 codes of 2 against activations of 127); this one never does.
+ *
+ * Strides follow ggml's mixed units: `bx` in elements (row `r` at `vx + r·bx/4`), `by` in bytes,
+ * `bs` in floats. If `nrc % 4 == 0`: one weight row against `nrc` activation columns
+ * (`vy + c·by`), result `c` at `s[c·bs]`. Otherwise: `nrc` weight rows against one activation
+ * vector, result `r` at `s[r]`.
+ *
+ * # Safety
+ * `n` > 0 and a multiple of 128; the buffers hold what the strides above address.
+ */
+void tern_ggml_vec_dot_i2_i8_s(int n,
+                               float *s,
+                               size_t bs,
+                               const void *vx,
+                               size_t bx,
+                               const void *vy,
+                               size_t by,
+                               int nrc);
+
+/**
+ * bitnet.cpp `quantize_i2_s` (ggml's chunk-quantizer signature): packs `nrow · n_per_row`
+ * already-ternary floats (ternary × one scale) into the x86 I2_S layout at `dst` — codes, the f32
+ * scale (max |w|) and 28 zero bytes — and returns `nrow·n_per_row/4 + 32`. `quant_weights` is
+ * ignored, as in bitnet.cpp.
+ *
+ * # Safety
+ * `nrow·n_per_row` is a positive multiple of 128; `src` holds that many floats and `dst`
+ * `nrow·n_per_row/4 + 32` bytes.
+ */
+size_t tern_ggml_quantize_i2_s(const float *src,
+                               void *dst,
+                               int64_t nrow,
+                               int64_t n_per_row,
+                               const float *quant_weights);
+
+/**
+ * bitnet.cpp `quantize_row_i8_s` as the current fork computes it (`TERN_COMPAT_BITNET_CPP`):
+ * `n` floats → int8 at `y`, `*act_scales = 127/absmax`, `*act_sums = Σ q`.
+ *
+ * # Safety
+ * `x` holds `n` > 0 floats, `y` `n` bytes; `act_scales`, `act_sums` are writable.
+ */
+void tern_ggml_quantize_row_i8_s(const float *x,
+                                 void *y,
+                                 int64_t n,
+                                 float *act_scales,
+                                 int32_t *act_sums);
+
+/**
+ * Like `tern_ggml_quantize_row_i8_s` with the merge-dev arithmetic
+ * (`TERN_COMPAT_BITNET_CPP_LEGACY`: f64 absmax floored at 1e-5, half-to-even).
+ *
+ * # Safety
+ * As for `tern_ggml_quantize_row_i8_s`.
+ */
+void tern_ggml_quantize_row_i8_s_legacy(const float *x,
+                                        void *y,
+                                        int64_t n,
+                                        float *act_scales,
+                                        int32_t *act_sums);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -45,18 +45,18 @@ unsafe fn publish(out: *mut *mut tern_matrix, make: impl FnOnce() -> Result<Matr
     Ok(())
 }
 
-/// Validates a packed `rows × cols` buffer (`len` ≥ `tern_packed_size`) and copies it into a new
+/// Validates a packed `rows × cols` buffer (`packed_len` ≥ `tern_packed_size`) and copies it into a new
 /// matrix whose kernel is chosen from `ctx` (NULL = default context). Corrupt data is
 /// `TERN_STATUS_INVALID_ARGUMENT`. The caller keeps ownership of `packed`. Thread-safe.
 ///
 /// # Safety
-/// `packed` must hold `len` bytes; `out` must be writable.
+/// `packed` must hold `packed_len` bytes; `out` must be writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_matrix_create(
     ctx: *const tern_context,
     layout: *const tern_layout,
     packed: *const c_void,
-    len: usize,
+    packed_len: usize,
     rows: i64,
     cols: i64,
     out: *mut *mut tern_matrix,
@@ -66,7 +66,7 @@ pub unsafe extern "C" fn tern_matrix_create(
             let ctx = context_or_global(ctx)?;
             let layout = layout_arg(layout)?;
             let shape = Shape::new(rows, cols)?;
-            let packed = in_bytes(packed, len, layout.packed_size(shape)?, "len")?;
+            let packed = in_bytes(packed, packed_len, layout.packed_size(shape)?, "packed")?;
             Matrix::from_packed(ctx, layout, shape, packed)
         })
     })

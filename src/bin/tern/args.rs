@@ -83,7 +83,9 @@ impl Default for BenchArgs {
 pub fn parse(args: &[String]) -> Result<Command, String> {
     let (command, rest) = match args.first().map(String::as_str) {
         None => ("bench", args),
-        Some(a) if a.starts_with('-') && !matches!(a, "-h" | "--help" | "-V" | "--version") => ("bench", args),
+        Some(a) if a.starts_with('-') && !matches!(a, "-h" | "--help" | "-V" | "--version") => {
+            ("bench", args)
+        }
         Some(a) => (a, &args[1..]),
     };
     match command {
@@ -91,7 +93,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "-V" | "--version" => Ok(Command::Version),
         "info" => parse_info(rest),
         "bench" => parse_bench(rest),
-        other => Err(format!("unknown command '{other}' (commands: info, bench, help)")),
+        other => Err(format!(
+            "unknown command '{other}' (commands: info, bench, help)"
+        )),
     }
 }
 
@@ -121,7 +125,9 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
             if let Some(v) = inline.clone() {
                 return Ok(v);
             }
-            let v = args.get(i).ok_or_else(|| format!("option {name} needs a value"))?;
+            let v = args
+                .get(i)
+                .ok_or_else(|| format!("option {name} needs a value"))?;
             i += 1;
             Ok(v.clone())
         };
@@ -132,7 +138,9 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
             "--shapes" => b.shapes = list(name, &value()?, parse_shape)?,
             "--tokens" => b.tokens = list(name, &value()?, |s| parse_int(s, 1, MAX_TOKENS))?,
             "--threads" => {
-                b.threads = list(name, &value()?, |s| parse_int(s, 0, MAX_THREADS as usize).map(|n| n as i32))?
+                b.threads = list(name, &value()?, |s| {
+                    parse_int(s, 0, MAX_THREADS as usize).map(|n| n as i32)
+                })?
             }
             "--isa" => b.isas = parse_isas(&value()?)?,
             other => {
@@ -146,12 +154,25 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
 }
 
 /// A non-empty comma-separated list; each item parsed by `item`.
-fn list<T>(option: &str, s: &str, item: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
-    let items: Vec<&str> = s.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+fn list<T>(
+    option: &str,
+    s: &str,
+    item: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let items: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if items.is_empty() {
-        return Err(format!("option {option} needs a non-empty comma-separated list (got '{s}')"));
+        return Err(format!(
+            "option {option} needs a non-empty comma-separated list (got '{s}')"
+        ));
     }
-    items.into_iter().map(|s| item(s).map_err(|e| format!("{option}: {e}"))).collect()
+    items
+        .into_iter()
+        .map(|s| item(s).map_err(|e| format!("{option}: {e}")))
+        .collect()
 }
 
 fn parse_int(s: &str, min: usize, max: usize) -> Result<usize, String> {
@@ -165,12 +186,16 @@ fn parse_int(s: &str, min: usize, max: usize) -> Result<usize, String> {
 fn parse_shape(s: &str) -> Result<(usize, usize), String> {
     let parts: Vec<&str> = s.split(['x', 'X', '×']).collect();
     let [m, k] = parts[..] else {
-        return Err(format!("'{s}' is not a shape MxK (e.g. 2560x6912: 2560 outputs, 6912 inputs)"));
+        return Err(format!(
+            "'{s}' is not a shape MxK (e.g. 2560x6912: 2560 outputs, 6912 inputs)"
+        ));
     };
     let m = parse_int(m, 1, MAX_DIM).map_err(|e| format!("rows of '{s}': {e}"))?;
     let k = parse_int(k, 1, MAX_DIM).map_err(|e| format!("cols of '{s}': {e}"))?;
     if k % 128 != 0 {
-        return Err(format!("'{s}': I2_S (x86) needs the input dimension K to be a multiple of 128 (got {k})"));
+        return Err(format!(
+            "'{s}': I2_S (x86) needs the input dimension K to be a multiple of 128 (got {k})"
+        ));
     }
     Ok((m, k))
 }
@@ -181,15 +206,26 @@ fn parse_isas(s: &str) -> Result<Option<Vec<Isa>>, String> {
     if names.iter().any(|n| n == "all") {
         return Ok(None);
     }
-    let available = || Isa::available().map(Isa::name).collect::<Vec<_>>().join(", ");
+    let available = || {
+        Isa::available()
+            .map(Isa::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut isas = Vec::new();
     for n in names {
-        let isa = Isa::ALL.into_iter().find(|isa| isa.name() == n).ok_or_else(|| {
-            let known = Isa::ALL.map(Isa::name).join(", ");
-            format!("--isa: unknown ISA level '{n}' (known: {known}, all)")
-        })?;
+        let isa = Isa::ALL
+            .into_iter()
+            .find(|isa| isa.name() == n)
+            .ok_or_else(|| {
+                let known = Isa::ALL.map(Isa::name).join(", ");
+                format!("--isa: unknown ISA level '{n}' (known: {known}, all)")
+            })?;
         if !isa.is_available() {
-            return Err(format!("--isa: {n} is not available on this CPU (available: {})", available()));
+            return Err(format!(
+                "--isa: {n} is not available on this CPU (available: {})",
+                available()
+            ));
         }
         if !isas.contains(&isa) {
             isas.push(isa);
@@ -220,7 +256,9 @@ mod tests {
         assert_eq!(b.shapes.len(), 4);
         assert_eq!(b.tokens, [1, 128]);
         assert_eq!(b.threads, [1, 0]);
-        let b = bench("bench --shapes 256x512,128X1024 --tokens=1,8 --threads 2 --quick --json --isa scalar");
+        let b = bench(
+            "bench --shapes 256x512,128X1024 --tokens=1,8 --threads 2 --quick --json --isa scalar",
+        );
         assert_eq!(b.shapes, [(256, 512), (128, 1024)]);
         assert_eq!(b.tokens, [1, 8]);
         assert_eq!(b.threads, [2]);

@@ -22,8 +22,16 @@ const FEATURES: [(u64, &str); 10] = [
 /// Names of the features tern detected, or "none".
 pub fn feature_names() -> String {
     let bits = kernel::cpu_features();
-    let names: Vec<&str> = FEATURES.iter().filter(|(bit, _)| bits & bit != 0).map(|(_, n)| *n).collect();
-    if names.is_empty() { "none".to_string() } else { names.join(" ") }
+    let names: Vec<&str> = FEATURES
+        .iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(" ")
+    }
 }
 
 /// The CPU model from /proc/cpuinfo (x86 `model name`, ARM `Model`/`CPU part`), or "unknown".
@@ -47,11 +55,6 @@ pub fn cpu_model() -> String {
 /// Threads the OS lets this process run (what `n_threads = 0` uses).
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// One line: model, cores, features.
-pub fn summary() -> String {
-    format!("{} | {} cores | features: {}", cpu_model(), cores(), feature_names())
 }
 
 /// Formats tern knows of, with whether this build implements them. A format counts as
@@ -84,27 +87,55 @@ pub fn print_info() {
     println!("cpu:        {}", cpu_model());
     println!("cores:      {}", cores());
     println!("arch:       {}", std::env::consts::ARCH);
-    println!("features:   {} (bits 0x{:x})", feature_names(), kernel::cpu_features());
+    println!(
+        "features:   {} (bits 0x{:x})",
+        feature_names(),
+        kernel::cpu_features()
+    );
     let available: Vec<Isa> = Isa::available().collect();
     let names: Vec<&str> = available.iter().map(|i| i.name()).collect();
     println!("isa levels: {}", names.join(" "));
     let fmts = formats();
     let list = |want: bool| {
-        let v: Vec<&str> = fmts.iter().filter(|f| f.1 == want).map(|f| f.0.name()).collect();
-        if v.is_empty() { "-".to_string() } else { v.join(" ") }
+        let v: Vec<&str> = fmts
+            .iter()
+            .filter(|f| f.1 == want)
+            .map(|f| f.0.name())
+            .collect();
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(" ")
+        }
     };
-    println!("formats:    {} (not implemented: {})", list(true), list(false));
+    println!(
+        "formats:    {} (not implemented: {})",
+        list(true),
+        list(false)
+    );
     println!();
     println!("kernels per ISA level (Context max_isa = level):");
     let header: Vec<String> = format_kernels(Kernels::for_isa(Isa::Scalar))
         .iter()
         .map(|(f, _)| format!("{:<18}", f.name()))
         .collect();
-    println!("  {:<4} {:<12} {}", "id", "isa", header.join(" ").trim_end());
+    println!(
+        "  {:<4} {:<12} {}",
+        "id",
+        "isa",
+        header.join(" ").trim_end()
+    );
     for isa in &available {
-        let cols: Vec<String> =
-            format_kernels(Kernels::for_isa(*isa)).iter().map(|(_, k)| format!("{:<18}", name(k))).collect();
-        println!("  {:<4} {:<12} {}", *isa as i32, isa.name(), cols.join(" ").trim_end());
+        let cols: Vec<String> = format_kernels(Kernels::for_isa(*isa))
+            .iter()
+            .map(|(_, k)| format!("{:<18}", name(k)))
+            .collect();
+        println!(
+            "  {:<4} {:<12} {}",
+            *isa as i32,
+            isa.name(),
+            cols.join(" ").trim_end()
+        );
     }
     let best = Isa::best();
     let kernels: Vec<String> = format_kernels(Kernels::for_isa(best))
@@ -112,5 +143,9 @@ pub fn print_info() {
         .map(|(f, k)| format!("{} -> {}", f.name(), name(k)))
         .collect();
     println!();
-    println!("default (max_isa = 0): {} ({})", best.name(), kernels.join(", "));
+    println!(
+        "default (max_isa = 0): {} ({})",
+        best.name(),
+        kernels.join(", ")
+    );
 }

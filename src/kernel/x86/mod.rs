@@ -1,0 +1,241 @@
+//! x86-64 SIMD kernels for I2_S code dots (`I2sDotsFn`), exact in int32 for every valid input.
+//!
+//! * `avx2`: `vpmaddubsw` (u8 codes × i8 activations, pair sums |·| ≤ 512, never saturating)
+//!   summed in int16 for a bounded number of steps, then widened with `vpmaddwd(·, 1)`.
+//! * `avx512`: the same at 512 bits (AVX-512BW), and `vpdpbusd` (AVX-512 VNNI), which
+//!   accumulates u8 × i8 products straight into int32.
+//!
+//! Every kernel works on register tiles of `R` weight rows × `T` tokens: each decoded code vector
+//! is reused for `T` tokens and each activation load for `R` rows. Tokens are the outer loop so a
+//! tile's activations stay in L1 while the (4× smaller) weight rows stream past them.
+//!
+//! The safe wrappers below check the slice sizes once per call (the tiles use raw pointers) and
+//! that the CPU has the features, so they are sound even if called outside the dispatch table.
+
+mod avx2;
+mod avx512;
+
+use crate::format::I2sVariant;
+use crate::kernel::Isa;
+
+/// One validated kernel call: `n_rows` weight rows of `row_bytes` bytes against `n_tokens`
+/// activation rows (token `t` at `acts[t·stride..]`, `n_blocks·block` elements read).
+pub(super) struct Job<'a> {
+    weights: &'a [u8],
+    row_bytes: usize,
+    n_rows: usize,
+    n_blocks: usize,
+    acts: &'a [i8],
+    stride: usize,
+    n_tokens: usize,
+    dots: &'a mut [i32],
+}
+
+impl<'a> Job<'a> {
+    /// Checks the sizes the tiles rely on; `None` when there is nothing to compute.
+    fn new(
+        variant: I2sVariant,
+        weights: &'a [u8],
+        cols: usize,
+        acts: &'a [i8],
+        act_stride: usize,
+        n_tokens: usize,
+        dots: &'a mut [i32],
+    ) -> Option<Self> {
+        let block = variant.block_len();
+        assert!(
+            cols % block == 0,
+            "I2_S {} kernel: cols = {cols} is not a multiple of {block}",
+            variant.name()
+        );
+        let row_bytes = cols / 4;
+        if row_bytes == 0 || n_tokens == 0 {
+            return None;
+        }
+        let n_rows = weights.len() / row_bytes;
+        let acts_needed = (n_tokens - 1)
+            .checked_mul(act_stride)
+            .and_then(|v| v.checked_add(cols));
+        assert!(
+            acts_needed.is_some_and(|n| n <= acts.len()),
+            "I2_S kernel: acts holds {} values, {n_tokens} tokens of stride {act_stride} need more",
+            acts.len()
+        );
+        let dots_needed = n_tokens.checked_mul(n_rows);
+        assert!(
+            dots_needed.is_some_and(|n| n <= dots.len()),
+            "I2_S kernel: dots holds {} values, {n_tokens}·{n_rows} needed",
+            dots.len()
+        );
+        Some(Self {
+            weights,
+            row_bytes,
+            n_rows,
+            n_blocks: cols / block,
+            acts,
+            stride: act_stride,
+            n_tokens,
+            dots,
+        })
+    }
+
+    /// Start of weight row `r0` and of token `t0`.
+    ///
+    /// # Safety
+    /// `r0 < n_rows` and `t0 < n_tokens`: from there, rows `r0..n_rows` (`row_bytes` apart, each
+    /// `row_bytes` long) and tokens `t0..n_tokens` (`stride` apart, each `n_blocks·block` long)
+    /// are readable, as `new` checked.
+    unsafe fn at(&self, r0: usize, t0: usize) -> (*const u8, *const i8) {
+        // SAFETY: both offsets are in bounds of their slices (see above).
+        unsafe {
+            (
+                self.weights.as_ptr().add(r0 * self.row_bytes),
+                self.acts.as_ptr().add(t0 * self.stride),
+            )
+        }
+    }
+
+    /// Writes a tile's sums: `dots[(t0 + t)·n_rows + r0 + r] = sums[r][t]`.
+    fn store<const R: usize, const T: usize>(&mut self, r0: usize, t0: usize, sums: [[i32; T]; R]) {
+        for (r, row) in sums.iter().enumerate() {
+            for (t, &v) in row.iter().enumerate() {
+                self.dots[(t0 + t) * self.n_rows + r0 + r] = v;
+            }
+        }
+    }
+}
+
+/// Expands to the tile loop of one kernel: tokens in groups of `$t` (remainders `$rest`, largest
+/// first), rows in groups of `$r` then one by one. `$tile::<L, R, T>(w, row_bytes, a, stride,
+/// n_blocks)` must read only rows `w + r·row_bytes` (`r < R`) and tokens `a + t·stride`
+/// (`t < T`), `n_blocks` blocks of `L` elements each.
+macro_rules! tile_loop {
+    ($job:expr, $tile:ident, $l:expr, $r:literal, $t:literal, [$($rest:literal),*]) => {{
+        let job: &mut $crate::kernel::x86::Job = $job;
+        let mut t0 = 0;
+        while t0 < job.n_tokens {
+            let nt = (job.n_tokens - t0).min($t);
+            let mut r0 = 0;
+            while r0 < job.n_rows {
+                let nr = if job.n_rows - r0 >= $r { $r } else { 1 };
+                // SAFETY: r0 + nr ≤ n_rows and t0 + nt ≤ n_tokens, so the tile reads only rows
+                // and tokens that `Job::new` checked; the caller enabled the tile's features.
+                unsafe {
+                    let (w, a) = job.at(r0, t0);
+                    let (rb, st, nb) = (job.row_bytes, job.stride, job.n_blocks);
+                    match (nr, nt) {
+                        ($r, $t) => job.store(r0, t0, $tile::<{ $l }, $r, $t>(w, rb, a, st, nb)),
+                        (1, $t) => job.store(r0, t0, $tile::<{ $l }, 1, $t>(w, rb, a, st, nb)),
+                        $(
+                            ($r, $rest) => {
+                                job.store(r0, t0, $tile::<{ $l }, $r, $rest>(w, rb, a, st, nb))
+                            }
+                            (1, $rest) => {
+                                job.store(r0, t0, $tile::<{ $l }, 1, $rest>(w, rb, a, st, nb))
+                            }
+                        )*
+                        _ => unreachable!(),
+                    }
+                }
+                r0 += nr;
+            }
+            t0 += nt;
+        }
+    }};
+}
+pub(crate) use tile_loop;
+
+/// Runs `kernel` if the CPU has `isa` (checked once per call: the wrappers are safe `fn`s and may
+/// be called from anywhere, not only through a table built for an available ISA).
+#[allow(clippy::too_many_arguments)]
+fn run(
+    isa: Isa,
+    kernel: unsafe fn(I2sVariant, &mut Job),
+    variant: I2sVariant,
+    weights: &[u8],
+    cols: usize,
+    acts: &[i8],
+    act_stride: usize,
+    n_tokens: usize,
+    dots: &mut [i32],
+) {
+    assert!(
+        isa.is_available(),
+        "the {} kernel needs CPU features this machine lacks",
+        isa.name()
+    );
+    if let Some(mut job) = Job::new(variant, weights, cols, acts, act_stride, n_tokens, dots) {
+        // SAFETY: the CPU has every feature `isa` needs (asserted above), which covers the
+        // kernel's `target_feature`s; `job` is checked.
+        unsafe { kernel(variant, &mut job) }
+    }
+}
+
+/// AVX2 (+FMA level) I2_S code dots.
+pub fn i2s_dots_avx2(
+    variant: I2sVariant,
+    weights: &[u8],
+    cols: usize,
+    acts: &[i8],
+    act_stride: usize,
+    n_tokens: usize,
+    dots: &mut [i32],
+) {
+    run(
+        Isa::Avx2,
+        avx2::i2s_dots,
+        variant,
+        weights,
+        cols,
+        acts,
+        act_stride,
+        n_tokens,
+        dots,
+    );
+}
+
+/// AVX-512BW I2_S code dots (`vpmaddubsw` + `vpmaddwd`).
+pub fn i2s_dots_avx512(
+    variant: I2sVariant,
+    weights: &[u8],
+    cols: usize,
+    acts: &[i8],
+    act_stride: usize,
+    n_tokens: usize,
+    dots: &mut [i32],
+) {
+    run(
+        Isa::Avx512,
+        avx512::i2s_dots_bw,
+        variant,
+        weights,
+        cols,
+        acts,
+        act_stride,
+        n_tokens,
+        dots,
+    );
+}
+
+/// AVX-512 VNNI I2_S code dots (`vpdpbusd`).
+pub fn i2s_dots_avx512vnni(
+    variant: I2sVariant,
+    weights: &[u8],
+    cols: usize,
+    acts: &[i8],
+    act_stride: usize,
+    n_tokens: usize,
+    dots: &mut [i32],
+) {
+    run(
+        Isa::Avx512Vnni,
+        avx512::i2s_dots_vnni,
+        variant,
+        weights,
+        cols,
+        acts,
+        act_stride,
+        n_tokens,
+        dots,
+    );
+}
