@@ -23,12 +23,7 @@ fn main() -> ExitCode {
     };
     let command = match args::parse(&argv) {
         Ok(c) => c,
-        Err(e) => {
-            return fail(
-                &format!("{e}\n{}", args::USAGE.lines().next().unwrap_or("")),
-                2,
-            );
-        }
+        Err(e) => return fail(&format!("{e}\n(run 'tern --help' for usage)"), 2),
     };
     match command {
         Command::Help(text) => println!("{text}"),

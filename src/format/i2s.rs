@@ -11,7 +11,7 @@ pub const TAIL_BYTES: usize = 32;
 
 pub fn check_shape(variant: I2sVariant, shape: Shape) -> Result<()> {
     let block = variant.block_len();
-    if shape.cols % block != 0 {
+    if !shape.cols.is_multiple_of(block) {
         return Err(Error::invalid(format!(
             "I2_S {} needs cols to be a multiple of {block} (got cols = {})",
             variant.name(),

@@ -192,7 +192,7 @@ fn parse_shape(s: &str) -> Result<(usize, usize), String> {
     };
     let m = parse_int(m, 1, MAX_DIM).map_err(|e| format!("rows of '{s}': {e}"))?;
     let k = parse_int(k, 1, MAX_DIM).map_err(|e| format!("cols of '{s}': {e}"))?;
-    if k % 128 != 0 {
+    if !k.is_multiple_of(128) {
         return Err(format!(
             "'{s}': I2_S (x86) needs the input dimension K to be a multiple of 128 (got {k})"
         ));

@@ -300,7 +300,8 @@ fn runners(args: &BenchArgs) -> Result<(Vec<Runner>, Vec<String>), String> {
     Ok((runners, notes))
 }
 
-/// Times `gemm` calls: one warm-up call that also sizes the run, then the timed calls.
+/// Times `gemm` calls: one warm-up call, then timed calls until they add up to the target time
+/// and the minimum count.
 /// `capped`: a single call, no warm-up.
 fn time_gemm(
     r: &Runner,
@@ -327,9 +328,15 @@ fn time_gemm(
     if capped {
         return Ok(vec![call(y)?]);
     }
-    let first = call(y)?.max(1e-9);
-    let n = ((reps.target_s / first).ceil() as usize).clamp(reps.min, reps.max);
-    (0..n).map(|_| call(y)).collect()
+    call(y)?;
+    let mut times = Vec::new();
+    let mut spent = 0.0;
+    while times.len() < reps.max && (times.len() < reps.min || spent < reps.target_s) {
+        let t = call(y)?;
+        spent += t;
+        times.push(t);
+    }
+    Ok(times)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -545,7 +552,7 @@ fn json_str(s: &str) -> String {
 
 fn json_num(v: f64) -> String {
     if v.is_finite() {
-        format!("{v:e}")
+        format!("{v}")
     } else {
         "null".to_string()
     }
