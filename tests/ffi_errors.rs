@@ -496,8 +496,9 @@ fn pack_and_unpack_validate_values_scales_and_corruption() {
         &["n_scales = 2"],
     );
     for s in [-1.0f32, f32::NAN, f32::INFINITY] {
+        let bad_scale = [s];
         expect(
-            unsafe { tern_pack(&l, t.as_ptr(), [s].as_ptr(), 1, ROWS, COLS, d, PACKED) },
+            unsafe { tern_pack(&l, t.as_ptr(), bad_scale.as_ptr(), 1, ROWS, COLS, d, PACKED) },
             TERN_STATUS_INVALID_ARGUMENT,
             &["scales[0]"],
         );
