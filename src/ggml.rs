@@ -95,8 +95,9 @@ pub unsafe extern "C" fn tern_ggml_quantize_i2_s(
             std::slice::from_raw_parts_mut(dst as *mut u8, size),
         )
     };
-    let t = crate::quant::weight::prescaled(src);
-    i2s::pack(I2sVariant::X86, &t.values, t.scales[0], dst);
+    let mut ternary = vec![0i8; n];
+    let scale = crate::quant::weight::prescaled(src, &mut ternary);
+    i2s::pack(I2sVariant::X86, &ternary, scale, dst);
     size
 }
 

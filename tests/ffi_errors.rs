@@ -280,11 +280,11 @@ fn packed_size_validates_layout_and_shape() {
             "format 42 is unknown",
         ),
         (
-            layout(tern_format::TERN_FORMAT_TQ2_0 as i32, 0),
+            layout(tern_format::TERN_FORMAT_TL2 as i32, 0),
             ROWS,
             COLS,
             TERN_STATUS_UNSUPPORTED,
-            "TQ2_0",
+            "TL2",
         ),
         (
             i2s(7),

@@ -135,15 +135,18 @@ pub unsafe extern "C" fn tern_matrix_info(
     status_call(|| unsafe {
         let m = &reference(matrix, "matrix")?.inner;
         check_output(info, "info")?;
-        let Layout::I2s(variant) = m.layout();
+        let variant = match m.layout() {
+            Layout::I2s(v) => v as u32,
+            Layout::Tq(_) => 0,
+        };
         let value = tern_matrix_properties {
             struct_size: 0,
             format: m.layout().format() as i32,
-            variant: variant as u32,
+            variant,
             rows: m.shape().rows as i64,
             cols: m.shape().cols as i64,
             packed_bytes: m.packed_bytes(),
-            scale: m.w_scale(),
+            scale: m.first_scale(),
             kernel_name: m.kernel_name().as_ptr(),
         };
         write_output(info, &value);

@@ -43,8 +43,15 @@ pub fn code_at(variant: I2sVariant, codes: &[u8], elem: usize) -> u8 {
 /// Packs ternary values (each in {-1, 0, 1}, checked by the caller) and the tensor scale into
 /// `dst`, which must be exactly `packed_size(shape)` bytes.
 pub fn pack(variant: I2sVariant, ternary: &[i8], scale: f32, dst: &mut [u8]) {
-    let quarter = variant.block_len() / 4;
     let (codes, tail) = dst.split_at_mut(ternary.len() / 4);
+    pack_codes(variant, ternary, codes);
+    tail[..4].copy_from_slice(&scale.to_le_bytes());
+    tail[4..].fill(0);
+}
+
+/// Writes the codes of `ternary` (a whole number of blocks) into `codes` (`len/4` bytes).
+pub fn pack_codes(variant: I2sVariant, ternary: &[i8], codes: &mut [u8]) {
+    let quarter = variant.block_len() / 4;
     for (block, out) in ternary
         .chunks_exact(4 * quarter)
         .zip(codes.chunks_exact_mut(quarter))
@@ -54,8 +61,6 @@ pub fn pack(variant: I2sVariant, ternary: &[i8], scale: f32, dst: &mut [u8]) {
             *byte = (code(0) << 6) | (code(1) << 4) | (code(2) << 2) | code(3);
         }
     }
-    tail[..4].copy_from_slice(&scale.to_le_bytes());
-    tail[4..].fill(0);
 }
 
 /// Checks a packed buffer (no code 3, a finite non-negative scale) and returns its scale.
@@ -79,12 +84,6 @@ pub fn validate(src: &[u8], shape: Shape) -> Result<f32> {
 /// Inverse of `pack` for a buffer that passed `validate`: writes `rows·cols` ternary values.
 pub fn unpack(variant: I2sVariant, src: &[u8], ternary: &mut [i8]) {
     decode(variant, src, ternary, |code| code as i8 - 1);
-}
-
-/// Writes `ternary × scale` for a buffer that passed `validate`.
-pub fn dequantize(variant: I2sVariant, src: &[u8], scale: f32, dst: &mut [f32]) {
-    let values = [-scale, 0.0, scale];
-    decode(variant, src, dst, |code| values[code as usize]);
 }
 
 /// Walks the codes block by block and writes `map(code)` for each element of `out`.

@@ -2,6 +2,9 @@
 //! description of how a matrix is stored; everything below the FFI works with it.
 
 pub mod i2s;
+pub mod tq;
+pub mod tq1_0;
+pub mod tq2_0;
 
 use crate::error::{Error, Result};
 
@@ -114,6 +117,7 @@ impl I2sVariant {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     I2s(I2sVariant),
+    Tq(tq::Kind),
 }
 
 impl Layout {
@@ -126,26 +130,31 @@ impl Layout {
         simd_rows: u32,
     ) -> Result<Self> {
         let format = Format::from_i32(format)?;
+        let tiled = tile_rows != 0 || tile_k != 0 || simd_rows != 0;
+        if tiled && matches!(format, Format::I2S | Format::Tq1_0 | Format::Tq2_0) {
+            return Err(Error::invalid(format!(
+                "{} takes no tiling: tile_rows, tile_k and simd_rows must be 0 (got {tile_rows}, {tile_k}, {simd_rows})",
+                format.name()
+            )));
+        }
+        if variant != 0 && format != Format::I2S {
+            return Err(Error::invalid(format!(
+                "{} has no variants: variant must be 0 (got {variant})",
+                format.name()
+            )));
+        }
         match format {
-            Format::I2S => {
-                if tile_rows != 0 || tile_k != 0 || simd_rows != 0 {
-                    return Err(Error::invalid(format!(
-                        "I2_S takes no tiling: tile_rows, tile_k and simd_rows must be 0 (got {tile_rows}, {tile_k}, {simd_rows})"
-                    )));
-                }
-                let variant = match variant {
-                    0 => I2sVariant::X86,
-                    1 => I2sVariant::Arm64,
-                    v => {
-                        return Err(Error::invalid(format!(
-                            "I2_S variant {v} is unknown (allowed: 0 = TERN_I2S_X86, 1 = TERN_I2S_ARM64)"
-                        )));
-                    }
-                };
-                Ok(Self::I2s(variant))
-            }
+            Format::I2S => match variant {
+                0 => Ok(Self::I2s(I2sVariant::X86)),
+                1 => Ok(Self::I2s(I2sVariant::Arm64)),
+                v => Err(Error::invalid(format!(
+                    "I2_S variant {v} is unknown (allowed: 0 = TERN_I2S_X86, 1 = TERN_I2S_ARM64)"
+                ))),
+            },
+            Format::Tq1_0 => Ok(Self::Tq(tq::Kind::Tq1_0)),
+            Format::Tq2_0 => Ok(Self::Tq(tq::Kind::Tq2_0)),
             other => Err(Error::unsupported(format!(
-                "format {} is not implemented in tern {} (only I2_S is)",
+                "format {} is not implemented in tern {} (I2_S, TQ1_0 and TQ2_0 are)",
                 other.name(),
                 env!("CARGO_PKG_VERSION")
             ))),
@@ -155,6 +164,8 @@ impl Layout {
     pub fn format(self) -> Format {
         match self {
             Self::I2s(_) => Format::I2S,
+            Self::Tq(tq::Kind::Tq1_0) => Format::Tq1_0,
+            Self::Tq(tq::Kind::Tq2_0) => Format::Tq2_0,
         }
     }
 
@@ -162,6 +173,7 @@ impl Layout {
     pub fn check_shape(self, shape: Shape) -> Result<()> {
         match self {
             Self::I2s(v) => i2s::check_shape(v, shape),
+            Self::Tq(_) => tq::check_shape(self.format().name(), shape),
         }
     }
 
@@ -170,33 +182,57 @@ impl Layout {
         self.check_shape(shape)?;
         Ok(match self {
             Self::I2s(_) => i2s::packed_size(shape),
+            Self::Tq(kind) => tq::block_count(shape) * kind.codec().block_bytes,
         })
     }
 
-    /// Number of scales the format stores for a matrix of `shape`.
-    pub fn scale_count(self, _shape: Shape) -> usize {
+    /// Consecutive row-major elements that share one scale (a divisor of `cols` or the whole
+    /// matrix).
+    pub fn elements_per_scale(self, shape: Shape) -> usize {
         match self {
-            Self::I2s(_) => 1,
+            Self::I2s(_) => shape.elements(),
+            Self::Tq(_) => tq::BLOCK,
         }
     }
 
-    /// Packs ternary values and scales into `dst` (at least `packed_size` bytes). Checks the
-    /// values and scales first, so on error `dst` is untouched.
+    /// Number of scales the format stores for a matrix of `shape`.
+    pub fn scale_count(self, shape: Shape) -> usize {
+        shape.elements() / self.elements_per_scale(shape)
+    }
+
+    /// Packs ternary values and scales (`scale_count` of them) into `dst` (at least
+    /// `packed_size` bytes). Checks the values and scales first, so on error `dst` is untouched.
     pub fn pack(self, shape: Shape, ternary: &[i8], scales: &[f32], dst: &mut [u8]) -> Result<()> {
         let size = self.packed_size(shape)?;
-        check_ternary(&ternary[..shape.elements()])?;
-        check_scales(&scales[..self.scale_count(shape)])?;
+        let (ternary, scales, dst) = (
+            &ternary[..shape.elements()],
+            &scales[..self.scale_count(shape)],
+            &mut dst[..size],
+        );
+        check_ternary(ternary)?;
+        check_scales(scales)?;
         match self {
-            Self::I2s(v) => i2s::pack(v, &ternary[..shape.elements()], scales[0], &mut dst[..size]),
+            Self::I2s(v) => i2s::pack(v, ternary, scales[0], dst),
+            Self::Tq(kind) => kind.codec().pack_all(ternary, scales, dst)?,
         }
         Ok(())
     }
 
     /// Checks a packed buffer (at least `packed_size` bytes) and returns its scales.
     pub fn validate(self, shape: Shape, src: &[u8]) -> Result<Vec<f32>> {
-        self.check_shape(shape)?;
+        let size = self.packed_size(shape)?;
         match self {
             Self::I2s(_) => Ok(vec![i2s::validate(src, shape)?]),
+            Self::Tq(kind) => kind.codec().validate_all(&src[..size]),
+        }
+    }
+
+    /// Writes the ternary values of a buffer that passed `validate`.
+    pub fn unpack(self, shape: Shape, src: &[u8], ternary: &mut [i8]) {
+        let ternary = &mut ternary[..shape.elements()];
+        match self {
+            Self::I2s(v) => i2s::unpack(v, &src[..i2s::code_bytes(shape)], ternary),
+            Self::Tq(kind) => kind.codec().unpack_all(src, ternary),
         }
     }
 
@@ -204,24 +240,15 @@ impl Layout {
     /// (`shape.elements()` floats); on error `dst` is untouched.
     pub fn dequantize(self, shape: Shape, src: &[u8], dst: &mut [f32]) -> Result<()> {
         let scales = self.validate(shape, src)?;
-        match self {
-            Self::I2s(v) => {
-                let codes = &src[..i2s::code_bytes(shape)];
-                i2s::dequantize(v, codes, scales[0], &mut dst[..shape.elements()]);
+        let mut ternary = vec![0i8; shape.elements()];
+        self.unpack(shape, src, &mut ternary);
+        let per = self.elements_per_scale(shape);
+        for ((out, t), scale) in dst.chunks_mut(per).zip(ternary.chunks(per)).zip(&scales) {
+            for (o, &v) in out.iter_mut().zip(t) {
+                *o = v as f32 * scale;
             }
         }
         Ok(())
-    }
-
-    /// Writes the ternary values of a buffer that passed `validate`.
-    pub fn unpack(self, shape: Shape, src: &[u8], ternary: &mut [i8]) {
-        match self {
-            Self::I2s(v) => i2s::unpack(
-                v,
-                &src[..i2s::code_bytes(shape)],
-                &mut ternary[..shape.elements()],
-            ),
-        }
     }
 }
 
@@ -236,7 +263,7 @@ pub fn check_ternary(values: &[i8]) -> Result<()> {
     }
 }
 
-/// Every scale must be finite and >= 0.
+/// Every scale must be finite and >= 0 (a negative scale would flip the weights' signs).
 pub fn check_scales(scales: &[f32]) -> Result<()> {
     match scales.iter().position(|s| !(s.is_finite() && *s >= 0.0)) {
         Some(i) => Err(Error::invalid(format!(

@@ -19,8 +19,12 @@ pub fn quantize_packed(
 ) -> Result<(Vec<u8>, QuantStats)> {
     let t = weight::ternarize(cfg, w, shape)?;
     let mut packed = vec![0u8; layout.packed_size(shape)?];
-    layout.pack(shape, &t.values, &t.scales, &mut packed)?;
-    let per_tensor = t.scales[0];
-    let stats = QuantStats::measure(&w[..shape.elements()], &t, packed.len(), |_| per_tensor);
+    // The layout stores a scale per `per` elements; `t` has one per `t.per_scale` (a multiple).
+    let per = layout.elements_per_scale(shape);
+    let scales: Vec<f32> = (0..layout.scale_count(shape))
+        .map(|i| t.scales[i * per / t.per_scale])
+        .collect();
+    layout.pack(shape, &t.values, &scales, &mut packed)?;
+    let stats = QuantStats::measure(&w[..shape.elements()], &t, packed.len());
     Ok((packed, stats))
 }

@@ -35,6 +35,8 @@ impl Method {
 pub struct QuantConfig {
     pub method: Method,
     pub eps: f32,
+    /// Elements per scale for `AbsmeanGroup` (0 otherwise).
+    pub group_size: usize,
 }
 
 /// The default floor of mean|W| (bitnet.cpp's converter uses 1e-5).
@@ -43,11 +45,15 @@ pub const DEFAULT_EPS: f32 = 1e-5;
 /// Magnitudes below this are zero for `Prescaled` (bitnet.cpp's `quantize_i2_s` threshold).
 const PRESCALED_ZERO: f64 = 1e-6;
 
+/// ggml's TQ block: `GgmlRef` takes one absmax per this many elements.
+const GGML_BLOCK: usize = 256;
+
 impl Default for QuantConfig {
     fn default() -> Self {
         Self {
             method: Method::Absmean,
             eps: DEFAULT_EPS,
+            group_size: 0,
         }
     }
 }
@@ -72,38 +78,51 @@ impl QuantConfig {
                 "eps must be finite and > 0 (got {eps})"
             )));
         }
+        let group_size = group_size as usize;
         if group_size != 0 && method != Method::AbsmeanGroup {
             return Err(Error::invalid(format!(
                 "group_size = {group_size} is only meaningful with TERN_QUANT_ABSMEAN_GROUP (method is {}); leave it 0",
                 method.name()
             )));
         }
-        let format = layout.format();
-        match (layout, method) {
-            (Layout::I2s(_), Method::Absmean | Method::Prescaled) => {}
-            (Layout::I2s(_), Method::AbsmeanRow | Method::AbsmeanGroup) => {
+        let format = layout.format().name();
+        let per_tensor_only = matches!(layout, Layout::I2s(_));
+        match method {
+            Method::Absmean | Method::Prescaled => {}
+            Method::AbsmeanRow | Method::AbsmeanGroup if per_tensor_only => {
                 return Err(Error::invalid(format!(
-                    "{} stores one scale per tensor, so {} (per-row/per-group scales) cannot be stored; use TERN_QUANT_ABSMEAN or PRESCALED",
-                    format.name(),
+                    "{format} stores one scale per tensor, so {} (per-row/per-group scales) cannot be stored; use TERN_QUANT_ABSMEAN or PRESCALED, or a format with per-block scales (TQ1_0, TQ2_0)",
                     method.name()
                 )));
             }
-            (Layout::I2s(_), Method::GgmlRef) => {
+            Method::AbsmeanGroup if group_size == 0 || !group_size.is_multiple_of(GGML_BLOCK) => {
                 return Err(Error::invalid(format!(
-                    "TERN_QUANT_GGML_REF is ggml's per-256-block quantizer for TQ1_0/TQ2_0; {} stores one scale per tensor",
-                    format.name()
+                    "TERN_QUANT_ABSMEAN_GROUP into {format} needs group_size to be a positive multiple of {GGML_BLOCK}, the format's scale block (got {group_size})"
                 )));
             }
+            Method::AbsmeanRow | Method::AbsmeanGroup => {}
+            Method::GgmlRef if per_tensor_only => {
+                return Err(Error::invalid(format!(
+                    "TERN_QUANT_GGML_REF is ggml's per-256-block quantizer for TQ1_0/TQ2_0; {format} stores one scale per tensor"
+                )));
+            }
+            Method::GgmlRef => {}
         }
-        Ok(Self { method, eps })
+        Ok(Self {
+            method,
+            eps,
+            group_size,
+        })
     }
 }
 
-/// Ternary values (row-major, one i8 per element) and the scales they are multiplied by.
+/// Ternary values (row-major, one i8 per element) and the scales they are multiplied by: element
+/// `i` uses `scales[i / per_scale]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ternarized {
     pub values: Vec<i8>,
     pub scales: Vec<f32>,
+    pub per_scale: usize,
 }
 
 /// Quantizes `src` (`shape.elements()` finite floats) to ternary values with `cfg`.
@@ -115,52 +134,58 @@ pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternari
             src[i]
         )));
     }
-    Ok(match cfg.method {
-        Method::Absmean => absmean_tensor(src, cfg.eps),
-        Method::Prescaled => prescaled(src),
-        m => {
-            return Err(Error::unsupported(format!(
-                "{} is not implemented for this layout",
-                m.name()
-            )));
-        }
+    let per_scale = match cfg.method {
+        Method::Absmean | Method::Prescaled => shape.elements(),
+        Method::AbsmeanRow => shape.cols,
+        Method::AbsmeanGroup => cfg.group_size,
+        Method::GgmlRef => GGML_BLOCK,
+    };
+    if !shape.cols.is_multiple_of(per_scale) && per_scale != shape.elements() {
+        return Err(Error::invalid(format!(
+            "group_size = {per_scale} must divide cols = {} so that groups do not straddle rows",
+            shape.cols
+        )));
+    }
+    let mut values = vec![0i8; src.len()];
+    let scales = src
+        .chunks(per_scale)
+        .zip(values.chunks_mut(per_scale))
+        .map(|(w, t)| match cfg.method {
+            Method::Prescaled => prescaled(w, t),
+            Method::GgmlRef => crate::format::tq::quantize_block_ref(w, t),
+            _ => absmean(w, cfg.eps, t),
+        })
+        .collect();
+    Ok(Ternarized {
+        values,
+        scales,
+        per_scale,
     })
 }
 
 /// BitNet b1.58: `s = 1/max(mean|W|, eps)`, `t = clamp(round_half_even(W·s), -1, 1)`, stored scale
 /// `1/s` — in f32 as the converter's torch code computes it (the mean is summed in f64).
-fn absmean_tensor(src: &[f32], eps: f32) -> Ternarized {
+fn absmean(src: &[f32], eps: f32, ternary: &mut [i8]) -> f32 {
     let mean = (src.iter().map(|v| v.abs() as f64).sum::<f64>() / src.len() as f64) as f32;
     let inv = 1.0f32 / mean.max(eps);
-    let values = src
-        .iter()
-        .map(|&w| (w * inv).round_ties_even().clamp(-1.0, 1.0) as i8)
-        .collect();
-    Ternarized {
-        values,
-        scales: vec![1.0f32 / inv],
+    for (t, &w) in ternary.iter_mut().zip(src) {
+        *t = (w * inv).round_ties_even().clamp(-1.0, 1.0) as i8;
     }
+    1.0f32 / inv
 }
 
 /// bitnet.cpp `quantize_i2_s`: scale = max|w| (taken in f64), sign test with a 1e-6 zero band.
-pub fn prescaled(src: &[f32]) -> Ternarized {
-    let scale = src.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64)) as f32;
-    let values = src
-        .iter()
-        .map(|&w| {
-            if (w.abs() as f64) < PRESCALED_ZERO {
-                0
-            } else if w > 0.0 {
-                1
-            } else {
-                -1
-            }
-        })
-        .collect();
-    Ternarized {
-        values,
-        scales: vec![scale],
+pub fn prescaled(src: &[f32], ternary: &mut [i8]) -> f32 {
+    for (t, &w) in ternary.iter_mut().zip(src) {
+        *t = if (w.abs() as f64) < PRESCALED_ZERO {
+            0
+        } else if w > 0.0 {
+            1
+        } else {
+            -1
+        };
     }
+    src.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64)) as f32
 }
 
 /// What quantization did to a matrix (the C struct `tern_quant_stats`).
@@ -176,13 +201,7 @@ pub struct QuantStats {
 }
 
 impl QuantStats {
-    /// `scale_of(i)` gives the scale that multiplies element `i`.
-    pub fn measure(
-        src: &[f32],
-        t: &Ternarized,
-        packed_bytes: usize,
-        scale_of: impl Fn(usize) -> f32,
-    ) -> Self {
+    pub fn measure(src: &[f32], t: &Ternarized, packed_bytes: usize) -> Self {
         let n = t.values.len();
         let zeros = t.values.iter().filter(|&&v| v == 0).count();
         let sq_err: f64 = src
@@ -190,7 +209,7 @@ impl QuantStats {
             .zip(&t.values)
             .enumerate()
             .map(|(i, (&w, &q))| {
-                let d = w as f64 - q as f64 * scale_of(i) as f64;
+                let d = w as f64 - q as f64 * t.scales[i / t.per_scale] as f64;
                 d * d
             })
             .sum();

@@ -1,0 +1,63 @@
+//! ggml TQ1_0: blocks of 256 elements in 54 bytes — `qs[48]` holding 5 trits per byte, `qh[4]`
+//! holding 4, then the f16 scale `d` (spec `ggml_ternary_gguf.md` §1.2). A byte stores
+//! `ceil(v·256/243)` for the base-3 number `v` of its trits (most significant first); trit `n` is
+//! recovered as `((byte·3^n mod 256)·3) >> 8`.
+
+use half::f16;
+
+use crate::error::{Error, Result};
+
+pub const BLOCK_BYTES: usize = 54;
+
+const POW3: [u16; 5] = [1, 3, 9, 27, 81];
+
+/// (byte index, trit position, element) for every element of a block, in the spec's order.
+fn placements() -> impl Iterator<Item = (usize, usize, usize)> {
+    let qs0 = (0..32).flat_map(|m| (0..5).map(move |n| (m, n, 32 * n + m)));
+    let qs1 = (0..16).flat_map(|m| (0..5).map(move |n| (32 + m, n, 160 + 16 * n + m)));
+    let qh = (0..4).flat_map(|j| (0..4).map(move |n| (48 + j, n, 240 + 4 * n + j)));
+    qs0.chain(qs1).chain(qh)
+}
+
+fn encode(v: u16) -> u8 {
+    ((v as u32 * 256).div_ceil(243)) as u8
+}
+
+fn trit(byte: u8, n: usize) -> u8 {
+    let p = (byte as u16 * POW3[n]) as u8;
+    ((p as u16 * 3) >> 8) as u8
+}
+
+/// Packs 256 ternary values with scale `d` into one 54-byte block.
+pub fn pack_block(ternary: &[i8], d: f16, out: &mut [u8]) {
+    let mut v = [0u16; 52];
+    for (byte, n, e) in placements() {
+        v[byte] += (ternary[e] + 1) as u16 * POW3[4 - n];
+    }
+    for (o, &v) in out[..52].iter_mut().zip(&v) {
+        *o = encode(v);
+    }
+    out[52..54].copy_from_slice(&d.to_le_bytes());
+}
+
+/// Checks one block (every byte decodes to trits that re-encode to it, i.e. a byte an encoder
+/// can write; finite `d`) and returns `d`.
+pub fn validate_block(block: &[u8], index: usize) -> Result<f16> {
+    for (b, &byte) in block[..52].iter().enumerate() {
+        let trits = if b < 48 { 5 } else { 4 };
+        let v = (0..trits).fold(0u16, |acc, n| acc + trit(byte, n) as u16 * POW3[4 - n]);
+        if encode(v) != byte {
+            return Err(Error::invalid(format!(
+                "corrupt TQ1_0 data: block {index} byte {b} = {byte:#04x} is not a valid base-3 encoding"
+            )));
+        }
+    }
+    super::tq::check_d(block, 52, index, "TQ1_0")
+}
+
+/// Writes the 256 ternary values of a block that passed `validate_block`.
+pub fn unpack_block(block: &[u8], ternary: &mut [i8]) {
+    for (byte, n, e) in placements() {
+        ternary[e] = trit(block[byte], n) as i8 - 1;
+    }
+}
