@@ -47,46 +47,6 @@
 
 
 /**
- * Most threads a context may ask for.
- */
-#define MAX_THREADS 1024
-
-/**
- * Largest supported `cols`: keeps every code dot (|code·act| ≤ 256 per element) exact in int32.
- */
-#define MAX_COLS (1 << 22)
-
-/**
- * Bytes after the codes: the f32 scale plus 28 bytes that bitnet.cpp reserves (we write zeros).
- */
-#define TAIL_BYTES 32
-
-#define AVX2 (1 << 0)
-
-#define FMA (1 << 1)
-
-#define AVX512F (1 << 2)
-
-#define AVX512BW (1 << 3)
-
-#define AVX512VL (1 << 4)
-
-#define AVX512VNNI (1 << 5)
-
-#define AVXVNNI (1 << 6)
-
-#define NEON (1 << 7)
-
-#define DOTPROD (1 << 8)
-
-#define I8MM (1 << 9)
-
-/**
- * The default floor of mean|W| (bitnet.cpp's converter uses 1e-5).
- */
-#define DEFAULT_EPS 1e-5
-
-/**
  * Result of every fallible call. 0 is success; details are in `tern_last_error_message()`.
  */
 enum tern_status
@@ -330,11 +290,6 @@ typedef uint32_t tern_cpu_feature;
 #endif // __cplusplus
 
 /**
- * Instruction-set levels a context may be capped at (`tern_isa`; 0 = best available).
- */
-typedef struct Isa Isa;
-
-/**
  * Kernel dispatch table and threads, chosen once. Immutable after creation: one context may be
  * used from any number of threads at once. Create with `tern_context_create`, free with
  * `tern_context_destroy`.
@@ -461,7 +416,7 @@ typedef struct tern_quant_stats {
  */
 typedef struct tern_matrix_properties {
   /**
-   * `sizeof(tern_matrix_info)`, set by the caller.
+   * `sizeof(tern_matrix_properties)`, set by the caller.
    */
   uint32_t struct_size;
   /**
@@ -509,8 +464,6 @@ typedef struct tern_gemm_options {
   const float *bias;
 } tern_gemm_options;
 
-
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -552,7 +505,9 @@ uint64_t tern_cpu_features(void);
  * # Safety
  * `out` must be a valid pointer; non-NULL `opts` must point to at least `opts->struct_size` bytes.
  */
-tern_status tern_context_create(const struct tern_context_options *opts, struct tern_context **out);
+TERN_NODISCARD
+tern_status tern_context_create(const struct tern_context_options *opts,
+                                struct tern_context **out);
 
 /**
  * Frees a context. NULL is a no-op. Destroying a context twice, or while another thread uses
@@ -581,6 +536,7 @@ const char *tern_context_kernel_name(const struct tern_context *ctx, int32_t for
  * # Safety
  * `packed` must hold `packed_len` bytes; `out` must be writable.
  */
+TERN_NODISCARD
 tern_status tern_matrix_create(const struct tern_context *ctx,
                                const struct tern_layout *layout,
                                const void *packed,
@@ -596,6 +552,7 @@ tern_status tern_matrix_create(const struct tern_context *ctx,
  * # Safety
  * `w` must hold `rows·cols` floats; `out` must be writable.
  */
+TERN_NODISCARD
 tern_status tern_matrix_from_f32(const struct tern_context *ctx,
                                  const struct tern_layout *layout,
                                  const float *w,
@@ -620,7 +577,9 @@ void tern_matrix_destroy(struct tern_matrix *matrix);
  * # Safety
  * `matrix` must be live; `info` must be writable for `info->struct_size` bytes.
  */
-tern_status tern_matrix_info(const struct tern_matrix *matrix, struct tern_matrix_properties *info);
+TERN_NODISCARD
+tern_status tern_matrix_info(const struct tern_matrix *matrix,
+                             struct tern_matrix_properties *info);
 
 /**
  * `y[t][r] = Σ_k W[r][k]·x[t][k]` for `n_tokens` tokens, BitNet style: each token of `x` (row
@@ -631,6 +590,7 @@ tern_status tern_matrix_info(const struct tern_matrix *matrix, struct tern_matri
  * # Safety
  * `x` and `y` must hold the strided sizes above; `matrix` must be live.
  */
+TERN_NODISCARD
 tern_status tern_gemm(const struct tern_context *ctx,
                       const struct tern_matrix *matrix,
                       const float *x,
@@ -648,6 +608,7 @@ tern_status tern_gemm(const struct tern_context *ctx,
  * # Safety
  * Buffers must hold the sizes above; `matrix` must be live.
  */
+TERN_NODISCARD
 tern_status tern_gemm_i8(const struct tern_context *ctx,
                          const struct tern_matrix *matrix,
                          const int8_t *q,
@@ -666,6 +627,7 @@ tern_status tern_gemm_i8(const struct tern_context *ctx,
  * # Safety
  * `layout` and `out` must be valid pointers.
  */
+TERN_NODISCARD
 tern_status tern_packed_size(const struct tern_layout *layout,
                              int64_t rows,
                              int64_t cols,
@@ -679,6 +641,7 @@ tern_status tern_packed_size(const struct tern_layout *layout,
  * # Safety
  * `src` must hold `rows·cols` floats, `dst` `dst_len` bytes; non-NULL structs must be valid.
  */
+TERN_NODISCARD
 tern_status tern_quantize(const struct tern_context *ctx,
                           const struct tern_layout *layout,
                           const float *src,
@@ -696,6 +659,7 @@ tern_status tern_quantize(const struct tern_context *ctx,
  * # Safety
  * `ternary` must hold `rows·cols` values, `scales` `n_scales` floats, `dst` `dst_len` bytes.
  */
+TERN_NODISCARD
 tern_status tern_pack(const struct tern_layout *layout,
                       const int8_t *ternary,
                       const float *scales,
@@ -713,6 +677,7 @@ tern_status tern_pack(const struct tern_layout *layout,
  * # Safety
  * `src` must hold `src_len` bytes, `ternary` `rows·cols` values, `scales` `n_scales` floats.
  */
+TERN_NODISCARD
 tern_status tern_unpack(const struct tern_layout *layout,
                         const void *src,
                         size_t src_len,
@@ -729,6 +694,7 @@ tern_status tern_unpack(const struct tern_layout *layout,
  * # Safety
  * `src` must hold `src_len` bytes and `dst` `rows·cols` floats.
  */
+TERN_NODISCARD
 tern_status tern_dequantize(const struct tern_layout *layout,
                             const void *src,
                             size_t src_len,
@@ -745,6 +711,7 @@ tern_status tern_dequantize(const struct tern_layout *layout,
  * # Safety
  * Buffers must hold the sizes above.
  */
+TERN_NODISCARD
 tern_status tern_quantize_activations(const struct tern_context *ctx,
                                       const float *x,
                                       int64_t n_tokens,

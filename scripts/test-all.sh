@@ -11,6 +11,7 @@
 #   8. [hook] aarch64 under qemu (not implemented yet)
 # Exits non-zero if any step fails and prints a summary.
 #
+# usage: scripts/test-all.sh [--setup]   --setup first installs what is missing (scripts/setup.sh)
 # env: TERN_KEEP_TMP=1 keeps the temporary build/prefix directory (its path is printed);
 #      JOBS=N build parallelism (default: nproc).
 set -uo pipefail
@@ -18,6 +19,11 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 export PATH="$HOME/.cargo/bin:$PATH"
+case "${1:-}" in
+    --setup) "$root/scripts/setup.sh" || { echo "test-all: setup failed"; exit 1; } ;;
+    "") ;;
+    *) echo "usage: $0 [--setup]" >&2; exit 2 ;;
+esac
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 4)}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tern-test-all.XXXXXX")

@@ -45,6 +45,7 @@ pub(crate) unsafe fn context_or_global<'a>(ctx: *const tern_context) -> Result<&
 ///
 /// # Safety
 /// `out` must be a valid pointer; non-NULL `opts` must point to at least `opts->struct_size` bytes.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_context_create(
     opts: *const tern_context_options,

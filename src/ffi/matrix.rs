@@ -51,6 +51,7 @@ unsafe fn publish(out: *mut *mut tern_matrix, make: impl FnOnce() -> Result<Matr
 ///
 /// # Safety
 /// `packed` must hold `packed_len` bytes; `out` must be writable.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_matrix_create(
     ctx: *const tern_context,
@@ -77,6 +78,7 @@ pub unsafe extern "C" fn tern_matrix_create(
 ///
 /// # Safety
 /// `w` must hold `rows·cols` floats; `out` must be writable.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_matrix_from_f32(
     ctx: *const tern_context,
@@ -127,6 +129,7 @@ pub unsafe extern "C" fn tern_matrix_destroy(matrix: *mut tern_matrix) {
 ///
 /// # Safety
 /// `matrix` must be live; `info` must be writable for `info->struct_size` bytes.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_matrix_info(
     matrix: *const tern_matrix,
@@ -195,6 +198,7 @@ unsafe fn gemm_options_arg<'a>(
 ///
 /// # Safety
 /// `x` and `y` must hold the strided sizes above; `matrix` must be live.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_gemm(
     ctx: *const tern_context,
@@ -226,6 +230,7 @@ pub unsafe extern "C" fn tern_gemm(
 ///
 /// # Safety
 /// Buffers must hold the sizes above; `matrix` must be live.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_gemm_i8(
     ctx: *const tern_context,

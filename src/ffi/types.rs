@@ -208,7 +208,7 @@ pub struct tern_gemm_options {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct tern_matrix_properties {
-    /// `sizeof(tern_matrix_info)`, set by the caller.
+    /// `sizeof(tern_matrix_properties)`, set by the caller.
     pub struct_size: u32,
     /// The `tern_format` and variant the matrix was created from.
     pub format: i32,

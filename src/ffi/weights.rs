@@ -99,6 +99,7 @@ pub(crate) unsafe fn in_bytes<'a>(
 ///
 /// # Safety
 /// `layout` and `out` must be valid pointers.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_packed_size(
     layout: *const tern_layout,
@@ -120,6 +121,7 @@ pub unsafe extern "C" fn tern_packed_size(
 ///
 /// # Safety
 /// `src` must hold `rows·cols` floats, `dst` `dst_len` bytes; non-NULL structs must be valid.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_quantize(
     ctx: *const tern_context,
@@ -157,6 +159,7 @@ pub unsafe extern "C" fn tern_quantize(
 ///
 /// # Safety
 /// `ternary` must hold `rows·cols` values, `scales` `n_scales` floats, `dst` `dst_len` bytes.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_pack(
     layout: *const tern_layout,
@@ -192,6 +195,7 @@ pub unsafe extern "C" fn tern_pack(
 ///
 /// # Safety
 /// `src` must hold `src_len` bytes, `ternary` `rows·cols` values, `scales` `n_scales` floats.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_unpack(
     layout: *const tern_layout,
@@ -228,6 +232,7 @@ pub unsafe extern "C" fn tern_unpack(
 ///
 /// # Safety
 /// `src` must hold `src_len` bytes and `dst` `rows·cols` floats.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_dequantize(
     layout: *const tern_layout,
@@ -253,6 +258,7 @@ pub unsafe extern "C" fn tern_dequantize(
 ///
 /// # Safety
 /// Buffers must hold the sizes above.
+#[must_use]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_quantize_activations(
     ctx: *const tern_context,

@@ -60,8 +60,45 @@ compile() { # name, compiler, flags..., source
 compile "header as C11"                 "$CC"  -std=c11   -x c   "$tmp/one.c"
 compile "header as C2x"                 "$CC"  -std=c2x   -x c   "$tmp/one.c"
 compile "header as C++17"               "$CXX" -std=c++17 -x c++ "$tmp/one.c"
+# C23 is where the enums get a fixed underlying type (`enum x : int32_t`); only newer
+# compilers (GCC >= 13 with -std=c23) take that branch, so it is tried when available.
+if "$CC" -std=c23 -x c -c -o "$tmp/probe.o" /dev/null > /dev/null 2>&1; then
+    compile "header as C23"             "$CC"  -std=c23   -x c   "$tmp/one.c"
+else
+    echo "skip: header as C23 ($CC does not accept -std=c23)"
+fi
 compile "header double include (C11)"   "$CC"  -std=c11   -x c   "$tmp/two.c"
 compile "header double include (C++17)" "$CXX" -std=c++17 -x c++ "$tmp/two.c"
+
+# --- 1b. every TERN_*_INIT macro initializes its struct (C and C++), linked and run ----------
+# Generated from the header: `#define TERN_X_INIT[(arg)] { sizeof(tern_x), ... }` becomes
+# `tern_x v = TERN_X_INIT[(1)];` plus a check that v.struct_size == sizeof v.
+{
+    echo '#include "tern.h"'
+    echo '#include <stdio.h>'
+    echo 'int main(void) {'
+    echo '    int bad = 0;'
+    grep -E '^#define TERN_[A-Z0-9_]+_INIT\b' "$header" | while read -r _ name rest; do
+        macro=${name%%(*}
+        type=$(printf '%s\n' "$rest" | sed -n -E 's/.*sizeof\((tern_[a-z0-9_]+)\).*/\1/p')
+        [ -n "$type" ] || continue
+        case $name in *\(*) init="$macro(1)" ;; *) init="$macro" ;; esac
+        echo "    { $type v = $init; if (v.struct_size != sizeof v) { puts(\"$macro: wrong struct_size\"); bad = 1; } }"
+    done
+    echo '    if (tern_version() != TERN_VERSION_NUMBER) { puts("tern_version() != TERN_VERSION_NUMBER"); bad = 1; }'
+    echo '    return bad;'
+    echo '}'
+} > "$tmp/init.c"
+libdir=$(dirname "$lib")
+for lang in c c++; do
+    if [ $lang = c ]; then cc="$CC"; std=-std=c11; else cc="$CXX"; std=-std=c++17; fi
+    if "$cc" $std $warn -I"$inc" -x $lang "$tmp/init.c" -x none "$lib" -o "$tmp/init" > "$tmp/log" 2>&1 &&
+        LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tmp/init" > "$tmp/log" 2>&1; then
+        pass "INIT macros ($(grep -c 'struct_size !=' "$tmp/init.c")) and version, as $lang ($std)"
+    else
+        fail "INIT macros / version as $lang:"; sed 's/^/      /' "$tmp/log" >&2
+    fi
+done
 
 # --- 2. exported symbols == expected list --------------------------------------------------
 exported_functions "$lib" > "$tmp/exported.txt"
@@ -91,6 +128,27 @@ if diff -u "$tmp/declared.txt" "$tmp/exported.txt" > "$tmp/diff2"; then
 else
     fail "header declarations vs exported functions ('-' = declared, not exported; '+' = exported, not declared):"
     sed 's/^/      /' "$tmp/diff2" >&2
+fi
+
+# --- 3b. header namespace: every macro is TERN_*, every tag/typedef tern_* --------------------
+# Unprefixed names (e.g. a Rust `pub const NEON` exported as `#define NEON`) collide with
+# consumers' code. The double-underscore-free include guard TERN_H is also TERN_-prefixed.
+{
+    grep -E '^[[:space:]]*#[[:space:]]*define[[:space:]]+' "$header" \
+        | sed -E 's/^[[:space:]]*#[[:space:]]*define[[:space:]]+([A-Za-z0-9_]+).*/\1/' \
+        | grep -v '^TERN_' || true
+    grep -o -E '\b(struct|enum|union)[[:space:]]+[A-Za-z_][A-Za-z0-9_]*' "$header" \
+        | awk '{ print $2 }' | grep -v '^tern_' || true
+    grep -o -E '^[[:space:]]*}[[:space:]]*[A-Za-z_][A-Za-z0-9_]*;' "$header" \
+        | sed -E 's/[};[:space:]]//g' | grep -v '^tern_' || true
+    grep -E '^typedef .*;[[:space:]]*$' "$header" | sed -E 's/.*[[:space:]*]([A-Za-z_][A-Za-z0-9_]*);.*/\1/' \
+        | grep -v '^tern_' || true
+} | LC_ALL=C sort -u > "$tmp/unprefixed.txt"
+if [ -s "$tmp/unprefixed.txt" ]; then
+    fail "header defines names outside the TERN_/tern_ namespace:"
+    sed 's/^/      /' "$tmp/unprefixed.txt" >&2
+else
+    pass "every header macro and type name is TERN_*/tern_*"
 fi
 
 # --- 4. soname -----------------------------------------------------------------------------
