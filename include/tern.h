@@ -217,14 +217,21 @@ enum tern_compat
    */
   TERN_COMPAT_DEFAULT = 0,
   /**
-   * Bit-exact with bitnet.cpp today: half away from zero, `(dot − sum)·(w_scale/act_scale)` in f32.
+   * Bit-exact with bitnet.cpp today for the matrix's format. I2_S: half away from zero,
+   * `(dot − sum)·(w_scale/act_scale)` in f32. TL1/TL2: the LUT kernels
+   * (`f32(Σ t·q) / act_scale · w_scale`, half-to-even, no absmax floor).
    */
   TERN_COMPAT_BITNET_CPP = 1,
   /**
-   * Bit-exact with bitnet.cpp merge-dev: f64 absmax floored at 1e-5, half-to-even,
-   * `((dot − sum)/act_scale)·w_scale`.
+   * Bit-exact with bitnet.cpp merge-dev. I2_S: f64 absmax floored at 1e-5, half-to-even,
+   * `((dot − sum)/act_scale)·w_scale`. TL1/TL2: the same LUT kernels as BITNET_CPP.
    */
   TERN_COMPAT_BITNET_CPP_LEGACY = 2,
+  /**
+   * ggml's mul_mat for TQ1_0/TQ2_0: activations quantized to Q8_K per 256 block,
+   * `Σ_blocks f32(S_b)·(d_act·d_w)` summed in block order (`tern_gemm` only).
+   */
+  TERN_COMPAT_GGML = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -786,6 +793,103 @@ void tern_ggml_quantize_row_i8_s_legacy(const float *x,
                                         int64_t n,
                                         float *act_scales,
                                         int32_t *act_sums);
+
+/**
+ * ggml `quantize_row_tq1_0` (`from_float` of TQ1_0), bit-exact with the reference.
+ *
+ * # Safety
+ * `k` is a multiple of 256 (0 allowed); `x` holds `k` floats, `y` `k/256·54` bytes.
+ */
+void tern_ggml_quantize_row_tq1_0(const float *x, void *y, int64_t k);
+
+/**
+ * ggml `quantize_row_tq2_0` (`from_float` of TQ2_0), bit-exact with the reference.
+ *
+ * # Safety
+ * `k` is a multiple of 256 (0 allowed); `x` holds `k` floats, `y` `k/256·66` bytes.
+ */
+void tern_ggml_quantize_row_tq2_0(const float *x, void *y, int64_t k);
+
+/**
+ * ggml `dequantize_row_tq1_0` (`to_float`).
+ *
+ * # Safety
+ * `k` is a multiple of 256; `x` holds `k/256` blocks, `y` `k` floats.
+ */
+void tern_ggml_dequantize_row_tq1_0(const void *x, float *y, int64_t k);
+
+/**
+ * ggml `dequantize_row_tq2_0` (`to_float`).
+ *
+ * # Safety
+ * `k` is a multiple of 256; `x` holds `k/256` blocks, `y` `k` floats.
+ */
+void tern_ggml_dequantize_row_tq2_0(const void *x, float *y, int64_t k);
+
+/**
+ * ggml `quantize_row_q8_K`, bit-exact with `quantize_row_q8_K_ref` (an all-zero block gets
+ * `d = 0`, zero `qs`, and its `bsums` are left as they were, as in ggml).
+ *
+ * # Safety
+ * `k` is a multiple of 256 (0 allowed); `x` holds `k` floats, `y` `k/256·292` bytes.
+ */
+void tern_ggml_quantize_row_q8_K(const float *x, void *y, int64_t k);
+
+/**
+ * ggml `ggml_vec_dot_tq1_0_q8_K` (`nrc` must be 1; `bs`, `bx`, `by` are ignored). The integer
+ * block sums are exact; the float sum runs in block order as ggml's reference does.
+ *
+ * # Safety
+ * `n` is a multiple of 256; `vx` holds `n/256` TQ1_0 blocks, `vy` `n/256` Q8_K blocks.
+ */
+void tern_ggml_vec_dot_tq1_0_q8_K(int n,
+                                  float *s,
+                                  size_t bs,
+                                  const void *vx,
+                                  size_t bx,
+                                  const void *vy,
+                                  size_t by,
+                                  int nrc);
+
+/**
+ * ggml `ggml_vec_dot_tq2_0_q8_K`; see `tern_ggml_vec_dot_tq1_0_q8_K`.
+ *
+ * # Safety
+ * `n` is a multiple of 256; `vx` holds `n/256` TQ2_0 blocks, `vy` `n/256` Q8_K blocks.
+ */
+void tern_ggml_vec_dot_tq2_0_q8_K(int n,
+                                  float *s,
+                                  size_t bs,
+                                  const void *vx,
+                                  size_t bx,
+                                  const void *vy,
+                                  size_t by,
+                                  int nrc);
+
+/**
+ * ggml `quantize_tq1_0` (chunk quantizer): `nrow` rows of `n_per_row` floats; returns the bytes
+ * written. The importance matrix is ignored, as in ggml.
+ *
+ * # Safety
+ * `n_per_row` is a multiple of 256; buffers hold `nrow` rows.
+ */
+size_t tern_ggml_quantize_tq1_0(const float *src,
+                                void *dst,
+                                int64_t nrow,
+                                int64_t n_per_row,
+                                const float *imatrix);
+
+/**
+ * ggml `quantize_tq2_0` (chunk quantizer); see `tern_ggml_quantize_tq1_0`.
+ *
+ * # Safety
+ * `n_per_row` is a multiple of 256; buffers hold `nrow` rows.
+ */
+size_t tern_ggml_quantize_tq2_0(const float *src,
+                                void *dst,
+                                int64_t nrow,
+                                int64_t n_per_row,
+                                const float *imatrix);
 
 #ifdef __cplusplus
 }  // extern "C"

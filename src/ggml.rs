@@ -1,3 +1,4 @@
+#![allow(non_snake_case)] // ggml's own names (q8_K, tq1_0_q8_K) are kept verbatim.
 //! The raw tier: functions with the exact signatures of ggml / bitnet.cpp type traits, so a
 //! llama.cpp fork can point its type table at them. They return `void` like ggml, check nothing
 //! (the preconditions are documented), set no last error and allocate nothing per call beyond
@@ -7,9 +8,12 @@
 use std::ffi::{c_int, c_void};
 use std::sync::OnceLock;
 
-use crate::format::{I2sVariant, i2s};
+use half::f16;
+
+use crate::format::{I2sVariant, i2s, tq, tq1_0, tq2_0};
 use crate::kernel::{Isa, Kernels};
-use crate::quant::Compat;
+use crate::quant::activation::Arith;
+use crate::quant::q8k;
 
 /// bitnet.cpp's x86 `PARALLEL_SIZE`: `nrc` divisible by it selects the activation-parallel path.
 const PARALLEL_SIZE: usize = 4;
@@ -114,7 +118,7 @@ pub unsafe extern "C" fn tern_ggml_quantize_row_i8_s(
     act_scales: *mut f32,
     act_sums: *mut i32,
 ) {
-    unsafe { quantize_row(Compat::BitnetCpp, x, y, n, act_scales, act_sums) }
+    unsafe { quantize_row(Arith::I2sCurrent, x, y, n, act_scales, act_sums) }
 }
 
 /// Like `tern_ggml_quantize_row_i8_s` with the merge-dev arithmetic
@@ -130,11 +134,11 @@ pub unsafe extern "C" fn tern_ggml_quantize_row_i8_s_legacy(
     act_scales: *mut f32,
     act_sums: *mut i32,
 ) {
-    unsafe { quantize_row(Compat::BitnetCppLegacy, x, y, n, act_scales, act_sums) }
+    unsafe { quantize_row(Arith::I2sLegacy, x, y, n, act_scales, act_sums) }
 }
 
 unsafe fn quantize_row(
-    compat: Compat,
+    arith: Arith,
     x: *const f32,
     y: *mut c_void,
     n: i64,
@@ -149,9 +153,213 @@ unsafe fn quantize_row(
             std::slice::from_raw_parts_mut(y as *mut i8, n),
         )
     };
-    let (s, total) = compat.quantize_token(x, q);
+    let (s, total) = arith.quantize_token(x, q);
     unsafe {
         *scale = s;
         *sum = total;
     }
+}
+
+/// Quantizes `k` floats (a multiple of 256, possibly 0) into TQ blocks with ggml's reference
+/// rule (`quantize_row_tqX_0_ref`): per block `d = max|x|`, `t = round_half_away(x/d)`.
+///
+/// # Safety
+/// `x` holds `k` floats, `y` `k/256` blocks.
+unsafe fn quantize_row_tq(kind: tq::Kind, x: *const f32, y: *mut c_void, k: i64) {
+    let codec = kind.codec();
+    let blocks = k as usize / tq::BLOCK;
+    // SAFETY: sizes per the contract.
+    let (x, y) = unsafe {
+        (
+            std::slice::from_raw_parts(x, blocks * tq::BLOCK),
+            std::slice::from_raw_parts_mut(y as *mut u8, blocks * codec.block_bytes),
+        )
+    };
+    let mut ternary = [0i8; tq::BLOCK];
+    for (xb, yb) in x.chunks_exact(tq::BLOCK).zip(y.chunks_exact_mut(codec.block_bytes)) {
+        let d = tq::quantize_block_ref(xb, &mut ternary);
+        (codec.pack)(&ternary, f16::from_f32(d), yb);
+    }
+}
+
+/// Writes `k` floats `(t − 1)·d` from `k/256` TQ blocks (ggml `to_float`).
+///
+/// # Safety
+/// `x` holds `k/256` blocks, `y` `k` floats.
+unsafe fn dequantize_row_tq(kind: tq::Kind, x: *const c_void, y: *mut f32, k: i64) {
+    let codec = kind.codec();
+    let blocks = k as usize / tq::BLOCK;
+    // SAFETY: sizes per the contract.
+    let (x, y) = unsafe {
+        (
+            std::slice::from_raw_parts(x as *const u8, blocks * codec.block_bytes),
+            std::slice::from_raw_parts_mut(y, blocks * tq::BLOCK),
+        )
+    };
+    let mut ternary = [0i8; tq::BLOCK];
+    for (xb, yb) in x.chunks_exact(codec.block_bytes).zip(y.chunks_exact_mut(tq::BLOCK)) {
+        (codec.unpack)(xb, &mut ternary);
+        let d = f32::from(f16::from_le_bytes([xb[codec.block_bytes - 2], xb[codec.block_bytes - 1]]));
+        for (o, &t) in yb.iter_mut().zip(&ternary) {
+            *o = t as f32 * d;
+        }
+    }
+}
+
+/// ggml's `vec_dot` of one TQ row with one Q8_K row: `Σ_blocks float(S_b)·(d_x·d_y)` summed in
+/// block order in f32, `S_b` the exact integer dot of the block.
+///
+/// # Safety
+/// `x` holds `n/256` TQ blocks, `y` `n/256` Q8_K blocks.
+unsafe fn vec_dot_tq_q8k(kind: tq::Kind, n: c_int, s: *mut f32, x: *const c_void, y: *const c_void) {
+    let codec = kind.codec();
+    let blocks = n as usize / tq::BLOCK;
+    // SAFETY: sizes per the contract.
+    let (x, y) = unsafe {
+        (
+            std::slice::from_raw_parts(x as *const u8, blocks * codec.block_bytes),
+            std::slice::from_raw_parts(y as *const u8, blocks * q8k::BLOCK_BYTES),
+        )
+    };
+    let mut ternary = [0i8; tq::BLOCK];
+    let mut sum = 0.0f32;
+    for (xb, yb) in x.chunks_exact(codec.block_bytes).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+        (codec.unpack)(xb, &mut ternary);
+        let q = q8k::block(yb);
+        let dot: i32 = ternary.iter().zip(q.qs).map(|(&t, &v)| t as i32 * v as i32).sum();
+        let dx = f32::from(f16::from_le_bytes([xb[codec.block_bytes - 2], xb[codec.block_bytes - 1]]));
+        sum += dot as f32 * (q.d * dx);
+    }
+    // SAFETY: `s` is writable (contract).
+    unsafe { *s = sum };
+}
+
+/// ggml `quantize_row_tq1_0` (`from_float` of TQ1_0), bit-exact with the reference.
+///
+/// # Safety
+/// `k` is a multiple of 256 (0 allowed); `x` holds `k` floats, `y` `k/256·54` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_ggml_quantize_row_tq1_0(x: *const f32, y: *mut c_void, k: i64) {
+    unsafe { quantize_row_tq(tq::Kind::Tq1_0, x, y, k) }
+}
+
+/// ggml `quantize_row_tq2_0` (`from_float` of TQ2_0), bit-exact with the reference.
+///
+/// # Safety
+/// `k` is a multiple of 256 (0 allowed); `x` holds `k` floats, `y` `k/256·66` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_ggml_quantize_row_tq2_0(x: *const f32, y: *mut c_void, k: i64) {
+    unsafe { quantize_row_tq(tq::Kind::Tq2_0, x, y, k) }
+}
+
+/// ggml `dequantize_row_tq1_0` (`to_float`).
+///
+/// # Safety
+/// `k` is a multiple of 256; `x` holds `k/256` blocks, `y` `k` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_ggml_dequantize_row_tq1_0(x: *const c_void, y: *mut f32, k: i64) {
+    unsafe { dequantize_row_tq(tq::Kind::Tq1_0, x, y, k) }
+}
+
+/// ggml `dequantize_row_tq2_0` (`to_float`).
+///
+/// # Safety
+/// `k` is a multiple of 256; `x` holds `k/256` blocks, `y` `k` floats.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_ggml_dequantize_row_tq2_0(x: *const c_void, y: *mut f32, k: i64) {
+    unsafe { dequantize_row_tq(tq::Kind::Tq2_0, x, y, k) }
+}
+
+/// ggml `quantize_row_q8_K`, bit-exact with `quantize_row_q8_K_ref` (an all-zero block gets
+/// `d = 0`, zero `qs`, and its `bsums` are left as they were, as in ggml).
+///
+/// # Safety
+/// `k` is a multiple of 256 (0 allowed); `x` holds `k` floats, `y` `k/256·292` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_ggml_quantize_row_q8_K(x: *const f32, y: *mut c_void, k: i64) {
+    let blocks = k as usize / q8k::BLOCK;
+    // SAFETY: sizes per the contract.
+    let (x, y) = unsafe {
+        (
+            std::slice::from_raw_parts(x, blocks * q8k::BLOCK),
+            std::slice::from_raw_parts_mut(y as *mut u8, blocks * q8k::BLOCK_BYTES),
+        )
+    };
+    for (xb, yb) in x.chunks_exact(q8k::BLOCK).zip(y.chunks_exact_mut(q8k::BLOCK_BYTES)) {
+        q8k::quantize_block(xb, yb);
+    }
+}
+
+/// ggml `ggml_vec_dot_tq1_0_q8_K` (`nrc` must be 1; `bs`, `bx`, `by` are ignored). The integer
+/// block sums are exact; the float sum runs in block order as ggml's reference does.
+///
+/// # Safety
+/// `n` is a multiple of 256; `vx` holds `n/256` TQ1_0 blocks, `vy` `n/256` Q8_K blocks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_ggml_vec_dot_tq1_0_q8_K(
+    n: c_int,
+    s: *mut f32,
+    bs: usize,
+    vx: *const c_void,
+    bx: usize,
+    vy: *const c_void,
+    by: usize,
+    nrc: c_int,
+) {
+    let _ = (bs, bx, by, nrc);
+    unsafe { vec_dot_tq_q8k(tq::Kind::Tq1_0, n, s, vx, vy) }
+}
+
+/// ggml `ggml_vec_dot_tq2_0_q8_K`; see `tern_ggml_vec_dot_tq1_0_q8_K`.
+///
+/// # Safety
+/// `n` is a multiple of 256; `vx` holds `n/256` TQ2_0 blocks, `vy` `n/256` Q8_K blocks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_ggml_vec_dot_tq2_0_q8_K(
+    n: c_int,
+    s: *mut f32,
+    bs: usize,
+    vx: *const c_void,
+    bx: usize,
+    vy: *const c_void,
+    by: usize,
+    nrc: c_int,
+) {
+    let _ = (bs, bx, by, nrc);
+    unsafe { vec_dot_tq_q8k(tq::Kind::Tq2_0, n, s, vx, vy) }
+}
+
+/// ggml `quantize_tq1_0` (chunk quantizer): `nrow` rows of `n_per_row` floats; returns the bytes
+/// written. The importance matrix is ignored, as in ggml.
+///
+/// # Safety
+/// `n_per_row` is a multiple of 256; buffers hold `nrow` rows.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_ggml_quantize_tq1_0(
+    src: *const f32,
+    dst: *mut c_void,
+    nrow: i64,
+    n_per_row: i64,
+    imatrix: *const f32,
+) -> usize {
+    let _ = imatrix;
+    unsafe { tern_ggml_quantize_row_tq1_0(src, dst, nrow * n_per_row) };
+    (nrow * n_per_row) as usize / tq::BLOCK * tq1_0::BLOCK_BYTES
+}
+
+/// ggml `quantize_tq2_0` (chunk quantizer); see `tern_ggml_quantize_tq1_0`.
+///
+/// # Safety
+/// `n_per_row` is a multiple of 256; buffers hold `nrow` rows.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_ggml_quantize_tq2_0(
+    src: *const f32,
+    dst: *mut c_void,
+    nrow: i64,
+    n_per_row: i64,
+    imatrix: *const f32,
+) -> usize {
+    let _ = imatrix;
+    unsafe { tern_ggml_quantize_row_tq2_0(src, dst, nrow * n_per_row) };
+    (nrow * n_per_row) as usize / tq::BLOCK * tq2_0::BLOCK_BYTES
 }

@@ -241,10 +241,9 @@ fn kernel_name_reports_and_rejects() {
     );
     assert!(unsafe { tern_context_kernel_name(null(), 0) }.is_null());
     assert!(last_error().contains("format 0 is unknown"));
-    assert!(
-        unsafe { tern_context_kernel_name(null(), tern_format::TERN_FORMAT_TL1 as i32) }.is_null()
-    );
-    assert!(last_error().contains("not implemented"));
+    for f in [tern_format::TERN_FORMAT_TL1, tern_format::TERN_FORMAT_TL2, tern_format::TERN_FORMAT_TQ1_0, tern_format::TERN_FORMAT_TQ2_0] {
+        assert!(!unsafe { tern_context_kernel_name(null(), f as i32) }.is_null());
+    }
 }
 
 #[test]
@@ -280,11 +279,25 @@ fn packed_size_validates_layout_and_shape() {
             "format 42 is unknown",
         ),
         (
-            layout(tern_format::TERN_FORMAT_TL2 as i32, 0),
+            tern_layout { tile_rows: 32, ..layout(tern_format::TERN_FORMAT_TL2 as i32, 0) },
             ROWS,
             COLS,
-            TERN_STATUS_UNSUPPORTED,
-            "TL2",
+            TERN_STATUS_INVALID_ARGUMENT,
+            "all be 0",
+        ),
+        (
+            layout(tern_format::TERN_FORMAT_TQ1_0 as i32, 1),
+            ROWS,
+            COLS,
+            TERN_STATUS_INVALID_ARGUMENT,
+            "no variants",
+        ),
+        (
+            layout(tern_format::TERN_FORMAT_TQ2_0 as i32, 0),
+            ROWS,
+            200,
+            TERN_STATUS_INVALID_ARGUMENT,
+            "multiple of 256",
         ),
         (
             i2s(7),
@@ -877,9 +890,14 @@ fn gemm_error_paths_row_ranges_and_bias() {
         &["overflow"],
     );
     expect(
-        run(m, x.as_ptr(), 2, 0, yp, 0, &gemm_options(3)),
+        run(m, x.as_ptr(), 2, 0, yp, 0, &gemm_options(7)),
         TERN_STATUS_INVALID_ARGUMENT,
-        &["compat 3"],
+        &["compat 7"],
+    );
+    expect(
+        run(m, x.as_ptr(), 2, 0, yp, 0, &gemm_options(3)),
+        TERN_STATUS_UNSUPPORTED,
+        &["TERN_COMPAT_GGML does not apply to I2_S"],
     );
     for (b, e) in [(-1, 0), (4, 4), (5, 2), (0, ROWS + 1)] {
         let o = tern_gemm_options {

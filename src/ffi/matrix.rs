@@ -140,7 +140,7 @@ pub unsafe extern "C" fn tern_matrix_info(
         check_output(info, "info")?;
         let variant = match m.layout() {
             Layout::I2s(v) => v as u32,
-            Layout::Tq(_) => 0,
+            Layout::Tl1(_) | Layout::Tl2(_) | Layout::Tq(_) => 0,
         };
         let value = tern_matrix_properties {
             struct_size: 0,

@@ -82,11 +82,16 @@ pub enum tern_compat {
     /// Per-token absmax int8, half-to-even (BitNet training); `y = (dot − sum)·(w_scale/act_scale)`
     /// with the integer difference exact; an all-zero token gives 0.
     TERN_COMPAT_DEFAULT = 0,
-    /// Bit-exact with bitnet.cpp today: half away from zero, `(dot − sum)·(w_scale/act_scale)` in f32.
+    /// Bit-exact with bitnet.cpp today for the matrix's format. I2_S: half away from zero,
+    /// `(dot − sum)·(w_scale/act_scale)` in f32. TL1/TL2: the LUT kernels
+    /// (`f32(Σ t·q) / act_scale · w_scale`, half-to-even, no absmax floor).
     TERN_COMPAT_BITNET_CPP = 1,
-    /// Bit-exact with bitnet.cpp merge-dev: f64 absmax floored at 1e-5, half-to-even,
-    /// `((dot − sum)/act_scale)·w_scale`.
+    /// Bit-exact with bitnet.cpp merge-dev. I2_S: f64 absmax floored at 1e-5, half-to-even,
+    /// `((dot − sum)/act_scale)·w_scale`. TL1/TL2: the same LUT kernels as BITNET_CPP.
     TERN_COMPAT_BITNET_CPP_LEGACY = 2,
+    /// ggml's mul_mat for TQ1_0/TQ2_0: activations quantized to Q8_K per 256 block,
+    /// `Σ_blocks f32(S_b)·(d_act·d_w)` summed in block order (`tern_gemm` only).
+    TERN_COMPAT_GGML = 3,
 }
 
 /// Instruction-set caps for `tern_context_options.max_isa`.

@@ -221,7 +221,7 @@ pub unsafe extern "C" fn tern_unpack(
             ));
         }
         let scales = layout.validate(shape, src)?;
-        layout.unpack(shape, src, ternary);
+        layout.unpack(shape, src, ternary)?;
         scales_out[..want].copy_from_slice(&scales);
         Ok(())
     })
@@ -276,12 +276,12 @@ pub unsafe extern "C" fn tern_quantize_activations(
         let n = positive(n_tokens, "n_tokens")?;
         let shape = Shape::new(n_tokens, cols)?;
         let x_stride = stride(x_stride, shape.cols, "x_stride")?;
-        let compat = Compat::from_i32(compat)?;
+        let arith = Compat::from_i32(compat)?.token_arith()?;
         let x = unsafe { slice(x, strided_len("x", n, x_stride, shape.cols)?, "x") }?;
         let q = unsafe { slice_mut(q, shape.elements(), "q") }?;
         let scales = unsafe { slice_mut(scales, n, "scales") }?;
         let sums = unsafe { optional_slice_mut(sums, n, "sums") }?;
-        compat.quantize_batch(x, x_stride, shape.cols, q, scales, sums);
+        arith.quantize_batch(x, x_stride, shape.cols, n, q, shape.cols, scales, sums);
         Ok(())
     })
 }

@@ -2,6 +2,11 @@
 //! description of how a matrix is stored; everything below the FFI works with it.
 
 pub mod i2s;
+pub mod tl1;
+pub mod tl2;
+mod tl_common;
+
+pub use tl_common::Tiling;
 pub mod tq;
 pub mod tq1_0;
 pub mod tq2_0;
@@ -117,6 +122,9 @@ impl I2sVariant {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     I2s(I2sVariant),
+    /// TL1 / TL2 with a tiling, or `None` to let the library choose one for each shape.
+    Tl1(Option<Tiling>),
+    Tl2(Option<Tiling>),
     Tq(tq::Kind),
 }
 
@@ -137,6 +145,15 @@ impl Layout {
                 format.name()
             )));
         }
+        let tiling = match (tile_rows, tile_k, simd_rows) {
+            (0, 0, 0) => None,
+            (r, k, b) if r != 0 && k != 0 && b != 0 => Some(Tiling::new(r as usize, k as usize, b as usize)),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "tile_rows, tile_k and simd_rows must all be 0 (the library picks) or all be set (got {tile_rows}, {tile_k}, {simd_rows})"
+                )));
+            }
+        };
         if variant != 0 && format != Format::I2S {
             return Err(Error::invalid(format!(
                 "{} has no variants: variant must be 0 (got {variant})",
@@ -153,17 +170,16 @@ impl Layout {
             },
             Format::Tq1_0 => Ok(Self::Tq(tq::Kind::Tq1_0)),
             Format::Tq2_0 => Ok(Self::Tq(tq::Kind::Tq2_0)),
-            other => Err(Error::unsupported(format!(
-                "format {} is not implemented in tern {} (I2_S, TQ1_0 and TQ2_0 are)",
-                other.name(),
-                env!("CARGO_PKG_VERSION")
-            ))),
+            Format::Tl1 => Ok(Self::Tl1(tiling)),
+            Format::Tl2 => Ok(Self::Tl2(tiling)),
         }
     }
 
     pub fn format(self) -> Format {
         match self {
             Self::I2s(_) => Format::I2S,
+            Self::Tl1(_) => Format::Tl1,
+            Self::Tl2(_) => Format::Tl2,
             Self::Tq(tq::Kind::Tq1_0) => Format::Tq1_0,
             Self::Tq(tq::Kind::Tq2_0) => Format::Tq2_0,
         }
@@ -173,7 +189,19 @@ impl Layout {
     pub fn check_shape(self, shape: Shape) -> Result<()> {
         match self {
             Self::I2s(v) => i2s::check_shape(v, shape),
+            Self::Tl1(_) | Self::Tl2(_) => self.tiling(shape).map(|_| ()),
             Self::Tq(_) => tq::check_shape(self.format().name(), shape),
+        }
+    }
+
+    /// The TL tiling for `shape`: the caller's (checked) or the library's choice.
+    fn tiling(self, shape: Shape) -> Result<Tiling> {
+        match self {
+            Self::Tl1(Some(t)) => tl1::check_tiling(&t, shape).map(|_| t),
+            Self::Tl1(None) => tl1::choose_tiling(shape),
+            Self::Tl2(Some(t)) => tl2::check_tiling(&t, shape).map(|_| t),
+            Self::Tl2(None) => tl2::choose_tiling(shape),
+            _ => Err(Error::invalid(format!("{} has no tiling", self.format().name()))),
         }
     }
 
@@ -182,6 +210,8 @@ impl Layout {
         self.check_shape(shape)?;
         Ok(match self {
             Self::I2s(_) => i2s::packed_size(shape),
+            Self::Tl1(_) => tl1::packed_size(&self.tiling(shape)?, shape),
+            Self::Tl2(_) => tl2::packed_size(&self.tiling(shape)?, shape),
             Self::Tq(kind) => tq::block_count(shape) * kind.codec().block_bytes,
         })
     }
@@ -190,7 +220,7 @@ impl Layout {
     /// matrix).
     pub fn elements_per_scale(self, shape: Shape) -> usize {
         match self {
-            Self::I2s(_) => shape.elements(),
+            Self::I2s(_) | Self::Tl1(_) | Self::Tl2(_) => shape.elements(),
             Self::Tq(_) => tq::BLOCK,
         }
     }
@@ -213,6 +243,8 @@ impl Layout {
         check_scales(scales)?;
         match self {
             Self::I2s(v) => i2s::pack(v, ternary, scales[0], dst),
+            Self::Tl1(_) => tl1::pack(&self.tiling(shape)?, shape, ternary, scales[0], dst),
+            Self::Tl2(_) => tl2::pack(&self.tiling(shape)?, shape, ternary, scales[0], dst),
             Self::Tq(kind) => kind.codec().pack_all(ternary, scales, dst)?,
         }
         Ok(())
@@ -223,17 +255,22 @@ impl Layout {
         let size = self.packed_size(shape)?;
         match self {
             Self::I2s(_) => Ok(vec![i2s::validate(src, shape)?]),
+            Self::Tl1(_) => Ok(vec![tl1::validate(&self.tiling(shape)?, shape, &src[..size])?]),
+            Self::Tl2(_) => Ok(vec![tl2::validate(&self.tiling(shape)?, shape, &src[..size])?]),
             Self::Tq(kind) => kind.codec().validate_all(&src[..size]),
         }
     }
 
-    /// Writes the ternary values of a buffer that passed `validate`.
-    pub fn unpack(self, shape: Shape, src: &[u8], ternary: &mut [i8]) {
+    /// Writes the ternary values of a buffer that passed `validate` (so the shape is valid).
+    pub fn unpack(self, shape: Shape, src: &[u8], ternary: &mut [i8]) -> Result<()> {
         let ternary = &mut ternary[..shape.elements()];
         match self {
             Self::I2s(v) => i2s::unpack(v, &src[..i2s::code_bytes(shape)], ternary),
+            Self::Tl1(_) => tl1::unpack(&self.tiling(shape)?, shape, src, ternary),
+            Self::Tl2(_) => tl2::unpack(&self.tiling(shape)?, shape, src, ternary),
             Self::Tq(kind) => kind.codec().unpack_all(src, ternary),
         }
+        Ok(())
     }
 
     /// Checks a packed buffer and writes its weights as floats (ternary × scale) to `dst`
@@ -241,7 +278,7 @@ impl Layout {
     pub fn dequantize(self, shape: Shape, src: &[u8], dst: &mut [f32]) -> Result<()> {
         let scales = self.validate(shape, src)?;
         let mut ternary = vec![0i8; shape.elements()];
-        self.unpack(shape, src, &mut ternary);
+        self.unpack(shape, src, &mut ternary)?;
         let per = self.elements_per_scale(shape);
         for ((out, t), scale) in dst.chunks_mut(per).zip(ternary.chunks(per)).zip(&scales) {
             for (o, &v) in out.iter_mut().zip(t) {

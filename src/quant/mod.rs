@@ -2,6 +2,7 @@
 //! rounding of each compatibility mode), with their configuration and its validation.
 
 pub mod activation;
+pub mod q8k;
 pub mod weight;
 
 pub use activation::Compat;

@@ -52,3 +52,27 @@ pub fn block(bytes: &[u8]) -> Block<'_> {
     let qs = unsafe { std::slice::from_raw_parts(bytes[4..260].as_ptr() as *const i8, 256) };
     Block { d, qs }
 }
+
+/// Quantizes `n_tokens` tokens of `cols` floats (a multiple of 256; token `t` at
+/// `x[t·x_stride..]`) into int8 `q` (token `t` at `q[t·q_stride..]`) and the per-block `d` in
+/// `block_scales[t·cols/256 + b]` — the Q8_K numbers, without the block packing.
+pub fn quantize_rows(
+    x: &[f32],
+    x_stride: usize,
+    cols: usize,
+    n_tokens: usize,
+    q: &mut [i8],
+    q_stride: usize,
+    block_scales: &mut [f32],
+) {
+    let mut block = [0u8; BLOCK_BYTES];
+    let n_blocks = cols / BLOCK;
+    for t in 0..n_tokens {
+        for b in 0..n_blocks {
+            quantize_block(&x[t * x_stride + b * BLOCK..][..BLOCK], &mut block);
+            let parts = self::block(&block);
+            q[t * q_stride + b * BLOCK..][..BLOCK].copy_from_slice(parts.qs);
+            block_scales[t * n_blocks + b] = parts.d;
+        }
+    }
+}
