@@ -41,6 +41,7 @@
 #define TERN_CONTEXT_OPTIONS_INIT { sizeof(tern_context_options), 0, 0 }
 #define TERN_LAYOUT_INIT(format) { sizeof(tern_layout), (format), 0, 0, 0, 0 }
 #define TERN_QUANT_OPTIONS_INIT { sizeof(tern_quant_options), 0, 0, 1e-5f }
+#define TERN_CONVERT_OPTIONS_INIT { sizeof(tern_convert_options), 0 }
 #define TERN_QUANT_STATS_INIT { sizeof(tern_quant_stats), 0, 0, 0, 0, 0, 0, 0 }
 #define TERN_GEMM_OPTIONS_INIT { sizeof(tern_gemm_options), 0, 0, 0, NULL }
 #define TERN_MATRIX_PROPERTIES_INIT { sizeof(tern_matrix_properties), 0, 0, 0, 0, 0, 0, NULL }
@@ -471,6 +472,21 @@ typedef struct tern_gemm_options {
   const float *bias;
 } tern_gemm_options;
 
+/**
+ * Options for `tern_convert`. Initialize with `TERN_CONVERT_OPTIONS_INIT`.
+ */
+typedef struct tern_convert_options {
+  /**
+   * `sizeof(tern_convert_options)`.
+   */
+  uint32_t struct_size;
+  /**
+   * 1: round scales the target cannot store exactly (f32 → f16 for TQ1_0/TQ2_0) to the
+   * nearest value. 0 (default): such a conversion fails with TERN_STATUS_INVALID_ARGUMENT.
+   */
+  uint32_t allow_rounding;
+} tern_convert_options;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -728,6 +744,47 @@ tern_status tern_quantize_activations(const struct tern_context *ctx,
                                       int8_t *q,
                                       float *scales,
                                       int32_t *sums);
+
+/**
+ * Converts a packed `rows × cols` matrix from `from` to `to` (any pair of formats), keeping the
+ * ternary values and scales exactly: a target with one scale per tensor needs all source scales
+ * equal, and TQ1_0/TQ2_0 store f16 scales (rounding is an error unless
+ * `opts->allow_rounding`). `opts` may be NULL. Writes nothing on failure. Thread-safe.
+ *
+ * # Safety
+ * `src` must hold `src_len` bytes and `dst` `dst_len` bytes.
+ */
+TERN_NODISCARD
+tern_status tern_convert(const struct tern_layout *from,
+                         const void *src,
+                         size_t src_len,
+                         const struct tern_layout *to,
+                         void *dst,
+                         size_t dst_len,
+                         int64_t rows,
+                         int64_t cols,
+                         const struct tern_convert_options *opts);
+
+/**
+ * Quantizes a row-major `rows × cols` f32 matrix to ternary values (`rows·cols` int8 in {-1, 0,
+ * 1}) and scales, without packing — for fake-quantization / STE training code. The method
+ * (`opts`, NULL = absmean per tensor) decides the scale count: 1 (ABSMEAN, PRESCALED), `rows`
+ * (ABSMEAN_ROW), `rows·cols/group_size` (ABSMEAN_GROUP) or `rows·cols/256` (GGML_REF); element
+ * `i` uses scale `i / (rows·cols / count)`. `n_scales` must be at least that count; the count is
+ * written to `*n_scales_out` (nullable). Writes nothing on failure. Thread-safe.
+ *
+ * # Safety
+ * `src` holds `rows·cols` floats, `ternary` `rows·cols` bytes, `scales` `n_scales` floats.
+ */
+TERN_NODISCARD
+tern_status tern_ternarize(const struct tern_quant_options *opts,
+                           const float *src,
+                           int64_t rows,
+                           int64_t cols,
+                           int8_t *ternary,
+                           float *scales,
+                           size_t n_scales,
+                           size_t *n_scales_out);
 
 /**
  * bitnet.cpp `ggml_vec_dot_i2_i8_s`: raw dot of unsigned I2_S codes (0/1/2, 128-element x86

@@ -59,7 +59,11 @@ pub struct GemmOptions<'a> {
 
 impl Default for GemmOptions<'_> {
     fn default() -> Self {
-        Self { compat: Compat::Default, rows: None, bias: None }
+        Self {
+            compat: Compat::Default,
+            rows: None,
+            bias: None,
+        }
     }
 }
 
@@ -74,13 +78,19 @@ pub struct Activations<'a> {
 /// Elements a strided buffer of `n` rows of `row_len` must hold, or an error on overflow.
 pub fn strided_len(what: &str, n: usize, stride: usize, row_len: usize) -> Result<usize> {
     if stride < row_len {
-        return Err(Error::invalid(format!("{what} stride {stride} < row length {row_len}")));
+        return Err(Error::invalid(format!(
+            "{what} stride {stride} < row length {row_len}"
+        )));
     }
     (n - 1)
         .checked_mul(stride)
         .and_then(|v| v.checked_add(row_len))
         .filter(|&v| v <= isize::MAX as usize / 4)
-        .ok_or_else(|| Error::invalid(format!("{what}: {n} rows of stride {stride} overflow the address space")))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{what}: {n} rows of stride {stride} overflow the address space"
+            ))
+        })
 }
 
 impl Matrix {
@@ -98,17 +108,28 @@ impl Matrix {
             Layout::I2s(_) => shape.cols,
             _ => shape.cols.next_multiple_of(KERNEL_BLOCK),
         };
-        let group_cols = if per_block { layout.elements_per_scale(shape) } else { padded_cols };
+        let group_cols = if per_block {
+            layout.elements_per_scale(shape)
+        } else {
+            padded_cols
+        };
         let (codes, variant) = match layout {
             // I2_S rows already are what the kernels read.
             Layout::I2s(v) => (packed[..i2s::code_bytes(shape)].to_vec(), v),
             _ => {
                 let mut ternary = vec![0i8; shape.elements()];
                 layout.unpack(shape, packed, &mut ternary)?;
-                (group_major_codes(&ternary, shape, padded_cols, group_cols), I2sVariant::X86)
+                (
+                    group_major_codes(&ternary, shape, padded_cols, group_cols),
+                    I2sVariant::X86,
+                )
             }
         };
-        let scales = if per_block { Scales::PerGroup(stored) } else { Scales::Shared(stored[0]) };
+        let scales = if per_block {
+            Scales::PerGroup(stored)
+        } else {
+            Scales::Shared(stored[0])
+        };
         Ok(Self {
             layout,
             shape,
@@ -177,18 +198,51 @@ impl Matrix {
         let mut q = vec![0i8; n_tokens * stride];
         if arith == Arith::Ggml {
             let mut block_scales = vec![0f32; n_tokens * (cols / q8k::BLOCK)];
-            q8k::quantize_rows(x, x_stride, cols, n_tokens, &mut q, stride, &mut block_scales);
+            q8k::quantize_rows(
+                x,
+                x_stride,
+                cols,
+                n_tokens,
+                &mut q,
+                stride,
+                &mut block_scales,
+            );
             self.check_call(n_tokens, y, y_stride, opts)?;
             let Scales::PerGroup(w_scales) = &self.scales else {
-                return Err(Error::unsupported("TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0)"));
+                return Err(Error::unsupported(
+                    "TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0)",
+                ));
             };
-            self.run_ggml(ctx, w_scales, &q, &block_scales, n_tokens, y, y_stride, opts);
+            self.run_ggml(
+                ctx,
+                w_scales,
+                &q,
+                &block_scales,
+                n_tokens,
+                y,
+                y_stride,
+                opts,
+            );
             return Ok(());
         }
         let mut scales = vec![0f32; n_tokens];
         let mut sums = vec![0i32; n_tokens];
-        arith.quantize_batch(x, x_stride, cols, n_tokens, &mut q, stride, &mut scales, Some(&mut sums));
-        let acts = Activations { q: &q, stride, scales: &scales, sums: &sums };
+        arith.quantize_batch(
+            x,
+            x_stride,
+            cols,
+            n_tokens,
+            &mut q,
+            stride,
+            &mut scales,
+            Some(&mut sums),
+        );
+        let acts = Activations {
+            q: &q,
+            stride,
+            scales: &scales,
+            sums: &sums,
+        };
         self.gemm_i8(ctx, &acts, n_tokens, y, y_stride, opts)
     }
 
@@ -233,17 +287,31 @@ impl Matrix {
                 q[t * stride..][..cols].copy_from_slice(&acts.q[t * acts.stride..][..cols]);
             }
             padded = q;
-            Activations { q: &padded, stride, ..*acts }
+            Activations {
+                q: &padded,
+                stride,
+                ..*acts
+            }
         };
         match &self.scales {
-            Scales::Shared(w_scale) => self.run_shared(ctx, arith, *w_scale, &acts, n_tokens, y, y_stride, opts),
-            Scales::PerGroup(w_scales) => self.run_per_group(ctx, arith, w_scales, &acts, n_tokens, y, y_stride, opts)?,
+            Scales::Shared(w_scale) => {
+                self.run_shared(ctx, arith, *w_scale, &acts, n_tokens, y, y_stride, opts)
+            }
+            Scales::PerGroup(w_scales) => {
+                self.run_per_group(ctx, arith, w_scales, &acts, n_tokens, y, y_stride, opts)?
+            }
         }
         Ok(())
     }
 
     /// Checks the output buffer and options against the matrix.
-    fn check_call(&self, n_tokens: usize, y: &[f32], y_stride: usize, opts: &GemmOptions) -> Result<()> {
+    fn check_call(
+        &self,
+        n_tokens: usize,
+        y: &[f32],
+        y_stride: usize,
+        opts: &GemmOptions,
+    ) -> Result<()> {
         let rows = self.shape.rows;
         let need_y = strided_len("y", n_tokens, y_stride, rows)?;
         if y.len() < need_y {
@@ -259,7 +327,10 @@ impl Matrix {
         if let Some(bias) = opts.bias
             && bias.len() < rows
         {
-            return Err(Error::invalid(format!("bias has {} entries < rows = {rows}", bias.len())));
+            return Err(Error::invalid(format!(
+                "bias has {} entries < rows = {rows}",
+                bias.len()
+            )));
         }
         Ok(())
     }
@@ -304,13 +375,20 @@ impl Matrix {
         y_stride: usize,
         opts: &GemmOptions,
     ) {
-        let post: Vec<f32> = acts.scales[..n_tokens].iter().map(|&s| arith.post_scale(w_scale, s)).collect();
+        let post: Vec<f32> = acts.scales[..n_tokens]
+            .iter()
+            .map(|&s| arith.post_scale(w_scale, s))
+            .collect();
         self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit| {
             let mut dots = vec![0i32; n * n_tokens];
             self.group_dots(0, r0, n, acts.q, acts.stride, n_tokens, &mut dots);
             for t in 0..n_tokens {
                 for r in 0..n {
-                    emit(t, r0 + r, arith.output(dots[t * n + r], acts.sums[t], acts.scales[t], post[t]));
+                    emit(
+                        t,
+                        r0 + r,
+                        arith.output(dots[t * n + r], acts.sums[t], acts.scales[t], post[t]),
+                    );
                 }
             }
         });
@@ -402,28 +480,59 @@ impl Matrix {
 
     /// Code dots of rows `[r0, r0 + n)` over column group `g` against every token.
     #[allow(clippy::too_many_arguments)]
-    fn group_dots(&self, g: usize, r0: usize, n: usize, q: &[i8], stride: usize, n_tokens: usize, dots: &mut [i32]) {
+    fn group_dots(
+        &self,
+        g: usize,
+        r0: usize,
+        n: usize,
+        q: &[i8],
+        stride: usize,
+        n_tokens: usize,
+        dots: &mut [i32],
+    ) {
         let g_cols = self.group_cols;
         let row_bytes = g_cols / 4;
         let base = g * self.shape.rows * row_bytes;
         let weights = &self.codes[base + r0 * row_bytes..base + (r0 + n) * row_bytes];
-        (self.kernel.run)(self.variant, weights, g_cols, &q[g * g_cols..], stride, n_tokens, dots);
+        (self.kernel.run)(
+            self.variant,
+            weights,
+            g_cols,
+            &q[g * g_cols..],
+            stride,
+            n_tokens,
+            dots,
+        );
     }
 }
 
 /// Σ q over each (token, group): `[t·n_groups + g]`.
-fn group_sums(q: &[i8], stride: usize, n_tokens: usize, g_cols: usize, n_groups: usize) -> Vec<i32> {
+fn group_sums(
+    q: &[i8],
+    stride: usize,
+    n_tokens: usize,
+    g_cols: usize,
+    n_groups: usize,
+) -> Vec<i32> {
     (0..n_tokens * n_groups)
         .map(|i| {
             let (t, g) = (i / n_groups, i % n_groups);
-            q[t * stride + g * g_cols..][..g_cols].iter().map(|&v| v as i32).sum()
+            q[t * stride + g * g_cols..][..g_cols]
+                .iter()
+                .map(|&v| v as i32)
+                .sum()
         })
         .collect()
 }
 
 /// Packs ternary values into the kernel layout: rows padded with zeros to `padded_cols`, then for
 /// each group of `group_cols` columns every row's slice of the group as I2_S x86 codes.
-fn group_major_codes(ternary: &[i8], shape: Shape, padded_cols: usize, group_cols: usize) -> Vec<u8> {
+fn group_major_codes(
+    ternary: &[i8],
+    shape: Shape,
+    padded_cols: usize,
+    group_cols: usize,
+) -> Vec<u8> {
     let row_bytes = group_cols / 4;
     let mut codes = vec![0u8; shape.rows * padded_cols / 4];
     let mut padded_row = vec![0i8; padded_cols];

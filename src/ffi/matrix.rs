@@ -65,7 +65,7 @@ pub unsafe extern "C" fn tern_matrix_create(
     status_call(|| unsafe {
         publish(out, || {
             let ctx = context_or_global(ctx)?;
-            let layout = layout_arg(layout)?;
+            let layout = layout_arg(layout, "layout")?;
             let shape = Shape::new(rows, cols)?;
             let packed = in_bytes(packed, packed_len, layout.packed_size(shape)?, "packed")?;
             Matrix::from_packed(ctx, layout, shape, packed)
@@ -93,7 +93,7 @@ pub unsafe extern "C" fn tern_matrix_from_f32(
     status_call(|| unsafe {
         publish(out, || {
             let ctx = context_or_global(ctx)?;
-            let layout = layout_arg(layout)?;
+            let layout = layout_arg(layout, "layout")?;
             let shape = Shape::new(rows, cols)?;
             layout.check_shape(shape)?;
             let w = slice(w, shape.elements(), "w")?;

@@ -170,6 +170,17 @@ pub struct tern_quant_options {
     pub eps: f32,
 }
 
+/// Options for `tern_convert`. Initialize with `TERN_CONVERT_OPTIONS_INIT`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct tern_convert_options {
+    /// `sizeof(tern_convert_options)`.
+    pub struct_size: u32,
+    /// 1: round scales the target cannot store exactly (f32 → f16 for TQ1_0/TQ2_0) to the
+    /// nearest value. 0 (default): such a conversion fails with TERN_STATUS_INVALID_ARGUMENT.
+    pub allow_rounding: u32,
+}
+
 /// What quantization did (filled by `tern_quantize` / `tern_matrix_from_f32`). Set `struct_size`
 /// (`TERN_QUANT_STATS_INIT`) before the call; the library writes at most that many bytes.
 #[repr(C)]
@@ -237,6 +248,9 @@ unsafe impl Versioned for tern_layout {
     const V1_SIZE: usize = std::mem::size_of::<Self>();
 }
 unsafe impl Versioned for tern_quant_options {
+    const V1_SIZE: usize = std::mem::size_of::<Self>();
+}
+unsafe impl Versioned for tern_convert_options {
     const V1_SIZE: usize = std::mem::size_of::<Self>();
 }
 unsafe impl Versioned for tern_quant_stats {

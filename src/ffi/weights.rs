@@ -6,7 +6,9 @@ use super::args::{
 };
 use super::boundary::status_call;
 use super::context::{context_or_global, tern_context};
-use super::types::{tern_layout, tern_quant_options, tern_quant_stats, tern_status};
+use super::types::{
+    tern_convert_options, tern_layout, tern_quant_options, tern_quant_stats, tern_status,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::{Layout, Shape};
 use crate::matrix::strided_len;
@@ -16,9 +18,17 @@ use crate::quant::{Compat, QuantConfig, QuantStats, quantize_packed, weight::DEF
 ///
 /// # Safety
 /// Non-NULL `layout` must point to at least `layout->struct_size` readable bytes.
-pub(crate) unsafe fn layout_arg(layout: *const tern_layout) -> Result<Layout> {
-    let l = unsafe { reference(layout, "layout") }?;
-    let l = unsafe { read_options(l, *l, "layout") }?;
+pub(crate) unsafe fn layout_arg(layout: *const tern_layout, name: &str) -> Result<Layout> {
+    unsafe { reference(layout, name) }?;
+    let empty = tern_layout {
+        struct_size: 0,
+        format: 0,
+        variant: 0,
+        tile_rows: 0,
+        tile_k: 0,
+        simd_rows: 0,
+    };
+    let l = unsafe { read_options(layout, empty, name) }?;
     Layout::new(l.format, l.variant, l.tile_rows, l.tile_k, l.simd_rows)
 }
 
@@ -38,7 +48,7 @@ pub(crate) unsafe fn quant_config_arg(
     layout: Layout,
 ) -> Result<QuantConfig> {
     let o = unsafe { read_options(opts, DEFAULT_QUANT_OPTIONS, "opts") }?;
-    QuantConfig::new(o.method, o.group_size, o.eps, layout)
+    QuantConfig::new(o.method, o.group_size, o.eps, Some(layout))
 }
 
 pub(crate) fn stats_out(s: &QuantStats) -> tern_quant_stats {
@@ -108,7 +118,7 @@ pub unsafe extern "C" fn tern_packed_size(
     out: *mut usize,
 ) -> tern_status {
     status_call(|| {
-        let layout = unsafe { layout_arg(layout) }?;
+        let layout = unsafe { layout_arg(layout, "layout") }?;
         let out = unsafe { slice_mut(out, 1, "out") }?;
         out[0] = layout.packed_size(Shape::new(rows, cols)?)?;
         Ok(())
@@ -136,7 +146,7 @@ pub unsafe extern "C" fn tern_quantize(
 ) -> tern_status {
     status_call(|| {
         unsafe { context_or_global(ctx) }?;
-        let layout = unsafe { layout_arg(layout) }?;
+        let layout = unsafe { layout_arg(layout, "layout") }?;
         let shape = Shape::new(rows, cols)?;
         let required = layout.packed_size(shape)?;
         let src = unsafe { slice(src, shape.elements(), "src") }?;
@@ -172,7 +182,7 @@ pub unsafe extern "C" fn tern_pack(
     dst_len: usize,
 ) -> tern_status {
     status_call(|| {
-        let layout = unsafe { layout_arg(layout) }?;
+        let layout = unsafe { layout_arg(layout, "layout") }?;
         let shape = Shape::new(rows, cols)?;
         let required = layout.packed_size(shape)?;
         let ternary = unsafe { slice(ternary, shape.elements(), "ternary") }?;
@@ -208,7 +218,7 @@ pub unsafe extern "C" fn tern_unpack(
     n_scales: usize,
 ) -> tern_status {
     status_call(|| {
-        let layout = unsafe { layout_arg(layout) }?;
+        let layout = unsafe { layout_arg(layout, "layout") }?;
         let shape = Shape::new(rows, cols)?;
         let src = unsafe { in_bytes(src, src_len, layout.packed_size(shape)?, "src") }?;
         let ternary = unsafe { slice_mut(ternary, shape.elements(), "ternary") }?;
@@ -243,7 +253,7 @@ pub unsafe extern "C" fn tern_dequantize(
     dst: *mut f32,
 ) -> tern_status {
     status_call(|| {
-        let layout = unsafe { layout_arg(layout) }?;
+        let layout = unsafe { layout_arg(layout, "layout") }?;
         let shape = Shape::new(rows, cols)?;
         let src = unsafe { in_bytes(src, src_len, layout.packed_size(shape)?, "src") }?;
         let dst = unsafe { slice_mut(dst, shape.elements(), "dst") }?;
@@ -282,6 +292,98 @@ pub unsafe extern "C" fn tern_quantize_activations(
         let scales = unsafe { slice_mut(scales, n, "scales") }?;
         let sums = unsafe { optional_slice_mut(sums, n, "sums") }?;
         arith.quantize_batch(x, x_stride, shape.cols, n, q, shape.cols, scales, sums);
+        Ok(())
+    })
+}
+
+/// Converts a packed `rows × cols` matrix from `from` to `to` (any pair of formats), keeping the
+/// ternary values and scales exactly: a target with one scale per tensor needs all source scales
+/// equal, and TQ1_0/TQ2_0 store f16 scales (rounding is an error unless
+/// `opts->allow_rounding`). `opts` may be NULL. Writes nothing on failure. Thread-safe.
+///
+/// # Safety
+/// `src` must hold `src_len` bytes and `dst` `dst_len` bytes.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_convert(
+    from: *const tern_layout,
+    src: *const std::ffi::c_void,
+    src_len: usize,
+    to: *const tern_layout,
+    dst: *mut std::ffi::c_void,
+    dst_len: usize,
+    rows: i64,
+    cols: i64,
+    opts: *const tern_convert_options,
+) -> tern_status {
+    status_call(|| {
+        let from = unsafe { layout_arg(from, "from") }?;
+        let to = unsafe { layout_arg(to, "to") }?;
+        let shape = Shape::new(rows, cols)?;
+        let defaults = tern_convert_options {
+            struct_size: size_of::<tern_convert_options>() as u32,
+            allow_rounding: 0,
+        };
+        let o = unsafe { read_options(opts, defaults, "opts") }?;
+        if o.allow_rounding > 1 {
+            return Err(Error::invalid(format!(
+                "opts->allow_rounding must be 0 or 1 (got {})",
+                o.allow_rounding
+            )));
+        }
+        let src = unsafe { in_bytes(src, src_len, from.packed_size(shape)?, "src") }?;
+        let dst = unsafe { out_bytes(dst, dst_len, to.packed_size(shape)?, "dst") }?;
+        crate::format::convert(from, to, shape, src, dst, o.allow_rounding == 1)
+    })
+}
+
+/// Quantizes a row-major `rows × cols` f32 matrix to ternary values (`rows·cols` int8 in {-1, 0,
+/// 1}) and scales, without packing — for fake-quantization / STE training code. The method
+/// (`opts`, NULL = absmean per tensor) decides the scale count: 1 (ABSMEAN, PRESCALED), `rows`
+/// (ABSMEAN_ROW), `rows·cols/group_size` (ABSMEAN_GROUP) or `rows·cols/256` (GGML_REF); element
+/// `i` uses scale `i / (rows·cols / count)`. `n_scales` must be at least that count; the count is
+/// written to `*n_scales_out` (nullable). Writes nothing on failure. Thread-safe.
+///
+/// # Safety
+/// `src` holds `rows·cols` floats, `ternary` `rows·cols` bytes, `scales` `n_scales` floats.
+#[must_use]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tern_ternarize(
+    opts: *const tern_quant_options,
+    src: *const f32,
+    rows: i64,
+    cols: i64,
+    ternary: *mut i8,
+    scales: *mut f32,
+    n_scales: usize,
+    n_scales_out: *mut usize,
+) -> tern_status {
+    status_call(|| {
+        let shape = Shape::new(rows, cols)?;
+        let o = unsafe { read_options(opts, DEFAULT_QUANT_OPTIONS, "opts") }?;
+        let cfg = QuantConfig::new(o.method, o.group_size, o.eps, None)?;
+        if cfg.method == crate::quant::Method::GgmlRef && !shape.cols.is_multiple_of(256) {
+            return Err(Error::invalid(format!(
+                "TERN_QUANT_GGML_REF works on 256-element blocks: cols must be a multiple of 256 (got {})",
+                shape.cols
+            )));
+        }
+        let src = unsafe { slice(src, shape.elements(), "src") }?;
+        let ternary = unsafe { slice_mut(ternary, shape.elements(), "ternary") }?;
+        let scales = unsafe { slice_mut(scales, n_scales, "scales") }?;
+        let count_out = unsafe { optional_slice_mut(n_scales_out, 1, "n_scales_out") }?;
+        let t = crate::quant::weight::ternarize(&cfg, src, shape)?;
+        if n_scales < t.scales.len() {
+            return Err(Error::new(
+                ErrorKind::BufferTooSmall,
+                format!("n_scales {n_scales} < required {}", t.scales.len()),
+            ));
+        }
+        ternary.copy_from_slice(&t.values);
+        scales[..t.scales.len()].copy_from_slice(&t.scales);
+        if let Some(c) = count_out {
+            c[0] = t.scales.len();
+        }
         Ok(())
     })
 }

@@ -147,7 +147,9 @@ impl Layout {
         }
         let tiling = match (tile_rows, tile_k, simd_rows) {
             (0, 0, 0) => None,
-            (r, k, b) if r != 0 && k != 0 && b != 0 => Some(Tiling::new(r as usize, k as usize, b as usize)),
+            (r, k, b) if r != 0 && k != 0 && b != 0 => {
+                Some(Tiling::new(r as usize, k as usize, b as usize))
+            }
             _ => {
                 return Err(Error::invalid(format!(
                     "tile_rows, tile_k and simd_rows must all be 0 (the library picks) or all be set (got {tile_rows}, {tile_k}, {simd_rows})"
@@ -201,7 +203,10 @@ impl Layout {
             Self::Tl1(None) => tl1::choose_tiling(shape),
             Self::Tl2(Some(t)) => tl2::check_tiling(&t, shape).map(|_| t),
             Self::Tl2(None) => tl2::choose_tiling(shape),
-            _ => Err(Error::invalid(format!("{} has no tiling", self.format().name()))),
+            _ => Err(Error::invalid(format!(
+                "{} has no tiling",
+                self.format().name()
+            ))),
         }
     }
 
@@ -255,8 +260,16 @@ impl Layout {
         let size = self.packed_size(shape)?;
         match self {
             Self::I2s(_) => Ok(vec![i2s::validate(src, shape)?]),
-            Self::Tl1(_) => Ok(vec![tl1::validate(&self.tiling(shape)?, shape, &src[..size])?]),
-            Self::Tl2(_) => Ok(vec![tl2::validate(&self.tiling(shape)?, shape, &src[..size])?]),
+            Self::Tl1(_) => Ok(vec![tl1::validate(
+                &self.tiling(shape)?,
+                shape,
+                &src[..size],
+            )?]),
+            Self::Tl2(_) => Ok(vec![tl2::validate(
+                &self.tiling(shape)?,
+                shape,
+                &src[..size],
+            )?]),
             Self::Tq(kind) => kind.codec().validate_all(&src[..size]),
         }
     }
@@ -287,6 +300,59 @@ impl Layout {
         }
         Ok(())
     }
+}
+
+/// Converts a packed `shape` matrix from layout `from` to layout `to`. Lossless: the ternary values
+/// are kept and every scale must be storable exactly by the target (one per tensor: all equal;
+/// f16 for TQ types, where `allow_rounding` accepts rounding to the nearest f16). On error `dst`
+/// is untouched.
+pub fn convert(
+    from: Layout,
+    to: Layout,
+    shape: Shape,
+    src: &[u8],
+    dst: &mut [u8],
+    allow_rounding: bool,
+) -> Result<()> {
+    let scales = from.validate(shape, src)?;
+    to.check_shape(shape)?;
+    let (per_from, per_to) = (from.elements_per_scale(shape), to.elements_per_scale(shape));
+    let to_scales: Vec<f32> = if per_to >= per_from {
+        let merged = per_to / per_from;
+        let mut out = Vec::with_capacity(scales.len() / merged);
+        for (i, group) in scales.chunks(merged).enumerate() {
+            if let Some(other) = group.iter().find(|&&v| v != group[0]) {
+                return Err(Error::invalid(format!(
+                    "{} stores one scale per {} elements, but the {} source has different scales ({} and {other}) within scale group {i}; converting would change the weights",
+                    to.format().name(),
+                    per_to,
+                    from.format().name(),
+                    group[0]
+                )));
+            }
+            out.push(group[0]);
+        }
+        out
+    } else {
+        (0..shape.elements() / per_to)
+            .map(|i| scales[i * per_to / per_from])
+            .collect()
+    };
+    if let Layout::Tq(_) = to
+        && !allow_rounding
+        && let Some(&s) = to_scales
+            .iter()
+            .find(|&&s| f32::from(half::f16::from_f32(s)) != s)
+    {
+        return Err(Error::invalid(format!(
+            "scale {s} is not representable in {}'s f16 scales (nearest {}); set allow_rounding to accept the rounding",
+            to.format().name(),
+            f32::from(half::f16::from_f32(s))
+        )));
+    }
+    let mut ternary = vec![0i8; shape.elements()];
+    from.unpack(shape, src, &mut ternary)?;
+    to.pack(shape, &ternary, &to_scales, dst)
 }
 
 /// Every value must be -1, 0 or 1.

@@ -108,7 +108,11 @@ impl Arith {
             }
             Self::Default | Self::I2sCurrent | Self::Lut | Self::Ggml => {
                 let absmax = x.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
-                if absmax == 0.0 { 0.0 } else { 127.0f32 / absmax }
+                if absmax == 0.0 {
+                    0.0
+                } else {
+                    127.0f32 / absmax
+                }
             }
         };
         let mut sum = 0i32;
@@ -138,7 +142,8 @@ impl Arith {
         mut sums: Option<&mut [i32]>,
     ) {
         for t in 0..n_tokens {
-            let (scale, sum) = self.quantize_token(&x[t * x_stride..][..cols], &mut q[t * q_stride..][..cols]);
+            let (scale, sum) =
+                self.quantize_token(&x[t * x_stride..][..cols], &mut q[t * q_stride..][..cols]);
             scales[t] = scale;
             if let Some(sums) = sums.as_deref_mut() {
                 sums[t] = sum;

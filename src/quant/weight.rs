@@ -59,8 +59,9 @@ impl Default for QuantConfig {
 }
 
 impl QuantConfig {
-    /// Validates the raw fields of `tern_quant_options` against the target layout.
-    pub fn new(method: i32, group_size: u32, eps: f32, layout: Layout) -> Result<Self> {
+    /// Validates the raw fields of `tern_quant_options` against the target layout (`None`: no
+    /// storage constraint, for `tern_ternarize`).
+    pub fn new(method: i32, group_size: u32, eps: f32, layout: Option<Layout>) -> Result<Self> {
         let method = match method {
             0 => Method::Absmean,
             1 => Method::Prescaled,
@@ -85,8 +86,10 @@ impl QuantConfig {
                 method.name()
             )));
         }
-        let format = layout.format().name();
-        let per_tensor_only = matches!(layout, Layout::I2s(_));
+        let format = layout.map_or("the output", |l| l.format().name());
+        // I2_S, TL1 and TL2 store one scale per tensor; TQ1_0/TQ2_0 one per 256-element block.
+        let per_tensor_only = layout.is_some_and(|l| !matches!(l, Layout::Tq(_)));
+        let block = if layout.is_some() { GGML_BLOCK } else { 1 };
         match method {
             Method::Absmean | Method::Prescaled => {}
             Method::AbsmeanRow | Method::AbsmeanGroup if per_tensor_only => {
@@ -95,9 +98,9 @@ impl QuantConfig {
                     method.name()
                 )));
             }
-            Method::AbsmeanGroup if group_size == 0 || !group_size.is_multiple_of(GGML_BLOCK) => {
+            Method::AbsmeanGroup if group_size == 0 || !group_size.is_multiple_of(block) => {
                 return Err(Error::invalid(format!(
-                    "TERN_QUANT_ABSMEAN_GROUP into {format} needs group_size to be a positive multiple of {GGML_BLOCK}, the format's scale block (got {group_size})"
+                    "TERN_QUANT_ABSMEAN_GROUP into {format} needs group_size to be a positive multiple of {block} (got {group_size})"
                 )));
             }
             Method::AbsmeanRow | Method::AbsmeanGroup => {}
