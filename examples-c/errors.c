@@ -621,9 +621,11 @@ static void test_quantize_activations(const float *x) {
     ACT_FAILS(TERN_STATUS_INVALID_ARGUMENT, NULL, NULL, x, 2, -K, 0, 0, q, scales, sums);
     ACT_FAILS(TERN_STATUS_INVALID_ARGUMENT, "x_stride", NULL, x, 2, K, -1, 0, q, scales, sums);
     ACT_FAILS(TERN_STATUS_INVALID_ARGUMENT, "x_stride", NULL, x, 2, K, K - 1, 0, q, scales, sums);
-    const int32_t bad_compat[] = {-1, 3, 99, INT32_MAX};
+    const int32_t bad_compat[] = {-1, 4, 99, INT32_MAX};
     for (size_t i = 0; i < 4; i++)
         ACT_FAILS(TERN_STATUS_INVALID_ARGUMENT, "compat", NULL, x, 2, K, 0, bad_compat[i], q, scales, sums);
+    /* TERN_COMPAT_GGML quantizes per 256-block (Q8_K), not per token. */
+    ACT_FAILS(TERN_STATUS_UNSUPPORTED, "Q8_K", NULL, x, 2, K, 0, TERN_COMPAT_GGML, q, scales, sums);
     /* Success; sums is optional. */
     EXPECT(TERN_STATUS_OK, tern_quantize_activations(NULL, x, 2, K, 0, TERN_COMPAT_BITNET_CPP, q, scales, sums));
     EXPECT(TERN_STATUS_OK, tern_quantize_activations(NULL, x, 2, K, K, TERN_COMPAT_DEFAULT, q, scales, NULL));
@@ -790,12 +792,16 @@ static void test_matrix(const float *w, const unsigned char *packed, size_t need
     go.struct_size = sizeof go - 1;
     GEMM_FAILS(TERN_STATUS_INVALID_ARGUMENT, NULL, NULL, mp, x, 2, 0, y, 0, &go);
     GEMM_FAILS(TERN_STATUS_MISALIGNED, "opts", NULL, mp, x, 2, 0, y, 0, misaligned(raw_a));
-    const int32_t bad_compat[] = {-1, 3, 99, INT32_MIN};
+    const int32_t bad_compat[] = {-1, 4, 99, INT32_MIN};
     for (size_t i = 0; i < 4; i++) {
         go = (tern_gemm_options)TERN_GEMM_OPTIONS_INIT;
         go.compat = bad_compat[i];
         GEMM_FAILS(TERN_STATUS_INVALID_ARGUMENT, "compat", NULL, mp, x, 2, 0, y, 0, &go);
     }
+    /* TERN_COMPAT_GGML is ggml's TQ arithmetic: an I2_S matrix refuses it. */
+    go = (tern_gemm_options)TERN_GEMM_OPTIONS_INIT;
+    go.compat = TERN_COMPAT_GGML;
+    GEMM_FAILS(TERN_STATUS_UNSUPPORTED, "TERN_COMPAT_GGML", NULL, mp, x, 2, 0, y, 0, &go);
     /* Bad row ranges (row_end 0 means "all rows"). */
     const int64_t bad_ranges[][2] = {
         {-1, 0}, {-1, 2}, {M, 0}, {2, 2}, {3, 1}, {0, M + 1}, {0, -1}, {INT64_MIN, 1}, {0, INT64_MAX},

@@ -121,7 +121,7 @@ fi
 # --- 3. header declarations == exported functions ------------------------------------------
 # Function names that appear followed by '(' on lines that are not comments, not macro bodies.
 grep -v -E '^[[:space:]]*(\*|/\*|//|#)' "$header" \
-    | grep -o -E '\btern_[a-z0-9_]+[[:space:]]*\(' | sed -E 's/[[:space:]]*\($//' \
+    | grep -o -E '\btern_[A-Za-z0-9_]+[[:space:]]*\(' | sed -E 's/[[:space:]]*\($//' \
     | LC_ALL=C sort -u > "$tmp/declared.txt"
 if diff -u "$tmp/declared.txt" "$tmp/exported.txt" > "$tmp/diff2"; then
     pass "header declarations match the exported functions"
