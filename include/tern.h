@@ -118,19 +118,19 @@ enum tern_format
    */
   TERN_FORMAT_I2_S = 1,
   /**
-   * bitnet.cpp TL1 (not implemented yet).
+   * bitnet.cpp TL1: pairs of weights as 4-bit LUT indices, tiled; one f32 scale per tensor.
    */
   TERN_FORMAT_TL1 = 2,
   /**
-   * bitnet.cpp TL2 (not implemented yet).
+   * bitnet.cpp TL2: triples (4-bit index + sign bit) and pairs, tiled; one f32 scale per tensor.
    */
   TERN_FORMAT_TL2 = 3,
   /**
-   * ggml TQ1_0 (not implemented yet).
+   * ggml TQ1_0: base-3, 54 bytes per 256 weights with an f16 scale (1.6875 bits/weight).
    */
   TERN_FORMAT_TQ1_0 = 4,
   /**
-   * ggml TQ2_0 (not implemented yet).
+   * ggml TQ2_0: 2-bit codes, 66 bytes per 256 weights with an f16 scale (2.0625 bits/weight).
    */
   TERN_FORMAT_TQ2_0 = 5,
 };
