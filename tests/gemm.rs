@@ -21,15 +21,47 @@ fn setup(rng: &mut Rng, variant: u32, rows: usize, cols: usize) -> Setup {
     let w: Vec<f32> = (0..rows * cols).map(|_| rng.uniform() * 0.02).collect();
     let l = i2s(variant);
     let mut size = 0;
-    assert_eq!(unsafe { tern_packed_size(&l, rows as i64, cols as i64, &mut size) }, tern_status::TERN_STATUS_OK);
+    assert_eq!(
+        unsafe { tern_packed_size(&l, rows as i64, cols as i64, &mut size) },
+        tern_status::TERN_STATUS_OK
+    );
     let mut packed = vec![0u8; size];
-    let st = unsafe { tern_quantize(null(), &l, w.as_ptr(), rows as i64, cols as i64, null(), packed.as_mut_ptr().cast(), size, null_mut()) };
+    let st = unsafe {
+        tern_quantize(
+            null(),
+            &l,
+            w.as_ptr(),
+            rows as i64,
+            cols as i64,
+            null(),
+            packed.as_mut_ptr().cast(),
+            size,
+            null_mut(),
+        )
+    };
     assert_eq!(st, tern_status::TERN_STATUS_OK);
     let mut ternary = vec![0i8; rows * cols];
     let mut s = [0f32];
-    let st = unsafe { tern_unpack(&l, packed.as_ptr().cast(), size, rows as i64, cols as i64, ternary.as_mut_ptr(), s.as_mut_ptr(), 1) };
+    let st = unsafe {
+        tern_unpack(
+            &l,
+            packed.as_ptr().cast(),
+            size,
+            rows as i64,
+            cols as i64,
+            ternary.as_mut_ptr(),
+            s.as_mut_ptr(),
+            1,
+        )
+    };
     assert_eq!(st, tern_status::TERN_STATUS_OK);
-    Setup { rows, cols, packed, ternary, w_scale: s[0] }
+    Setup {
+        rows,
+        cols,
+        packed,
+        ternary,
+        w_scale: s[0],
+    }
 }
 
 /// Expected DEFAULT-mode output from int8 activations: exact Σ t·q, then `· (w_scale/act_scale)`.
@@ -37,14 +69,19 @@ fn expected(s: &Setup, q: &[i8], scales: &[f32], t: usize, r: usize) -> f32 {
     if scales[t] == 0.0 {
         return 0.0;
     }
-    let dot: i64 = (0..s.cols).map(|k| s.ternary[r * s.cols + k] as i64 * q[t * s.cols + k] as i64).sum();
+    let dot: i64 = (0..s.cols)
+        .map(|k| s.ternary[r * s.cols + k] as i64 * q[t * s.cols + k] as i64)
+        .sum();
     dot as f32 * (s.w_scale / scales[t])
 }
 
 #[test]
 fn random_shapes_every_kernel_exact() {
     let mut rng = Rng::new(2024);
-    let contexts: Vec<_> = available_isas().into_iter().flat_map(|isa| [(isa, 1), (isa, 2)]).collect();
+    let contexts: Vec<_> = available_isas()
+        .into_iter()
+        .flat_map(|isa| [(isa, 1), (isa, 2)])
+        .collect();
     for iter in 0..24 {
         let variant = (iter % 2) as u32;
         let block = if variant == 0 { 128 } else { 64 };
@@ -54,7 +91,9 @@ fn random_shapes_every_kernel_exact() {
         let s = setup(&mut rng, variant, rows, cols);
         let x_stride = cols + rng.below(3) as usize * 7;
         let y_stride = rows + rng.below(3) as usize * 5;
-        let mut x: Vec<f32> = (0..tokens * x_stride).map(|_| rng.uniform() * 3.0).collect();
+        let mut x: Vec<f32> = (0..tokens * x_stride)
+            .map(|_| rng.uniform() * 3.0)
+            .collect();
         if tokens > 1 {
             x[x_stride..x_stride + cols].fill(0.0); // an all-zero token
         }
@@ -62,28 +101,75 @@ fn random_shapes_every_kernel_exact() {
         let mut q = vec![0i8; tokens * cols];
         let mut scales = vec![0f32; tokens];
         let st = unsafe {
-            tern_quantize_activations(null(), x.as_ptr(), tokens as i64, cols as i64, x_stride as i64, 0, q.as_mut_ptr(), scales.as_mut_ptr(), null_mut())
+            tern_quantize_activations(
+                null(),
+                x.as_ptr(),
+                tokens as i64,
+                cols as i64,
+                x_stride as i64,
+                0,
+                q.as_mut_ptr(),
+                scales.as_mut_ptr(),
+                null_mut(),
+            )
         };
         assert_eq!(st, tern_status::TERN_STATUS_OK);
-        let (b, e) = if rng.below(2) == 0 { (0, 0) } else { (rng.below(rows as u64) as i64, rows as i64) };
+        let (b, e) = if rng.below(2) == 0 {
+            (0, 0)
+        } else {
+            (rng.below(rows as u64) as i64, rows as i64)
+        };
         for &(isa, threads) in &contexts {
             let ctx = context(isa, threads);
             let mut m = null_mut();
             let l = i2s(variant);
-            let st = unsafe { tern_matrix_create(ctx, &l, s.packed.as_ptr().cast(), s.packed.len(), rows as i64, cols as i64, &mut m) };
+            let st = unsafe {
+                tern_matrix_create(
+                    ctx,
+                    &l,
+                    s.packed.as_ptr().cast(),
+                    s.packed.len(),
+                    rows as i64,
+                    cols as i64,
+                    &mut m,
+                )
+            };
             assert_eq!(st, tern_status::TERN_STATUS_OK, "{}", last_error());
             let mut y = vec![f32::MIN; tokens * y_stride];
-            let opts = tern_gemm_options { row_begin: b, row_end: e, ..gemm_options(0) };
-            let st = unsafe { tern_gemm(ctx, m, x.as_ptr(), tokens as i64, x_stride as i64, y.as_mut_ptr(), y_stride as i64, &opts) };
+            let opts = tern_gemm_options {
+                row_begin: b,
+                row_end: e,
+                ..gemm_options(0)
+            };
+            let st = unsafe {
+                tern_gemm(
+                    ctx,
+                    m,
+                    x.as_ptr(),
+                    tokens as i64,
+                    x_stride as i64,
+                    y.as_mut_ptr(),
+                    y_stride as i64,
+                    &opts,
+                )
+            };
             assert_eq!(st, tern_status::TERN_STATUS_OK, "{}", last_error());
             let end = if e == 0 { rows } else { e as usize };
             for t in 0..tokens {
                 for r in 0..y_stride {
                     let got = y[t * y_stride + r];
                     if (b as usize..end).contains(&r) {
-                        assert_eq!(got.to_bits(), expected(&s, &q, &scales, t, r).to_bits(), "isa {isa} thr {threads} {rows}x{cols} t{t} r{r}");
+                        assert_eq!(
+                            got.to_bits(),
+                            expected(&s, &q, &scales, t, r).to_bits(),
+                            "isa {isa} thr {threads} {rows}x{cols} t{t} r{r}"
+                        );
                     } else {
-                        assert_eq!(got, f32::MIN, "untouched outside the row range / stride gap");
+                        assert_eq!(
+                            got,
+                            f32::MIN,
+                            "untouched outside the row range / stride gap"
+                        );
                     }
                 }
             }
@@ -101,7 +187,18 @@ fn extreme_activations_do_not_overflow_any_kernel() {
     for isa in available_isas() {
         let ctx = context(isa, 1);
         let mut m = null_mut();
-        let st = unsafe { tern_matrix_from_f32(ctx, &i2s(0), w.as_ptr(), rows as i64, cols as i64, &quant_options(1), null_mut(), &mut m) };
+        let st = unsafe {
+            tern_matrix_from_f32(
+                ctx,
+                &i2s(0),
+                w.as_ptr(),
+                rows as i64,
+                cols as i64,
+                &quant_options(1),
+                null_mut(),
+                &mut m,
+            )
+        };
         assert_eq!(st, tern_status::TERN_STATUS_OK);
         for sign in [1.0f32, -1.0] {
             let x = vec![sign * 2.0; cols];

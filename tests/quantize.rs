@@ -10,11 +10,24 @@ use tern::ffi::*;
 fn quantize(variant: u32, w: &[f32], rows: usize, cols: usize, method: i32) -> Vec<u8> {
     let l = i2s(variant);
     let mut size = 0;
-    assert_eq!(unsafe { tern_packed_size(&l, rows as i64, cols as i64, &mut size) }, tern_status::TERN_STATUS_OK);
+    assert_eq!(
+        unsafe { tern_packed_size(&l, rows as i64, cols as i64, &mut size) },
+        tern_status::TERN_STATUS_OK
+    );
     let mut out = vec![0u8; size];
     let o = quant_options(method);
     let st = unsafe {
-        tern_quantize(null(), &l, w.as_ptr(), rows as i64, cols as i64, &o, out.as_mut_ptr().cast(), size, null_mut())
+        tern_quantize(
+            null(),
+            &l,
+            w.as_ptr(),
+            rows as i64,
+            cols as i64,
+            &o,
+            out.as_mut_ptr().cast(),
+            size,
+            null_mut(),
+        )
     };
     assert_eq!(st, tern_status::TERN_STATUS_OK, "{}", last_error());
     out
@@ -24,7 +37,16 @@ fn unpack(variant: u32, p: &[u8], rows: usize, cols: usize) -> (Vec<i8>, f32) {
     let mut t = vec![0i8; rows * cols];
     let mut s = [0f32];
     let st = unsafe {
-        tern_unpack(&i2s(variant), p.as_ptr().cast(), p.len(), rows as i64, cols as i64, t.as_mut_ptr(), s.as_mut_ptr(), 1)
+        tern_unpack(
+            &i2s(variant),
+            p.as_ptr().cast(),
+            p.len(),
+            rows as i64,
+            cols as i64,
+            t.as_mut_ptr(),
+            s.as_mut_ptr(),
+            1,
+        )
     };
     assert_eq!(st, tern_status::TERN_STATUS_OK, "{}", last_error());
     (t, s[0])
@@ -69,7 +91,16 @@ fn prescaled_keeps_fake_quantized_weights_exactly() {
             assert_eq!(s, scale);
             let mut deq = vec![0f32; rows * cols];
             let p = quantize(variant, &w, rows, cols, 1);
-            let st = unsafe { tern_dequantize(&i2s(variant), p.as_ptr().cast(), p.len(), rows as i64, cols as i64, deq.as_mut_ptr()) };
+            let st = unsafe {
+                tern_dequantize(
+                    &i2s(variant),
+                    p.as_ptr().cast(),
+                    p.len(),
+                    rows as i64,
+                    cols as i64,
+                    deq.as_mut_ptr(),
+                )
+            };
             assert_eq!(st, tern_status::TERN_STATUS_OK);
             assert_eq!(deq, w, "dequantize reproduces ternary × scale exactly");
         }
@@ -86,18 +117,45 @@ fn pack_unpack_round_trip_on_random_shapes_and_both_layouts() {
         let cols = block * (1 + rng.below(30) as usize);
         let zero_rows = rng.below(2) == 0;
         let t: Vec<i8> = (0..rows * cols)
-            .map(|i| if zero_rows && (i / cols) % 3 == 0 { 0 } else { rng.below(3) as i8 - 1 })
+            .map(|i| {
+                if zero_rows && (i / cols) % 3 == 0 {
+                    0
+                } else {
+                    rng.below(3) as i8 - 1
+                }
+            })
             .collect();
         let scale = [rng.uniform().abs()];
         let l = i2s(variant);
         let mut size = 0;
-        assert_eq!(unsafe { tern_packed_size(&l, rows as i64, cols as i64, &mut size) }, tern_status::TERN_STATUS_OK);
+        assert_eq!(
+            unsafe { tern_packed_size(&l, rows as i64, cols as i64, &mut size) },
+            tern_status::TERN_STATUS_OK
+        );
         let mut p = vec![0u8; size];
-        let st = unsafe { tern_pack(&l, t.as_ptr(), scale.as_ptr(), 1, rows as i64, cols as i64, p.as_mut_ptr().cast(), size) };
+        let st = unsafe {
+            tern_pack(
+                &l,
+                t.as_ptr(),
+                scale.as_ptr(),
+                1,
+                rows as i64,
+                cols as i64,
+                p.as_mut_ptr().cast(),
+                size,
+            )
+        };
         assert_eq!(st, tern_status::TERN_STATUS_OK, "{}", last_error());
-        assert!(p[size - 28..].iter().all(|&b| b == 0), "reserved tail is zero");
+        assert!(
+            p[size - 28..].iter().all(|&b| b == 0),
+            "reserved tail is zero"
+        );
         // Every element decodes through the reference decoder to its value + 1.
-        let v = if variant == 0 { tern::format::I2sVariant::X86 } else { tern::format::I2sVariant::Arm64 };
+        let v = if variant == 0 {
+            tern::format::I2sVariant::X86
+        } else {
+            tern::format::I2sVariant::Arm64
+        };
         for (i, &ti) in t.iter().enumerate() {
             assert_eq!(tern::format::i2s::code_at(v, &p, i) as i8, ti + 1);
         }

@@ -3,6 +3,8 @@
 //! (`matrix.rs`, `ggml.rs`) hand them slices whose sizes are already checked.
 
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 use std::ffi::CStr;
 
@@ -185,10 +187,47 @@ static SCALAR: Kernels = Kernels {
     },
 };
 
+#[cfg(target_arch = "x86_64")]
+static AVX2: Kernels = Kernels {
+    isa: Isa::Avx2,
+    i2s_dots: Kernel {
+        name: c"i2_s/avx2",
+        run: x86::i2s_dots_avx2,
+    },
+};
+
+#[cfg(target_arch = "x86_64")]
+static AVX512: Kernels = Kernels {
+    isa: Isa::Avx512,
+    i2s_dots: Kernel {
+        name: c"i2_s/avx512",
+        run: x86::i2s_dots_avx512,
+    },
+};
+
+#[cfg(target_arch = "x86_64")]
+static AVX512VNNI: Kernels = Kernels {
+    isa: Isa::Avx512Vnni,
+    i2s_dots: Kernel {
+        name: c"i2_s/avx512vnni",
+        run: x86::i2s_dots_avx512vnni,
+    },
+};
+
 impl Kernels {
-    /// The best kernels at or below `isa` (which the caller has checked is available).
+    /// The best kernels at or below `isa` (which the caller has checked is available). The x86
+    /// wrappers re-check the CPU features on every call, so a table for a missing level panics
+    /// instead of running illegal instructions.
     pub fn for_isa(isa: Isa) -> &'static Kernels {
-        let _ = isa;
-        &SCALAR
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => &AVX2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => &AVX512,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => &AVX512VNNI,
+            // NEON/dotprod/i8mm kernels are not written yet.
+            _ => &SCALAR,
+        }
     }
 }

@@ -1,0 +1,345 @@
+//! Every SIMD I2_S kernel the CPU can run must agree bit for bit with the scalar oracle
+//! (`tern::kernel::scalar::i2s_dots`) on both block layouts, ragged shapes, strided and unaligned
+//! activations, and inputs whose dots would wrap an int16 accumulator.
+
+use tern::format::{I2sVariant, i2s};
+use tern::kernel::{Isa, Kernels, scalar};
+
+const VARIANTS: [I2sVariant; 2] = [I2sVariant::X86, I2sVariant::Arm64];
+
+/// xorshift64*: deterministic test data without dependencies.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (((self.next() >> 32) * n as u64) >> 32) as usize
+    }
+    fn range(&mut self, lo: usize, hi_incl: usize) -> usize {
+        lo + self.below(hi_incl - lo + 1)
+    }
+    fn i8(&mut self) -> i8 {
+        (self.next() >> 56) as u8 as i8
+    }
+    /// A packed byte of four random codes, each 0, 1 or 2 (code 3 never occurs in I2_S).
+    fn code_byte(&mut self) -> u8 {
+        (0..4).fold(0, |b, _| (b << 2) | self.below(3) as u8)
+    }
+}
+
+/// The ISAs this CPU can run, with a note for each one it cannot.
+fn isas() -> Vec<Isa> {
+    Isa::ALL
+        .into_iter()
+        .filter(|&isa| {
+            let ok = isa.is_available();
+            if !ok {
+                println!("skipped: {} not available on this CPU", isa.name());
+            }
+            ok
+        })
+        .collect()
+}
+
+/// One kernel call's inputs. `w_off`/`a_off` shift the data inside its buffer (unaligned starts).
+struct Case {
+    variant: I2sVariant,
+    n_rows: usize,
+    cols: usize,
+    n_tokens: usize,
+    stride: usize,
+    weights: Vec<u8>,
+    w_off: usize,
+    acts: Vec<i8>,
+    a_off: usize,
+}
+
+impl Case {
+    /// Random codes and activations; `stride` = `cols + extra`.
+    #[allow(clippy::too_many_arguments)]
+    fn random(
+        rng: &mut Rng,
+        variant: I2sVariant,
+        n_rows: usize,
+        blocks: usize,
+        n_tokens: usize,
+        extra: usize,
+    ) -> Self {
+        let cols = blocks * variant.block_len();
+        let mut case = Self::filled(variant, n_rows, cols, n_tokens, cols + extra, 0, 0);
+        let (w_off, a_off) = (rng.below(3), rng.below(65));
+        case.w_off = w_off;
+        case.a_off = a_off;
+        case.weights = (0..w_off + n_rows * cols / 4)
+            .map(|_| rng.code_byte())
+            .collect();
+        let n_acts = a_off + (n_tokens - 1) * case.stride + cols;
+        case.acts = (0..n_acts).map(|_| rng.i8()).collect();
+        case
+    }
+
+    /// Every code byte `code_byte`, every activation `act`.
+    fn filled(
+        variant: I2sVariant,
+        n_rows: usize,
+        cols: usize,
+        n_tokens: usize,
+        stride: usize,
+        code_byte: u8,
+        act: i8,
+    ) -> Self {
+        Self {
+            variant,
+            n_rows,
+            cols,
+            n_tokens,
+            stride,
+            weights: vec![code_byte; n_rows * cols / 4],
+            w_off: 0,
+            acts: vec![act; (n_tokens - 1) * stride + cols],
+            a_off: 0,
+        }
+    }
+
+    fn weights(&self) -> &[u8] {
+        &self.weights[self.w_off..]
+    }
+
+    fn acts(&self) -> &[i8] {
+        &self.acts[self.a_off..]
+    }
+
+    /// Runs `f`; the dots buffer is longer than needed and its tail must stay untouched.
+    fn run(&self, f: tern::kernel::I2sDotsFn) -> Vec<i32> {
+        let n = self.n_rows * self.n_tokens;
+        let mut dots = vec![i32::MIN + 7; n + 5];
+        f(
+            self.variant,
+            self.weights(),
+            self.cols,
+            self.acts(),
+            self.stride,
+            self.n_tokens,
+            &mut dots,
+        );
+        assert!(
+            dots[n..].iter().all(|&d| d == i32::MIN + 7),
+            "kernel wrote past n_rows·n_tokens"
+        );
+        dots.truncate(n);
+        dots
+    }
+
+    /// Runs the oracle and every available kernel and compares them.
+    fn check(&self, isas: &[Isa]) -> Vec<i32> {
+        let want = self.run(scalar::i2s_dots);
+        for &isa in isas {
+            let kernels = Kernels::for_isa(isa);
+            let got = self.run(kernels.i2s_dots.run);
+            if got != want {
+                let i = got.iter().zip(&want).position(|(g, w)| g != w).unwrap();
+                panic!(
+                    "{:?} ({}) differs from scalar: {:?} rows={} cols={} tokens={} stride={} \
+                     w_off={} a_off={}: first at token {} row {}: got {}, want {}",
+                    kernels.i2s_dots.name,
+                    isa.name(),
+                    self.variant,
+                    self.n_rows,
+                    self.cols,
+                    self.n_tokens,
+                    self.stride,
+                    self.w_off,
+                    self.a_off,
+                    i / self.n_rows,
+                    i % self.n_rows,
+                    got[i],
+                    want[i]
+                );
+            }
+        }
+        want
+    }
+}
+
+#[test]
+fn table_names() {
+    for isa in isas() {
+        let name = Kernels::for_isa(isa).i2s_dots.name.to_str().unwrap();
+        let want = match isa {
+            Isa::Avx2 if cfg!(target_arch = "x86_64") => "i2_s/avx2",
+            Isa::Avx512 if cfg!(target_arch = "x86_64") => "i2_s/avx512",
+            Isa::Avx512Vnni if cfg!(target_arch = "x86_64") => "i2_s/avx512vnni",
+            _ => "i2_s/scalar",
+        };
+        assert_eq!(name, want, "{}", isa.name());
+    }
+}
+
+/// The oracle itself against the ternary values that `i2s::pack` packed (codes = ternary + 1).
+#[test]
+fn oracle_matches_packed_ternary() {
+    let mut rng = Rng::new(1);
+    for variant in VARIANTS {
+        let (rows, cols, n_tokens) = (3, 3 * variant.block_len(), 2);
+        let ternary: Vec<i8> = (0..rows * cols).map(|_| rng.below(3) as i8 - 1).collect();
+        let mut packed = vec![0u8; rows * cols / 4 + i2s::TAIL_BYTES];
+        i2s::pack(variant, &ternary, 1.0, &mut packed);
+        let acts: Vec<i8> = (0..n_tokens * cols).map(|_| rng.i8()).collect();
+        let mut dots = vec![0; rows * n_tokens];
+        let codes = &packed[..rows * cols / 4];
+        scalar::i2s_dots(variant, codes, cols, &acts, cols, n_tokens, &mut dots);
+        for t in 0..n_tokens {
+            for r in 0..rows {
+                let want: i32 = (0..cols)
+                    .map(|k| (ternary[r * cols + k] as i32 + 1) * acts[t * cols + k] as i32)
+                    .sum();
+                assert_eq!(dots[t * rows + r], want, "{variant:?} token {t} row {r}");
+            }
+        }
+    }
+}
+
+/// Row counts 1..=70: every remainder of the register tiles, with and without full tiles.
+#[test]
+fn ragged_rows() {
+    let isas = isas();
+    let mut rng = Rng::new(2);
+    for variant in VARIANTS {
+        for n_rows in 1..=70 {
+            let blocks = rng.range(1, 5);
+            let n_tokens = rng.range(1, 9);
+            let extra = rng.below(3) * rng.range(1, 40);
+            Case::random(&mut rng, variant, n_rows, blocks, n_tokens, extra).check(&isas);
+        }
+    }
+}
+
+/// Column counts of 1..=60 blocks (every int16 widening-group remainder), then model sizes.
+#[test]
+fn ragged_cols() {
+    let isas = isas();
+    let mut rng = Rng::new(3);
+    for variant in VARIANTS {
+        for blocks in 1..=60 {
+            let n_rows = rng.range(1, 9);
+            let n_tokens = rng.range(1, 9);
+            let extra = rng.below(2) * rng.range(1, 100);
+            Case::random(&mut rng, variant, n_rows, blocks, n_tokens, extra).check(&isas);
+        }
+        for cols in [2560, 6912] {
+            let blocks = cols / variant.block_len();
+            for (n_rows, n_tokens) in [(13, 1), (6, 5), (64, 3)] {
+                Case::random(&mut rng, variant, n_rows, blocks, n_tokens, 17).check(&isas);
+            }
+        }
+    }
+}
+
+/// Token counts 1..=9 (every token-tile remainder) and a 128-token prefill batch.
+#[test]
+fn ragged_tokens() {
+    let isas = isas();
+    let mut rng = Rng::new(4);
+    for variant in VARIANTS {
+        for n_tokens in (1..=9).chain([128]) {
+            for n_rows in [1, 7, 64] {
+                let blocks = rng.range(1, 20);
+                let extra = rng.below(2) * rng.range(1, 64);
+                Case::random(&mut rng, variant, n_rows, blocks, n_tokens, extra).check(&isas);
+            }
+        }
+        Case::random(&mut rng, variant, 64, 2560 / variant.block_len(), 128, 0).check(&isas);
+    }
+}
+
+/// Zero rows and constant rows: code 0 (ternary -1), code 1 (ternary 0) and code 2 (+1).
+#[test]
+fn constant_rows() {
+    let isas = isas();
+    let mut rng = Rng::new(5);
+    for variant in VARIANTS {
+        let cols = 7 * variant.block_len();
+        for byte in [0x00, 0x55, 0xAA] {
+            let mut case = Case::random(&mut rng, variant, 9, 7, 3, 5);
+            let (start, len) = (case.w_off, case.weights.len());
+            case.weights[start..len].fill(byte);
+            let dots = case.check(&isas);
+            let code = (byte & 3) as i32;
+            for t in 0..3 {
+                let sum: i32 = case.acts()[t * case.stride..][..cols]
+                    .iter()
+                    .map(|&a| a as i32)
+                    .sum();
+                assert!(dots[t * 9..][..9].iter().all(|&d| d == code * sum));
+            }
+        }
+    }
+}
+
+/// All codes 2 against all -128 or all 127 at 16384 columns: |dot| ≈ 2^22, far past int16 (and
+/// past what bitnet.cpp's wrapping int16 AVX2 accumulator survives). Must be exact.
+#[test]
+fn int16_overflow_is_exact() {
+    let isas = isas();
+    let cols = 4096 * 4;
+    for variant in VARIANTS {
+        for act in [-128i8, 127] {
+            for (n_rows, n_tokens) in [(1, 1), (5, 3), (8, 4), (4, 9)] {
+                let case = Case::filled(variant, n_rows, cols, n_tokens, cols + 3, 0xAA, act);
+                let dots = case.check(&isas);
+                let want = 2 * act as i32 * cols as i32;
+                assert!(dots.iter().all(|&d| d == want), "{variant:?} act {act}");
+            }
+        }
+    }
+}
+
+/// Activations at ±absmax (±127 after absmax quantization, and -128) with random codes.
+#[test]
+fn absmax_activations() {
+    let isas = isas();
+    let mut rng = Rng::new(6);
+    for variant in VARIANTS {
+        for (n_rows, blocks, n_tokens) in [(9, 40, 5), (70, 3, 9), (4, 128, 2)] {
+            let mut case = Case::random(&mut rng, variant, n_rows, blocks, n_tokens, 7);
+            for a in case.acts.iter_mut() {
+                *a = [-128, -127, 127][rng.below(3)];
+            }
+            case.check(&isas);
+            // Codes biased to 2 and activations to one sign: the worst case for int16 lanes.
+            for (i, w) in case.weights.iter_mut().enumerate() {
+                *w = if i % 5 == 0 { rng.code_byte() } else { 0xAA };
+            }
+            for a in case.acts.iter_mut() {
+                *a = if rng.below(8) == 0 { 127 } else { -128 };
+            }
+            case.check(&isas);
+        }
+    }
+}
+
+/// The largest `cols` a matrix may have (`MAX_COLS` = 2^22): |dot| reaches 2^30, and the
+/// kernels' periodic int16/int32 widening and unscaling steps all run several times.
+#[test]
+fn max_cols_exact() {
+    let isas = isas();
+    let cols = tern::format::MAX_COLS;
+    let mut rng = Rng::new(7);
+    for variant in VARIANTS {
+        for act in [-128i8, 127] {
+            let case = Case::filled(variant, 4, cols, 3, cols, 0xAA, act);
+            let dots = case.check(&isas);
+            assert!(dots.iter().all(|&d| d == 2 * act as i32 * cols as i32));
+        }
+        let case = Case::random(&mut rng, variant, 3, cols / variant.block_len(), 2, 1);
+        case.check(&isas);
+    }
+}
