@@ -118,7 +118,7 @@ fn pack_unpack_round_trip_on_random_shapes_and_both_layouts() {
         let zero_rows = rng.below(2) == 0;
         let t: Vec<i8> = (0..rows * cols)
             .map(|i| {
-                if zero_rows && (i / cols) % 3 == 0 {
+                if zero_rows && (i / cols).is_multiple_of(3) {
                     0
                 } else {
                     rng.below(3) as i8 - 1
