@@ -141,7 +141,7 @@ fn version_function_header_macros_and_cargo_agree() {
 
 #[test]
 fn context_create_rejects_bad_options_and_nulls_out() {
-    let mut ctx: *mut tern_context = 8 as *mut tern_context; // garbage that must be reset
+    let mut ctx: *mut tern_context = std::ptr::dangling_mut::<tern_context>(); // garbage that must be reset
     expect(
         unsafe { tern_context_create(null(), null_mut()) },
         TERN_STATUS_NULL_POINTER,
@@ -241,7 +241,12 @@ fn kernel_name_reports_and_rejects() {
     );
     assert!(unsafe { tern_context_kernel_name(null(), 0) }.is_null());
     assert!(last_error().contains("format 0 is unknown"));
-    for f in [tern_format::TERN_FORMAT_TL1, tern_format::TERN_FORMAT_TL2, tern_format::TERN_FORMAT_TQ1_0, tern_format::TERN_FORMAT_TQ2_0] {
+    for f in [
+        tern_format::TERN_FORMAT_TL1,
+        tern_format::TERN_FORMAT_TL2,
+        tern_format::TERN_FORMAT_TQ1_0,
+        tern_format::TERN_FORMAT_TQ2_0,
+    ] {
         assert!(!unsafe { tern_context_kernel_name(null(), f as i32) }.is_null());
     }
 }
@@ -279,7 +284,10 @@ fn packed_size_validates_layout_and_shape() {
             "format 42 is unknown",
         ),
         (
-            tern_layout { tile_rows: 32, ..layout(tern_format::TERN_FORMAT_TL2 as i32, 0) },
+            tern_layout {
+                tile_rows: 32,
+                ..layout(tern_format::TERN_FORMAT_TL2 as i32, 0)
+            },
             ROWS,
             COLS,
             TERN_STATUS_INVALID_ARGUMENT,
@@ -687,7 +695,7 @@ fn quantize_activations_error_paths() {
 fn matrix_constructors_and_info_error_paths() {
     let l = i2s(0);
     let p = packed_ok();
-    let mut m: *mut tern_matrix = 8 as *mut tern_matrix;
+    let mut m: *mut tern_matrix = std::ptr::dangling_mut::<tern_matrix>();
     expect(
         unsafe { tern_matrix_create(null(), &l, null(), p.len(), ROWS, COLS, &mut m) },
         TERN_STATUS_NULL_POINTER,

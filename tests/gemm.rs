@@ -10,7 +10,6 @@ use common::*;
 use tern::ffi::*;
 
 struct Setup {
-    rows: usize,
     cols: usize,
     packed: Vec<u8>,
     ternary: Vec<i8>,
@@ -56,7 +55,6 @@ fn setup(rng: &mut Rng, variant: u32, rows: usize, cols: usize) -> Setup {
     };
     assert_eq!(st, tern_status::TERN_STATUS_OK);
     Setup {
-        rows,
         cols,
         packed,
         ternary,
