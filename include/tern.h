@@ -45,6 +45,14 @@
 #define TERN_QUANT_STATS_INIT { sizeof(tern_quant_stats), 0, 0, 0, 0, 0, 0, 0 }
 #define TERN_GEMM_OPTIONS_INIT { sizeof(tern_gemm_options), 0, 0, 0, NULL }
 #define TERN_MATRIX_PROPERTIES_INIT { sizeof(tern_matrix_properties), 0, 0, 0, 0, 0, 0, NULL }
+#define TERN_GGUF_OPEN_OPTIONS_INIT { sizeof(tern_gguf_open_options), 0 }
+#define TERN_GGUF_WRITER_OPTIONS_INIT { sizeof(tern_gguf_writer_options), 0, 0 }
+#define TERN_GGUF_PROPERTIES_INIT { sizeof(tern_gguf_properties), 0, 0, 0, 0, 0, 0, false }
+#define TERN_GGUF_TENSOR_INIT { sizeof(tern_gguf_tensor), NULL, 0, 0, NULL, 0, { 0, 0, 0, 0 }, 0, 0, 0, NULL }
+#define TERN_GGUF_KV_INIT { sizeof(tern_gguf_kv), NULL, 0, 0, 0, 0 }
+/** For tern_cuda_gemm_ex (a library built without the `cuda` feature answers every
+ *  tern_cuda_* call with TERN_STATUS_NO_DEVICE). */
+#define TERN_CUDA_GEMM_OPTIONS_INIT { sizeof(tern_cuda_gemm_options), 0, 0, 0, NULL }
 
 
 /**
@@ -298,11 +306,125 @@ typedef uint32_t tern_cpu_feature;
 #endif // __cplusplus
 
 /**
+ * Element types of CUDA activations and outputs (`x_dtype`, `y_dtype`).
+ */
+enum tern_dtype
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * IEEE binary32.
+   */
+  TERN_DTYPE_F32 = 0,
+  /**
+   * IEEE binary16 (outputs rounded to nearest even).
+   */
+  TERN_DTYPE_F16 = 1,
+  /**
+   * bfloat16 (outputs rounded to nearest even).
+   */
+  TERN_DTYPE_BF16 = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tern_dtype tern_dtype;
+#else
+typedef int32_t tern_dtype;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Which producer's type ids a GGUF file uses (`tern_gguf_open_options.dialect`,
+ * `tern_gguf_writer_options.dialect`). They differ for TL2 (39 in bitnet.cpp merge-dev, 42 in
+ * the current fork; 39 is MXFP4 and 42 Q2_0 in mainline ggml).
+ */
+enum tern_gguf_dialect
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Reading: 36 = I2_S and 38 = TL1 always; 39/42 are TL2 only for a tensor that has a
+   * `<name>_scale` companion tensor, else MXFP4/Q2_0. Writing: like BITNET_CURRENT.
+   */
+  TERN_GGUF_DIALECT_AUTO = 0,
+  /**
+   * Current ggml: 36–38 are removed types (rejected), 39 = MXFP4, 42 = Q2_0; the writer
+   * refuses I2_S/TL1/TL2.
+   */
+  TERN_GGUF_DIALECT_MAINLINE = 1,
+  /**
+   * bitnet.cpp merge-dev: I2_S 36, TL1 38, TL2 39.
+   */
+  TERN_GGUF_DIALECT_BITNET_LEGACY = 2,
+  /**
+   * bitnet.cpp current fork: I2_S 36, TL1 38, TL2 42.
+   */
+  TERN_GGUF_DIALECT_BITNET_CURRENT = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tern_gguf_dialect tern_gguf_dialect;
+#else
+typedef int32_t tern_gguf_dialect;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * GGUF metadata value types (`gguf_type`).
+ */
+enum tern_gguf_type
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  TERN_GGUF_TYPE_UINT8 = 0,
+  TERN_GGUF_TYPE_INT8 = 1,
+  TERN_GGUF_TYPE_UINT16 = 2,
+  TERN_GGUF_TYPE_INT16 = 3,
+  TERN_GGUF_TYPE_UINT32 = 4,
+  TERN_GGUF_TYPE_INT32 = 5,
+  TERN_GGUF_TYPE_FLOAT32 = 6,
+  TERN_GGUF_TYPE_BOOL = 7,
+  TERN_GGUF_TYPE_STRING = 8,
+  TERN_GGUF_TYPE_ARRAY = 9,
+  TERN_GGUF_TYPE_UINT64 = 10,
+  TERN_GGUF_TYPE_INT64 = 11,
+  TERN_GGUF_TYPE_FLOAT64 = 12,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tern_gguf_type tern_gguf_type;
+#else
+typedef uint32_t tern_gguf_type;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Kernel dispatch table and threads, chosen once. Immutable after creation: one context may be
  * used from any number of threads at once. Create with `tern_context_create`, free with
  * `tern_context_destroy`.
  */
 typedef struct tern_context tern_context;
+
+/**
+ * A ternary matrix in GPU memory (`tern_cuda_matrix_upload`). Immutable: any number of threads
+ * and streams of its device may multiply with it at once. Free with `tern_cuda_matrix_destroy`.
+ */
+typedef struct tern_cuda_matrix tern_cuda_matrix;
+
+/**
+ * An open, validated, memory-mapped GGUF file. Immutable: any number of threads may read it
+ * at once. Close with `tern_gguf_close`.
+ */
+typedef struct tern_gguf tern_gguf;
+
+/**
+ * A GGUF file being assembled. Not thread-safe: use from one thread at a time. Free with
+ * `tern_gguf_writer_destroy`.
+ */
+typedef struct tern_gguf_writer tern_gguf_writer;
 
 /**
  * A packed ternary weight matrix, validated once, with the kernel chosen by the context it was
@@ -329,6 +451,135 @@ typedef struct tern_context_options {
    */
   int32_t n_threads;
 } tern_context_options;
+
+/**
+ * Options of `tern_cuda_gemm_ex` (`TERN_CUDA_GEMM_OPTIONS_INIT`). NULL = all defaults.
+ */
+typedef struct tern_cuda_gemm_options {
+  /**
+   * `sizeof(tern_cuda_gemm_options)`.
+   */
+  uint32_t struct_size;
+  /**
+   * A `tern_compat` value (default `TERN_COMPAT_DEFAULT`; `TERN_COMPAT_GGML` is not available).
+   */
+  int32_t compat;
+  /**
+   * Row strides of `d_x` and `d_y` in elements; 0 = packed (`cols`, `rows`).
+   */
+  int64_t x_stride;
+  int64_t y_stride;
+  /**
+   * Nullable DEVICE pointer: `rows` floats added to every token's output row.
+   */
+  const float *bias;
+} tern_cuda_gemm_options;
+
+/**
+ * Options for `tern_gguf_open_with_options`. Initialize with `TERN_GGUF_OPEN_OPTIONS_INIT`.
+ */
+typedef struct tern_gguf_open_options {
+  /**
+   * `sizeof(tern_gguf_open_options)`.
+   */
+  uint32_t struct_size;
+  /**
+   * A `tern_gguf_dialect` value (default AUTO).
+   */
+  int32_t dialect;
+} tern_gguf_open_options;
+
+/**
+ * Facts about an open file (filled by `tern_gguf_info`). Initialize with
+ * `TERN_GGUF_PROPERTIES_INIT`.
+ */
+typedef struct tern_gguf_properties {
+  uint32_t struct_size;
+  /**
+   * GGUF version (2 or 3).
+   */
+  uint32_t version;
+  uint64_t alignment;
+  /**
+   * Absolute file offset of the tensor data section.
+   */
+  uint64_t data_offset;
+  uint64_t file_size;
+  uint64_t n_tensors;
+  uint64_t n_kv;
+  /**
+   * Whether tensor offsets are exactly ggml's contiguous layout (current ggml requires it;
+   * bitnet.cpp's fork did not check).
+   */
+  bool ggml_contiguous;
+} tern_gguf_properties;
+
+/**
+ * One tensor of an open file (filled by `tern_gguf_tensor_info`). Initialize with
+ * `TERN_GGUF_TENSOR_INIT`.
+ */
+typedef struct tern_gguf_tensor {
+  uint32_t struct_size;
+  /**
+   * NUL-terminated UTF-8 name, valid until the file is closed.
+   */
+  const char *name;
+  size_t name_len;
+  /**
+   * The ggml type id stored in the file.
+   */
+  uint32_t ggml_type;
+  /**
+   * Static name of the resolved type ("F32", "TQ2_0", "I2_S", "TL2", ...).
+   */
+  const char *type_name;
+  uint32_t n_dims;
+  /**
+   * ggml order: `dims[0]` is the row length (a matrix's cols), `dims[1]` its rows; unused
+   * dimensions are 1.
+   */
+  int64_t dims[4];
+  /**
+   * Absolute file offset of the tensor's bytes.
+   */
+  uint64_t file_offset;
+  /**
+   * Bytes the tensor occupies in the file (for TL1/TL2 the payload without the scale).
+   */
+  uint64_t nbytes;
+  /**
+   * The `tern_format` of a ternary type, 0 for other types.
+   */
+  int32_t format;
+  /**
+   * The tensor's bytes in the memory map, valid until the file is closed.
+   */
+  const void *data;
+} tern_gguf_tensor;
+
+/**
+ * One KV pair (filled by `tern_gguf_kv_info`). Initialize with `TERN_GGUF_KV_INIT`.
+ */
+typedef struct tern_gguf_kv {
+  uint32_t struct_size;
+  /**
+   * NUL-terminated UTF-8 key, valid until the file is closed.
+   */
+  const char *key;
+  size_t key_len;
+  /**
+   * A `tern_gguf_type` value.
+   */
+  uint32_t value_type;
+  /**
+   * For arrays, the element type; otherwise equal to `value_type`.
+   */
+  uint32_t array_type;
+  /**
+   * For arrays, the element count; otherwise 1.
+   */
+  uint64_t count;
+} tern_gguf_kv;
 
 /**
  * How a matrix is stored. Initialize with `TERN_LAYOUT_INIT(format)`.
@@ -359,6 +610,22 @@ typedef struct tern_layout {
    */
   uint32_t simd_rows;
 } tern_layout;
+
+/**
+ * Options for `tern_gguf_writer_create`. Initialize with `TERN_GGUF_WRITER_OPTIONS_INIT`.
+ */
+typedef struct tern_gguf_writer_options {
+  uint32_t struct_size;
+  /**
+   * Data alignment, a power of two; 0 = 32 (ggml's default; other values are written as
+   * `general.alignment`).
+   */
+  uint32_t alignment;
+  /**
+   * A `tern_gguf_dialect`: which TL2 id to write (AUTO = 42, the current bitnet.cpp fork).
+   */
+  int32_t dialect;
+} tern_gguf_writer_options;
 
 /**
  * Options for weight quantization. Initialize with `TERN_QUANT_OPTIONS_INIT`.
@@ -550,6 +817,411 @@ void tern_context_destroy(struct tern_context *ctx);
  * Non-NULL `ctx` must be a live context.
  */
 const char *tern_context_kernel_name(const struct tern_context *ctx, int32_t format);
+
+/**
+ * True when a CUDA driver and at least one GPU are present (the CUDA functions can work).
+ * Never fails; without a driver it returns false. Thread-safe.
+ */
+bool tern_cuda_available(void);
+
+/**
+ * Copies `matrix` (any format) to GPU `device` in the CUDA kernels' layout and stores a new
+ * handle in `*out` (set to NULL first). `ctx` is accepted for symmetry and may be NULL.
+ * Needs a GPU of compute capability 8.0 or newer (else `TERN_STATUS_UNSUPPORTED`).
+ * Thread-safe.
+ *
+ * # Safety
+ * `matrix` must be a live `tern_matrix`; `out` must be writable.
+ */
+TERN_NODISCARD
+tern_status tern_cuda_matrix_upload(const struct tern_context *ctx,
+                                    const struct tern_matrix *matrix,
+                                    int32_t device,
+                                    struct tern_cuda_matrix **out);
+
+/**
+ * `tern_cuda_gemm_ex` with default options (TERN_COMPAT_DEFAULT, packed rows, no bias).
+ *
+ * # Safety
+ * As for `tern_cuda_gemm_ex`.
+ */
+TERN_NODISCARD
+tern_status tern_cuda_gemm(const struct tern_cuda_matrix *matrix,
+                           const void *d_x,
+                           int32_t x_dtype,
+                           int64_t n_tokens,
+                           void *d_y,
+                           int32_t y_dtype,
+                           void *cuda_stream);
+
+/**
+ * `y[t][r] = Σ_k W[r][k]·x[t][k]` on the GPU, the BitNet way, as `tern_gemm` computes it
+ * (activations quantized per token on the GPU with the rounding of `opts->compat`; the float
+ * epilogue is the same formula, so f32 outputs equal `tern_gemm`'s bit for bit). `d_x` and `d_y`
+ * are DEVICE pointers (`n_tokens` rows of `cols` / `rows` elements of `x_dtype` / `y_dtype`,
+ * `TERN_DTYPE_*`). The work is enqueued on `cuda_stream` (a `CUstream`/`cudaStream_t` of the
+ * device's primary context, i.e. the runtime API's; NULL = the legacy default stream) and the
+ * call returns without waiting; scratch memory is stream-ordered. Thread-safe.
+ *
+ * # Safety
+ * The device pointers must be valid for the stated sizes on the matrix's device.
+ */
+TERN_NODISCARD
+tern_status tern_cuda_gemm_ex(const struct tern_cuda_matrix *matrix,
+                              const void *d_x,
+                              int32_t x_dtype,
+                              int64_t n_tokens,
+                              void *d_y,
+                              int32_t y_dtype,
+                              void *cuda_stream,
+                              const struct tern_cuda_gemm_options *opts);
+
+/**
+ * Frees a CUDA matrix (its device memory, with cuMemFree). Don't destroy it while kernels using
+ * it may still run on some stream. NULL is a no-op.
+ *
+ * # Safety
+ * Non-NULL `matrix` must come from `tern_cuda_matrix_upload` and not be destroyed yet.
+ */
+void tern_cuda_matrix_destroy(struct tern_cuda_matrix *matrix);
+
+/**
+ * Opens, maps and fully validates the GGUF file at `path` (UTF-8 path, NUL-terminated) with
+ * the default options (dialect AUTO). A corrupt or truncated file is
+ * `TERN_STATUS_INVALID_ARGUMENT` with a message naming the problem and byte offset; big-endian
+ * or version-1 files are `TERN_STATUS_UNSUPPORTED`. `*out` is set to NULL on failure.
+ *
+ * # Safety
+ * `path` must be NUL-terminated; `out` must be writable.
+ */
+TERN_NODISCARD tern_status tern_gguf_open(const char *path, struct tern_gguf **out);
+
+/**
+ * Like `tern_gguf_open` with options (NULL = defaults): `dialect` decides how the ambiguous
+ * type ids 39 and 42 are read.
+ *
+ * # Safety
+ * As for `tern_gguf_open`; non-NULL `opts` must hold `opts->struct_size` bytes.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_open_with_options(const char *path,
+                                        const struct tern_gguf_open_options *opts,
+                                        struct tern_gguf **out);
+
+/**
+ * Unmaps and frees a file. NULL is a no-op; every pointer obtained from it becomes invalid.
+ *
+ * # Safety
+ * Non-NULL `gguf` must come from `tern_gguf_open*` and not be closed yet.
+ */
+void tern_gguf_close(struct tern_gguf *gguf);
+
+/**
+ * Fills `*info` (caller sets `info->struct_size`). Thread-safe.
+ *
+ * # Safety
+ * `gguf` must be live; `info` writable for `info->struct_size` bytes.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_info(const struct tern_gguf *gguf,
+                           struct tern_gguf_properties *info);
+
+/**
+ * Writes the number of tensors to `*out`. Thread-safe.
+ *
+ * # Safety
+ * `gguf` must be live; `out` writable.
+ */
+TERN_NODISCARD tern_status tern_gguf_tensor_count(const struct tern_gguf *gguf, size_t *out);
+
+/**
+ * Describes tensor `index` (0-based, file order) in `*info` (caller sets `info->struct_size`).
+ * Thread-safe.
+ *
+ * # Safety
+ * `gguf` must be live; `info` writable for `info->struct_size` bytes.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_tensor_info(const struct tern_gguf *gguf,
+                                  size_t index,
+                                  struct tern_gguf_tensor *info);
+
+/**
+ * Looks a tensor up by name: `*index` receives its index, or -1 if there is none (still
+ * `TERN_STATUS_OK`). Thread-safe.
+ *
+ * # Safety
+ * `gguf` must be live; `name` NUL-terminated; `index` writable.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_find_tensor(const struct tern_gguf *gguf,
+                                  const char *name,
+                                  int64_t *index);
+
+/**
+ * Writes the number of KV pairs to `*out`. Thread-safe.
+ *
+ * # Safety
+ * `gguf` must be live; `out` writable.
+ */
+TERN_NODISCARD tern_status tern_gguf_kv_count(const struct tern_gguf *gguf, size_t *out);
+
+/**
+ * Describes KV pair `index` (0-based, file order) in `*info`. Thread-safe.
+ *
+ * # Safety
+ * `gguf` must be live; `info` writable for `info->struct_size` bytes.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_kv_info(const struct tern_gguf *gguf,
+                              size_t index,
+                              struct tern_gguf_kv *info);
+
+/**
+ * Looks a key up: `*index` receives its index, or -1 if absent (still OK). Thread-safe.
+ *
+ * # Safety
+ * `gguf` must be live; `key` NUL-terminated; `index` writable.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_find_kv(const struct tern_gguf *gguf,
+                              const char *key,
+                              int64_t *index);
+
+/**
+ * The string value of `key`: `*value` receives a NUL-terminated pointer valid until the file
+ * is closed, `*len` (nullable) its length in bytes (the value may contain NUL bytes; GGUF does
+ * not require UTF-8). A missing key or another type is `TERN_STATUS_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `gguf` live; `key` NUL-terminated; `value` writable; `len` NULL or writable.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_get_string(const struct tern_gguf *gguf,
+                                 const char *key,
+                                 const char **value,
+                                 size_t *len);
+
+/**
+ * The integer value of `key` (any integer type; a UINT64 above INT64_MAX is an error).
+ *
+ * # Safety
+ * `gguf` live; `key` NUL-terminated; `value` writable.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_get_int(const struct tern_gguf *gguf,
+                              const char *key,
+                              int64_t *value);
+
+/**
+ * The floating-point value of `key` (FLOAT32 or FLOAT64).
+ *
+ * # Safety
+ * `gguf` live; `key` NUL-terminated; `value` writable.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_get_float(const struct tern_gguf *gguf,
+                                const char *key,
+                                double *value);
+
+/**
+ * Element `index` of the string array `key` (pointer valid until close; `len` nullable).
+ *
+ * # Safety
+ * As for `tern_gguf_get_string`.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_get_array_string(const struct tern_gguf *gguf,
+                                       const char *key,
+                                       size_t index,
+                                       const char **value,
+                                       size_t *len);
+
+/**
+ * Element `index` of the integer array `key`.
+ *
+ * # Safety
+ * As for `tern_gguf_get_int`.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_get_array_int(const struct tern_gguf *gguf,
+                                    const char *key,
+                                    size_t index,
+                                    int64_t *value);
+
+/**
+ * Creates a matrix from ternary tensor `name` (TQ1_0, TQ2_0, I2_S, TL1 or TL2) with the kernels
+ * of `ctx` (NULL = default). I2_S is read as x86 128-element blocks; TL1/TL2 take their scale
+ * from the `<name>_scale` tensor and their tiling from the `tern.tiling.<name>` key, else the
+ * library's choice (bitnet.cpp's presets for its model shapes). Non-ternary tensors are
+ * `TERN_STATUS_UNSUPPORTED`; corrupt data `TERN_STATUS_INVALID_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `gguf` live; `name` NUL-terminated; `out` writable.
+ */
+TERN_NODISCARD
+tern_status tern_matrix_from_gguf(const struct tern_context *ctx,
+                                  const struct tern_gguf *gguf,
+                                  const char *name,
+                                  struct tern_matrix **out);
+
+/**
+ * Like `tern_matrix_from_gguf`, with `layout` (nullable) overriding the I2_S variant
+ * (`TERN_I2S_ARM64` for files quantized by bitnet.cpp's ARM builds) or the TL tiling; its format
+ * must be the tensor's.
+ *
+ * # Safety
+ * As for `tern_matrix_from_gguf`; non-NULL `layout` must hold `layout->struct_size` bytes.
+ */
+TERN_NODISCARD
+tern_status tern_matrix_from_gguf_layout(const struct tern_context *ctx,
+                                         const struct tern_gguf *gguf,
+                                         const char *name,
+                                         const struct tern_layout *layout,
+                                         struct tern_matrix **out);
+
+/**
+ * Bytes a tensor of ggml type `ggml_type` (resolved under `dialect`; for TL2 give the
+ * BITNET_* dialect) with `n_dims` dims (ggml order) occupies in a GGUF file.
+ *
+ * # Safety
+ * `dims` must hold `n_dims` values; `out` writable.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_tensor_size(uint32_t ggml_type,
+                                  int32_t dialect,
+                                  const int64_t *dims,
+                                  uint32_t n_dims,
+                                  uint64_t *out);
+
+/**
+ * Creates an empty writer (`opts` nullable: alignment 32, dialect AUTO). Keys and tensors are
+ * written in the order they are added; data passed to the `add` functions is copied.
+ *
+ * # Safety
+ * `out` writable; non-NULL `opts` must hold `opts->struct_size` bytes.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_writer_create(const struct tern_gguf_writer_options *opts,
+                                    struct tern_gguf_writer **out);
+
+/**
+ * Frees a writer (NULL is a no-op).
+ *
+ * # Safety
+ * Non-NULL `writer` must come from `tern_gguf_writer_create` and not be destroyed yet.
+ */
+void tern_gguf_writer_destroy(struct tern_gguf_writer *writer);
+
+/**
+ * Adds a STRING KV pair (`value` NUL-terminated; keys UTF-8, non-empty, unique).
+ *
+ * # Safety
+ * `writer` live; `key`, `value` NUL-terminated.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_writer_add_string(struct tern_gguf_writer *writer,
+                                        const char *key,
+                                        const char *value);
+
+/**
+ * Adds an integer KV pair of `value_type` (a `tern_gguf_type` integer type, or BOOL with 0/1);
+ * `value` must fit the type.
+ *
+ * # Safety
+ * `writer` live; `key` NUL-terminated.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_writer_add_int(struct tern_gguf_writer *writer,
+                                     const char *key,
+                                     uint32_t value_type,
+                                     int64_t value);
+
+/**
+ * Adds a FLOAT32 or FLOAT64 KV pair.
+ *
+ * # Safety
+ * `writer` live; `key` NUL-terminated.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_writer_add_float(struct tern_gguf_writer *writer,
+                                       const char *key,
+                                       uint32_t value_type,
+                                       double value);
+
+/**
+ * Adds a numeric array KV pair: `count` elements of `elem_type` (any scalar `tern_gguf_type`
+ * but STRING/ARRAY) as native little-endian values at `data` (copied; BOOL elements 0 or 1).
+ *
+ * # Safety
+ * `writer` live; `key` NUL-terminated; `data` holds `count` elements (may be NULL if 0).
+ */
+TERN_NODISCARD
+tern_status tern_gguf_writer_add_array(struct tern_gguf_writer *writer,
+                                       const char *key,
+                                       uint32_t elem_type,
+                                       const void *data,
+                                       size_t count);
+
+/**
+ * Adds a string array KV pair of `count` NUL-terminated strings (copied).
+ *
+ * # Safety
+ * `writer` live; `key` NUL-terminated; `values` holds `count` non-NULL strings.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_writer_add_string_array(struct tern_gguf_writer *writer,
+                                              const char *key,
+                                              const char *const *values,
+                                              size_t count);
+
+/**
+ * Adds a tensor of ggml type id `ggml_type` (resolved in the writer's dialect) with `n_dims`
+ * (1..=4) dims in ggml order (`dims[0]` = row length); `data_len` must equal the type's size
+ * for those dims (`tern_gguf_tensor_size`). Data is copied. Names are UTF-8, < 64 bytes, unique.
+ *
+ * # Safety
+ * `writer` live; `name` NUL-terminated; `dims` holds `n_dims` values; `data` `data_len` bytes.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_writer_add_tensor(struct tern_gguf_writer *writer,
+                                        const char *name,
+                                        uint32_t ggml_type,
+                                        const int64_t *dims,
+                                        uint32_t n_dims,
+                                        const void *data,
+                                        size_t data_len);
+
+/**
+ * Adds a packed ternary matrix (`rows × cols` in `layout`, `packed_len` ≥ `tern_packed_size`;
+ * validated) as the GGUF type of its format: TQ1_0 34, TQ2_0 35, I2_S 36, TL1 38, TL2 39/42 by
+ * dialect. TL1/TL2 are written as bitnet.cpp's converter does (payload, then an F32
+ * `<name>_scale` tensor) plus a `tern.tiling.<name>` key; they need a shape bitnet.cpp can
+ * store (rows % 32 == 0; TL1 cols % 16 == 0, TL2 cols >= 256), else
+ * `TERN_STATUS_UNSUPPORTED`. The MAINLINE dialect accepts only TQ1_0/TQ2_0.
+ *
+ * # Safety
+ * `writer` live; `name` NUL-terminated; `packed` holds `packed_len` bytes.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_writer_add_ternary(struct tern_gguf_writer *writer,
+                                         const char *name,
+                                         const struct tern_layout *layout,
+                                         const void *packed,
+                                         size_t packed_len,
+                                         int64_t rows,
+                                         int64_t cols);
+
+/**
+ * Writes the GGUF v3 file to `path` (through a temporary file renamed into place: on failure
+ * nothing is left at `path`). The writer keeps its contents and may write again.
+ *
+ * # Safety
+ * `writer` live; `path` NUL-terminated.
+ */
+TERN_NODISCARD
+tern_status tern_gguf_writer_write(struct tern_gguf_writer *writer,
+                                   const char *path);
 
 /**
  * Validates a packed `rows × cols` buffer (`packed_len` ≥ `tern_packed_size`) and copies it into a new

@@ -176,7 +176,10 @@ unsafe fn quantize_row_tq(kind: tq::Kind, x: *const f32, y: *mut c_void, k: i64)
         )
     };
     let mut ternary = [0i8; tq::BLOCK];
-    for (xb, yb) in x.chunks_exact(tq::BLOCK).zip(y.chunks_exact_mut(codec.block_bytes)) {
+    for (xb, yb) in x
+        .chunks_exact(tq::BLOCK)
+        .zip(y.chunks_exact_mut(codec.block_bytes))
+    {
         let d = tq::quantize_block_ref(xb, &mut ternary);
         (codec.pack)(&ternary, f16::from_f32(d), yb);
     }
@@ -197,9 +200,15 @@ unsafe fn dequantize_row_tq(kind: tq::Kind, x: *const c_void, y: *mut f32, k: i6
         )
     };
     let mut ternary = [0i8; tq::BLOCK];
-    for (xb, yb) in x.chunks_exact(codec.block_bytes).zip(y.chunks_exact_mut(tq::BLOCK)) {
+    for (xb, yb) in x
+        .chunks_exact(codec.block_bytes)
+        .zip(y.chunks_exact_mut(tq::BLOCK))
+    {
         (codec.unpack)(xb, &mut ternary);
-        let d = f32::from(f16::from_le_bytes([xb[codec.block_bytes - 2], xb[codec.block_bytes - 1]]));
+        let d = f32::from(f16::from_le_bytes([
+            xb[codec.block_bytes - 2],
+            xb[codec.block_bytes - 1],
+        ]));
         for (o, &t) in yb.iter_mut().zip(&ternary) {
             *o = t as f32 * d;
         }
@@ -211,7 +220,13 @@ unsafe fn dequantize_row_tq(kind: tq::Kind, x: *const c_void, y: *mut f32, k: i6
 ///
 /// # Safety
 /// `x` holds `n/256` TQ blocks, `y` `n/256` Q8_K blocks.
-unsafe fn vec_dot_tq_q8k(kind: tq::Kind, n: c_int, s: *mut f32, x: *const c_void, y: *const c_void) {
+unsafe fn vec_dot_tq_q8k(
+    kind: tq::Kind,
+    n: c_int,
+    s: *mut f32,
+    x: *const c_void,
+    y: *const c_void,
+) {
     let codec = kind.codec();
     let blocks = n as usize / tq::BLOCK;
     // SAFETY: sizes per the contract.
@@ -223,11 +238,21 @@ unsafe fn vec_dot_tq_q8k(kind: tq::Kind, n: c_int, s: *mut f32, x: *const c_void
     };
     let mut ternary = [0i8; tq::BLOCK];
     let mut sum = 0.0f32;
-    for (xb, yb) in x.chunks_exact(codec.block_bytes).zip(y.chunks_exact(q8k::BLOCK_BYTES)) {
+    for (xb, yb) in x
+        .chunks_exact(codec.block_bytes)
+        .zip(y.chunks_exact(q8k::BLOCK_BYTES))
+    {
         (codec.unpack)(xb, &mut ternary);
         let q = q8k::block(yb);
-        let dot: i32 = ternary.iter().zip(q.qs).map(|(&t, &v)| t as i32 * v as i32).sum();
-        let dx = f32::from(f16::from_le_bytes([xb[codec.block_bytes - 2], xb[codec.block_bytes - 1]]));
+        let dot: i32 = ternary
+            .iter()
+            .zip(q.qs)
+            .map(|(&t, &v)| t as i32 * v as i32)
+            .sum();
+        let dx = f32::from(f16::from_le_bytes([
+            xb[codec.block_bytes - 2],
+            xb[codec.block_bytes - 1],
+        ]));
         sum += dot as f32 * (q.d * dx);
     }
     // SAFETY: `s` is writable (contract).
@@ -285,7 +310,10 @@ pub unsafe extern "C" fn tern_ggml_quantize_row_q8_K(x: *const f32, y: *mut c_vo
             std::slice::from_raw_parts_mut(y as *mut u8, blocks * q8k::BLOCK_BYTES),
         )
     };
-    for (xb, yb) in x.chunks_exact(q8k::BLOCK).zip(y.chunks_exact_mut(q8k::BLOCK_BYTES)) {
+    for (xb, yb) in x
+        .chunks_exact(q8k::BLOCK)
+        .zip(y.chunks_exact_mut(q8k::BLOCK_BYTES))
+    {
         q8k::quantize_block(xb, yb);
     }
 }

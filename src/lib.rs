@@ -6,10 +6,13 @@
 //! `matrix` (pack once, run many), `ffi` (the C boundary only), `ggml` (raw ggml-signature tier).
 
 pub mod context;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod error;
 pub mod ffi;
 pub mod format;
 pub mod ggml;
+pub mod gguf;
 pub mod kernel;
 pub mod matrix;
 pub mod quant;

@@ -175,6 +175,35 @@ impl Matrix {
         self.kernel.name
     }
 
+    /// The weights as the GEMM applies them (for other backends, e.g. the CUDA upload):
+    /// row-major `rows × cols` ternary values, the scales (one, or one per (row, group) at
+    /// `[row · n_groups + g]`), and the group width in columns (meaningful with per-group scales).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn ternary_and_scales(&self) -> (Vec<i8>, Vec<f32>, usize) {
+        let (rows, cols) = (self.shape.rows, self.shape.cols);
+        let mut ternary = vec![0i8; rows * cols];
+        match self.layout {
+            Layout::I2s(v) => i2s::unpack(v, &self.codes, &mut ternary),
+            _ => {
+                let (g_cols, row_bytes) = (self.group_cols, self.group_cols / 4);
+                for g in 0..self.padded_cols / g_cols {
+                    for r in 0..rows {
+                        let codes = &self.codes[(g * rows + r) * row_bytes..][..row_bytes];
+                        for j in 0..g_cols.min(cols.saturating_sub(g * g_cols)) {
+                            ternary[r * cols + g * g_cols + j] =
+                                i2s::code_at(I2sVariant::X86, codes, j) as i8 - 1;
+                        }
+                    }
+                }
+            }
+        }
+        let scales = match &self.scales {
+            Scales::Shared(s) => vec![*s],
+            Scales::PerGroup(v) => v.clone(),
+        };
+        (ternary, scales, self.group_cols)
+    }
+
     /// `y[t·y_stride + r] = Σ_k W[r][k]·x[t·x_stride + k]` for `n_tokens` tokens, BitNet style:
     /// activations are quantized with the arithmetic of `opts.compat` for this format.
     #[allow(clippy::too_many_arguments)]

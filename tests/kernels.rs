@@ -177,6 +177,9 @@ fn table_names() {
             Isa::Avx2 if cfg!(target_arch = "x86_64") => "i2_s/avx2",
             Isa::Avx512 if cfg!(target_arch = "x86_64") => "i2_s/avx512",
             Isa::Avx512Vnni if cfg!(target_arch = "x86_64") => "i2_s/avx512vnni",
+            Isa::Neon if cfg!(target_arch = "aarch64") => "i2_s/neon",
+            Isa::Dotprod if cfg!(target_arch = "aarch64") => "i2_s/dotprod",
+            Isa::I8mm if cfg!(target_arch = "aarch64") => "i2_s/i8mm",
             _ => "i2_s/scalar",
         };
         assert_eq!(name, want, "{}", isa.name());
@@ -341,5 +344,62 @@ fn max_cols_exact() {
         }
         let case = Case::random(&mut rng, variant, 3, cols / variant.block_len(), 2, 1);
         case.check(&isas);
+    }
+}
+
+/// Prints the kernels these tests compare with the oracle (`cargo test -- --nocapture` shows
+/// it; scripts/test-all.sh greps it). With `TERN_EXPECT_ISAS` set (space-separated ISA names,
+/// e.g. "scalar neon dotprod i8mm"), fails unless exactly those levels are available: CI uses it
+/// to prove that each emulated CPU model really ran the kernels it should.
+#[test]
+fn kernels_tested() {
+    let names: Vec<String> = isas()
+        .iter()
+        .map(|&isa| {
+            let kernel = Kernels::for_isa(isa).i2s_dots.name.to_str().unwrap();
+            format!("{} ({kernel})", isa.name())
+        })
+        .collect();
+    println!("kernel ISAs tested: {}", names.join(", "));
+    if let Ok(want) = std::env::var("TERN_EXPECT_ISAS") {
+        let got: Vec<&str> = isas().iter().map(|isa| isa.name()).collect();
+        let want: Vec<&str> = want.split_whitespace().collect();
+        assert_eq!(
+            got, want,
+            "available ISA levels differ from TERN_EXPECT_ISAS"
+        );
+    }
+}
+
+/// Token counts 1..=20: every token group and padded remainder of the widest tiles (the i8mm
+/// tiles pair tokens and pad odd groups with a repeated token), with full and leftover rows.
+#[test]
+fn token_groups() {
+    let isas = isas();
+    let mut rng = Rng::new(8);
+    for variant in VARIANTS {
+        for n_tokens in 1..=20 {
+            for n_rows in [1, 2, 3, 4, 5, 8, 11] {
+                let blocks = rng.range(1, 6);
+                let extra = rng.below(2) * rng.range(1, 33);
+                Case::random(&mut rng, variant, n_rows, blocks, n_tokens, extra).check(&isas);
+            }
+        }
+    }
+}
+
+/// One token (the GEMV tiles, which keep some codes scaled in separate accumulators, e.g. the
+/// aarch64 dotprod tile) at `MAX_COLS` with extreme activations: every periodic unscaling and
+/// widening step runs, and |dot| reaches 2^30.
+#[test]
+fn gemv_max_cols_exact() {
+    let isas = isas();
+    let cols = tern::format::MAX_COLS;
+    for variant in VARIANTS {
+        for act in [-128i8, 127] {
+            let case = Case::filled(variant, 5, cols, 1, cols, 0xAA, act);
+            let dots = case.check(&isas);
+            assert!(dots.iter().all(|&d| d == 2 * act as i32 * cols as i32));
+        }
     }
 }

@@ -5,6 +5,12 @@
 mod args;
 #[path = "tern/bench.rs"]
 mod bench;
+#[path = "tern/convert.rs"]
+mod convert;
+#[path = "tern/cuda_bench.rs"]
+mod cuda_bench;
+#[path = "tern/inspect.rs"]
+mod inspect;
 #[path = "tern/machine.rs"]
 mod machine;
 
@@ -29,6 +35,21 @@ fn main() -> ExitCode {
         Command::Help(text) => println!("{text}"),
         Command::Version => println!("tern {}", env!("CARGO_PKG_VERSION")),
         Command::Info => machine::print_info(),
+        Command::Convert(a) => {
+            if let Err(e) = convert::run(&a) {
+                return fail(&e, 1);
+            }
+        }
+        Command::Inspect(a) => {
+            if let Err(e) = inspect::run(&a) {
+                return fail(&e, 1);
+            }
+        }
+        Command::Bench(b) if b.cuda => {
+            if let Err(e) = cuda_bench::run(&b) {
+                return fail(&e, 1);
+            }
+        }
         Command::Bench(b) => {
             if let Err(e) = bench::run(&b) {
                 return fail(&e, 1);

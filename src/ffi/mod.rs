@@ -10,12 +10,16 @@ pub mod args;
 pub mod basics;
 pub mod boundary;
 pub mod context;
+pub mod cuda;
+pub mod gguf;
 pub mod matrix;
 pub mod types;
 pub mod weights;
 
 pub use basics::*;
 pub use context::*;
+pub use cuda::*;
+pub use gguf::*;
 pub use matrix::*;
 pub use types::*;
 pub use weights::*;

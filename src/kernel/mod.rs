@@ -2,6 +2,8 @@
 //! the CPU's features (capped by `max_isa`); kernels never validate arguments — callers
 //! (`matrix.rs`, `ggml.rs`) hand them slices whose sizes are already checked.
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -214,8 +216,35 @@ static AVX512VNNI: Kernels = Kernels {
     },
 };
 
+#[cfg(target_arch = "aarch64")]
+static NEON: Kernels = Kernels {
+    isa: Isa::Neon,
+    i2s_dots: Kernel {
+        name: c"i2_s/neon",
+        run: aarch64::i2s_dots_neon,
+    },
+};
+
+#[cfg(target_arch = "aarch64")]
+static DOTPROD: Kernels = Kernels {
+    isa: Isa::Dotprod,
+    i2s_dots: Kernel {
+        name: c"i2_s/dotprod",
+        run: aarch64::i2s_dots_dotprod,
+    },
+};
+
+#[cfg(target_arch = "aarch64")]
+static I8MM: Kernels = Kernels {
+    isa: Isa::I8mm,
+    i2s_dots: Kernel {
+        name: c"i2_s/i8mm",
+        run: aarch64::i2s_dots_i8mm,
+    },
+};
+
 impl Kernels {
-    /// The best kernels at or below `isa` (which the caller has checked is available). The x86
+    /// The best kernels at or below `isa` (which the caller has checked is available). The SIMD
     /// wrappers re-check the CPU features on every call, so a table for a missing level panics
     /// instead of running illegal instructions.
     pub fn for_isa(isa: Isa) -> &'static Kernels {
@@ -226,7 +255,12 @@ impl Kernels {
             Isa::Avx512 => &AVX512,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => &AVX512VNNI,
-            // NEON/dotprod/i8mm kernels are not written yet.
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => &NEON,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Dotprod => &DOTPROD,
+            #[cfg(target_arch = "aarch64")]
+            Isa::I8mm => &I8MM,
             _ => &SCALAR,
         }
     }

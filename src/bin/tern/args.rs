@@ -10,6 +10,8 @@ usage: tern [COMMAND] [OPTIONS]
 commands:
   info     version, CPU features, ISA levels and the kernel each one uses
   bench    time the GEMM kernels on BitNet-b1.58-2B-4T layer shapes (the default command)
+  convert  safetensors model -> GGUF with ternary linear layers (I2_S, TL1, TL2, TQ1_0, TQ2_0)
+  inspect  list the key-value pairs and tensors of a GGUF file, with ternary sparsity
   help     this text
 
 run `tern COMMAND --help` for the options of a command";
@@ -34,6 +36,8 @@ options:
   --isa LIST       ISA levels to run (scalar, avx2, avx512, avx512vnni, neon, dotprod, i8mm,
                    or all)                                           [default: all this CPU has]
   --quick          fewer repetitions (CI smoke test); not for numbers you quote
+  --cuda           time the CUDA kernels on GPU 0 instead (bf16 in/out, against a bf16 cuBLAS
+                   GEMM); needs a build with `--features cuda`, a driver and a GPU (else exits 1)
   --json           print the results as a JSON array on stdout instead of the table
                    (machine facts and progress still go to stderr)
   -h, --help       this text
@@ -51,6 +55,8 @@ pub enum Command {
     Version,
     Info,
     Bench(BenchArgs),
+    Convert(super::convert::Args),
+    Inspect(super::inspect::Args),
 }
 
 #[derive(Debug)]
@@ -64,6 +70,8 @@ pub struct BenchArgs {
     pub isas: Option<Vec<Isa>>,
     pub quick: bool,
     pub json: bool,
+    /// `--cuda`: the CUDA kernels instead of the CPU ones.
+    pub cuda: bool,
 }
 
 impl Default for BenchArgs {
@@ -75,6 +83,7 @@ impl Default for BenchArgs {
             isas: None,
             quick: false,
             json: false,
+            cuda: false,
         }
     }
 }
@@ -93,8 +102,12 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         "-V" | "--version" => Ok(Command::Version),
         "info" => parse_info(rest),
         "bench" => parse_bench(rest),
+        "convert" => Ok(super::convert::parse(rest)?
+            .map_or(Command::Help(super::convert::USAGE), Command::Convert)),
+        "inspect" => Ok(super::inspect::parse(rest)?
+            .map_or(Command::Help(super::inspect::USAGE), Command::Inspect)),
         other => Err(format!(
-            "unknown command '{other}' (commands: info, bench, help)"
+            "unknown command '{other}' (commands: info, bench, convert, inspect, help)"
         )),
     }
 }
@@ -134,6 +147,7 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
         match name {
             "-h" | "--help" => return Ok(Command::Help(BENCH_USAGE)),
             "--quick" => b.quick = true,
+            "--cuda" => b.cuda = true,
             "--json" => b.json = true,
             "--shapes" => b.shapes = list(name, &value()?, parse_shape)?,
             "--tokens" => b.tokens = list(name, &value()?, |s| parse_int(s, 1, MAX_TOKENS))?,
