@@ -99,9 +99,17 @@ pub unsafe extern "C" fn tern_ggml_quantize_i2_s(
             std::slice::from_raw_parts_mut(dst as *mut u8, size),
         )
     };
-    let mut ternary = vec![0i8; n];
-    let scale = crate::quant::weight::prescaled(src, &mut ternary);
-    i2s::pack(I2sVariant::X86, &ternary, scale, dst);
+    // bitnet.cpp's rule without a ternary buffer (the raw tier does not allocate): the scale is
+    // max|w|, then each 128-element block is ternarized on the stack and packed.
+    let scale = src.iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64)) as f32;
+    let (codes, tail) = dst.split_at_mut(n / 4);
+    let mut ternary = [0i8; 128];
+    for (block, out) in src.chunks_exact(128).zip(codes.chunks_exact_mut(32)) {
+        crate::quant::weight::prescaled(block, &mut ternary);
+        i2s::pack_codes(I2sVariant::X86, &ternary, out);
+    }
+    tail[..4].copy_from_slice(&scale.to_le_bytes());
+    tail[4..].fill(0);
     size
 }
 

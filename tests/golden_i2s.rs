@@ -367,3 +367,75 @@ fn ties_case_distinguishes_the_rounding_modes() {
     assert_eq!(q, legacy);
     assert_eq!(s[0], 1.0);
 }
+
+#[test]
+fn ggml_tier_quantize_i2_s_writes_the_golden_bytes() {
+    for c in CASES
+        .iter()
+        .filter(|c| c.t == 1 && c.name != "edge_ties256")
+    {
+        let w = weights(c);
+        let mut out = vec![0xAAu8; c.m * c.k / 4 + 32];
+        let n = unsafe {
+            tern::ggml::tern_ggml_quantize_i2_s(
+                w.as_ptr(),
+                out.as_mut_ptr().cast(),
+                c.m as i64,
+                c.k as i64,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(n, out.len());
+        assert_eq!(
+            out,
+            read_bytes(&format!("i2s/{}.i2s_x86_packed.bin", c.name)),
+            "{}",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn ggml_tier_activation_quantizers_match_both_forks() {
+    for c in CASES {
+        let x = acts(c);
+        for (tag, f) in [
+            (
+                "current",
+                tern::ggml::tern_ggml_quantize_row_i8_s
+                    as unsafe extern "C" fn(
+                        *const f32,
+                        *mut std::ffi::c_void,
+                        i64,
+                        *mut f32,
+                        *mut i32,
+                    ),
+            ),
+            ("legacy", tern::ggml::tern_ggml_quantize_row_i8_s_legacy),
+        ] {
+            let (gs, gsum) =
+                read_scale_sum(&format!("i2s/{}.act_{tag}_scale_sum.bin", c.name), c.t);
+            let gq = read_i8(&format!("i2s/{}.act_{tag}_i8.bin", c.name));
+            for t in 0..c.t {
+                let mut q = vec![0i8; c.k];
+                let (mut s, mut sum) = (0f32, 0i32);
+                unsafe {
+                    f(
+                        x[t * c.k..].as_ptr(),
+                        q.as_mut_ptr().cast(),
+                        c.k as i64,
+                        &mut s,
+                        &mut sum,
+                    )
+                };
+                assert_eq!(q, gq[t * c.k..][..c.k], "{} {tag} t{t}", c.name);
+                assert_eq!(
+                    (s.to_bits(), sum),
+                    (gs[t].to_bits(), gsum[t]),
+                    "{} {tag} t{t}",
+                    c.name
+                );
+            }
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! obviousness first; plain loops that the compiler may vectorize.
 
 use crate::format::{I2sVariant, i2s};
+use crate::kernel::panel::{self, PanelGeom, TILE_ROWS};
 
 pub fn i2s_dots(
     variant: I2sVariant,
@@ -14,18 +15,48 @@ pub fn i2s_dots(
 ) {
     let row_bytes = cols / 4;
     let n_rows = weights.len() / row_bytes;
-    let mut codes = vec![0u8; cols];
+    let block = variant.block_len();
+    // One block of decoded codes at a time, on the stack: the raw ggml tier may run this kernel
+    // and must not allocate.
+    let mut codes = [0u8; 128];
+    let codes = &mut codes[..block];
     for (r, row) in weights.chunks_exact(row_bytes).enumerate() {
-        for (k, code) in codes.iter_mut().enumerate() {
-            *code = i2s::code_at(variant, row, k);
-        }
         for t in 0..n_tokens {
-            let act = &acts[t * act_stride..][..cols];
-            dots[t * n_rows + r] = codes
-                .iter()
-                .zip(act)
-                .map(|(&c, &a)| c as i32 * a as i32)
-                .sum();
+            dots[t * n_rows + r] = 0;
+        }
+        for b in 0..cols / block {
+            for (j, code) in codes.iter_mut().enumerate() {
+                *code = i2s::code_at(variant, row, b * block + j);
+            }
+            for t in 0..n_tokens {
+                let act = &acts[t * act_stride + b * block..][..block];
+                let sum: i32 = codes
+                    .iter()
+                    .zip(act)
+                    .map(|(&c, &a)| c as i32 * a as i32)
+                    .sum();
+                dots[t * n_rows + r] += sum;
+            }
+        }
+    }
+}
+
+/// Panel dots (`PanelDotsFn`) through the layout's reference decoder `panel::code_at`.
+pub fn panel_dots(geom: &PanelGeom, tile: &[u8], acts: &[i8], n_tokens: usize, dots: &mut [i32]) {
+    let k_group = 4 * geom.group_steps;
+    let act = |t: usize, k: usize| acts[(k / 4 * n_tokens + t) * 4 + k % 4] as i32;
+    for g in 0..geom.n_groups {
+        for r in 0..TILE_ROWS {
+            let codes: Vec<i32> = (g * k_group..(g + 1) * k_group)
+                .map(|k| panel::code_at(geom, tile, r, k) as i32)
+                .collect();
+            for t in 0..n_tokens {
+                dots[(t * geom.n_groups + g) * TILE_ROWS + r] = codes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| c * act(t, g * k_group + i))
+                    .sum();
+            }
         }
     }
 }
