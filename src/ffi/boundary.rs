@@ -80,3 +80,15 @@ pub fn value_call<T>(fallback: T, body: impl FnOnce() -> Result<T>) -> T {
         }
     }
 }
+
+/// Frees a handle that `Box::into_raw` made (the body of every `_destroy` function): NULL is a
+/// no-op, and a panic in a destructor is caught rather than unwinding into C.
+///
+/// # Safety
+/// Non-NULL `handle` must come from `Box::into_raw` and not be freed yet.
+pub unsafe fn free_handle<T>(handle: *mut T) {
+    if !handle.is_null() {
+        // SAFETY: the caller hands back ownership of a boxed handle.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(handle) })));
+    }
+}

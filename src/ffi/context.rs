@@ -72,12 +72,7 @@ pub unsafe extern "C" fn tern_context_create(
 /// Non-NULL `ctx` must come from `tern_context_create` and not be destroyed yet.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_context_destroy(ctx: *mut tern_context) {
-    if !ctx.is_null() {
-        // SAFETY: the caller hands back ownership of a pointer from `tern_context_create`.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            drop(unsafe { Box::from_raw(ctx) })
-        }));
-    }
+    unsafe { super::boundary::free_handle(ctx) }
 }
 
 /// Static name of the kernel `ctx` (NULL = default context) runs for `format`, e.g.

@@ -332,12 +332,7 @@ pub unsafe extern "C" fn tern_gguf_open_with_options(
 /// Non-NULL `gguf` must come from `tern_gguf_open*` and not be closed yet.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_gguf_close(gguf: *mut tern_gguf) {
-    if !gguf.is_null() {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // SAFETY: the caller hands back ownership.
-            drop(unsafe { Box::from_raw(gguf) })
-        }));
-    }
+    unsafe { super::boundary::free_handle(gguf) }
 }
 
 /// Fills `*info` (caller sets `info->struct_size`). Thread-safe.
@@ -790,12 +785,7 @@ pub unsafe extern "C" fn tern_gguf_writer_create(
 /// Non-NULL `writer` must come from `tern_gguf_writer_create` and not be destroyed yet.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_gguf_writer_destroy(writer: *mut tern_gguf_writer) {
-    if !writer.is_null() {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // SAFETY: the caller hands back ownership.
-            drop(unsafe { Box::from_raw(writer) })
-        }));
-    }
+    unsafe { super::boundary::free_handle(writer) }
 }
 
 /// Adds a STRING KV pair (`value` NUL-terminated; keys UTF-8, non-empty, unique).

@@ -116,12 +116,7 @@ pub unsafe extern "C" fn tern_matrix_from_f32(
 /// Non-NULL `matrix` must come from a `tern_matrix_*` constructor and not be destroyed yet.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tern_matrix_destroy(matrix: *mut tern_matrix) {
-    if !matrix.is_null() {
-        // SAFETY: the caller hands back ownership of a pointer from a constructor.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            drop(unsafe { Box::from_raw(matrix) })
-        }));
-    }
+    unsafe { super::boundary::free_handle(matrix) }
 }
 
 /// Fills `*info` (caller sets `info->struct_size`, e.g. with `TERN_MATRIX_PROPERTIES_INIT`).
