@@ -4,7 +4,9 @@
 #   rustup + stable Rust if there is no cargo at all; rustfmt and clippy; cbindgen 0.29.4;
 #   libggml-python (pip: a prebuilt ggml for the conformance tests in examples-c/ggml);
 #   golang-go and clang (apt: Go bindings test, Swift module-map check); gguf (pip: gguf-py, the
-#   independent GGUF implementation scripts/gguf_roundtrip.py checks tern against).
+#   independent GGUF implementation scripts/gguf_roundtrip.py checks tern against);
+#   qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross (apt) and the Rust target
+#   aarch64-unknown-linux-gnu (rustup): the aarch64 tests under qemu.
 # Used by .ci/run and by `scripts/test-all.sh --setup`.
 set -euo pipefail
 
@@ -51,6 +53,25 @@ if [ "$(cbindgen --version 2>/dev/null | awk '{print $2}')" != "$CBINDGEN_VERSIO
     cargo install cbindgen --locked --version "$CBINDGEN_VERSION"
 fi
 
+# --- aarch64: cross gcc + libc and qemu-user, and the Rust target (scripts/test-all.sh runs the
+#     test suite and the C examples for aarch64 under qemu: NEON, dotprod and i8mm kernels) -----
+arm=()
+command -v qemu-aarch64 > /dev/null 2>&1 || arm+=(qemu-user)
+command -v aarch64-linux-gnu-gcc > /dev/null 2>&1 || arm+=(gcc-aarch64-linux-gnu)
+command -v aarch64-linux-gnu-objdump > /dev/null 2>&1 || arm+=(binutils-aarch64-linux-gnu)
+[ -e /usr/aarch64-linux-gnu/lib/crt1.o ] || arm+=(libc6-dev-arm64-cross)
+if [ "${#arm[@]}" -ne 0 ]; then
+    echo "setup: installing ${arm[*]} with apt-get (aarch64 tests under qemu)"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${arm[@]}"
+fi
+if [ ! -d "$(rustc --print target-libdir --target aarch64-unknown-linux-gnu 2> /dev/null)" ]; then
+    echo "setup: adding the Rust target aarch64-unknown-linux-gnu"
+    rustup target add aarch64-unknown-linux-gnu
+fi
+
 # --- libggml: the real ggml (prebuilt, CPU) that examples-c/ggml's conformance tests link ------
 LIBGGML_PYTHON_VERSION=0.20.2.post1
 libggml_version() {
@@ -91,5 +112,6 @@ if ! python3 -c 'import gguf, numpy' > /dev/null 2>&1; then
     PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
         --root-user-action=ignore "gguf==$GGUF_PY_VERSION"
 fi
+echo "setup: $(qemu-aarch64 --version | head -1); $(aarch64-linux-gnu-gcc --version | head -1)"
 echo "setup: $(go version 2>/dev/null || echo 'go: none'); $(clang --version 2>/dev/null | head -1);" \
      "gguf-py $(python3 -c 'import importlib.metadata as m; print(m.version("gguf"))' 2>/dev/null)"

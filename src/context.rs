@@ -1,9 +1,11 @@
 //! A context: the kernel table chosen once from the CPU (capped by `max_isa`) and the threads
 //! that run it. Immutable after creation, so it is shared freely across threads.
 
-use std::sync::OnceLock;
-
-use rayon::prelude::*;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kernel::{Isa, Kernels};
@@ -12,23 +14,199 @@ use crate::kernel::{Isa, Kernels};
 pub enum Threads {
     /// Everything on the caller's thread (`n_threads = 1`).
     Caller,
-    /// A pool owned by the context.
-    Pool(rayon::ThreadPool),
+    /// A pool owned by the context: `n − 1` workers plus the calling thread.
+    Pool(Pool),
 }
 
 impl Threads {
     pub fn count(&self) -> usize {
         match self {
             Self::Caller => 1,
-            Self::Pool(pool) => pool.current_num_threads(),
+            Self::Pool(pool) => pool.n,
         }
     }
 
-    /// Runs `f(i)` for every `i` in `0..n`, spread over the threads.
+    /// Runs `f(i)` for every `i` in `0..n`, spread over the threads (the caller takes part).
+    /// Tasks are claimed in order, so consecutive tasks tend to run on one thread.
     pub fn for_each(&self, n: usize, f: impl Fn(usize) + Sync + Send) {
         match self {
-            Self::Pool(pool) if n > 1 => pool.install(|| (0..n).into_par_iter().for_each(f)),
+            Self::Pool(pool) if n > 1 => pool.run(n, &f),
             _ => (0..n).for_each(f),
+        }
+    }
+}
+
+/// A small fork-join pool for the short, frequent calls of inference: a GEMV takes tens of
+/// microseconds, about what waking a sleeping thread costs, so idle workers spin on the job
+/// epoch for `SPIN` after their last task before they sleep (and are then woken by a condvar).
+/// One job at a time: a concurrent or nested `run` on a busy pool runs on its caller alone.
+pub struct Pool {
+    n: usize,
+    shared: Arc<Shared>,
+    busy: Mutex<()>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// How long an idle worker spins before it sleeps.
+const SPIN: Duration = Duration::from_millis(2);
+
+struct Shared {
+    /// The job being run, or null.
+    job: AtomicPtr<Job<'static>>,
+    /// Bumped for every job.
+    epoch: AtomicU64,
+    /// Workers between "saw a new epoch" and "done with its job" (the caller waits for 0).
+    entered: AtomicUsize,
+    sleepers: AtomicUsize,
+    stop: AtomicBool,
+    panicked: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+struct Job<'a> {
+    f: &'a (dyn Fn(usize) + Sync),
+    n: usize,
+    next: AtomicUsize,
+}
+
+impl Job<'_> {
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, SeqCst);
+            if i >= self.n {
+                return;
+            }
+            (self.f)(i);
+        }
+    }
+}
+
+impl Pool {
+    fn new(n: usize) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            job: AtomicPtr::new(std::ptr::null_mut()),
+            epoch: AtomicU64::new(0),
+            entered: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+        });
+        let mut pool = Self {
+            n,
+            shared: shared.clone(),
+            busy: Mutex::new(()),
+            workers: Vec::new(),
+        };
+        for i in 1..n {
+            let shared = shared.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("tern-{i}"))
+                .spawn(move || worker(&shared))?;
+            pool.workers.push(handle);
+        }
+        Ok(pool)
+    }
+
+    fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
+        let Ok(_busy) = self.busy.try_lock() else {
+            // Another job is running (a concurrent or nested call): run this one here.
+            return (0..n).for_each(f);
+        };
+        let job = Job {
+            f,
+            n,
+            next: AtomicUsize::new(0),
+        };
+        let sh = &*self.shared;
+        // SAFETY (lifetime erasure): the pointer is retracted and every worker that may have
+        // loaded it has left (`Retract::drop`) before `job` goes out of scope.
+        let ptr = (&job as *const Job).cast::<Job<'static>>().cast_mut();
+        sh.job.store(ptr, SeqCst);
+        sh.epoch.fetch_add(1, SeqCst);
+        if sh.sleepers.load(SeqCst) > 0 {
+            let _g = sh.lock.lock().unwrap_or_else(|e| e.into_inner());
+            sh.wake.notify_all();
+        }
+        struct Retract<'a>(&'a Shared);
+        impl Drop for Retract<'_> {
+            fn drop(&mut self) {
+                self.0.job.store(std::ptr::null_mut(), SeqCst);
+                // A worker that entered is running or about to return; it may share this
+                // core (the scheduler often wakes a thread on its waker's CPU), so yield
+                // after a short spin rather than starve it.
+                let mut spins = 0u32;
+                while self.0.entered.load(SeqCst) != 0 {
+                    spins += 1;
+                    if spins < 1000 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        }
+        let retract = Retract(sh);
+        job.work();
+        drop(retract);
+        if sh.panicked.swap(false, SeqCst) {
+            resume_unwind(Box::new("a tern worker thread panicked"));
+        }
+    }
+}
+
+fn worker(sh: &Shared) {
+    let mut seen = sh.epoch.load(SeqCst);
+    let mut idle = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        let e = sh.epoch.load(SeqCst);
+        if e != seen {
+            seen = e;
+            // Enter before loading the job: the caller retracts it, then waits for `entered`.
+            sh.entered.fetch_add(1, SeqCst);
+            let job = sh.job.load(SeqCst);
+            if !job.is_null() {
+                // SAFETY: non-null, so the caller has not retracted it and waits for us.
+                let job = unsafe { &*job };
+                if catch_unwind(AssertUnwindSafe(|| job.work())).is_err() {
+                    sh.panicked.store(true, SeqCst);
+                }
+            }
+            sh.entered.fetch_sub(1, SeqCst);
+            idle = Instant::now();
+            continue;
+        }
+        if sh.stop.load(SeqCst) {
+            return;
+        }
+        spins = spins.wrapping_add(1);
+        if !spins.is_multiple_of(256) || idle.elapsed() < SPIN {
+            std::hint::spin_loop();
+            continue;
+        }
+        let mut g = sh.lock.lock().unwrap_or_else(|e| e.into_inner());
+        sh.sleepers.fetch_add(1, SeqCst);
+        while sh.epoch.load(SeqCst) == seen && !sh.stop.load(SeqCst) {
+            g = sh.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        sh.sleepers.fetch_sub(1, SeqCst);
+        drop(g);
+        idle = Instant::now();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, SeqCst);
+        {
+            let _g = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.wake.notify_all();
+        }
+        for h in self.workers.drain(..) {
+            let _ = h.join();
         }
     }
 }
@@ -57,16 +235,12 @@ impl Context {
         let threads = if n == 1 {
             Threads::Caller
         } else {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .thread_name(|i| format!("tern-{i}"))
-                .build()
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Internal,
-                        format!("cannot start {n} threads: {e}"),
-                    )
-                })?;
+            let pool = Pool::new(n).map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("cannot start {n} threads: {e}"),
+                )
+            })?;
             Threads::Pool(pool)
         };
         Ok(Self {

@@ -1,41 +1,92 @@
 //! A packed ternary matrix, validated once and multiplied many times, and the GEMM driver that
-//! quantizes activations, splits rows over threads and applies the epilogue.
+//! quantizes activations, splits the work over threads and applies the epilogue.
 //!
-//! Every format is re-laid-out at creation into what the code kernels read: I2_S codes (I2_S
-//! matrices keep their own bytes; other formats are packed as 128-element x86 blocks, rows padded
-//! with zero weights to a multiple of 128). Formats with a scale per block (TQ1_0/TQ2_0) are
-//! stored group by group (256 columns each) so each group's integer dots can be scaled.
+//! Every format is re-laid-out at creation into what the context's kernels read:
+//!
+//! * Levels with panel kernels (AVX-512 VNNI, `kernel::panel`): 64-row tiles, lanes = rows,
+//!   each tile one sequential stream. The decision rule for the weight encoding: formats stored
+//!   in under 2 bits per weight (TQ1_0 at 1.69, TL2 at 1.67) keep a 1.6-bit copy (`Bits16`,
+//!   5 trits per byte) where the CPU can decode it (VBMI), so the matrix never grows and a GEMV
+//!   streams 20% fewer bytes than 2-bit codes; everything else (I2_S, TQ2_0, TL1) gets 2-bit
+//!   panels (`Bits2`), which decode with fewer instructions. Formats with a scale per 256-block
+//!   (TQ) use one panel group per block, so the kernel returns every block's exact integer dot
+//!   in one call and the epilogue scales them vectorized.
+//! * Other levels (`I2sDotsFn`): I2_S codes row by row (I2_S matrices keep their own bytes;
+//!   other formats are packed as 128-element x86 blocks, rows padded with zero weights to a
+//!   multiple of 128). Formats with a scale per block are stored group by group (256 columns
+//!   each) so each group's integer dots can be scaled.
+//!
+//! Steady-state calls allocate nothing: quantized activations, kernel outputs and accumulators
+//! live in per-thread scratch buffers that grow to the largest call and are reused.
 
+use std::cell::RefCell;
 use std::ffi::CStr;
 use std::ops::Range;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::format::{I2sVariant, Layout, Shape, i2s};
-use crate::kernel::{I2sDotsFn, Kernel};
+use crate::format::{Format, I2sVariant, Layout, Shape, i2s};
+use crate::kernel::panel::{self, PanelGeom, PanelKind, TILE_ROWS};
+use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn};
 use crate::quant::activation::Arith;
 use crate::quant::{Compat, QuantConfig, QuantStats, q8k, quantize_packed};
 
-/// Output rows computed per task: big enough to amortize a task, small enough to balance.
+/// Output rows computed per task of the row layout: big enough to amortize a task, small enough
+/// to balance.
 const ROW_CHUNK: usize = 64;
 
-/// Columns of one x86 I2_S block: the internal layout pads rows to a multiple of it.
+/// Columns of one x86 I2_S block: the row layout pads rows to a multiple of it.
 const KERNEL_BLOCK: usize = 128;
+
+/// Tokens per panel-kernel call (a multiple of the prefill micro-kernel's 12 would do; one
+/// block of 12 keeps the activations of a call in L1).
+const TOKEN_BLOCK: usize = 12;
+
+/// Column groups of one-scale matrices are at most this many k-steps, so a group's int32
+/// partial sums cannot overflow whatever the width (2^16 k-steps · 4 · 2 · 128 < 2^31).
+const MAX_GROUP_STEPS: usize = 1 << 16;
 
 pub struct Matrix {
     layout: Layout,
     shape: Shape,
     packed_bytes: usize,
-    /// The kernel layout: for each group of `group_cols` columns, `rows` rows of `group_cols/4`
-    /// code bytes. One group of all (padded) columns when the matrix has one scale.
-    codes: Vec<u8>,
-    /// The block layout of `codes`.
-    variant: I2sVariant,
-    /// Row length in `codes` (≥ cols; the padding holds zero weights).
-    padded_cols: usize,
-    group_cols: usize,
+    store: Store,
     scales: Scales,
-    kernel: Kernel<I2sDotsFn>,
+}
+
+/// The weights in the layout of the context's kernels.
+enum Store {
+    /// Row layout for `I2sDotsFn`.
+    Rows {
+        /// For each group of `group_cols` columns, `rows` rows of `group_cols/4` code bytes.
+        /// One group of all (padded) columns when the matrix has one scale.
+        codes: Vec<u8>,
+        /// The block layout of `codes`.
+        variant: I2sVariant,
+        /// Row length in `codes` (≥ cols; the padding holds zero weights).
+        padded_cols: usize,
+        group_cols: usize,
+        kernel: Kernel<I2sDotsFn>,
+    },
+    /// Panel layout for `PanelDotsFn`: `n_tiles` tiles of `geom.tile_bytes()` bytes.
+    Panels {
+        tiles: PageBuf,
+        geom: PanelGeom,
+        n_tiles: usize,
+        /// Per-group scales tile by tile, `[(tile · n_groups + g)·64 + r % 64]` (empty with one
+        /// scale): one sequential stream beside the tiles' when a GEMV streams from DRAM.
+        scales_t: Vec<f32>,
+        kernel: Kernel<PanelDotsFn>,
+    },
+}
+
+impl Store {
+    fn padded_cols(&self) -> usize {
+        match self {
+            Self::Rows { padded_cols, .. } => *padded_cols,
+            Self::Panels { geom, .. } => geom.cols(),
+        }
+    }
 }
 
 /// The weight scales as the GEMM applies them.
@@ -93,6 +144,34 @@ pub fn strided_len(what: &str, n: usize, stride: usize, row_len: usize) -> Resul
         })
 }
 
+/// Which kernel (and weight layout) a matrix of `format` uses with `kernels`.
+enum KernelChoice {
+    Panels(PanelKind, Kernel<PanelDotsFn>),
+    Rows(Kernel<I2sDotsFn>),
+}
+
+/// Panel kernels where the level has them — 1.6-bit panels for the formats stored in under 2
+/// bits (TQ1_0, TL2) when the CPU can decode them, so the matrix never grows — else rows.
+fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
+    match kernels.panel() {
+        Some(pk) => match pk.bits16 {
+            Some(k) if matches!(format, Format::Tq1_0 | Format::Tl2) => {
+                KernelChoice::Panels(PanelKind::Bits16, k)
+            }
+            _ => KernelChoice::Panels(PanelKind::Bits2, pk.bits2),
+        },
+        None => KernelChoice::Rows(kernels.i2s_dots),
+    }
+}
+
+/// The name of the kernel a matrix of `format` runs with `kernels` (`tern_context_kernel_name`).
+pub fn kernel_name(kernels: &Kernels, format: Format) -> &'static CStr {
+    match choose_kernel(kernels, format) {
+        KernelChoice::Panels(_, k) => k.name,
+        KernelChoice::Rows(k) => k.name,
+    }
+}
+
 impl Matrix {
     /// Validates a packed buffer (`packed` may be longer than needed) and re-lays it out for the
     /// kernels of `ctx`.
@@ -104,6 +183,34 @@ impl Matrix {
         let packed = &packed[..packed_bytes];
         let stored = layout.validate(shape, packed)?;
         let per_block = layout.elements_per_scale(shape) != shape.elements();
+        let scales = if per_block {
+            Scales::PerGroup(stored)
+        } else {
+            Scales::Shared(stored[0])
+        };
+        let store = match choose_kernel(ctx.kernels, layout.format()) {
+            KernelChoice::Panels(kind, kernel) => {
+                Self::panels(ctx, layout, shape, packed, &scales, kind, kernel)?
+            }
+            KernelChoice::Rows(kernel) => Self::rows(layout, shape, packed, per_block, kernel)?,
+        };
+        Ok(Self {
+            layout,
+            shape,
+            packed_bytes,
+            store,
+            scales,
+        })
+    }
+
+    /// The row layout (see the module doc).
+    fn rows(
+        layout: Layout,
+        shape: Shape,
+        packed: &[u8],
+        per_block: bool,
+        kernel: Kernel<I2sDotsFn>,
+    ) -> Result<Store> {
         let padded_cols = match layout {
             Layout::I2s(_) => shape.cols,
             _ => shape.cols.next_multiple_of(KERNEL_BLOCK),
@@ -125,21 +232,93 @@ impl Matrix {
                 )
             }
         };
-        let scales = if per_block {
-            Scales::PerGroup(stored)
-        } else {
-            Scales::Shared(stored[0])
-        };
-        Ok(Self {
-            layout,
-            shape,
-            packed_bytes,
+        Ok(Store::Rows {
             codes,
             variant,
             padded_cols,
             group_cols,
-            scales,
-            kernel: ctx.kernels.i2s_dots,
+            kernel,
+        })
+    }
+
+    /// The panel layout (see the module doc), tiles packed in parallel.
+    fn panels(
+        ctx: &Context,
+        layout: Layout,
+        shape: Shape,
+        packed: &[u8],
+        scales: &Scales,
+        kind: PanelKind,
+        kernel: Kernel<PanelDotsFn>,
+    ) -> Result<Store> {
+        let (rows, cols) = (shape.rows, shape.cols);
+        let geom = match scales {
+            Scales::PerGroup(_) => {
+                let per = layout.elements_per_scale(shape);
+                debug_assert!(per.is_multiple_of(16) && cols.is_multiple_of(per));
+                PanelGeom {
+                    kind,
+                    group_steps: per / 4,
+                    n_groups: cols / per,
+                }
+            }
+            Scales::Shared(_) => {
+                let steps = cols.next_multiple_of(16) / 4;
+                let n_groups = steps.div_ceil(MAX_GROUP_STEPS);
+                PanelGeom {
+                    kind,
+                    group_steps: steps.div_ceil(n_groups).next_multiple_of(4),
+                    n_groups,
+                }
+            }
+        };
+        let n_tiles = rows.div_ceil(TILE_ROWS);
+        let tile_bytes = geom.tile_bytes();
+        let mut tiles = PageBuf::zeroed(n_tiles * tile_bytes);
+        // Ternary values row-major; I2_S is decoded on the fly from its own bytes.
+        let ternary = match layout {
+            Layout::I2s(_) => None,
+            _ => {
+                let mut t = vec![0i8; shape.elements()];
+                layout.unpack(shape, packed, &mut t)?;
+                Some(t)
+            }
+        };
+        let at = |r: usize, k: usize| -> i8 {
+            if r >= rows || k >= cols {
+                return 0;
+            }
+            match (&ternary, layout) {
+                (Some(t), _) => t[r * cols + k],
+                (None, Layout::I2s(v)) => i2s::code_at(v, packed, r * cols + k) as i8 - 1,
+                (None, _) => unreachable!("only I2_S is decoded in place"),
+            }
+        };
+        let out = SharedMut(tiles.as_mut_ptr());
+        ctx.threads.for_each(n_tiles, |i| {
+            // SAFETY: tile i's bytes are written by this task only, inside `tiles`.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.at(i * tile_bytes), tile_bytes) };
+            panel::pack_tile(&geom, |r, k| at(i * TILE_ROWS + r, k), dst);
+        });
+        let scales_t = match scales {
+            Scales::Shared(_) => Vec::new(),
+            Scales::PerGroup(v) => {
+                let ng = geom.n_groups;
+                let mut t = vec![0f32; n_tiles * ng * TILE_ROWS];
+                for r in 0..rows {
+                    for g in 0..ng {
+                        t[((r / TILE_ROWS) * ng + g) * TILE_ROWS + r % TILE_ROWS] = v[r * ng + g];
+                    }
+                }
+                t
+            }
+        };
+        Ok(Store::Panels {
+            tiles,
+            geom,
+            n_tiles,
+            scales_t,
+            kernel,
         })
     }
 
@@ -172,7 +351,19 @@ impl Matrix {
         }
     }
     pub fn kernel_name(&self) -> &'static CStr {
-        self.kernel.name
+        match &self.store {
+            Store::Rows { kernel, .. } => kernel.name,
+            Store::Panels { kernel, .. } => kernel.name,
+        }
+    }
+
+    /// The weight layout the kernels read, for reports: `"rows"`, `"2-bit panels"` or
+    /// `"1.6-bit panels"`, and its size in bytes.
+    pub fn kernel_layout(&self) -> (&'static str, usize) {
+        match &self.store {
+            Store::Rows { codes, .. } => ("rows", codes.len()),
+            Store::Panels { tiles, geom, .. } => (geom.kind.name(), tiles.len()),
+        }
     }
 
     /// The weights as the GEMM applies them (for other backends, e.g. the CUDA upload):
@@ -182,26 +373,50 @@ impl Matrix {
     pub(crate) fn ternary_and_scales(&self) -> (Vec<i8>, Vec<f32>, usize) {
         let (rows, cols) = (self.shape.rows, self.shape.cols);
         let mut ternary = vec![0i8; rows * cols];
-        match self.layout {
-            Layout::I2s(v) => i2s::unpack(v, &self.codes, &mut ternary),
-            _ => {
-                let (g_cols, row_bytes) = (self.group_cols, self.group_cols / 4);
-                for g in 0..self.padded_cols / g_cols {
-                    for r in 0..rows {
-                        let codes = &self.codes[(g * rows + r) * row_bytes..][..row_bytes];
-                        for j in 0..g_cols.min(cols.saturating_sub(g * g_cols)) {
-                            ternary[r * cols + g * g_cols + j] =
-                                i2s::code_at(I2sVariant::X86, codes, j) as i8 - 1;
+        let group_cols = match &self.store {
+            Store::Rows {
+                codes,
+                padded_cols,
+                group_cols,
+                ..
+            } => {
+                match self.layout {
+                    Layout::I2s(v) => i2s::unpack(v, codes, &mut ternary),
+                    _ => {
+                        let (g_cols, row_bytes) = (*group_cols, group_cols / 4);
+                        for g in 0..padded_cols / g_cols {
+                            for r in 0..rows {
+                                let codes = &codes[(g * rows + r) * row_bytes..][..row_bytes];
+                                for j in 0..g_cols.min(cols.saturating_sub(g * g_cols)) {
+                                    ternary[r * cols + g * g_cols + j] =
+                                        i2s::code_at(I2sVariant::X86, codes, j) as i8 - 1;
+                                }
+                            }
                         }
                     }
                 }
+                *group_cols
             }
-        }
+            Store::Panels { tiles, geom, .. } => {
+                let tile_bytes = geom.tile_bytes();
+                for r in 0..rows {
+                    let tile = &tiles[r / TILE_ROWS * tile_bytes..][..tile_bytes];
+                    for k in 0..cols {
+                        ternary[r * cols + k] =
+                            panel::code_at(geom, tile, r % TILE_ROWS, k) as i8 - 1;
+                    }
+                }
+                match self.scales {
+                    Scales::PerGroup(_) => 4 * geom.group_steps,
+                    Scales::Shared(_) => geom.cols(),
+                }
+            }
+        };
         let scales = match &self.scales {
             Scales::Shared(s) => vec![*s],
             Scales::PerGroup(v) => v.clone(),
         };
-        (ternary, scales, self.group_cols)
+        (ternary, scales, group_cols)
     }
 
     /// `y[t·y_stride + r] = Σ_k W[r][k]·x[t·x_stride + k]` for `n_tokens` tokens, BitNet style:
@@ -223,56 +438,68 @@ impl Matrix {
             return Err(Error::too_small("x", x.len() * 4, need * 4));
         }
         let arith = opts.compat.arith(self.layout.format())?;
-        let stride = self.padded_cols;
-        let mut q = vec![0i8; n_tokens * stride];
-        if arith == Arith::Ggml {
-            let mut block_scales = vec![0f32; n_tokens * (cols / q8k::BLOCK)];
-            q8k::quantize_rows(
-                x,
-                x_stride,
-                cols,
-                n_tokens,
-                &mut q,
-                stride,
-                &mut block_scales,
-            );
-            self.check_call(n_tokens, y, y_stride, opts)?;
-            let Scales::PerGroup(w_scales) = &self.scales else {
-                return Err(Error::unsupported(
-                    "TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0)",
-                ));
-            };
-            self.run_ggml(
-                ctx,
-                w_scales,
-                &q,
-                &block_scales,
-                n_tokens,
-                y,
-                y_stride,
-                opts,
-            );
-            return Ok(());
-        }
-        let mut scales = vec![0f32; n_tokens];
-        let mut sums = vec![0i32; n_tokens];
-        arith.quantize_batch(
-            x,
-            x_stride,
-            cols,
-            n_tokens,
-            &mut q,
-            stride,
-            &mut scales,
-            Some(&mut sums),
-        );
-        let acts = Activations {
-            q: &q,
-            stride,
-            scales: &scales,
-            sums: &sums,
-        };
-        self.gemm_i8(ctx, &acts, n_tokens, y, y_stride, opts)
+        let stride = self.store.padded_cols();
+        with_scratch(&CALL_SCRATCH, |sc| {
+            let CallScratch {
+                q,
+                scales,
+                sums,
+                block_scales,
+                work,
+            } = sc;
+            let q = take(q, n_tokens * stride);
+            if arith == Arith::Ggml {
+                let block_scales = take(block_scales, n_tokens * (cols / q8k::BLOCK));
+                q8k::quantize_rows(x, x_stride, cols, n_tokens, q, stride, block_scales);
+                zero_pad(q, stride, cols, n_tokens);
+                self.check_call(n_tokens, y, y_stride, opts)?;
+                if !matches!(self.scales, Scales::PerGroup(_)) {
+                    return Err(Error::unsupported(
+                        "TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0)",
+                    ));
+                }
+                let acts = Activations {
+                    q,
+                    stride,
+                    scales: &[],
+                    sums: &[],
+                };
+                let block_scales = &*block_scales;
+                self.run(
+                    ctx,
+                    arith,
+                    &acts,
+                    q.as_ptr(),
+                    Some(block_scales),
+                    n_tokens,
+                    y,
+                    y_stride,
+                    opts,
+                    work,
+                )
+            } else {
+                let (scales, sums) = (take(scales, n_tokens), take(sums, n_tokens));
+                arith.quantize_batch(x, x_stride, cols, n_tokens, q, stride, scales, Some(sums));
+                zero_pad(q, stride, cols, n_tokens);
+                let acts = Activations {
+                    q,
+                    stride,
+                    scales,
+                    sums,
+                };
+                self.gemm_i8_checked(
+                    ctx,
+                    arith,
+                    &acts,
+                    n_tokens,
+                    y,
+                    y_stride,
+                    opts,
+                    q.as_ptr(),
+                    work,
+                )
+            }
+        })
     }
 
     /// GEMM on activations the caller quantized per token (not `Compat::Ggml`, whose activations
@@ -299,36 +526,118 @@ impl Matrix {
             )));
         }
         let arith = opts.compat.arith(self.layout.format())?;
+        with_scratch(&CALL_SCRATCH, |sc| {
+            self.gemm_i8_checked(
+                ctx,
+                arith,
+                acts,
+                n_tokens,
+                y,
+                y_stride,
+                opts,
+                std::ptr::null(),
+                &mut sc.work,
+            )
+        })
+    }
+
+    /// `gemm_i8` after the activation checks.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_i8_checked(
+        &self,
+        ctx: &Context,
+        arith: Arith,
+        acts: &Activations,
+        n_tokens: usize,
+        y: &mut [f32],
+        y_stride: usize,
+        opts: &GemmOptions,
+        own_q: *const i8,
+        sc: &mut WorkScratch,
+    ) -> Result<()> {
         if arith == Arith::Ggml {
             return Err(Error::unsupported(
                 "TERN_COMPAT_GGML quantizes activations per 256-element block (Q8_K); use tern_gemm, which quantizes them itself",
             ));
         }
         self.check_call(n_tokens, y, y_stride, opts)?;
-        // The kernels read `padded_cols` activations per token; pad a copy with zeros if needed.
+        if let Scales::PerGroup(_) = self.scales
+            && arith != Arith::Default
+        {
+            return Err(Error::unsupported(format!(
+                "{arith:?} arithmetic needs one scale per tensor; {} has one per block",
+                self.layout.format().name()
+            )));
+        }
+        self.run(
+            ctx, arith, acts, own_q, None, n_tokens, y, y_stride, opts, sc,
+        )
+    }
+
+    /// Runs the checked call on the matrix's layout. `acts.q` rows hold at least `cols` values
+    /// (the row layout reads `padded_cols`: rows are copied with zero padding unless `acts.q`
+    /// is `own_q`, `gemm`'s own zero-padded buffer);
+    /// `block_scales` are the Q8_K scales of `Arith::Ggml`.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        ctx: &Context,
+        arith: Arith,
+        acts: &Activations,
+        own_q: *const i8,
+        block_scales: Option<&[f32]>,
+        n_tokens: usize,
+        y: &mut [f32],
+        y_stride: usize,
+        opts: &GemmOptions,
+        sc: &mut WorkScratch,
+    ) -> Result<()> {
+        let cols = self.shape.cols;
+        let padded_cols = self.store.padded_cols();
+        if let Store::Panels { .. } = self.store {
+            self.run_panels(
+                ctx,
+                arith,
+                acts,
+                block_scales,
+                n_tokens,
+                y,
+                y_stride,
+                opts,
+                sc,
+            );
+            return Ok(());
+        }
+        // The row kernels read `padded_cols` activations per token; pad a copy if needed.
+        let WorkScratch { acts: buf, epi } = sc;
         let padded;
-        let acts = if self.padded_cols == cols {
+        let own = acts.stride == padded_cols && std::ptr::eq(acts.q.as_ptr(), own_q);
+        let acts = if padded_cols == cols || own {
+            // Rows long enough: the caller's, or `gemm`'s own zero-padded buffer.
             Activations { ..*acts }
         } else {
-            let stride = self.padded_cols;
-            let mut q = vec![0i8; n_tokens * stride];
+            let q = take(buf, n_tokens * padded_cols);
             for t in 0..n_tokens {
-                q[t * stride..][..cols].copy_from_slice(&acts.q[t * acts.stride..][..cols]);
+                q[t * padded_cols..][..cols].copy_from_slice(&acts.q[t * acts.stride..][..cols]);
             }
-            padded = q;
+            zero_pad(q, padded_cols, cols, n_tokens);
+            padded = &*q;
             Activations {
-                q: &padded,
-                stride,
+                q: padded,
+                stride: padded_cols,
                 ..*acts
             }
         };
-        match &self.scales {
-            Scales::Shared(w_scale) => {
-                self.run_shared(ctx, arith, *w_scale, &acts, n_tokens, y, y_stride, opts)
+        match (&self.scales, block_scales) {
+            (Scales::PerGroup(w_scales), Some(bs)) => {
+                self.run_ggml(ctx, w_scales, acts.q, bs, n_tokens, y, y_stride, opts, epi)
             }
-            Scales::PerGroup(w_scales) => {
-                self.run_per_group(ctx, arith, w_scales, &acts, n_tokens, y, y_stride, opts)?
+            (Scales::PerGroup(w_scales), None) => {
+                self.run_per_group(ctx, w_scales, &acts, n_tokens, y, y_stride, opts, epi)
             }
+            (Scales::Shared(w_scale), _) => self.run_shared(
+                ctx, arith, *w_scale, &acts, n_tokens, y, y_stride, opts, epi,
+            ),
         }
         Ok(())
     }
@@ -368,27 +677,188 @@ impl Matrix {
         opts.rows.clone().unwrap_or(0..self.shape.rows)
     }
 
-    /// Runs `body(r0, n)` for every chunk of the requested rows, spread over the threads, and
-    /// gives it a writer for output element (token, row).
+    /// The panel path: activations interleaved per block of `TOKEN_BLOCK` tokens, then tasks of
+    /// whole tiles (each task streams its own contiguous weights; decode and prefill alike split
+    /// rows, and token blocks too when there are fewer tiles than twice the threads), each tile
+    /// × token block one kernel call whose integer dots the epilogue turns into outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn run_panels(
+        &self,
+        ctx: &Context,
+        arith: Arith,
+        acts: &Activations,
+        block_scales: Option<&[f32]>,
+        n_tokens: usize,
+        y: &mut [f32],
+        y_stride: usize,
+        opts: &GemmOptions,
+        sc: &mut WorkScratch,
+    ) {
+        let Store::Panels {
+            tiles,
+            geom,
+            n_tiles,
+            scales_t,
+            kernel,
+        } = &self.store
+        else {
+            unreachable!("run_panels on the row layout");
+        };
+        let cols = self.shape.cols;
+        let pc = geom.cols();
+        let ng = geom.n_groups;
+        let n_blocks = n_tokens.div_ceil(TOKEN_BLOCK);
+        let WorkScratch {
+            acts: ibuf,
+            epi: Epi { gsums, post },
+        } = sc;
+        let ibuf = take(ibuf, n_tokens * pc);
+        for b in 0..n_blocks {
+            let t0 = b * TOKEN_BLOCK;
+            let nb = TOKEN_BLOCK.min(n_tokens - t0);
+            panel::interleave_acts(
+                &acts.q[t0 * acts.stride..],
+                acts.stride,
+                cols,
+                nb,
+                pc,
+                &mut ibuf[t0 * pc..][..nb * pc],
+            );
+        }
+        let ibuf = &*ibuf;
+        let gk = 4 * geom.group_steps;
+        let (gsums, post): (&[i32], &[f32]) = match &self.scales {
+            Scales::PerGroup(_) => {
+                let g = take(gsums, n_tokens * ng);
+                for t in 0..n_tokens {
+                    let row = &acts.q[t * acts.stride..][..cols];
+                    for (gi, out) in g[t * ng..][..ng].iter_mut().enumerate() {
+                        *out = sum_i8(&row[gi * gk..((gi + 1) * gk).min(cols)]);
+                    }
+                }
+                (g, &[])
+            }
+            Scales::Shared(w) => {
+                let p = take(post, n_tokens);
+                for (p, &s) in p.iter_mut().zip(&acts.scales[..n_tokens]) {
+                    *p = arith.post_scale(*w, s);
+                }
+                (&[], p)
+            }
+        };
+
+        let range = self.row_range(opts);
+        let (tile_lo, tile_hi) = (range.start / TILE_ROWS, range.end.div_ceil(TILE_ROWS));
+        debug_assert!(tile_hi <= *n_tiles);
+        let n_t = tile_hi - tile_lo;
+        let threads = ctx.threads.count();
+        let (tile_parts, block_parts) = if threads == 1 {
+            (1, 1)
+        } else if n_t >= 2 * threads || n_blocks == 1 {
+            (n_t.min(4 * threads), 1)
+        } else {
+            (n_t, n_blocks.min(threads))
+        };
+        let tile_bytes = geom.tile_bytes();
+        let out = SharedMut(y.as_mut_ptr());
+        let task = |i: usize| {
+            let (tp, bp) = (i / block_parts, i % block_parts);
+            let tiles_r = split(tile_lo..tile_hi, tile_parts, tp);
+            let blocks_r = split(0..n_blocks, block_parts, bp);
+            with_scratch(&TASK_SCRATCH, |ts| {
+                let dots = take(&mut ts.dots, TOKEN_BLOCK * ng * TILE_ROWS);
+                let acc = take(&mut ts.acc, TILE_ROWS);
+                for tile in tiles_r.clone() {
+                    let w = &tiles[tile * tile_bytes..][..tile_bytes];
+                    let r0 = tile * TILE_ROWS;
+                    let rows = range.start.max(r0)..range.end.min(r0 + TILE_ROWS);
+                    let lanes = rows.start - r0..rows.end - r0;
+                    for b in blocks_r.clone() {
+                        let t0 = b * TOKEN_BLOCK;
+                        let nb = TOKEN_BLOCK.min(n_tokens - t0);
+                        (kernel.run)(geom, w, &ibuf[t0 * pc..][..nb * pc], nb, dots);
+                        for tl in 0..nb {
+                            let t = t0 + tl;
+                            // SAFETY: `check_call` verified that y holds token t's rows in
+                            // `range`; this task alone owns rows `rows` of tokens in its blocks.
+                            let y_row = unsafe {
+                                std::slice::from_raw_parts_mut(
+                                    out.at(t * y_stride + rows.start),
+                                    rows.len(),
+                                )
+                            };
+                            let bias = opts.bias.map(|b| &b[rows.clone()]);
+                            let d = &dots[tl * ng * TILE_ROWS..][..ng * TILE_ROWS];
+                            match (&self.scales, block_scales) {
+                                (Scales::Shared(_), _) => {
+                                    let d0 = &mut acc_i32(d, ng, lanes.clone());
+                                    epilogue_shared(
+                                        arith,
+                                        d0,
+                                        acts.sums[t],
+                                        acts.scales[t],
+                                        post[t],
+                                        bias,
+                                        y_row,
+                                    );
+                                }
+                                (Scales::PerGroup(_), bs) => {
+                                    let a = &mut acc[lanes.clone()];
+                                    a.fill(0.0);
+                                    for g in 0..ng {
+                                        let gs = gsums[t * ng + g];
+                                        let dg = &d[g * TILE_ROWS..][lanes.clone()];
+                                        let w =
+                                            &scales_t[(tile * ng + g) * TILE_ROWS..][lanes.clone()];
+                                        match bs {
+                                            None => {
+                                                for ((a, &d), &w) in a.iter_mut().zip(dg).zip(w) {
+                                                    *a += (d - gs) as f32 * w;
+                                                }
+                                            }
+                                            Some(bs) => {
+                                                let da = bs[t * ng + g];
+                                                for ((a, &d), &w) in a.iter_mut().zip(dg).zip(w) {
+                                                    *a += (d - gs) as f32 * (da * w);
+                                                }
+                                            }
+                                        }
+                                    }
+                                    let s = if bs.is_some() { 1.0 } else { acts.scales[t] };
+                                    epilogue_groups(bs.is_some(), a, s, bias, y_row);
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        };
+        ctx.threads.for_each(tile_parts * block_parts, task);
+    }
+
+    /// Runs `body(r0, n, scratch)` for every chunk of the requested rows, spread over the
+    /// threads, and gives it a writer for output element (token, row).
     fn for_row_chunks(
         &self,
         ctx: &Context,
         y: &mut [f32],
         y_stride: usize,
         opts: &GemmOptions,
-        body: impl Fn(usize, usize, &dyn Fn(usize, usize, f32)) + Sync,
+        body: impl Fn(usize, usize, &dyn Fn(usize, usize, f32), &mut TaskScratch) + Sync,
     ) {
         let range = self.row_range(opts);
-        let out = OutPtr(y.as_mut_ptr());
+        let out = SharedMut(y.as_mut_ptr());
         let emit = |t: usize, r: usize, v: f32| {
             let v = opts.bias.map_or(v, |b| v + b[r]);
             // SAFETY: `check_call` verified that y holds token t's row r; each (t, r) is written
             // by exactly one task.
-            unsafe { out.write(t * y_stride + r, v) };
+            unsafe { *out.at(t * y_stride + r) = v };
         };
         ctx.threads.for_each(range.len().div_ceil(ROW_CHUNK), |c| {
             let r0 = range.start + c * ROW_CHUNK;
-            body(r0, ROW_CHUNK.min(range.end - r0), &emit);
+            with_scratch(&TASK_SCRATCH, |ts| {
+                body(r0, ROW_CHUNK.min(range.end - r0), &emit, ts)
+            });
         });
     }
 
@@ -403,14 +873,16 @@ impl Matrix {
         y: &mut [f32],
         y_stride: usize,
         opts: &GemmOptions,
+        sc: &mut Epi,
     ) {
-        let post: Vec<f32> = acts.scales[..n_tokens]
-            .iter()
-            .map(|&s| arith.post_scale(w_scale, s))
-            .collect();
-        self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit| {
-            let mut dots = vec![0i32; n * n_tokens];
-            self.group_dots(0, r0, n, acts.q, acts.stride, n_tokens, &mut dots);
+        let post = take(&mut sc.post, n_tokens);
+        for (p, &s) in post.iter_mut().zip(&acts.scales[..n_tokens]) {
+            *p = arith.post_scale(w_scale, s);
+        }
+        let post = &*post;
+        self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit, ts| {
+            let dots = take(&mut ts.dots, n * n_tokens);
+            self.group_dots(0, r0, n, acts.q, acts.stride, n_tokens, dots);
             for t in 0..n_tokens {
                 for r in 0..n {
                     emit(
@@ -423,34 +895,44 @@ impl Matrix {
         });
     }
 
-    /// Per-block scales, per-token activations (`Compat::Default` only):
+    /// Per-block scales, per-token activations (`Compat::Default` only, checked by the caller):
     /// `y = (Σ_g f32(S_g)·w_g) / act_scale`, `S_g` the exact ternary dot of group `g`.
     #[allow(clippy::too_many_arguments)]
     fn run_per_group(
         &self,
         ctx: &Context,
-        arith: Arith,
         w_scales: &[f32],
         acts: &Activations,
         n_tokens: usize,
         y: &mut [f32],
         y_stride: usize,
         opts: &GemmOptions,
-    ) -> Result<()> {
-        if arith != Arith::Default {
-            return Err(Error::unsupported(format!(
-                "{arith:?} arithmetic needs one scale per tensor; {} has one per block",
-                self.layout.format().name()
-            )));
-        }
-        let g_cols = self.group_cols;
-        let n_groups = self.padded_cols / g_cols;
-        let group_sums = group_sums(acts.q, acts.stride, n_tokens, g_cols, n_groups);
-        self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit| {
-            let mut dots = vec![0i32; n * n_tokens];
-            let mut acc = vec![0f32; n * n_tokens];
+        sc: &mut Epi,
+    ) {
+        let Store::Rows {
+            padded_cols,
+            group_cols,
+            ..
+        } = &self.store
+        else {
+            unreachable!("row path on panels");
+        };
+        let g_cols = *group_cols;
+        let n_groups = padded_cols / g_cols;
+        let group_sums = group_sums(
+            &mut sc.gsums,
+            acts.q,
+            acts.stride,
+            n_tokens,
+            g_cols,
+            n_groups,
+        );
+        self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit, ts| {
+            let dots = take(&mut ts.dots, n * n_tokens);
+            let acc = take(&mut ts.acc, n * n_tokens);
+            acc.fill(0.0);
             for g in 0..n_groups {
-                self.group_dots(g, r0, n, acts.q, acts.stride, n_tokens, &mut dots);
+                self.group_dots(g, r0, n, acts.q, acts.stride, n_tokens, dots);
                 for t in 0..n_tokens {
                     for r in 0..n {
                         let s = dots[t * n + r] - group_sums[t * n_groups + g];
@@ -465,7 +947,6 @@ impl Matrix {
                 }
             }
         });
-        Ok(())
     }
 
     /// ggml's mul_mat for TQ: `y = Σ_b f32(S_b)·(d_act_b·d_w_b)` in block order, with Q8_K
@@ -481,16 +962,25 @@ impl Matrix {
         y: &mut [f32],
         y_stride: usize,
         opts: &GemmOptions,
+        sc: &mut Epi,
     ) {
-        let stride = self.padded_cols;
-        let g_cols = self.group_cols;
-        let n_groups = self.padded_cols / g_cols;
-        let group_sums = group_sums(q, stride, n_tokens, g_cols, n_groups);
-        self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit| {
-            let mut dots = vec![0i32; n * n_tokens];
-            let mut acc = vec![0f32; n * n_tokens];
+        let Store::Rows {
+            padded_cols,
+            group_cols,
+            ..
+        } = &self.store
+        else {
+            unreachable!("row path on panels");
+        };
+        let (stride, g_cols) = (*padded_cols, *group_cols);
+        let n_groups = padded_cols / g_cols;
+        let group_sums = group_sums(&mut sc.gsums, q, stride, n_tokens, g_cols, n_groups);
+        self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit, ts| {
+            let dots = take(&mut ts.dots, n * n_tokens);
+            let acc = take(&mut ts.acc, n * n_tokens);
+            acc.fill(0.0);
             for g in 0..n_groups {
-                self.group_dots(g, r0, n, q, stride, n_tokens, &mut dots);
+                self.group_dots(g, r0, n, q, stride, n_tokens, dots);
                 for t in 0..n_tokens {
                     let d_act = block_scales[t * n_groups + g];
                     for r in 0..n {
@@ -507,7 +997,7 @@ impl Matrix {
         });
     }
 
-    /// Code dots of rows `[r0, r0 + n)` over column group `g` against every token.
+    /// Code dots of rows `[r0, r0 + n)` over column group `g` against every token (row layout).
     #[allow(clippy::too_many_arguments)]
     fn group_dots(
         &self,
@@ -519,12 +1009,22 @@ impl Matrix {
         n_tokens: usize,
         dots: &mut [i32],
     ) {
-        let g_cols = self.group_cols;
+        let Store::Rows {
+            codes,
+            variant,
+            group_cols,
+            kernel,
+            ..
+        } = &self.store
+        else {
+            unreachable!("row path on panels");
+        };
+        let g_cols = *group_cols;
         let row_bytes = g_cols / 4;
         let base = g * self.shape.rows * row_bytes;
-        let weights = &self.codes[base + r0 * row_bytes..base + (r0 + n) * row_bytes];
-        (self.kernel.run)(
-            self.variant,
+        let weights = &codes[base + r0 * row_bytes..base + (r0 + n) * row_bytes];
+        (kernel.run)(
+            *variant,
             weights,
             g_cols,
             &q[g * g_cols..],
@@ -535,23 +1035,198 @@ impl Matrix {
     }
 }
 
-/// Σ q over each (token, group): `[t·n_groups + g]`.
-fn group_sums(
+/// Per-thread buffers of the calling thread (activations and per-token values).
+#[derive(Default)]
+struct CallScratch {
+    /// The caller's activations quantized (`gemm`).
+    q: Vec<i8>,
+    scales: Vec<f32>,
+    sums: Vec<i32>,
+    block_scales: Vec<f32>,
+    /// What the kernels read and the epilogues need.
+    work: WorkScratch,
+}
+
+#[derive(Default)]
+struct WorkScratch {
+    /// Activations as the kernels read them (interleaved or zero-padded).
+    acts: Vec<i8>,
+    epi: Epi,
+}
+
+/// Per-token values of the epilogues.
+#[derive(Default)]
+struct Epi {
+    gsums: Vec<i32>,
+    post: Vec<f32>,
+}
+
+/// Per-thread buffers of a task (kernel outputs and accumulators).
+#[derive(Default)]
+struct TaskScratch {
+    dots: Vec<i32>,
+    acc: Vec<f32>,
+}
+
+thread_local! {
+    static CALL_SCRATCH: RefCell<CallScratch> = RefCell::default();
+    static TASK_SCRATCH: RefCell<TaskScratch> = RefCell::default();
+}
+
+/// Runs `f` on this thread's scratch, or on fresh buffers if it is in use (a re-entrant call,
+/// e.g. a GEMM started from a task of another pool on this thread).
+fn with_scratch<S: Default + 'static, R>(
+    key: &'static std::thread::LocalKey<RefCell<S>>,
+    f: impl FnOnce(&mut S) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut S::default()),
+    })
+}
+
+/// The first `n` elements of `v`, grown if needed (contents are stale: callers overwrite them).
+fn take<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+    &mut v[..n]
+}
+
+/// Zeroes columns `cols..stride` of `n` rows of `stride`.
+fn zero_pad(q: &mut [i8], stride: usize, cols: usize, n: usize) {
+    if stride > cols {
+        for t in 0..n {
+            q[t * stride + cols..][..stride - cols].fill(0);
+        }
+    }
+}
+
+/// Part `i` of `parts` near-equal parts of `r`.
+fn split(r: Range<usize>, parts: usize, i: usize) -> Range<usize> {
+    let n = r.len();
+    r.start + n * i / parts..r.start + n * (i + 1) / parts
+}
+
+fn sum_i8(v: &[i8]) -> i32 {
+    v.iter().map(|&x| x as i32).sum()
+}
+
+/// The dots of lanes `lanes` of one token, summed over the `ng` groups of a one-scale matrix
+/// (exact: the total of a row fits int32 as the single-group kernels' does).
+fn acc_i32(d: &[i32], ng: usize, lanes: Range<usize>) -> Vec1 {
+    let mut out = Vec1 {
+        len: lanes.len(),
+        ..Vec1::default()
+    };
+    out.v[..lanes.len()].copy_from_slice(&d[lanes.clone()]);
+    for g in 1..ng {
+        for (o, &x) in out.v.iter_mut().zip(&d[g * TILE_ROWS..][lanes.clone()]) {
+            *o = o.wrapping_add(x);
+        }
+    }
+    out
+}
+
+/// A tile's worth of int32 (stack, no allocation).
+struct Vec1 {
+    v: [i32; TILE_ROWS],
+    len: usize,
+}
+
+impl Default for Vec1 {
+    fn default() -> Self {
+        Self {
+            v: [0; TILE_ROWS],
+            len: 0,
+        }
+    }
+}
+
+impl std::ops::Deref for Vec1 {
+    type Target = [i32];
+    fn deref(&self) -> &[i32] {
+        &self.v[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for Vec1 {
+    fn deref_mut(&mut self) -> &mut [i32] {
+        &mut self.v[..self.len]
+    }
+}
+
+/// One token's outputs of a one-scale matrix: `Arith::output` (+ bias) with the mode's branch
+/// hoisted out of the loop so it vectorizes; bit-identical with `Arith::output`.
+fn epilogue_shared(
+    arith: Arith,
+    dots: &[i32],
+    sum: i32,
+    s: f32,
+    post: f32,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    macro_rules! each {
+        ($f:expr) => {{
+            let f = $f;
+            match bias {
+                Some(b) => {
+                    for ((o, &d), &b) in out.iter_mut().zip(dots).zip(b) {
+                        *o = f(d) + b;
+                    }
+                }
+                None => {
+                    for (o, &d) in out.iter_mut().zip(dots) {
+                        *o = f(d);
+                    }
+                }
+            }
+        }};
+    }
+    match arith {
+        Arith::Default | Arith::Ggml | Arith::Lut if s == 0.0 => each!(|_: i32| 0.0f32),
+        Arith::Default | Arith::Ggml => each!(|d: i32| (d - sum) as f32 * post),
+        Arith::I2sCurrent => each!(|d: i32| (d as f32 - sum as f32) * post),
+        Arith::I2sLegacy => each!(|d: i32| ((d as f32 - sum as f32) / s) * post),
+        Arith::Lut => each!(|d: i32| (d - sum) as f32 / s * post),
+    }
+}
+
+/// One token's outputs of a per-block-scale matrix from its accumulated sums: `acc / s`
+/// (0 for an all-zero token) in the default mode, `acc` itself in ggml's (+ bias).
+fn epilogue_groups(ggml: bool, acc: &[f32], s: f32, bias: Option<&[f32]>, out: &mut [f32]) {
+    let zero = !ggml && s == 0.0;
+    for (i, (o, &a)) in out.iter_mut().zip(acc).enumerate() {
+        let v = if zero {
+            0.0
+        } else if ggml {
+            a
+        } else {
+            a / s
+        };
+        *o = match bias {
+            Some(b) => v + b[i],
+            None => v,
+        };
+    }
+}
+
+/// Σ q over each (token, group): `[t·n_groups + g]`, in `buf`.
+fn group_sums<'a>(
+    buf: &'a mut Vec<i32>,
     q: &[i8],
     stride: usize,
     n_tokens: usize,
     g_cols: usize,
     n_groups: usize,
-) -> Vec<i32> {
-    (0..n_tokens * n_groups)
-        .map(|i| {
-            let (t, g) = (i / n_groups, i % n_groups);
-            q[t * stride + g * g_cols..][..g_cols]
-                .iter()
-                .map(|&v| v as i32)
-                .sum()
-        })
-        .collect()
+) -> &'a [i32] {
+    let out = take(buf, n_tokens * n_groups);
+    for (i, o) in out.iter_mut().enumerate() {
+        let (t, g) = (i / n_groups, i % n_groups);
+        *o = sum_i8(&q[t * stride + g * g_cols..][..g_cols]);
+    }
+    out
 }
 
 /// Packs ternary values into the kernel layout: rows padded with zeros to `padded_cols`, then for
@@ -575,16 +1250,80 @@ fn group_major_codes(
     codes
 }
 
-/// The output pointer shared by the row tasks, which write disjoint elements.
-struct OutPtr(*mut f32);
+/// A pointer shared by tasks that write disjoint elements (outputs, tiles).
+struct SharedMut<T>(*mut T);
 
-impl OutPtr {
+impl<T> SharedMut<T> {
     /// # Safety
-    /// `index` must be in bounds of the output slice and written by one task only.
-    unsafe fn write(&self, index: usize, v: f32) {
-        unsafe { *self.0.add(index) = v };
+    /// `index` must be in bounds of the buffer, and the elements written through the pointer
+    /// written by one task only.
+    unsafe fn at(&self, index: usize) -> *mut T {
+        unsafe { self.0.add(index) }
     }
 }
-// SAFETY: tasks write disjoint elements of one live `&mut [f32]` (see `for_row_chunks`).
-unsafe impl Sync for OutPtr {}
-unsafe impl Send for OutPtr {}
+// SAFETY: tasks write disjoint elements of one live buffer (see the callers).
+unsafe impl<T> Sync for SharedMut<T> {}
+unsafe impl<T> Send for SharedMut<T> {}
+
+/// A zeroed byte buffer for the panel tiles: large ones are 2 MiB-aligned and advised as
+/// transparent huge pages (`MADV_HUGEPAGE`) before they are first touched, so a GEMV streaming
+/// the weights from DRAM walks one page table entry per 2 MiB instead of per 4 KiB (with 4 KiB
+/// pages the walks cost ~50 µs per call on this machine kind: ~25% of a 2560×2560 GEMV).
+struct PageBuf {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+    layout: std::alloc::Layout,
+}
+
+impl PageBuf {
+    const HUGE: usize = 2 << 20;
+
+    fn zeroed(len: usize) -> Self {
+        let align = if len >= Self::HUGE / 2 {
+            Self::HUGE
+        } else {
+            64
+        };
+        let size = len.max(1).next_multiple_of(align);
+        let layout = std::alloc::Layout::from_size_align(size, align).expect("tile buffer layout");
+        // SAFETY: a non-zero size.
+        let raw = unsafe { std::alloc::alloc(layout) };
+        let Some(ptr) = std::ptr::NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(layout);
+        };
+        #[cfg(target_os = "linux")]
+        if align == Self::HUGE {
+            // SAFETY: advice on our own, page-aligned allocation; failure only loses the hint.
+            unsafe { libc::madvise(raw.cast(), size, libc::MADV_HUGEPAGE) };
+        }
+        // SAFETY: `size` bytes were allocated at `raw`.
+        unsafe { std::ptr::write_bytes(raw, 0, size) };
+        Self { ptr, len, layout }
+    }
+}
+
+impl std::ops::Deref for PageBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `len` ≤ the allocation, initialized (zeroed) at creation.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for PageBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as `deref`, uniquely borrowed.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for PageBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+    }
+}
+
+// SAFETY: an owned byte buffer (no interior mutability, no thread affinity).
+unsafe impl Send for PageBuf {}
+unsafe impl Sync for PageBuf {}

@@ -636,3 +636,38 @@ fn ternarize_counts_scales_per_method_and_matches_quantize() {
     assert_eq!(st, tern_status::TERN_STATUS_INVALID_ARGUMENT);
     assert!(last_error().contains("one scale per tensor"));
 }
+
+#[test]
+fn context_kernel_name_is_the_kernel_each_format_runs() {
+    let mut rng = Rng::new(4);
+    let (rows, cols) = (64, 512);
+    let t = random_ternary(&mut rng, rows * cols);
+    for isa in available_isas() {
+        let ctx = context(isa, 1);
+        for (name, l) in all_layouts() {
+            let p = pack(&l, &t, &vec![0.5; scale_count(&l, rows, cols)], rows, cols);
+            let m = create(ctx, &l, &p, rows, cols);
+            let mut info = tern_matrix_properties {
+                struct_size: size_of::<tern_matrix_properties>() as u32,
+                format: 0,
+                variant: 0,
+                rows: 0,
+                cols: 0,
+                packed_bytes: 0,
+                scale: 0.0,
+                kernel_name: null(),
+            };
+            assert_eq!(unsafe { tern_matrix_info(m, &mut info) }, OK);
+            let from_ctx = unsafe { tern_context_kernel_name(ctx, l.format) };
+            let (a, b) = unsafe {
+                (
+                    std::ffi::CStr::from_ptr(info.kernel_name),
+                    std::ffi::CStr::from_ptr(from_ctx),
+                )
+            };
+            assert_eq!(a, b, "{name} isa {isa}");
+            unsafe { tern_matrix_destroy(m) };
+        }
+        unsafe { tern_context_destroy(ctx) };
+    }
+}

@@ -388,6 +388,24 @@ fn token_groups() {
     }
 }
 
+/// Column counts around the kernels' column chunks (the aarch64 i8mm kernel interleaves the
+/// activations 2048 columns at a time and adds the dots of later chunks), with row counts that
+/// leave a row pair and a single row after the 4-row tiles, and padded token groups.
+#[test]
+fn column_chunks() {
+    let isas = isas();
+    let mut rng = Rng::new(9);
+    for variant in VARIANTS {
+        let l = variant.block_len();
+        for cols in [2048 - l, 2048, 2048 + l, 3 * 2048 + l] {
+            for (n_rows, n_tokens) in [(2, 2), (3, 3), (5, 8), (7, 9), (8, 7)] {
+                let extra = rng.below(2) * rng.range(1, 40);
+                Case::random(&mut rng, variant, n_rows, cols / l, n_tokens, extra).check(&isas);
+            }
+        }
+    }
+}
+
 /// One token (the GEMV tiles, which keep some codes scaled in separate accumulators, e.g. the
 /// aarch64 dotprod tile) at `MAX_COLS` with extreme activations: every periodic unscaling and
 /// widening step runs, and |dot| reaches 2^30.
@@ -402,4 +420,82 @@ fn gemv_max_cols_exact() {
             assert!(dots.iter().all(|&d| d == 2 * act as i32 * cols as i32));
         }
     }
+}
+
+/// Every panel kernel (`PanelDotsFn`) equals the scalar oracle on both layouts, ragged groups,
+/// token counts across the micro-kernel blocks, and extreme activations.
+#[test]
+fn panel_kernels_match_the_oracle() {
+    use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS, interleave_acts, pack_tile};
+    let mut rng = Rng::new(0x9a9e1);
+    let mut ran = 0;
+    for isa in isas() {
+        let Some(pk) = Kernels::for_isa(isa).panel() else {
+            println!("{}: no panel kernels", isa.name());
+            continue;
+        };
+        let kernels: Vec<_> = [
+            (PanelKind::Bits2, Some(pk.bits2)),
+            (PanelKind::Bits16, pk.bits16),
+        ]
+        .into_iter()
+        .filter_map(|(kind, k)| k.map(|k| (kind, k)))
+        .collect();
+        for (kind, k) in kernels {
+            for iter in 0..40 {
+                let group_steps = match (kind, iter % 4) {
+                    (PanelKind::Bits2, 0) => 64,
+                    (PanelKind::Bits2, _) => 4 * rng.range(1, 6),
+                    (PanelKind::Bits16, 0) => 64,
+                    (PanelKind::Bits16, _) => rng.range(1, 23),
+                };
+                let geom = PanelGeom {
+                    kind,
+                    group_steps,
+                    n_groups: rng.range(1, 4),
+                };
+                let n_tokens = if iter < 30 {
+                    1 + iter
+                } else {
+                    rng.range(1, 40)
+                };
+                let cols = geom.cols();
+                let tern: Vec<i8> = (0..TILE_ROWS * cols)
+                    .map(|_| rng.below(3) as i8 - 1)
+                    .collect();
+                let mut tile = vec![0u8; geom.tile_bytes() + rng.below(3)];
+                pack_tile(&geom, |r, c| tern[r * cols + c], &mut tile);
+                let extreme = iter % 7;
+                let q: Vec<i8> = (0..n_tokens * cols)
+                    .map(|_| match extreme {
+                        0 => -128,
+                        1 => 127,
+                        _ => rng.i8(),
+                    })
+                    .collect();
+                let mut acts = vec![0i8; n_tokens * cols];
+                interleave_acts(&q, cols, cols, n_tokens, cols, &mut acts);
+                let n_out = n_tokens * geom.n_groups * TILE_ROWS;
+                let mut want = vec![0i32; n_out];
+                scalar::panel_dots(&geom, &tile, &acts, n_tokens, &mut want);
+                // Independent check of the oracle on one entry.
+                let (t, g, r) = (n_tokens - 1, geom.n_groups - 1, TILE_ROWS - 1);
+                let k0 = g * 4 * group_steps;
+                let direct: i32 = (k0..k0 + 4 * group_steps)
+                    .map(|c| (tern[r * cols + c] as i32 + 1) * q[t * cols + c] as i32)
+                    .sum();
+                assert_eq!(want[(t * geom.n_groups + g) * TILE_ROWS + r], direct);
+                let mut got = vec![i32::MIN; n_out];
+                (k.run)(&geom, &tile, &acts, n_tokens, &mut got);
+                assert_eq!(
+                    got,
+                    want,
+                    "{} {kind:?} {geom:?} tokens {n_tokens}",
+                    isa.name()
+                );
+                ran += 1;
+            }
+        }
+    }
+    println!("{ran} panel kernel cases");
 }

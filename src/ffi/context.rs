@@ -88,9 +88,8 @@ pub unsafe extern "C" fn tern_context_kernel_name(
 ) -> *const c_char {
     value_call(std::ptr::null(), || {
         let ctx = unsafe { context_or_global(ctx) }?;
-        // Every implemented format is re-laid-out into the code kernel's layout when a matrix
-        // is created, so they all run the same kernel.
-        Layout::new(format, 0, 0, 0, 0)?;
-        Ok(ctx.kernels.i2s_dots.name.as_ptr())
+        // Every format is re-laid-out into the kernels' layout at matrix creation.
+        let format = Layout::new(format, 0, 0, 0, 0)?.format();
+        Ok(crate::matrix::kernel_name(ctx.kernels, format).as_ptr())
     })
 }

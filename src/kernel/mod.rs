@@ -4,6 +4,7 @@
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
+pub mod panel;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -168,6 +169,40 @@ pub type I2sDotsFn = fn(
     dots: &mut [i32],
 );
 
+/// Panel dots (layouts in `panel`): for one 64-row tile, `dots[(t·n_groups + g)·64 + r] =
+/// Σ_{k in group g} code[r][k]·acts[t][k]`, codes {0, 1, 2}, exact in int32. `tile` holds
+/// `geom.tile_bytes()` bytes; `acts` holds `n_tokens` tokens of `geom.cols()` values interleaved
+/// by k-step (value (t, k) at `(k/4 · n_tokens + t)·4 + k%4`, see `panel::interleave_acts`).
+pub type PanelDotsFn =
+    fn(geom: &panel::PanelGeom, tile: &[u8], acts: &[i8], n_tokens: usize, dots: &mut [i32]);
+
+/// The panel kernels of a level: `Matrix` uses them (and the panel layout) when a level has
+/// them, else the row-layout `I2sDotsFn`.
+pub struct PanelKernels {
+    /// 2-bit panels.
+    pub bits2: Kernel<PanelDotsFn>,
+    /// 1.6-bit panels, where the CPU can decode them.
+    pub bits16: Option<Kernel<PanelDotsFn>>,
+}
+
+#[cfg(target_arch = "x86_64")]
+static VNNI_PANELS: PanelKernels = PanelKernels {
+    bits2: Kernel {
+        name: c"i2_s/avx512vnni",
+        run: x86::panel_dots_vnni,
+    },
+    bits16: None,
+};
+
+#[cfg(target_arch = "x86_64")]
+static VNNI_VBMI_PANELS: PanelKernels = PanelKernels {
+    bits2: VNNI_PANELS.bits2,
+    bits16: Some(Kernel {
+        name: c"t1_6/avx512vnni",
+        run: x86::panel_dots_vnni,
+    }),
+};
+
 /// One kernel with the name `tern_context_kernel_name` reports for it.
 #[derive(Clone, Copy)]
 pub struct Kernel<F> {
@@ -244,6 +279,17 @@ static I8MM: Kernels = Kernels {
 };
 
 impl Kernels {
+    /// The panel kernels of this level, if it has them (AVX-512 VNNI; 1.6-bit with VBMI too).
+    pub fn panel(&self) -> Option<&'static PanelKernels> {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni if x86::has_vbmi() => Some(&VNNI_VBMI_PANELS),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => Some(&VNNI_PANELS),
+            _ => None,
+        }
+    }
+
     /// The best kernels at or below `isa` (which the caller has checked is available). The SIMD
     /// wrappers re-check the CPU features on every call, so a table for a missing level panics
     /// instead of running illegal instructions.

@@ -100,7 +100,79 @@ impl Compat {
 impl Arith {
     /// Quantizes one token: writes `q` (same length as `x`), returns `(act_scale, act_sum)` where
     /// `act_scale = 127/absmax` is a multiplier. Not for `Ggml` (blocks, see `q8k`).
+    ///
+    /// Runs the AVX-512 or AVX2 version when the CPU has it; both are bit-identical with
+    /// `quantize_token_scalar` (the definition), which the tests check on adversarial inputs.
     pub fn quantize_token(self, x: &[f32], q: &mut [i8]) -> (f32, i32) {
+        let n = x.len().min(q.len());
+        let (x, q) = (&x[..n], &mut q[..n]);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if n >= 16 {
+                if simd::has_avx512() {
+                    // SAFETY: the CPU has AVX-512F/BW (checked above).
+                    return unsafe { simd::quantize_avx512(self, x, q) };
+                }
+                if simd::has_avx2() {
+                    // SAFETY: the CPU has AVX2 (checked above).
+                    return unsafe { simd::quantize_avx2(self, x, q) };
+                }
+            }
+        }
+        self.quantize_token_scalar(x, q)
+    }
+
+    /// Test hook: the SIMD version at one level (`avx512` or AVX2) when the CPU has it, else
+    /// `None`.
+    #[doc(hidden)]
+    pub fn quantize_token_simd(self, avx512: bool, x: &[f32], q: &mut [i8]) -> Option<(f32, i32)> {
+        let n = x.len().min(q.len());
+        let (x, q) = (&x[..n], &mut q[..n]);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx512 && simd::has_avx512() {
+                // SAFETY: the CPU has AVX-512F/BW.
+                return Some(unsafe { simd::quantize_avx512(self, x, q) });
+            }
+            if !avx512 && simd::has_avx2() {
+                // SAFETY: the CPU has AVX2.
+                return Some(unsafe { simd::quantize_avx2(self, x, q) });
+            }
+        }
+        let _ = (x, q, avx512);
+        None
+    }
+
+    /// The multiplier `127/absmax` for a token whose f32 absmax (NaNs ignored) is `absmax`.
+    /// (Only the x86 SIMD paths use it; elsewhere the scalar path computes the same inline.)
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn scale_from_absmax(self, absmax: f32) -> f32 {
+        match self {
+            // f32 → f64 is exact and monotonic, so the f64 fold of the spec equals this.
+            Self::I2sLegacy => (127.0 / (absmax as f64).max(1e-5)) as f32,
+            Self::Default | Self::I2sCurrent | Self::Lut | Self::Ggml => {
+                if absmax == 0.0 {
+                    0.0
+                } else {
+                    127.0f32 / absmax
+                }
+            }
+        }
+    }
+
+    /// One value: round `v·scale` in this mode, clamp to int8 (NaN → 0).
+    #[inline]
+    fn quantize_one(self, v: f32, scale: f32) -> i8 {
+        let r = match self {
+            Self::I2sCurrent => (v * scale).round(),
+            _ => (v * scale).round_ties_even(),
+        };
+        r.clamp(-128.0, 127.0) as i8
+    }
+
+    /// The scalar definition of `quantize_token` (the oracle of the SIMD versions).
+    pub fn quantize_token_scalar(self, x: &[f32], q: &mut [i8]) -> (f32, i32) {
         let scale = match self {
             Self::I2sLegacy => {
                 let absmax = x.iter().fold(1e-5f64, |m, &v| m.max(v.abs() as f64));
@@ -117,11 +189,7 @@ impl Arith {
         };
         let mut sum = 0i32;
         for (out, &v) in q.iter_mut().zip(x) {
-            let r = match self {
-                Self::I2sCurrent => (v * scale).round(),
-                _ => (v * scale).round_ties_even(),
-            };
-            *out = r.clamp(-128.0, 127.0) as i8;
+            *out = self.quantize_one(v, scale);
             sum += *out as i32;
         }
         (scale, sum)
@@ -181,5 +249,174 @@ impl Arith {
                 }
             }
         }
+    }
+}
+
+/// AVX-512 / AVX2 versions of `Arith::quantize_token`, bit-identical with the scalar one:
+/// the absmax is a max (order-free; `vmaxps(v, m)` keeps `m` when `v` is NaN, as `f32::max`
+/// does), the products are the same IEEE f32 multiplies, half-to-even is `roundscale`, half away
+/// from zero is `trunc(y) + sign(y)·(|y − trunc(y)| ≥ 0.5)` (the difference is exact), NaN
+/// lanes become 0 before the clamp (`as i8` maps NaN to 0).
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    use super::Arith;
+
+    pub fn has_avx512() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+
+    pub fn has_avx2() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512F and AVX-512BW; `q.len() == x.len()`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn quantize_avx512(arith: Arith, x: &[f32], q: &mut [i8]) -> (f32, i32) {
+        let n = x.len();
+        let tail = (n % 16) as u32;
+        let tail_mask: __mmask16 = ((1u32 << tail) - 1) as u16;
+        let full = n - tail as usize;
+        let p = x.as_ptr();
+        // SAFETY (loads/stores below): offsets < full are whole vectors inside `x`/`q`; the
+        // tail uses masked accesses of exactly the remaining lanes.
+        let mut m = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= full {
+            for (j, mj) in m.iter_mut().enumerate() {
+                let v = _mm512_abs_ps(unsafe { _mm512_loadu_ps(p.add(i + 16 * j)) });
+                *mj = _mm512_max_ps(v, *mj);
+            }
+            i += 64;
+        }
+        while i < full {
+            let v = _mm512_abs_ps(unsafe { _mm512_loadu_ps(p.add(i)) });
+            m[0] = _mm512_max_ps(v, m[0]);
+            i += 16;
+        }
+        if tail > 0 {
+            let v = _mm512_abs_ps(unsafe { _mm512_maskz_loadu_ps(tail_mask, p.add(full)) });
+            m[0] = _mm512_max_ps(v, m[0]);
+        }
+        let m = _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]));
+        let absmax = _mm512_reduce_max_ps(m);
+        let scale = arith.scale_from_absmax(absmax);
+
+        let vs = _mm512_set1_ps(scale);
+        let lo = _mm512_set1_ps(-128.0);
+        let hi = _mm512_set1_ps(127.0);
+        let half = _mm512_set1_ps(0.5);
+        let one = _mm512_set1_ps(1.0);
+        let sign = _mm512_set1_ps(-0.0);
+        let away = arith == Arith::I2sCurrent;
+        let quant = |v: __m512| -> __m512i {
+            let y = _mm512_mul_ps(v, vs);
+            let r = if away {
+                let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(y);
+                let d = _mm512_abs_ps(_mm512_sub_ps(y, t));
+                let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(d, half);
+                let s = _mm512_castsi512_ps(_mm512_or_si512(
+                    _mm512_castps_si512(one),
+                    _mm512_and_si512(_mm512_castps_si512(y), _mm512_castps_si512(sign)),
+                ));
+                _mm512_mask_add_ps(t, up, t, s)
+            } else {
+                _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
+            };
+            let ord = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(r, r);
+            let r = _mm512_maskz_mov_ps(ord, r);
+            let r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
+            _mm512_cvtps_epi32(r)
+        };
+        let qp = q.as_mut_ptr();
+        let mut sum = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < full {
+            let v = quant(unsafe { _mm512_loadu_ps(p.add(i)) });
+            sum = _mm512_add_epi32(sum, v);
+            unsafe { _mm_storeu_si128(qp.add(i).cast(), _mm512_cvtepi32_epi8(v)) };
+            i += 16;
+        }
+        if tail > 0 {
+            let v = quant(unsafe { _mm512_maskz_loadu_ps(tail_mask, p.add(full)) });
+            let v = _mm512_maskz_mov_epi32(tail_mask, v);
+            sum = _mm512_add_epi32(sum, v);
+            unsafe { _mm512_mask_cvtepi32_storeu_epi8(qp.add(full).cast(), tail_mask, v) };
+        }
+        (scale, _mm512_reduce_add_epi32(sum))
+    }
+
+    /// # Safety
+    /// The CPU has AVX2; `q.len() == x.len()`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn quantize_avx2(arith: Arith, x: &[f32], q: &mut [i8]) -> (f32, i32) {
+        let n = x.len();
+        let full = n - n % 8;
+        let p = x.as_ptr();
+        let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        // SAFETY (loads/stores below): offsets < full are whole vectors inside `x`/`q`.
+        let mut m = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= full {
+            for (j, mj) in m.iter_mut().enumerate() {
+                let v = _mm256_and_ps(unsafe { _mm256_loadu_ps(p.add(i + 8 * j)) }, abs_mask);
+                *mj = _mm256_max_ps(v, *mj);
+            }
+            i += 32;
+        }
+        while i < full {
+            let v = _mm256_and_ps(unsafe { _mm256_loadu_ps(p.add(i)) }, abs_mask);
+            m[0] = _mm256_max_ps(v, m[0]);
+            i += 8;
+        }
+        let m = _mm256_max_ps(_mm256_max_ps(m[0], m[1]), _mm256_max_ps(m[2], m[3]));
+        let mut lanes = [0f32; 8];
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m) };
+        let mut absmax = lanes.iter().fold(0.0f32, |a, &v| a.max(v));
+        for &v in &x[full..] {
+            absmax = absmax.max(v.abs());
+        }
+        let scale = arith.scale_from_absmax(absmax);
+
+        let vs = _mm256_set1_ps(scale);
+        let lo = _mm256_set1_ps(-128.0);
+        let hi = _mm256_set1_ps(127.0);
+        let half = _mm256_set1_ps(0.5);
+        let one = _mm256_set1_ps(1.0);
+        let sign = _mm256_set1_ps(-0.0);
+        let away = arith == Arith::I2sCurrent;
+        let qp = q.as_mut_ptr();
+        let mut sum = _mm256_setzero_si256();
+        let mut i = 0;
+        while i < full {
+            let y = _mm256_mul_ps(unsafe { _mm256_loadu_ps(p.add(i)) }, vs);
+            let r = if away {
+                let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(y);
+                let d = _mm256_and_ps(_mm256_sub_ps(y, t), abs_mask);
+                let up = _mm256_cmp_ps::<_CMP_GE_OQ>(d, half);
+                let s = _mm256_or_ps(one, _mm256_and_ps(y, sign));
+                _mm256_add_ps(t, _mm256_and_ps(up, s))
+            } else {
+                _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
+            };
+            let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r));
+            let r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+            let v = _mm256_cvtps_epi32(r);
+            sum = _mm256_add_epi32(sum, v);
+            let w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+            unsafe { _mm_storel_epi64(qp.add(i).cast(), _mm_packs_epi16(w, w)) };
+            i += 8;
+        }
+        let mut lanes = [0i32; 8];
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sum) };
+        let mut total: i32 = lanes.iter().sum();
+        for (o, &v) in q[full..].iter_mut().zip(&x[full..]) {
+            *o = arith.quantize_one(v, scale);
+            total += *o as i32;
+        }
+        (scale, total)
     }
 }

@@ -172,7 +172,10 @@ fn absmean(src: &[f32], eps: f32, ternary: &mut [i8]) -> f32 {
     let mean = (src.iter().map(|v| v.abs() as f64).sum::<f64>() / src.len() as f64) as f32;
     let inv = 1.0f32 / mean.max(eps);
     for (t, &w) in ternary.iter_mut().zip(src) {
-        *t = (w * inv).round_ties_even().clamp(-1.0, 1.0) as i8;
+        // = clamp(round_half_even(y), -1, 1) for every non-NaN y (±0.5 round to 0), without
+        // the libm call, so it vectorizes.
+        let y = w * inv;
+        *t = (y > 0.5) as i8 - (y < -0.5) as i8;
     }
     1.0f32 / inv
 }
@@ -207,15 +210,27 @@ impl QuantStats {
     pub fn measure(src: &[f32], t: &Ternarized, packed_bytes: usize) -> Self {
         let n = t.values.len();
         let zeros = t.values.iter().filter(|&&v| v == 0).count();
-        let sq_err: f64 = src
-            .iter()
-            .zip(&t.values)
-            .enumerate()
-            .map(|(i, (&w, &q))| {
-                let d = w as f64 - q as f64 * t.scales[i / t.per_scale] as f64;
-                d * d
-            })
-            .sum();
+        // One scale per chunk (no division per element); 8 partial sums so it vectorizes.
+        let mut acc = [0f64; 8];
+        for ((w, q), &s) in src
+            .chunks(t.per_scale)
+            .zip(t.values.chunks(t.per_scale))
+            .zip(&t.scales)
+        {
+            let s = s as f64;
+            let (wc, qc) = (w.chunks_exact(8), q.chunks_exact(8));
+            for (&w, &q) in wc.remainder().iter().zip(qc.remainder()) {
+                let d = w as f64 - q as f64 * s;
+                acc[0] += d * d;
+            }
+            for (w, q) in wc.zip(qc) {
+                for j in 0..8 {
+                    let d = w[j] as f64 - q[j] as f64 * s;
+                    acc[j] += d * d;
+                }
+            }
+        }
+        let sq_err: f64 = acc.iter().sum();
         let bits = packed_bytes as f64 * 8.0;
         Self {
             sparsity: zeros as f64 / n as f64,

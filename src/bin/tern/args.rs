@@ -36,6 +36,12 @@ options:
   --isa LIST       ISA levels to run (scalar, avx2, avx512, avx512vnni, neon, dotprod, i8mm,
                    or all)                                           [default: all this CPU has]
   --quick          fewer repetitions (CI smoke test); not for numbers you quote
+  --peers          every format (I2_S, TQ2_0, TQ1_0, TL1, TL2) with the best kernels against
+                   the peers in the same run: ggml's TQ2_0/TQ1_0 through the real libggml
+                   (pip install libggml-python; skipped with a note when missing), an f32
+                   GEMV/GEMM, the DRAM read bandwidth and the int8 vpdpbusd peak; 1-token
+                   points stream the weights from DRAM. Prints the issue's goals as MET/NOT MET.
+                   Uses --shapes, --tokens, --threads (default 1,0 = 1 and all cores), --quick
   --cuda           time the CUDA kernels on GPU 0 instead (bf16 in/out, against a bf16 cuBLAS
                    GEMM); needs a build with `--features cuda`, a driver and a GPU (else exits 1)
   --json           print the results as a JSON array on stdout instead of the table
@@ -72,6 +78,8 @@ pub struct BenchArgs {
     pub json: bool,
     /// `--cuda`: the CUDA kernels instead of the CPU ones.
     pub cuda: bool,
+    /// `--peers`: every format against ggml, f32 and the machine's limits.
+    pub peers: bool,
 }
 
 impl Default for BenchArgs {
@@ -84,6 +92,7 @@ impl Default for BenchArgs {
             quick: false,
             json: false,
             cuda: false,
+            peers: false,
         }
     }
 }
@@ -148,6 +157,7 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
             "-h" | "--help" => return Ok(Command::Help(BENCH_USAGE)),
             "--quick" => b.quick = true,
             "--cuda" => b.cuda = true,
+            "--peers" => b.peers = true,
             "--json" => b.json = true,
             "--shapes" => b.shapes = list(name, &value()?, parse_shape)?,
             "--tokens" => b.tokens = list(name, &value()?, |s| parse_int(s, 1, MAX_TOKENS))?,
@@ -279,6 +289,7 @@ mod tests {
         assert!(b.quick && b.json);
         assert_eq!(b.isas, Some(vec![Isa::Scalar]));
         assert!(bench("--quick").quick);
+        assert!(bench("bench --peers --tokens 1").peers);
     }
 
     #[test]

@@ -12,6 +12,9 @@ use tern::quant::{QuantConfig, quantize_packed};
 use crate::args::BenchArgs;
 use crate::machine;
 
+#[path = "peers.rs"]
+mod peers;
+
 /// The scalar kernel is the slow oracle: from this many tokens on it runs once, without warm-up.
 const SLOW_TOKENS: usize = 32;
 /// The f64 reference covers every row while rows·cols·tokens stays within this many
@@ -72,6 +75,9 @@ pub struct Point {
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
+    if args.peers {
+        return peers::run(args);
+    }
     let started = Instant::now();
     let reps = if args.quick { &QUICK } else { &NORMAL };
     let (runners, notes) = runners(args)?;

@@ -19,28 +19,31 @@ use crate::format::I2sVariant;
 
 #[target_feature(enable = "neon,dotprod")]
 pub(super) unsafe fn i2s_dots(variant: I2sVariant, job: &mut Job) {
-    match variant {
-        I2sVariant::X86 => tile_loop!(
-            job,
-            128,
-            [
-                (4 => 4, 4, tile, tile),
-                (3 => 3, 4, tile, tile),
-                (2 => 2, 4, tile, tile),
-                (1 => 1, 4, tile_scaled, tile_scaled)
-            ]
-        ),
-        I2sVariant::Arm64 => tile_loop!(
-            job,
-            64,
-            [
-                (4 => 4, 4, tile, tile),
-                (3 => 3, 4, tile, tile),
-                (2 => 2, 4, tile, tile),
-                (1 => 1, 4, tile_scaled, tile_scaled)
-            ]
-        ),
+    // SAFETY: the caller's contract (dotprod available, `job` checked).
+    unsafe {
+        match variant {
+            I2sVariant::X86 => dots::<128>(job),
+            I2sVariant::Arm64 => dots::<64>(job),
+        }
     }
+}
+
+/// Every row against every token of `job`, blocks of `L` elements.
+///
+/// # Safety
+/// The CPU has dotprod; `job` is checked (`Job::new`).
+#[target_feature(enable = "neon,dotprod")]
+pub(super) unsafe fn dots<const L: usize>(job: &mut Job) {
+    tile_loop!(
+        job,
+        L,
+        [
+            (4 => 4, 4, tile, tile),
+            (3 => 3, 4, tile, tile),
+            (2 => 2, 4, tile, tile),
+            (1 => 1, 4, tile_scaled, tile_scaled)
+        ]
+    )
 }
 
 /// `acc += sdot(a, b)`: each int32 lane gains the 4 products of its 4 int8 lanes.

@@ -9,7 +9,8 @@
 //!   `ssra` (see `dotprod.rs`).
 //! * `i8mm` (ARMv8.6 `smmla`, via `asm!`): one instruction multiplies a 2×8 tile of codes (2 rows)
 //!   by an 8×2 tile of activations (2 tokens) into a 2×2 int32 tile, twice the multiply-adds of
-//!   an `sdot`. Used for ≥ 2 tokens; one token takes the dotprod tiles.
+//!   an `sdot`. Used for ≥ 2 tokens, on activations interleaved in pairs of tokens once per call
+//!   and column chunk (see `i8mm.rs`); one token takes the dotprod tiles.
 //!
 //! A block's codes are decoded 16 packed bytes at a time: byte `p` of a block holds elements
 //! `p, p+Q, p+2Q, p+3Q` (Q = block/4) in bits 7:6, 5:4, 3:2, 1:0, so the 16 bytes at offset
@@ -21,7 +22,8 @@
 //! loop (the tile's activations stay in L1 while the weight rows stream past), with the next
 //! tile's rows prefetched into L2 as on x86 (`prefetch_next_tile`). A token group smaller than
 //! its tile is padded by repeating its last token (the extra dots are computed, never stored);
-//! leftover rows run one at a time.
+//! leftover rows run one at a time. Instruction counts of the inner loops and what bounds each
+//! kernel: docs/performance.md, "ARM (aarch64)".
 //!
 //! The safe wrappers below check the slice sizes once per call (the tiles use raw pointers) and
 //! that the CPU has the features, so they are sound even if called outside the dispatch table.
@@ -118,6 +120,21 @@ impl<'a> Job<'a> {
         })
     }
 
+    /// The same call restricted to tokens `t0 .. t0 + nt` (`t0 + nt ≤ n_tokens`, `nt ≥ 1`).
+    fn tokens_sub(&mut self, t0: usize, nt: usize) -> Job<'_> {
+        assert!(nt >= 1 && t0 + nt <= self.n_tokens);
+        Job {
+            weights: self.weights,
+            row_bytes: self.row_bytes,
+            n_rows: self.n_rows,
+            n_blocks: self.n_blocks,
+            acts: &self.acts[t0 * self.stride..],
+            stride: self.stride,
+            n_tokens: nt,
+            dots: &mut self.dots[t0 * self.n_rows..],
+        }
+    }
+
     /// Writes a tile's sums of its first `nt` tokens: `dots[(t0 + t)·n_rows + r0 + r] = sums[r][t]`.
     fn store<const R: usize, const T: usize>(
         &mut self,
@@ -129,6 +146,21 @@ impl<'a> Job<'a> {
         for (r, row) in sums.iter().enumerate() {
             for (t, &v) in row.iter().enumerate().take(nt) {
                 self.dots[(t0 + t) * self.n_rows + r0 + r] = v;
+            }
+        }
+    }
+
+    /// As `store`, adding to the dots already there (a later column chunk of the same tile).
+    fn accumulate<const R: usize, const T: usize>(
+        &mut self,
+        r0: usize,
+        t0: usize,
+        nt: usize,
+        sums: [[i32; T]; R],
+    ) {
+        for (r, row) in sums.iter().enumerate() {
+            for (t, &v) in row.iter().enumerate().take(nt) {
+                self.dots[(t0 + t) * self.n_rows + r0 + r] += v;
             }
         }
     }

@@ -16,6 +16,9 @@
 
 mod avx2;
 mod avx512;
+mod panel;
+
+pub use panel::{has_vbmi, panel_dots_vnni};
 
 use crate::format::I2sVariant;
 use crate::kernel::Isa;

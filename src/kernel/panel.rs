@@ -1,0 +1,328 @@
+//! Panel layouts: the weight layouts `Matrix` builds for the panel kernels (`PanelDotsFn`), in
+//! which one vector instruction multiplies 16 weight rows at once ("lanes are rows").
+//!
+//! A matrix is cut into tiles of `TILE_ROWS` = 64 rows (4 panels of 16), the tiles stored one
+//! after the other, each a single sequential stream. Columns are split into `n_groups` groups of
+//! `4·group_steps` columns (one group = a TQ block of 256, or all columns for one-scale
+//! formats); a k-step is 4 consecutive columns (one int32 lane of `vpdpbusd`). Within a tile,
+//! for each group, for each chunk of k-steps, the 4 panels' 64-byte vectors follow each other.
+//! Byte `4·l + j` of a panel vector belongs to row `16·p + l` and column `4·ks + j` of the
+//! chunk's k-steps `ks`:
+//!
+//! * `Bits2` (2 bits/weight): a chunk is 4 k-steps; the byte holds the codes `ternary + 1` of
+//!   k-steps `s = 0..4` in bits `2s+1:2s`.
+//! * `Bits16` (1.6 bits/weight, compact): a chunk is 5 k-steps (the last chunk of a group may have
+//!   fewer); the byte holds the 5 trits `(t_0..t_4)` of k-steps `i = 0..5` as `(s << 7) | idx`:
+//!   `COMBOS[idx]` is the canonical combination (first nonzero trit +1, or all zero) and `s = 1`
+//!   negates it. 243 combinations = 1 + 2·121, so `idx < 122` and one 128-entry byte lookup
+//!   (`vpermi2b`, which ignores bit 7) plus a masked `2 − code` decodes each k-step.
+//!
+//! Weights past the matrix (pad rows, pad columns, unused k-steps) are stored as 0 (code 1).
+
+/// Rows of one tile (4 panels of 16 rows).
+pub const TILE_ROWS: usize = 64;
+/// Rows of one panel: the int32 lanes of a 512-bit vector.
+pub const PANEL_ROWS: usize = 16;
+/// Panels per tile.
+pub const PANELS: usize = TILE_ROWS / PANEL_ROWS;
+/// Bytes of one panel vector.
+pub const VEC_BYTES: usize = 64;
+
+/// The weight encoding of a panel layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PanelKind {
+    /// 2-bit codes, 4 k-steps per chunk.
+    Bits2,
+    /// 5 trits per byte (1.6 bits/weight), 5 k-steps per chunk.
+    Bits16,
+}
+
+impl PanelKind {
+    /// k-steps per chunk.
+    pub const fn steps_per_chunk(self) -> usize {
+        match self {
+            Self::Bits2 => 4,
+            Self::Bits16 => 5,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bits2 => "2-bit panels",
+            Self::Bits16 => "1.6-bit panels",
+        }
+    }
+}
+
+/// The shape of one tile's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PanelGeom {
+    pub kind: PanelKind,
+    /// k-steps (4 columns each) per group; a multiple of 4 for `Bits2`.
+    pub group_steps: usize,
+    pub n_groups: usize,
+}
+
+impl PanelGeom {
+    /// Chunks per group.
+    pub fn chunks_per_group(&self) -> usize {
+        self.group_steps.div_ceil(self.kind.steps_per_chunk())
+    }
+
+    /// Columns covered (the padded width the activations must have).
+    pub fn cols(&self) -> usize {
+        4 * self.group_steps * self.n_groups
+    }
+
+    /// Bytes of one tile.
+    pub fn tile_bytes(&self) -> usize {
+        self.n_groups * self.chunks_per_group() * PANELS * VEC_BYTES
+    }
+
+    /// Offset in a tile of the panel vector (group `g`, chunk `c`, panel `p`).
+    pub fn vec_offset(&self, g: usize, c: usize, p: usize) -> usize {
+        ((g * self.chunks_per_group() + c) * PANELS + p) * VEC_BYTES
+    }
+
+    /// Where column `k` of a row lives: (group, chunk, position of its k-step in the chunk, byte
+    /// within the lane).
+    fn locate(&self, k: usize) -> (usize, usize, usize, usize) {
+        let (ks, j) = (k / 4, k % 4);
+        let (g, s) = (ks / self.group_steps, ks % self.group_steps);
+        let per = self.kind.steps_per_chunk();
+        (g, s / per, s % per, j)
+    }
+}
+
+/// The 122 canonical trit combinations of `Bits16`: `COMBOS[0]` is all zero, then every
+/// combination whose first nonzero trit is +1, in base-3 order.
+pub const COMBOS: [[i8; 5]; 122] = combos();
+
+const fn combos() -> [[i8; 5]; 122] {
+    let mut out = [[0i8; 5]; 122];
+    let mut n = 1;
+    let mut v = 0;
+    while v < 243 {
+        let mut t = [0i8; 5];
+        let mut x = v;
+        let mut i = 0;
+        while i < 5 {
+            t[i] = (x % 3) as i8 - 1;
+            x /= 3;
+            i += 1;
+        }
+        // Canonical: first nonzero trit is +1.
+        let mut first = 0;
+        let mut i = 0;
+        while i < 5 {
+            if t[i] != 0 {
+                first = t[i];
+                break;
+            }
+            i += 1;
+        }
+        if first == 1 {
+            out[n] = t;
+            n += 1;
+        }
+        v += 1;
+    }
+    out
+}
+
+/// `DECODE[i][idx]` = code (`trit + 1`) of k-step `i` in `COMBOS[idx]` (1 for idx ≥ 122): the
+/// lookup tables of the `Bits16` kernels.
+pub static DECODE: [[u8; 128]; 5] = decode_tables();
+
+const fn decode_tables() -> [[u8; 128]; 5] {
+    let mut out = [[1u8; 128]; 5];
+    let mut idx = 0;
+    while idx < 122 {
+        let mut i = 0;
+        while i < 5 {
+            out[i][idx] = (COMBOS[idx][i] + 1) as u8;
+            i += 1;
+        }
+        idx += 1;
+    }
+    out
+}
+
+/// `DECODE_QUAD[idx]`: the codes of k-steps 0..4 of `COMBOS[idx]` as one `Bits2` byte (code of
+/// k-step `s` in bits `2s+1:2s`; 0x55 = all zero for idx ≥ 122). Negating the combination maps
+/// it to `0xAA − byte` (every field `c → 2 − c`, no borrows).
+pub static DECODE_QUAD: [u8; 128] = decode_quad();
+
+const fn decode_quad() -> [u8; 128] {
+    let mut out = [0x55u8; 128];
+    let mut idx = 0;
+    while idx < 122 {
+        let mut b = 0u8;
+        let mut i = 0;
+        while i < 4 {
+            b |= ((COMBOS[idx][i] + 1) as u8) << (2 * i);
+            i += 1;
+        }
+        out[idx] = b;
+        idx += 1;
+    }
+    out
+}
+
+/// The `Bits16` byte of five trits (each in {-1, 0, 1}).
+pub fn encode5(t: [i8; 5]) -> u8 {
+    static ENCODE: std::sync::OnceLock<[u8; 243]> = std::sync::OnceLock::new();
+    let table = ENCODE.get_or_init(|| {
+        let mut e = [0u8; 243];
+        for (idx, c) in COMBOS.iter().enumerate() {
+            let key = |c: &[i8; 5]| {
+                c.iter()
+                    .rev()
+                    .fold(0usize, |a, &x| a * 3 + (x + 1) as usize)
+            };
+            e[key(c)] = idx as u8;
+            let neg = c.map(|x| -x);
+            if idx != 0 {
+                e[key(&neg)] = 0x80 | idx as u8;
+            }
+        }
+        e
+    });
+    let key = t
+        .iter()
+        .rev()
+        .fold(0usize, |a, &x| a * 3 + (x + 1) as usize);
+    table[key]
+}
+
+/// The code (`trit + 1`, 0..=2) of (row `r` in the tile, column `k`) in tile bytes `tile`: the
+/// reference decoder of the layout (the scalar kernel and the tests use it).
+pub fn code_at(geom: &PanelGeom, tile: &[u8], r: usize, k: usize) -> u8 {
+    let (g, c, pos, j) = geom.locate(k);
+    let (p, l) = (r / PANEL_ROWS, r % PANEL_ROWS);
+    let byte = tile[geom.vec_offset(g, c, p) + 4 * l + j];
+    match geom.kind {
+        PanelKind::Bits2 => (byte >> (2 * pos)) & 3,
+        PanelKind::Bits16 => {
+            let t = COMBOS[(byte & 0x7f) as usize][pos];
+            (if byte & 0x80 != 0 { -t } else { t } + 1) as u8
+        }
+    }
+}
+
+/// Packs one tile: `tern(r, k)` is the ternary weight of tile row `r < 64` and column
+/// `k < geom.cols()` (0 past the matrix). `out` is `geom.tile_bytes()` long.
+pub fn pack_tile(geom: &PanelGeom, tern: impl Fn(usize, usize) -> i8, out: &mut [u8]) {
+    let per = geom.kind.steps_per_chunk();
+    for g in 0..geom.n_groups {
+        for c in 0..geom.chunks_per_group() {
+            let first = g * geom.group_steps + c * per;
+            let steps = per.min(geom.group_steps - c * per);
+            for p in 0..PANELS {
+                let v = &mut out[geom.vec_offset(g, c, p)..][..VEC_BYTES];
+                for l in 0..PANEL_ROWS {
+                    let r = p * PANEL_ROWS + l;
+                    for j in 0..4 {
+                        let mut t = [0i8; 5];
+                        for (s, ts) in t.iter_mut().enumerate().take(steps) {
+                            *ts = tern(r, 4 * (first + s) + j);
+                        }
+                        v[4 * l + j] = match geom.kind {
+                            PanelKind::Bits2 => t[..4]
+                                .iter()
+                                .enumerate()
+                                .fold(0u8, |b, (s, &x)| b | (((x + 1) as u8) << (2 * s))),
+                            PanelKind::Bits16 => encode5(t),
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Interleaves `n_tokens` int8 tokens (token `t` at `q[t·stride..]`, `cols` values, zero past
+/// them up to `padded_cols`) by k-step, as the panel kernels read them: value (t, k) at
+/// `(k/4 · n_tokens + t)·4 + k%4`. `out` holds `n_tokens · padded_cols` bytes.
+pub fn interleave_acts(
+    q: &[i8],
+    stride: usize,
+    cols: usize,
+    n_tokens: usize,
+    padded_cols: usize,
+    out: &mut [i8],
+) {
+    let steps = padded_cols / 4;
+    let full = cols / 4;
+    if n_tokens == 1 {
+        out[..cols].copy_from_slice(&q[..cols]);
+        out[cols..padded_cols].fill(0);
+        return;
+    }
+    for t in 0..n_tokens {
+        let row = &q[t * stride..][..cols];
+        for ks in 0..full {
+            let at = (ks * n_tokens + t) * 4;
+            out[at..at + 4].copy_from_slice(&row[4 * ks..4 * ks + 4]);
+        }
+        for ks in full..steps {
+            let at = (ks * n_tokens + t) * 4;
+            for j in 0..4 {
+                out[at + j] = row.get(4 * ks + j).copied().unwrap_or(0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combos_cover_every_trit_tuple_once() {
+        let mut seen = std::collections::HashSet::new();
+        for v in 0..243usize {
+            let mut t = [0i8; 5];
+            let mut x = v;
+            for ti in &mut t {
+                *ti = (x % 3) as i8 - 1;
+                x /= 3;
+            }
+            let b = encode5(t);
+            assert!(seen.insert(b), "byte {b:#x} used twice");
+            assert!((b & 0x7f) < 122);
+            let mut d = COMBOS[(b & 0x7f) as usize];
+            if b & 0x80 != 0 {
+                d = d.map(|x| -x);
+            }
+            assert_eq!(d, t);
+            for i in 0..5 {
+                let code = DECODE[i][(b & 0x7f) as usize];
+                let code = if b & 0x80 != 0 { 2 - code } else { code };
+                assert_eq!(code as i8 - 1, t[i]);
+            }
+        }
+        assert_eq!(encode5([0; 5]), 0);
+    }
+
+    #[test]
+    fn pack_then_decode() {
+        for kind in [PanelKind::Bits2, PanelKind::Bits16] {
+            for (group_steps, n_groups) in [(64, 3), (8, 1), (12, 2)] {
+                let geom = PanelGeom {
+                    kind,
+                    group_steps,
+                    n_groups,
+                };
+                let tern = |r: usize, k: usize| ((r * 7 + k * 13 + r * k) % 3) as i8 - 1;
+                let mut tile = vec![0u8; geom.tile_bytes()];
+                pack_tile(&geom, tern, &mut tile);
+                for r in 0..TILE_ROWS {
+                    for k in 0..geom.cols() {
+                        assert_eq!(code_at(&geom, &tile, r, k) as i8 - 1, tern(r, k));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! AVX-512 VNNI panel kernels (`PanelDotsFn`, layouts in `kernel::panel`): lanes are rows, so a
+//! `vpdpbusd` of one decoded panel vector (16 rows × one k-step of 4 columns, u8 codes) with one
+//! token's 4 activations broadcast to every lane adds 64 exact products into 16 row sums, and no
+//! horizontal reduction is ever needed; a group's sums are stored as they are.
+//!
+//! Micro-kernels: `RP` panels × `T` tokens of int32 accumulators. Few tokens (decode): all 4
+//! panels of a tile × up to 3 tokens, so every 64-byte weight load feeds ≥ 4 independent chains
+//! and the tile streams at DRAM speed. More tokens (prefill): 2 panels × up to 12 tokens
+//! (24 accumulators), the decoded codes reused 12 times, the activations read as embedded
+//! broadcasts from the k-step-interleaved buffer (one sequential stream).
+//!
+//! Decoding: `Bits2` — `(v >> 2s) & 3`; `Bits16` — `vpermi2b` of the 7-bit combination index into
+//! the 128-entry table of the k-step (bit 7 is ignored by the instruction), then `2 − code` under
+//! the byte's sign bit (`vpmovb2m`).
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+
+use crate::kernel::panel::{
+    DECODE, DECODE_QUAD, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES,
+};
+
+/// Most tokens one micro-kernel call takes.
+const T_MAX: usize = 12;
+/// Up to this many tokens the micro-kernel covers all 4 panels of a tile.
+const T_WIDE: usize = 3;
+
+/// Raw pointers of one validated call.
+#[derive(Clone, Copy)]
+struct Ptrs {
+    tile: *const u8,
+    acts: *const i8,
+    dots: *mut i32,
+    /// Tokens of the whole call (the activation interleave and the `dots` rows).
+    nt: usize,
+}
+
+/// The 4 activations of token `t` at k-step `ks` as an int32 broadcast to every lane.
+///
+/// # Safety
+/// `(ks·nt + t)·4 + 4` bytes readable at `acts`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn act(ptrs: Ptrs, ks: usize, t: usize) -> __m512i {
+    // SAFETY: see the function contract.
+    let v =
+        unsafe { std::ptr::read_unaligned(ptrs.acts.add((ks * ptrs.nt + t) * 4).cast::<i32>()) };
+    _mm512_set1_epi32(v)
+}
+
+/// Stores a group's sums of panels `p0..p0+RP` × tokens `t0..t0+T`.
+///
+/// # Safety
+/// `dots` holds `nt · n_groups · 64` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+unsafe fn store<const RP: usize, const T: usize>(
+    ptrs: Ptrs,
+    geom: &PanelGeom,
+    g: usize,
+    p0: usize,
+    t0: usize,
+    acc: &[[__m512i; T]; RP],
+) {
+    for p in 0..RP {
+        for t in 0..T {
+            let at = ((t0 + t) * geom.n_groups + g) * TILE_ROWS + (p0 + p) * PANEL_ROWS;
+            // SAFETY: at + 16 ≤ nt · n_groups · 64 (see the function contract).
+            unsafe { _mm512_storeu_si512(ptrs.dots.add(at).cast(), acc[p][t]) };
+        }
+    }
+}
+
+/// `Bits2`: panels `p0..p0+RP` × tokens `t0..t0+T` over every group.
+///
+/// # Safety
+/// `ptrs` checked by `run` against `geom`; `p0 + RP ≤ 4`, `t0 + T ≤ nt`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+unsafe fn mk_bits2<const RP: usize, const T: usize>(
+    ptrs: Ptrs,
+    geom: &PanelGeom,
+    p0: usize,
+    t0: usize,
+) {
+    let m3 = _mm512_set1_epi8(3);
+    let cpg = geom.chunks_per_group();
+    for g in 0..geom.n_groups {
+        let mut acc = [[_mm512_setzero_si512(); T]; RP];
+        for c in 0..cpg {
+            let ks0 = g * geom.group_steps + 4 * c;
+            let mut raw = [_mm512_setzero_si512(); RP];
+            for p in 0..RP {
+                // SAFETY: the vector lies in the tile (checked by `run`).
+                raw[p] = unsafe {
+                    _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
+                };
+            }
+            for s in 0..4 {
+                let mut code = [_mm512_setzero_si512(); RP];
+                for p in 0..RP {
+                    let v = match s {
+                        0 => raw[p],
+                        1 => _mm512_srli_epi16::<2>(raw[p]),
+                        2 => _mm512_srli_epi16::<4>(raw[p]),
+                        _ => _mm512_srli_epi16::<6>(raw[p]),
+                    };
+                    code[p] = _mm512_and_si512(v, m3);
+                }
+                for t in 0..T {
+                    // SAFETY: k-step ks0 + s < n_groups · group_steps, token t0 + t < nt.
+                    let x = unsafe { act(ptrs, ks0 + s, t0 + t) };
+                    for p in 0..RP {
+                        acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], code[p], x);
+                    }
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { store::<RP, T>(ptrs, geom, g, p0, t0, &acc) };
+    }
+}
+
+/// The 1.6-bit decode tables: k-steps 0..4 as one `Bits2` byte (`DECODE_QUAD`) and k-step 4
+/// (`DECODE[4]`), 128 entries each in two registers.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn tables16() -> [__m512i; 4] {
+    let (q, f) = (&DECODE_QUAD, &DECODE[4]);
+    // SAFETY: each table is 128 bytes.
+    unsafe {
+        [
+            _mm512_loadu_si512(q.as_ptr().cast()),
+            _mm512_loadu_si512(q.as_ptr().add(64).cast()),
+            _mm512_loadu_si512(f.as_ptr().cast()),
+            _mm512_loadu_si512(f.as_ptr().add(64).cast()),
+        ]
+    }
+}
+
+/// One 1.6-bit panel vector decoded for one token: k-steps 0..4 as a `Bits2` vector and
+/// k-step 4's codes.
+/// Two `vpermi2b` (bit 7 of the index is ignored) and the sign flips `0xAA − quad`, `2 − code`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+#[inline]
+fn decode16(raw: __m512i, tab: &[__m512i; 4]) -> (__m512i, __m512i) {
+    let neg = _mm512_movepi8_mask(raw);
+    let quad = _mm512_permutex2var_epi8(tab[0], raw, tab[1]);
+    let quad = _mm512_mask_sub_epi8(quad, neg, _mm512_set1_epi8(0xAAu8 as i8), quad);
+    let fifth = _mm512_permutex2var_epi8(tab[2], raw, tab[3]);
+    let fifth = _mm512_mask_sub_epi8(fifth, neg, _mm512_set1_epi8(2), fifth);
+    (quad, fifth)
+}
+
+/// `Bits16`, two or more tokens: each k-step's codes straight from its own 128-entry table
+/// (`DECODE[i]`, one `vpermi2b` + the sign flip `2 − code`), reused for every token.
+///
+/// # Safety
+/// As `mk_bits2`; the CPU has AVX-512 VBMI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+#[inline]
+unsafe fn mk_bits16<const RP: usize, const T: usize>(
+    ptrs: Ptrs,
+    geom: &PanelGeom,
+    p0: usize,
+    t0: usize,
+) {
+    let two = _mm512_set1_epi8(2);
+    let mut lo = [_mm512_setzero_si512(); 5];
+    let mut hi = [_mm512_setzero_si512(); 5];
+    for i in 0..5 {
+        // SAFETY: each table is 128 bytes.
+        unsafe {
+            lo[i] = _mm512_loadu_si512(DECODE[i].as_ptr().cast());
+            hi[i] = _mm512_loadu_si512(DECODE[i].as_ptr().add(64).cast());
+        }
+    }
+    let cpg = geom.chunks_per_group();
+    for g in 0..geom.n_groups {
+        let mut acc = [[_mm512_setzero_si512(); T]; RP];
+        for c in 0..cpg {
+            let ks0 = g * geom.group_steps + 5 * c;
+            let steps = 5.min(geom.group_steps - 5 * c);
+            let mut raw = [_mm512_setzero_si512(); RP];
+            let mut neg = [0 as __mmask64; RP];
+            for p in 0..RP {
+                // SAFETY: the vector lies in the tile (checked by `run`).
+                raw[p] = unsafe {
+                    _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
+                };
+                neg[p] = _mm512_movepi8_mask(raw[p]);
+            }
+            let mut step = |i: usize| {
+                let mut code = [_mm512_setzero_si512(); RP];
+                for p in 0..RP {
+                    let v = _mm512_permutex2var_epi8(lo[i], raw[p], hi[i]);
+                    code[p] = _mm512_mask_sub_epi8(v, neg[p], two, v);
+                }
+                for t in 0..T {
+                    // SAFETY: k-step ks0 + i < n_groups · group_steps, token t0 + t < nt.
+                    let x = unsafe { act(ptrs, ks0 + i, t0 + t) };
+                    for p in 0..RP {
+                        acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], code[p], x);
+                    }
+                }
+            };
+            if steps == 5 {
+                step(0);
+                step(1);
+                step(2);
+                step(3);
+                step(4);
+            } else {
+                for i in 0..steps {
+                    step(i);
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { store::<RP, T>(ptrs, geom, g, p0, t0, &acc) };
+    }
+}
+
+/// `Bits16`, one token, all 4 panels: the `Bits2` byte's codes are masked in place (code·4^s,
+/// still ≤ 128 for `vpdpbusd`'s u8 operand) into one accumulator per s, so a code costs one
+/// `and`; the accumulators hold 4^s × their sums exactly and are shifted back per group
+/// (|4^3 · sum| < 2^31 for `MAX_GROUP_STEPS`-sized groups: 64·2·128·4 per chunk).
+///
+/// # Safety
+/// As `mk_bits16` with `RP = 4`, `T = 1`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+#[inline]
+unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
+    const RP: usize = 4;
+    let masks = [0x03u8, 0x0C, 0x30, 0xC0].map(|m| _mm512_set1_epi8(m as i8));
+    let tab = tables16();
+    let cpg = geom.chunks_per_group();
+    for g in 0..geom.n_groups {
+        let mut acc = [[_mm512_setzero_si512(); 4]; RP];
+        for c in 0..cpg {
+            let ks0 = g * geom.group_steps + 5 * c;
+            let steps = 5.min(geom.group_steps - 5 * c);
+            // The k-steps of the chunk (a short chunk's others stay 0).
+            let mut x = [_mm512_setzero_si512(); 5];
+            for (i, xi) in x.iter_mut().enumerate().take(steps) {
+                // SAFETY: k-step ks0 + i < n_groups · group_steps, token t0 < nt.
+                *xi = unsafe { act(ptrs, ks0 + i, t0) };
+            }
+            for p in 0..RP {
+                // SAFETY: the vector lies in the tile (checked by `run`).
+                let raw =
+                    unsafe { _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast()) };
+                let (quad, fifth) = decode16(raw, &tab);
+                // Unused k-steps of a short chunk hold code 1 against x = 0.
+                for s in 0..4 {
+                    acc[p][s] =
+                        _mm512_dpbusd_epi32(acc[p][s], _mm512_and_si512(quad, masks[s]), x[s]);
+                }
+                acc[p][0] = _mm512_dpbusd_epi32(acc[p][0], fifth, x[4]);
+            }
+        }
+        let mut sums = [[_mm512_setzero_si512(); 1]; RP];
+        for p in 0..RP {
+            let a = &acc[p];
+            sums[p][0] = _mm512_add_epi32(
+                _mm512_add_epi32(a[0], _mm512_srai_epi32::<2>(a[1])),
+                _mm512_add_epi32(_mm512_srai_epi32::<4>(a[2]), _mm512_srai_epi32::<6>(a[3])),
+            );
+        }
+        // SAFETY: as above.
+        unsafe { store::<RP, 1>(ptrs, geom, g, 0, t0, &sums) };
+    }
+}
+
+/// Runs one micro-kernel family over all tokens: blocks of `T_MAX` tokens, each with the
+/// 4-panel tile when it has at most `T_WIDE` tokens, else twice the 2-panel one.
+macro_rules! token_blocks {
+    ($mk:ident, $ptrs:expr, $geom:expr) => {{
+        let (ptrs, geom): (Ptrs, &PanelGeom) = ($ptrs, $geom);
+        let mut t0 = 0;
+        while t0 < ptrs.nt {
+            let n = (ptrs.nt - t0).min(T_MAX);
+            // SAFETY: t0 + n ≤ nt, panels within the tile; the caller checked `ptrs`.
+            unsafe {
+                match n {
+                    1 => $mk::<4, 1>(ptrs, geom, 0, t0),
+                    2 => $mk::<4, 2>(ptrs, geom, 0, t0),
+                    3 => $mk::<4, 3>(ptrs, geom, 0, t0),
+                    _ => {
+                        for p0 in [0, 2] {
+                            match n {
+                                4 => $mk::<2, 4>(ptrs, geom, p0, t0),
+                                5 => $mk::<2, 5>(ptrs, geom, p0, t0),
+                                6 => $mk::<2, 6>(ptrs, geom, p0, t0),
+                                7 => $mk::<2, 7>(ptrs, geom, p0, t0),
+                                8 => $mk::<2, 8>(ptrs, geom, p0, t0),
+                                9 => $mk::<2, 9>(ptrs, geom, p0, t0),
+                                10 => $mk::<2, 10>(ptrs, geom, p0, t0),
+                                11 => $mk::<2, 11>(ptrs, geom, p0, t0),
+                                _ => $mk::<2, 12>(ptrs, geom, p0, t0),
+                            }
+                        }
+                    }
+                }
+            }
+            t0 += n;
+        }
+    }};
+}
+
+const _: () = assert!(T_WIDE == 3 && T_MAX == 12);
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn run_bits2(ptrs: Ptrs, geom: &PanelGeom) {
+    token_blocks!(mk_bits2, ptrs, geom);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+unsafe fn run_bits16(ptrs: Ptrs, geom: &PanelGeom) {
+    if ptrs.nt == 1 {
+        // SAFETY: one token, the caller checked `ptrs`.
+        return unsafe { mk_bits16_t1(ptrs, geom, 0) };
+    }
+    token_blocks!(mk_bits16, ptrs, geom);
+}
+
+/// Checks one call's sizes (the micro-kernels use raw pointers).
+fn check(geom: &PanelGeom, tile: &[u8], acts: &[i8], n_tokens: usize, dots: &[i32]) {
+    assert!(
+        geom.kind != PanelKind::Bits2 || geom.group_steps.is_multiple_of(4),
+        "2-bit panels need group_steps % 4 == 0 (got {})",
+        geom.group_steps
+    );
+    assert!(geom.group_steps > 0, "empty groups");
+    assert!(
+        tile.len() >= geom.tile_bytes(),
+        "panel kernel: tile holds {} bytes, {} needed",
+        tile.len(),
+        geom.tile_bytes()
+    );
+    assert!(
+        acts.len() >= n_tokens * geom.cols(),
+        "panel kernel: acts holds {} values, {} needed",
+        acts.len(),
+        n_tokens * geom.cols()
+    );
+    assert!(
+        dots.len() >= n_tokens * geom.n_groups * TILE_ROWS,
+        "panel kernel: dots holds {} values, {} needed",
+        dots.len(),
+        n_tokens * geom.n_groups * TILE_ROWS
+    );
+    const _: () = assert!(VEC_BYTES == 64 && TILE_ROWS == 64);
+}
+
+pub fn has_vnni() -> bool {
+    crate::kernel::Isa::Avx512Vnni.is_available()
+}
+
+pub fn has_vbmi() -> bool {
+    has_vnni() && std::arch::is_x86_feature_detected!("avx512vbmi")
+}
+
+/// AVX-512 VNNI panel dots (`PanelDotsFn`), both layouts (`Bits16` needs VBMI too).
+pub fn panel_dots_vnni(
+    geom: &PanelGeom,
+    tile: &[u8],
+    acts: &[i8],
+    n_tokens: usize,
+    dots: &mut [i32],
+) {
+    check(geom, tile, acts, n_tokens, dots);
+    if n_tokens == 0 {
+        return;
+    }
+    let ptrs = Ptrs {
+        tile: tile.as_ptr(),
+        acts: acts.as_ptr(),
+        dots: dots.as_mut_ptr(),
+        nt: n_tokens,
+    };
+    match geom.kind {
+        PanelKind::Bits2 => {
+            assert!(
+                has_vnni(),
+                "the AVX-512 VNNI panel kernel needs AVX-512 VNNI"
+            );
+            // SAFETY: features asserted, sizes checked.
+            unsafe { run_bits2(ptrs, geom) }
+        }
+        PanelKind::Bits16 => {
+            assert!(
+                has_vbmi(),
+                "the 1.6-bit panel kernel needs AVX-512 VNNI and VBMI"
+            );
+            // SAFETY: features asserted, sizes checked.
+            unsafe { run_bits16(ptrs, geom) }
+        }
+    }
+}
