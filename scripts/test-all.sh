@@ -90,6 +90,12 @@ cargo_tests() {
     cargo test --release "${cargo_locked[@]}"
 }
 
+# The README's main job, small: every format on every kernel of this CPU, outputs compared
+# bit for bit across kernels and against an f64 reference (tern bench exits non-zero otherwise).
+bench_smoke() {
+    cargo run --release "${cargo_locked[@]}" --bin tern -- bench --quick --shapes 256x512,96x768 --tokens 1,5
+}
+
 header_fresh() {
     local want=0.29.4 have
     have=$(cbindgen --version 2>/dev/null | awk '{print $2}')
@@ -353,6 +359,7 @@ arm_ctest() {
 }
 
 step "cargo test --release"          cargo_tests
+step "tern bench --quick (main job)" bench_smoke
 step "cbindgen --verify (header)"    header_fresh
 step "CUDA PTX matches cuda/*.cu"     cuda_ptx_fresh
 step "CUDA feature (no GPU needed)"   cuda_feature

@@ -2,6 +2,7 @@
 //! next argument or after `=` (`--tokens 1,128` or `--tokens=1,128`).
 
 use tern::context::MAX_THREADS;
+use tern::format::Format;
 use tern::kernel::Isa;
 
 pub const USAGE: &str = "\
@@ -25,12 +26,13 @@ run, and for each level the kernel used per implemented format, plus the default
 pub const BENCH_USAGE: &str = "\
 usage: tern bench [OPTIONS]
 
-Times Matrix::gemm (I2_S x86 layout, default absmean weights, TERN_COMPAT_DEFAULT activations)
-for every kernel this CPU has, and checks each result against an f64 reference.
+Times Matrix::gemm (default absmean weights, TERN_COMPAT_DEFAULT activations) for every format
+and every kernel this CPU has, and checks each result against an f64 reference.
 
 options:
   --shapes LIST    weight shapes out x in, e.g. 2560x2560,640x2560 (in must be a multiple of 128)
                    [default: 2560x2560,640x2560,6912x2560,2560x6912 (BitNet-b1.58-2B-4T layers)]
+  --formats LIST   i2_s, tl1, tl2, tq1_0, tq2_0 (tq needs in % 256 == 0)     [default: all five]
   --tokens LIST    token counts (activation columns)                              [default: 1,128]
   --threads LIST   context threads; 0 = all cores (duplicates are dropped)         [default: 1,0]
   --isa LIST       ISA levels to run (scalar, avx2, avx512, avx512vnni, neon, dotprod, i8mm,
@@ -70,6 +72,7 @@ pub struct BenchArgs {
     /// `(rows, cols)` = (out, in).
     pub shapes: Vec<(usize, usize)>,
     pub tokens: Vec<usize>,
+    pub formats: Vec<Format>,
     /// As given to `Context::new` (0 = all cores).
     pub threads: Vec<i32>,
     /// `None` = every available level.
@@ -87,6 +90,13 @@ impl Default for BenchArgs {
         Self {
             shapes: vec![(2560, 2560), (640, 2560), (6912, 2560), (2560, 6912)],
             tokens: vec![1, 128],
+            formats: vec![
+                Format::I2S,
+                Format::Tl1,
+                Format::Tl2,
+                Format::Tq1_0,
+                Format::Tq2_0,
+            ],
             threads: vec![1, 0],
             isas: None,
             quick: false,
@@ -129,6 +139,19 @@ fn parse_info(args: &[String]) -> Result<Command, String> {
     }
 }
 
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "i2_s" | "i2s" => Ok(Format::I2S),
+        "tl1" => Ok(Format::Tl1),
+        "tl2" => Ok(Format::Tl2),
+        "tq1_0" => Ok(Format::Tq1_0),
+        "tq2_0" => Ok(Format::Tq2_0),
+        other => Err(format!(
+            "--formats: unknown format '{other}' (known: i2_s, tl1, tl2, tq1_0, tq2_0)"
+        )),
+    }
+}
+
 fn parse_bench(args: &[String]) -> Result<Command, String> {
     let mut b = BenchArgs::default();
     let mut i = 0;
@@ -139,7 +162,10 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
             Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
             _ => (arg, None),
         };
-        let takes_value = matches!(name, "--shapes" | "--tokens" | "--threads" | "--isa");
+        let takes_value = matches!(
+            name,
+            "--shapes" | "--tokens" | "--formats" | "--threads" | "--isa"
+        );
         if !takes_value && inline.is_some() {
             return Err(format!("option {name} takes no value (got '{arg}')"));
         }
@@ -167,6 +193,7 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
                 })?
             }
             "--isa" => b.isas = parse_isas(&value()?)?,
+            "--formats" => b.formats = list(name, &value()?, parse_format)?,
             other => {
                 return Err(format!(
                     "unknown option '{other}' for 'tern bench' (run 'tern bench --help' for the options)"

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use tern::context::Context;
-use tern::format::{I2sVariant, Layout, Shape};
+use tern::format::{Format, Layout, Shape};
 use tern::kernel::{Isa, Kernels};
 use tern::matrix::{GemmOptions, Matrix};
 use tern::quant::{QuantConfig, quantize_packed};
@@ -52,6 +52,7 @@ struct Runner {
 
 /// One measured point.
 pub struct Point {
+    pub format: Format,
     pub kernel: String,
     pub isa: Isa,
     pub rows: usize,
@@ -69,7 +70,7 @@ pub struct Point {
     /// max |y − y_ref| / max |y_ref| over the reference rows.
     pub rel_err: f64,
     pub ref_rows: usize,
-    /// Whether `y` is bit-identical to the first point of the same shape and token count
+    /// Whether `y` is bit-identical to the first point of the same shape, format and token count
     /// (`None` for that first point).
     pub same_y: Option<bool>,
 }
@@ -81,12 +82,12 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let started = Instant::now();
     let reps = if args.quick { &QUICK } else { &NORMAL };
     let (runners, notes) = runners(args)?;
-    let total = args.shapes.len() * args.tokens.len() * runners.len();
+    let total = args.shapes.len() * args.formats.len() * args.tokens.len() * runners.len();
 
     // Machine facts go to stdout above the table, or to stderr when stdout is JSON.
     let mut header = vec![
         format!(
-            "tern {} bench: Matrix::gemm, I2_S x86 layout, absmean weights, TERN_COMPAT_DEFAULT",
+            "tern {} bench: Matrix::gemm of every format, absmean weights, TERN_COMPAT_DEFAULT",
             env!("CARGO_PKG_VERSION")
         ),
         format!("cpu:      {}", machine::cpu_model()),
@@ -107,8 +108,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     header.push(format!("kernels:  {}", kernels.join(", ")));
     header.extend(notes);
     header.push(format!(
-        "points:   {total} ({} shapes x {} token counts x {} kernel/thread combinations){}",
+        "points:   {total} ({} shapes x {} formats x {} token counts x {} kernel/thread combinations){}",
         args.shapes.len(),
+        args.formats.len(),
         args.tokens.len(),
         runners.len(),
         if args.quick {
@@ -129,9 +131,13 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
 
     let mut points = Vec::with_capacity(total);
-    for &(rows, cols) in &args.shapes {
+    for (&(rows, cols), &format) in args
+        .shapes
+        .iter()
+        .flat_map(|s| args.formats.iter().map(move |f| (s, f)))
+    {
         let shape = Shape::new(rows as i64, cols as i64).map_err(|e| e.to_string())?;
-        let layout = Layout::I2s(I2sVariant::X86);
+        let layout = Layout::new(format as i32, 0, 0, 0, 0).map_err(|e| e.to_string())?;
         let t0 = Instant::now();
         // Latent weights → ternary, once per shape; each context gets its own Matrix of them.
         let mut w = vec![0f32; shape.elements()];
@@ -150,7 +156,8 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         drop(packed);
         eprintln!(
-            "{rows}x{cols}: weights quantized in {:.2} s",
+            "{rows}x{cols} {}: weights quantized in {:.2} s",
+            format.name(),
             t0.elapsed().as_secs_f64()
         );
 
@@ -191,7 +198,8 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 };
                 let packed_bytes = m.packed_bytes();
                 let p = Point {
-                    kernel: runner.kernel.clone(),
+                    format,
+                    kernel: m.kernel_name().to_string_lossy().into_owned(),
                     isa: runner.isa,
                     rows,
                     cols,
@@ -213,8 +221,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                     same_y,
                 };
                 eprintln!(
-                    "[{:>w$}/{total}] {:<18} {:>10} t={:<4} threads={:<3} reps={:<6} {:>10} {:>8.2} GOPS {:>7.2} GB/s  err {:.2e}{}",
+                    "[{:>w$}/{total}] {:<5} {:<18} {:>10} t={:<4} threads={:<3} reps={:<6} {:>10} {:>8.2} GOPS {:>7.2} GB/s  err {:.2e}{}",
                     points.len() + 1,
+                    format.name(),
                     p.kernel,
                     format!("{rows}x{cols}"),
                     tokens,
@@ -444,6 +453,7 @@ fn fmt_time(s: f64) -> String {
 
 fn print_table(points: &[Point], args: &BenchArgs) {
     let header = [
+        "format",
         "kernel",
         "shape MxK",
         "tokens",
@@ -456,10 +466,11 @@ fn print_table(points: &[Point], args: &BenchArgs) {
         "ref rows",
         "same y",
     ];
-    let rows: Vec<[String; 11]> = points
+    let rows: Vec<[String; 12]> = points
         .iter()
         .map(|p| {
             [
+                p.format.name().to_string(),
                 p.kernel.clone(),
                 format!("{}x{}", p.rows, p.cols),
                 p.tokens.to_string(),
@@ -491,7 +502,7 @@ fn print_table(points: &[Point], args: &BenchArgs) {
             .enumerate()
             .map(|(i, c)| {
                 let pad = " ".repeat(width[i] - c.chars().count());
-                if i == 0 || i == 10 {
+                if i <= 1 || i == 11 {
                     format!("{c}{pad}")
                 } else {
                     format!("{pad}{c}")
@@ -504,7 +515,7 @@ fn print_table(points: &[Point], args: &BenchArgs) {
     println!("{}", line(&width.map(|w| "-".repeat(w))));
     let mut last = None;
     for (p, r) in points.iter().zip(&rows) {
-        let group = (p.rows, p.cols, p.tokens);
+        let group = (p.rows, p.cols, p.format.name(), p.tokens);
         if last.is_some_and(|g| g != group) {
             println!();
         }
@@ -534,7 +545,7 @@ fn print_table(points: &[Point], args: &BenchArgs) {
     );
     println!("        M*K*tokens <= 2^28, else an evenly spaced subset of rows ('ref rows')");
     println!(
-        "same y: output bit-identical to the first kernel/thread count of the same shape and tokens"
+        "same y: output bit-identical to the first kernel/thread count of the same shape, format and tokens"
     );
 }
 
@@ -571,7 +582,7 @@ fn json(points: &[Point]) -> String {
             let fields = [
                 ("kernel", json_str(&p.kernel)),
                 ("isa", json_str(p.isa.name())),
-                ("format", json_str("I2_S")),
+                ("format", json_str(p.format.name())),
                 ("rows", p.rows.to_string()),
                 ("cols", p.cols.to_string()),
                 ("tokens", p.tokens.to_string()),
