@@ -4,6 +4,8 @@
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod job;
 pub mod panel;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]

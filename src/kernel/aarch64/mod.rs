@@ -36,68 +36,9 @@ use std::arch::aarch64::*;
 
 use crate::format::I2sVariant;
 use crate::kernel::Isa;
-
-/// One validated kernel call: `n_rows` weight rows of `row_bytes` bytes against `n_tokens`
-/// activation rows (token `t` at `acts[t·stride..]`, `n_blocks·block` elements read).
-pub(super) struct Job<'a> {
-    weights: &'a [u8],
-    row_bytes: usize,
-    n_rows: usize,
-    n_blocks: usize,
-    acts: &'a [i8],
-    stride: usize,
-    n_tokens: usize,
-    dots: &'a mut [i32],
-}
+use crate::kernel::job::Job;
 
 impl<'a> Job<'a> {
-    /// Checks the sizes the tiles rely on; `None` when there is nothing to compute.
-    fn new(
-        variant: I2sVariant,
-        weights: &'a [u8],
-        cols: usize,
-        acts: &'a [i8],
-        act_stride: usize,
-        n_tokens: usize,
-        dots: &'a mut [i32],
-    ) -> Option<Self> {
-        let block = variant.block_len();
-        assert!(
-            cols.is_multiple_of(block),
-            "I2_S {} kernel: cols = {cols} is not a multiple of {block}",
-            variant.name()
-        );
-        let row_bytes = cols / 4;
-        if row_bytes == 0 || n_tokens == 0 {
-            return None;
-        }
-        let n_rows = weights.len() / row_bytes;
-        let acts_needed = (n_tokens - 1)
-            .checked_mul(act_stride)
-            .and_then(|v| v.checked_add(cols));
-        assert!(
-            acts_needed.is_some_and(|n| n <= acts.len()),
-            "I2_S kernel: acts holds {} values, {n_tokens} tokens of stride {act_stride} need more",
-            acts.len()
-        );
-        let dots_needed = n_tokens.checked_mul(n_rows);
-        assert!(
-            dots_needed.is_some_and(|n| n <= dots.len()),
-            "I2_S kernel: dots holds {} values, {n_tokens}·{n_rows} needed",
-            dots.len()
-        );
-        Some(Self {
-            weights,
-            row_bytes,
-            n_rows,
-            n_blocks: cols / block,
-            acts,
-            stride: act_stride,
-            n_tokens,
-            dots,
-        })
-    }
-
     /// Start of weight row `r0`.
     ///
     /// # Safety
