@@ -11,12 +11,28 @@ pub const BLOCK_BYTES: usize = 54;
 
 const POW3: [u16; 5] = [1, 3, 9, 27, 81];
 
-/// (byte index, trit position, element) for every element of a block, in the spec's order.
-fn placements() -> impl Iterator<Item = (usize, usize, usize)> {
-    let qs0 = (0..32).flat_map(|m| (0..5).map(move |n| (m, n, 32 * n + m)));
-    let qs1 = (0..16).flat_map(|m| (0..5).map(move |n| (32 + m, n, 160 + 16 * n + m)));
-    let qh = (0..4).flat_map(|j| (0..4).map(move |n| (48 + j, n, 240 + 4 * n + j)));
-    qs0.chain(qs1).chain(qh)
+/// For each element of a block: the byte that holds it and its trit position (0 = most
+/// significant), in the spec's order, computed at compile time.
+const PLACEMENT: [(u8, u8); 256] = placement_table();
+
+const fn placement_table() -> [(u8, u8); 256] {
+    let mut t = [(0u8, 0u8); 256];
+    let mut n = 0;
+    while n < 5 {
+        let mut m = 0;
+        while m < 32 {
+            t[32 * n + m] = (m as u8, n as u8);
+            if m < 16 {
+                t[160 + 16 * n + m] = ((32 + m) as u8, n as u8);
+            }
+            if m < 4 && n < 4 {
+                t[240 + 4 * n + m] = ((48 + m) as u8, n as u8);
+            }
+            m += 1;
+        }
+        n += 1;
+    }
+    t
 }
 
 fn encode(v: u16) -> u8 {
@@ -31,8 +47,8 @@ fn trit(byte: u8, n: usize) -> u8 {
 /// Packs 256 ternary values with scale `d` into one 54-byte block.
 pub fn pack_block(ternary: &[i8], d: f16, out: &mut [u8]) {
     let mut v = [0u16; 52];
-    for (byte, n, e) in placements() {
-        v[byte] += (ternary[e] + 1) as u16 * POW3[4 - n];
+    for (&t, &(byte, n)) in ternary.iter().zip(&PLACEMENT) {
+        v[byte as usize] += (t + 1) as u16 * POW3[4 - n as usize];
     }
     for (o, &v) in out[..52].iter_mut().zip(&v) {
         *o = encode(v);
@@ -57,7 +73,7 @@ pub fn validate_block(block: &[u8], index: usize) -> Result<f16> {
 
 /// Writes the 256 ternary values of a block that passed `validate_block`.
 pub fn unpack_block(block: &[u8], ternary: &mut [i8]) {
-    for (byte, n, e) in placements() {
-        ternary[e] = trit(block[byte], n) as i8 - 1;
+    for (t, &(byte, n)) in ternary.iter_mut().zip(&PLACEMENT) {
+        *t = trit(block[byte as usize], n as usize) as i8 - 1;
     }
 }
