@@ -2,6 +2,7 @@
 //! sizes the architecture-specific tiles then rely on.
 
 use crate::format::I2sVariant;
+use crate::kernel::Isa;
 
 /// One validated kernel call: `n_rows` weight rows of `row_bytes` bytes against `n_tokens`
 /// activation rows (token `t` at `acts[t·stride..]`, `n_blocks·block` elements read).
@@ -62,5 +63,31 @@ impl<'a> Job<'a> {
             n_tokens,
             dots,
         })
+    }
+}
+
+/// Runs `kernel` if the CPU has `isa` (checked once per call: the wrappers are safe `fn`s and may
+/// be called from anywhere, not only through a table built for an available ISA).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    isa: Isa,
+    kernel: unsafe fn(I2sVariant, &mut Job),
+    variant: I2sVariant,
+    weights: &[u8],
+    cols: usize,
+    acts: &[i8],
+    act_stride: usize,
+    n_tokens: usize,
+    dots: &mut [i32],
+) {
+    assert!(
+        isa.is_available(),
+        "the {} kernel needs CPU features this machine lacks",
+        isa.name()
+    );
+    if let Some(mut job) = Job::new(variant, weights, cols, acts, act_stride, n_tokens, dots) {
+        // SAFETY: the CPU has every feature `isa` needs (asserted above), which covers the
+        // kernel's `target_feature`s; `job` is checked.
+        unsafe { kernel(variant, &mut job) }
     }
 }

@@ -36,7 +36,7 @@ use std::arch::aarch64::*;
 
 use crate::format::I2sVariant;
 use crate::kernel::Isa;
-use crate::kernel::job::Job;
+use crate::kernel::job::{Job, run};
 
 impl<'a> Job<'a> {
     /// Start of weight row `r0`.
@@ -204,32 +204,6 @@ unsafe fn load16(p: *const u8) -> uint8x16_t {
 unsafe fn load_acts(p: *const i8) -> int8x16_t {
     // SAFETY: see the function contract.
     unsafe { vld1q_s8(p) }
-}
-
-/// Runs `kernel` if the CPU has `isa` (checked once per call: the wrappers are safe `fn`s and may
-/// be called from anywhere, not only through a table built for an available ISA).
-#[allow(clippy::too_many_arguments)]
-fn run(
-    isa: Isa,
-    kernel: unsafe fn(I2sVariant, &mut Job),
-    variant: I2sVariant,
-    weights: &[u8],
-    cols: usize,
-    acts: &[i8],
-    act_stride: usize,
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    assert!(
-        isa.is_available(),
-        "the {} kernel needs CPU features this machine lacks",
-        isa.name()
-    );
-    if let Some(mut job) = Job::new(variant, weights, cols, acts, act_stride, n_tokens, dots) {
-        // SAFETY: the CPU has every feature `isa` needs (asserted above), which covers the
-        // kernel's `target_feature`s; `job` is checked.
-        unsafe { kernel(variant, &mut job) }
-    }
 }
 
 /// Baseline NEON I2_S code dots (`smlal` into int16, widened by `sadalp`).

@@ -22,7 +22,7 @@ pub use panel::{has_vbmi, panel_dots_vnni};
 
 use crate::format::I2sVariant;
 use crate::kernel::Isa;
-use crate::kernel::job::Job;
+use crate::kernel::job::{Job, run};
 
 impl<'a> Job<'a> {
     /// Start of weight row `r0` and of token `t0`.
@@ -107,32 +107,6 @@ fn prefetch_next_tile<const L: usize, const R: usize>(wb: *const u8, rb: usize, 
             // SAFETY: a prefetch never faults and reads no memory in the language's sense.
             unsafe { _mm_prefetch::<_MM_HINT_T1>(wb.wrapping_add((R + r) * rb).cast()) };
         }
-    }
-}
-
-/// Runs `kernel` if the CPU has `isa` (checked once per call: the wrappers are safe `fn`s and may
-/// be called from anywhere, not only through a table built for an available ISA).
-#[allow(clippy::too_many_arguments)]
-fn run(
-    isa: Isa,
-    kernel: unsafe fn(I2sVariant, &mut Job),
-    variant: I2sVariant,
-    weights: &[u8],
-    cols: usize,
-    acts: &[i8],
-    act_stride: usize,
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    assert!(
-        isa.is_available(),
-        "the {} kernel needs CPU features this machine lacks",
-        isa.name()
-    );
-    if let Some(mut job) = Job::new(variant, weights, cols, acts, act_stride, n_tokens, dots) {
-        // SAFETY: the CPU has every feature `isa` needs (asserted above), which covers the
-        // kernel's `target_feature`s; `job` is checked.
-        unsafe { kernel(variant, &mut job) }
     }
 }
 
