@@ -1265,40 +1265,87 @@ impl<T> SharedMut<T> {
 unsafe impl<T> Sync for SharedMut<T> {}
 unsafe impl<T> Send for SharedMut<T> {}
 
-/// A zeroed byte buffer for the panel tiles: large ones are 2 MiB-aligned and advised as
-/// transparent huge pages (`MADV_HUGEPAGE`) before they are first touched, so a GEMV streaming
-/// the weights from DRAM walks one page table entry per 2 MiB instead of per 4 KiB (with 4 KiB
-/// pages the walks cost ~50 µs per call on this machine kind: ~25% of a 2560×2560 GEMV).
+/// A zeroed byte buffer for the panel tiles. On Linux, large ones are a fresh anonymous mapping,
+/// 2 MiB-aligned and advised as transparent huge pages (`MADV_HUGEPAGE`) before anything touches
+/// them, so a GEMV streaming the weights from DRAM walks one page table entry per 2 MiB instead
+/// of per 4 KiB (with 4 KiB pages the walks and the prefetcher restarting at every page cost
+/// 25–45% of a 2560×2560 GEMV on this machine kind). A fresh mapping matters: heap memory that
+/// was touched before (freed temporaries) keeps its 4 KiB pages whatever the advice.
 struct PageBuf {
     ptr: std::ptr::NonNull<u8>,
     len: usize,
-    layout: std::alloc::Layout,
+    alloc: PageAlloc,
+}
+
+/// Where a `PageBuf`'s memory came from (how to give it back).
+enum PageAlloc {
+    Heap(std::alloc::Layout),
+    #[cfg(target_os = "linux")]
+    Mapped(usize),
 }
 
 impl PageBuf {
     const HUGE: usize = 2 << 20;
 
     fn zeroed(len: usize) -> Self {
-        let align = if len >= Self::HUGE / 2 {
-            Self::HUGE
-        } else {
-            64
-        };
-        let size = len.max(1).next_multiple_of(align);
-        let layout = std::alloc::Layout::from_size_align(size, align).expect("tile buffer layout");
+        #[cfg(target_os = "linux")]
+        if len >= Self::HUGE / 2
+            && let Some(buf) = Self::mapped(len)
+        {
+            return buf;
+        }
+        let layout = std::alloc::Layout::from_size_align(len.max(1), 64).expect("tile layout");
         // SAFETY: a non-zero size.
-        let raw = unsafe { std::alloc::alloc(layout) };
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
         let Some(ptr) = std::ptr::NonNull::new(raw) else {
             std::alloc::handle_alloc_error(layout);
         };
-        #[cfg(target_os = "linux")]
-        if align == Self::HUGE {
-            // SAFETY: advice on our own, page-aligned allocation; failure only loses the hint.
-            unsafe { libc::madvise(raw.cast(), size, libc::MADV_HUGEPAGE) };
+        Self {
+            ptr,
+            len,
+            alloc: PageAlloc::Heap(layout),
         }
-        // SAFETY: `size` bytes were allocated at `raw`.
-        unsafe { std::ptr::write_bytes(raw, 0, size) };
-        Self { ptr, len, layout }
+    }
+
+    /// A 2 MiB-aligned anonymous mapping of `len` bytes rounded up to 2 MiB, advised as huge
+    /// pages; `None` when the kernel refuses the mapping (the caller falls back to the heap).
+    #[cfg(target_os = "linux")]
+    fn mapped(len: usize) -> Option<Self> {
+        let size = len.checked_next_multiple_of(Self::HUGE)?;
+        let span = size.checked_add(Self::HUGE)?;
+        // SAFETY: a new private anonymous mapping; no existing memory is affected.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                span,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return None;
+        }
+        let base = raw as usize;
+        let start = base.next_multiple_of(Self::HUGE);
+        let (head, tail) = (start - base, span - (start - base) - size);
+        // SAFETY: the unmapped head and tail lie in the mapping made above, outside [start,
+        // start + size); madvise only hints (failure keeps 4 KiB pages).
+        unsafe {
+            if head > 0 {
+                libc::munmap(raw, head);
+            }
+            if tail > 0 {
+                libc::munmap((start + size) as *mut libc::c_void, tail);
+            }
+            libc::madvise(start as *mut libc::c_void, size, libc::MADV_HUGEPAGE);
+        }
+        Some(Self {
+            ptr: std::ptr::NonNull::new(start as *mut u8)?,
+            len,
+            alloc: PageAlloc::Mapped(size),
+        })
     }
 }
 
@@ -1319,8 +1366,15 @@ impl std::ops::DerefMut for PageBuf {
 
 impl Drop for PageBuf {
     fn drop(&mut self) {
-        // SAFETY: allocated in `zeroed` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+        match self.alloc {
+            // SAFETY: allocated in `zeroed` with this layout.
+            PageAlloc::Heap(layout) => unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) },
+            // SAFETY: the mapping of `size` bytes made in `mapped`, no longer borrowed.
+            #[cfg(target_os = "linux")]
+            PageAlloc::Mapped(size) => unsafe {
+                libc::munmap(self.ptr.as_ptr().cast(), size);
+            },
+        }
     }
 }
 
