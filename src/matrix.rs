@@ -27,7 +27,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::format::{Format, I2sVariant, Layout, Shape, i2s};
 use crate::kernel::panel::{self, PanelGeom, PanelKind, TILE_ROWS};
-use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn};
+use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn, ScaleGroupsFn};
 use crate::quant::activation::Arith;
 use crate::quant::{Compat, QuantConfig, QuantStats, q8k, quantize_packed};
 
@@ -77,6 +77,8 @@ enum Store {
         /// scale): one sequential stream beside the tiles' when a GEMV streams from DRAM.
         scales_t: Vec<f32>,
         kernel: Kernel<PanelDotsFn>,
+        /// Applies `scales_t` to the dots of one tile and token (per-group scales only).
+        scale_groups: ScaleGroupsFn,
     },
 }
 
@@ -146,7 +148,8 @@ pub fn strided_len(what: &str, n: usize, stride: usize, row_len: usize) -> Resul
 
 /// Which kernel (and weight layout) a matrix of `format` uses with `kernels`.
 enum KernelChoice {
-    Panels(PanelKind, Kernel<PanelDotsFn>),
+    /// The panel kernel for the layout and the scale kernel of its level.
+    Panels(PanelKind, Kernel<PanelDotsFn>, ScaleGroupsFn),
     Rows(Kernel<I2sDotsFn>),
 }
 
@@ -156,9 +159,9 @@ fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
     match kernels.panel() {
         Some(pk) => match pk.bits16 {
             Some(k) if matches!(format, Format::Tq1_0 | Format::Tl2) => {
-                KernelChoice::Panels(PanelKind::Bits16, k)
+                KernelChoice::Panels(PanelKind::Bits16, k, pk.scale_groups)
             }
-            _ => KernelChoice::Panels(PanelKind::Bits2, pk.bits2),
+            _ => KernelChoice::Panels(PanelKind::Bits2, pk.bits2, pk.scale_groups),
         },
         None => KernelChoice::Rows(kernels.i2s_dots),
     }
@@ -167,7 +170,7 @@ fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
 /// The name of the kernel a matrix of `format` runs with `kernels` (`tern_context_kernel_name`).
 pub fn kernel_name(kernels: &Kernels, format: Format) -> &'static CStr {
     match choose_kernel(kernels, format) {
-        KernelChoice::Panels(_, k) => k.name,
+        KernelChoice::Panels(_, k, _) => k.name,
         KernelChoice::Rows(k) => k.name,
     }
 }
@@ -189,9 +192,15 @@ impl Matrix {
             Scales::Shared(stored[0])
         };
         let store = match choose_kernel(ctx.kernels, layout.format()) {
-            KernelChoice::Panels(kind, kernel) => {
-                Self::panels(ctx, layout, shape, packed, &scales, kind, kernel)?
-            }
+            KernelChoice::Panels(kind, kernel, scale_groups) => Self::panels(
+                ctx,
+                layout,
+                shape,
+                packed,
+                &scales,
+                kind,
+                (kernel, scale_groups),
+            )?,
             KernelChoice::Rows(kernel) => Self::rows(layout, shape, packed, per_block, kernel)?,
         };
         Ok(Self {
@@ -249,7 +258,7 @@ impl Matrix {
         packed: &[u8],
         scales: &Scales,
         kind: PanelKind,
-        kernel: Kernel<PanelDotsFn>,
+        (kernel, scale_groups): (Kernel<PanelDotsFn>, ScaleGroupsFn),
     ) -> Result<Store> {
         let (rows, cols) = (shape.rows, shape.cols);
         let geom = match scales {
@@ -319,6 +328,7 @@ impl Matrix {
             n_tiles,
             scales_t,
             kernel,
+            scale_groups,
         })
     }
 
@@ -700,6 +710,7 @@ impl Matrix {
             n_tiles,
             scales_t,
             kernel,
+            scale_groups,
         } = &self.store
         else {
             unreachable!("run_panels on the row layout");
@@ -767,7 +778,7 @@ impl Matrix {
             let blocks_r = split(0..n_blocks, block_parts, bp);
             with_scratch(&TASK_SCRATCH, |ts| {
                 let dots = take(&mut ts.dots, TOKEN_BLOCK * ng * TILE_ROWS);
-                let acc = take(&mut ts.acc, TILE_ROWS);
+                let acc = take(&mut ts.acc, TOKEN_BLOCK * TILE_ROWS);
                 for tile in tiles_r.clone() {
                     let w = &tiles[tile * tile_bytes..][..tile_bytes];
                     let r0 = tile * TILE_ROWS;
@@ -777,6 +788,17 @@ impl Matrix {
                         let t0 = b * TOKEN_BLOCK;
                         let nb = TOKEN_BLOCK.min(n_tokens - t0);
                         (kernel.run)(geom, w, &ibuf[t0 * pc..][..nb * pc], nb, dots);
+                        if let Scales::PerGroup(_) = self.scales {
+                            scale_groups(
+                                ng,
+                                nb,
+                                dots,
+                                &gsums[t0 * ng..][..nb * ng],
+                                &scales_t[tile * ng * TILE_ROWS..][..ng * TILE_ROWS],
+                                block_scales.map(|bs| &bs[t0 * ng..][..nb * ng]),
+                                acc,
+                            );
+                        }
                         for tl in 0..nb {
                             let t = t0 + tl;
                             // SAFETY: `check_call` verified that y holds token t's rows in
@@ -803,29 +825,14 @@ impl Matrix {
                                     );
                                 }
                                 (Scales::PerGroup(_), bs) => {
-                                    let a = &mut acc[lanes.clone()];
-                                    a.fill(0.0);
-                                    for g in 0..ng {
-                                        let gs = gsums[t * ng + g];
-                                        let dg = &d[g * TILE_ROWS..][lanes.clone()];
-                                        let w =
-                                            &scales_t[(tile * ng + g) * TILE_ROWS..][lanes.clone()];
-                                        match bs {
-                                            None => {
-                                                for ((a, &d), &w) in a.iter_mut().zip(dg).zip(w) {
-                                                    *a += (d - gs) as f32 * w;
-                                                }
-                                            }
-                                            Some(bs) => {
-                                                let da = bs[t * ng + g];
-                                                for ((a, &d), &w) in a.iter_mut().zip(dg).zip(w) {
-                                                    *a += (d - gs) as f32 * (da * w);
-                                                }
-                                            }
-                                        }
-                                    }
                                     let s = if bs.is_some() { 1.0 } else { acts.scales[t] };
-                                    epilogue_groups(bs.is_some(), a, s, bias, y_row);
+                                    epilogue_groups(
+                                        bs.is_some(),
+                                        &acc[tl * TILE_ROWS..][lanes.clone()],
+                                        s,
+                                        bias,
+                                        y_row,
+                                    );
                                 }
                             }
                         }

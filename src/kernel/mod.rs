@@ -180,11 +180,29 @@ pub type PanelDotsFn =
 
 /// The panel kernels of a level: `Matrix` uses them (and the panel layout) when a level has
 /// them, else the row-layout `I2sDotsFn`.
+/// Applies one tile's per-group weight scales to the exact group sums of `n_tokens` tokens (a
+/// `PanelDotsFn` result, `dots[(t·n_groups + g)·64 + l]`): for each token `t` and lane `l`,
+/// `acc[t·64 + l] = Σ_g (dots[(t·n_groups + g)·64 + l] − gsums[t·n_groups + g]) as f32 · s` over
+/// `g = 0..n_groups` in order, from 0.0, with `s = scales[g·64 + l]`, or
+/// `block_scales[t·n_groups + g] · scales[g·64 + l]` when given. Every product and sum is rounded
+/// on its own (no fused multiply-add), so each implementation returns the oracle's bits.
+pub type ScaleGroupsFn = fn(
+    n_groups: usize,
+    n_tokens: usize,
+    dots: &[i32],
+    gsums: &[i32],
+    scales: &[f32],
+    block_scales: Option<&[f32]>,
+    acc: &mut [f32],
+);
+
 pub struct PanelKernels {
     /// 2-bit panels.
     pub bits2: Kernel<PanelDotsFn>,
     /// 1.6-bit panels, where the CPU can decode them.
     pub bits16: Option<Kernel<PanelDotsFn>>,
+    /// Per-group scales of the panels' dots (TQ1_0, TQ2_0).
+    pub scale_groups: ScaleGroupsFn,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -194,6 +212,7 @@ static VNNI_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_vnni,
     },
     bits16: None,
+    scale_groups: x86::scale_groups_avx512,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -203,6 +222,7 @@ static VNNI_VBMI_PANELS: PanelKernels = PanelKernels {
         name: c"t1_6/avx512vnni",
         run: x86::panel_dots_vnni,
     }),
+    scale_groups: VNNI_PANELS.scale_groups,
 };
 
 /// One kernel with the name `tern_context_kernel_name` reports for it.

@@ -18,7 +18,7 @@ mod avx2;
 mod avx512;
 mod panel;
 
-pub use panel::{has_vbmi, panel_dots_vnni};
+pub use panel::{has_vbmi, panel_dots_vnni, scale_groups_avx512};
 
 use crate::format::I2sVariant;
 use crate::kernel::Isa;

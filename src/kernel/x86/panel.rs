@@ -398,3 +398,80 @@ pub fn panel_dots_vnni(
         }
     }
 }
+
+/// AVX-512 `ScaleGroupsFn`: a token's 64 lanes in 4 registers across all groups, the same
+/// operations as the oracle in the same order (convert, multiply, add; no FMA).
+pub fn scale_groups_avx512(
+    n_groups: usize,
+    n_tokens: usize,
+    dots: &[i32],
+    gsums: &[i32],
+    scales: &[f32],
+    block_scales: Option<&[f32]>,
+    acc: &mut [f32],
+) {
+    let sums = n_tokens * n_groups;
+    assert!(
+        dots.len() >= sums * TILE_ROWS
+            && gsums.len() >= sums
+            && scales.len() >= n_groups * TILE_ROWS
+            && block_scales.is_none_or(|b| b.len() >= sums)
+            && acc.len() >= n_tokens * TILE_ROWS,
+        "scale_groups: {n_tokens} tokens × {n_groups} groups need {} dots (got {}), {sums} sums \
+         (got {}), {} scales (got {}), {sums} block scales (got {:?}), {} outputs (got {})",
+        sums * TILE_ROWS,
+        dots.len(),
+        gsums.len(),
+        n_groups * TILE_ROWS,
+        scales.len(),
+        block_scales.map(<[f32]>::len),
+        n_tokens * TILE_ROWS,
+        acc.len()
+    );
+    assert!(
+        crate::kernel::Isa::Avx512.is_available(),
+        "scale_groups_avx512 needs AVX-512F"
+    );
+    // SAFETY: AVX-512F present; every access below is within the lengths asserted above.
+    unsafe { scale_groups_impl(n_groups, n_tokens, dots, gsums, scales, block_scales, acc) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn scale_groups_impl(
+    n_groups: usize,
+    n_tokens: usize,
+    dots: &[i32],
+    gsums: &[i32],
+    scales: &[f32],
+    block_scales: Option<&[f32]>,
+    acc: &mut [f32],
+) {
+    const V: usize = TILE_ROWS / 16;
+    for t in 0..n_tokens {
+        let mut a = [_mm512_setzero_ps(); V];
+        for g in 0..n_groups {
+            let tg = t * n_groups + g;
+            // SAFETY (all reads): tg < n_tokens · n_groups, lanes within `dots` and `scales`.
+            let gs = _mm512_set1_epi32(unsafe { *gsums.get_unchecked(tg) });
+            let bs = block_scales.map(|b| _mm512_set1_ps(unsafe { *b.get_unchecked(tg) }));
+            for (i, a) in a.iter_mut().enumerate() {
+                let (d, w) = unsafe {
+                    (
+                        _mm512_loadu_si512(dots.as_ptr().add(tg * TILE_ROWS + 16 * i).cast()),
+                        _mm512_loadu_ps(scales.as_ptr().add(g * TILE_ROWS + 16 * i)),
+                    )
+                };
+                let s = match bs {
+                    Some(b) => _mm512_mul_ps(b, w),
+                    None => w,
+                };
+                let x = _mm512_cvtepi32_ps(_mm512_sub_epi32(d, gs));
+                *a = _mm512_add_ps(*a, _mm512_mul_ps(x, s));
+            }
+        }
+        for (i, a) in a.iter().enumerate() {
+            // SAFETY: token t's 64 outputs lie in `acc`.
+            unsafe { _mm512_storeu_ps(acc.as_mut_ptr().add(t * TILE_ROWS + 16 * i), *a) };
+        }
+    }
+}
