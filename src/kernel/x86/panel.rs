@@ -121,6 +121,69 @@ unsafe fn mk_bits2<const RP: usize, const T: usize>(
     }
 }
 
+/// The masks of the 4 k-steps of a `Bits2` byte, left in place.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn quad_masks() -> [__m512i; 4] {
+    [0x03u8, 0x0C, 0x30, 0xC0].map(|m| _mm512_set1_epi8(m as i8))
+}
+
+/// Adds the 4 k-steps of one `Bits2` byte vector against their activations `x`: each code
+/// masked in place (code·4^s ≤ 128, a valid `vpdpbusd` u8) into its own accumulator `acc[s]`,
+/// which therefore holds 4^s × its exact sum: one `and` per code, and 4 independent chains.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+fn dp_quad(acc: &mut [__m512i; 4], quad: __m512i, x: &[__m512i; 4], masks: &[__m512i; 4]) {
+    for s in 0..4 {
+        acc[s] = _mm512_dpbusd_epi32(acc[s], _mm512_and_si512(quad, masks[s]), x[s]);
+    }
+}
+
+/// The exact sum of `dp_quad`'s accumulators (each `acc[s]` is 4^s × a sum: exact shifts).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn unscale(acc: &[__m512i; 4]) -> __m512i {
+    _mm512_add_epi32(
+        _mm512_add_epi32(acc[0], _mm512_srai_epi32::<2>(acc[1])),
+        _mm512_add_epi32(
+            _mm512_srai_epi32::<4>(acc[2]),
+            _mm512_srai_epi32::<6>(acc[3]),
+        ),
+    )
+}
+
+/// `Bits2`, one token (decode), all 4 panels through `dp_quad`: 16 independent accumulators and
+/// ~40 instructions per 256 weight bytes, so the out-of-order window reaches far enough ahead to
+/// keep the weight stream at DRAM speed (`mk_bits2`'s one chain per panel does not).
+/// |4^3 · sum| < 2^31: `acc[s]` sees a quarter of a group's ≤ `MAX_GROUP_STEPS` = 2^16 k-steps,
+/// 4 products of |·| ≤ 2·128·64 each.
+///
+/// # Safety
+/// As `mk_bits2` with `RP = 4`, `T = 1`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
+    const RP: usize = 4;
+    let masks = quad_masks();
+    for g in 0..geom.n_groups {
+        let mut acc = [[_mm512_setzero_si512(); 4]; RP];
+        for c in 0..geom.chunks_per_group() {
+            let ks0 = g * geom.group_steps + 4 * c;
+            // SAFETY: k-steps ks0..ks0 + 4 < n_groups · group_steps, token t0 < nt.
+            let x: [__m512i; 4] = std::array::from_fn(|s| unsafe { act(ptrs, ks0 + s, t0) });
+            for p in 0..RP {
+                // SAFETY: the vector lies in the tile (checked by `run`).
+                let quad =
+                    unsafe { _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast()) };
+                dp_quad(&mut acc[p], quad, &x, &masks);
+            }
+        }
+        let sums = acc.map(|a| [unscale(&a)]);
+        // SAFETY: as above.
+        unsafe { store::<RP, 1>(ptrs, geom, g, 0, t0, &sums) };
+    }
+}
+
 /// The 1.6-bit decode tables: k-steps 0..4 as one `Bits2` byte (`DECODE_QUAD`) and k-step 4
 /// (`DECODE[4]`), 128 entries each in two registers.
 #[target_feature(enable = "avx512f")]
@@ -221,10 +284,9 @@ unsafe fn mk_bits16<const RP: usize, const T: usize>(
     }
 }
 
-/// `Bits16`, one token, all 4 panels: the `Bits2` byte's codes are masked in place (code·4^s,
-/// still ≤ 128 for `vpdpbusd`'s u8 operand) into one accumulator per s, so a code costs one
-/// `and`; the accumulators hold 4^s × their sums exactly and are shifted back per group
-/// (|4^3 · sum| < 2^31 for `MAX_GROUP_STEPS`-sized groups: 64·2·128·4 per chunk).
+/// `Bits16`, one token, all 4 panels: k-steps 0..4 decoded as one `Bits2` byte for `dp_quad`,
+/// k-step 4 into `acc[0]` (|4^3 · sum| < 2^31 as in `mk_bits2_t1`: `acc[s]` sees a fifth, `acc[0]`
+/// two fifths of a group's k-steps).
 ///
 /// # Safety
 /// As `mk_bits16` with `RP = 4`, `T = 1`.
@@ -232,7 +294,7 @@ unsafe fn mk_bits16<const RP: usize, const T: usize>(
 #[inline]
 unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
     const RP: usize = 4;
-    let masks = [0x03u8, 0x0C, 0x30, 0xC0].map(|m| _mm512_set1_epi8(m as i8));
+    let masks = quad_masks();
     let tab = tables16();
     let cpg = geom.chunks_per_group();
     for g in 0..geom.n_groups {
@@ -246,27 +308,18 @@ unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
                 // SAFETY: k-step ks0 + i < n_groups · group_steps, token t0 < nt.
                 *xi = unsafe { act(ptrs, ks0 + i, t0) };
             }
+            let x4 = [x[0], x[1], x[2], x[3]];
             for p in 0..RP {
                 // SAFETY: the vector lies in the tile (checked by `run`).
                 let raw =
                     unsafe { _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast()) };
                 let (quad, fifth) = decode16(raw, &tab);
                 // Unused k-steps of a short chunk hold code 1 against x = 0.
-                for s in 0..4 {
-                    acc[p][s] =
-                        _mm512_dpbusd_epi32(acc[p][s], _mm512_and_si512(quad, masks[s]), x[s]);
-                }
+                dp_quad(&mut acc[p], quad, &x4, &masks);
                 acc[p][0] = _mm512_dpbusd_epi32(acc[p][0], fifth, x[4]);
             }
         }
-        let mut sums = [[_mm512_setzero_si512(); 1]; RP];
-        for p in 0..RP {
-            let a = &acc[p];
-            sums[p][0] = _mm512_add_epi32(
-                _mm512_add_epi32(a[0], _mm512_srai_epi32::<2>(a[1])),
-                _mm512_add_epi32(_mm512_srai_epi32::<4>(a[2]), _mm512_srai_epi32::<6>(a[3])),
-            );
-        }
+        let sums = acc.map(|a| [unscale(&a)]);
         // SAFETY: as above.
         unsafe { store::<RP, 1>(ptrs, geom, g, 0, t0, &sums) };
     }
@@ -312,6 +365,10 @@ const _: () = assert!(T_WIDE == 3 && T_MAX == 12);
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn run_bits2(ptrs: Ptrs, geom: &PanelGeom) {
+    if ptrs.nt == 1 {
+        // SAFETY: one token, the caller checked `ptrs`.
+        return unsafe { mk_bits2_t1(ptrs, geom, 0) };
+    }
     token_blocks!(mk_bits2, ptrs, geom);
 }
 
