@@ -18,6 +18,9 @@
 #   9. Go bindings: go vet + go test in bindings/go against the installed prefix (pkg-config)
 #  10. Swift bindings: module map + header import with clang -fmodules (Swift itself does not run:
 #      no toolchain here)
+#  10a. x86 levels below this CPU's: the whole Rust test suite (release) under qemu-x86_64
+#      -cpu max (AVX2 + FMA, no AVX-512) and -cpu qemu64 (no SIMD level: the scalar oracle
+#      alone), each checking which ISA levels ran and what `tern info` reports
 #  11. aarch64 under qemu-user: cargo clippy for aarch64; the whole Rust test suite (release)
 #      under qemu -cpu max (NEON + dotprod + i8mm kernels) and -cpu cortex-a53 (NEON only), each
 #      checking which ISA levels ran and what `tern info` reports; the C examples cross-built
@@ -263,6 +266,39 @@ arm_triple=aarch64-unknown-linux-gnu
 arm_sysroot=${TERN_AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 arm_target_dir=$root/target/aarch64
 arm_bin=$arm_target_dir/$arm_triple/release
+# x86 under qemu-user: the host's test binaries run emulated on CPU models without AVX-512
+# (`max`: AVX2 + FMA) and without any SIMD level (`qemu64`), so the AVX2 and scalar-only
+# dispatch paths run the whole suite as they would on such machines.
+declare -A x86_isas=([max]="scalar avx2" [qemu64]="scalar")
+declare -A x86_features=([max]="avx2 fma" [qemu64]="none")
+
+# x86_cargo CPU ARGS...: cargo test for the host, running the test binaries under qemu -cpu CPU.
+x86_cargo() {
+    local cpu=$1; shift
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu $cpu" \
+    TERN_EXPECT_ISAS=${x86_isas[$cpu]} cargo test --release "${cargo_locked[@]}" "$@"
+}
+
+x86_tests() { # qemu CPU model
+    local cpu=$1 out features
+    command -v qemu-x86_64 > /dev/null ||
+        { echo "qemu-x86_64 not found (scripts/setup.sh installs qemu-user)"; return 1; }
+    x86_cargo "$cpu" || return 1
+    x86_cargo "$cpu" --test kernels kernels_tested -- --nocapture 2>&1 |
+        grep 'kernel ISAs tested' || { echo "kernels_tested did not run"; return 1; }
+    out=$(qemu-x86_64 -cpu "$cpu" target/release/tern info) ||
+        { echo "$out"; echo "tern info failed under qemu-x86_64 -cpu $cpu"; return 1; }
+    echo "tern info (qemu-x86_64 -cpu $cpu):"
+    echo "$out" | grep -E '^(features|isa levels|default)' | sed 's/^/  /'
+    features=$(echo "$out" | sed -n 's/^features: *\(.*\) (bits .*/\1/p')
+    if [ "$features" != "${x86_features[$cpu]}" ]; then
+        echo "expected features '${x86_features[$cpu]}' under -cpu $cpu, tern info reports '$features'"
+        return 1
+    fi
+}
+x86_tests_max() { x86_tests max; }
+x86_tests_qemu64() { x86_tests qemu64; }
+
 # Per qemu CPU model: the ISA levels tests/kernels.rs must find (TERN_EXPECT_ISAS) and the
 # features `tern info` must report. `max` has NEON + dotprod + i8mm, cortex-a53 NEON only.
 declare -A arm_isas=([max]="scalar neon dotprod i8mm" [cortex-a53]="scalar neon")
@@ -374,6 +410,8 @@ step "tests/abi (installed lib)"     abi_installed      "cmake --install"
 step "GGUF round trip (gguf-py)"     gguf_python        "cmake --install"
 step "Go bindings (go test)"         go_bindings        "cmake --install"
 step "Swift module map (clang)"      swift_modulemap    "cmake --install"
+step "x86: cargo test, qemu-x86_64 -cpu max (avx2)"      x86_tests_max
+step "x86: cargo test, qemu-x86_64 -cpu qemu64 (scalar)" x86_tests_qemu64
 step "aarch64: cargo clippy"         arm_clippy
 step "aarch64: cargo test, qemu -cpu max (neon dotprod i8mm)" arm_tests_max
 step "aarch64: cargo test, qemu -cpu cortex-a53 (neon)"       arm_tests_a53
