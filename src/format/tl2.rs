@@ -358,11 +358,45 @@ const TRIPLE_DIGITS: [[i8; 3]; 16] = [
     [0, 0, 0],
 ];
 
+/// For six weights `(w0..w5)` at `six_index`: the three-part byte `(|v0| << 4) | |v1|` of their
+/// triples `v0 = 9·w0 + 3·w1 + w2`, `v1 = 9·w3 + 3·w4 + w5`, with the signs `(v0 < 0) << 10 |
+/// (v1 < 0) << 8` above it.
+const SIX: [u16; 729] = six_table();
+
+const fn six_table() -> [u16; 729] {
+    let mut t = [0u16; 729];
+    let mut i = 0;
+    while i < 729 {
+        // Base-3 digits of `i`, most significant first, are `w + 1`.
+        let v0 = (i / 27) as i32 - 13;
+        let v1 = (i % 27) as i32 - 13;
+        let mag = (v0.unsigned_abs() << 4) | v1.unsigned_abs();
+        let neg = ((v0 < 0) as u32) << 2 | (v1 < 0) as u32;
+        t[i] = (mag | neg << 8) as u16;
+        i += 1;
+    }
+    t
+}
+
+/// `27·(v0 + 13) + (v1 + 13)`, the `SIX` index of six weights in {-1, 0, 1}: SWAR over one u64,
+/// byte `i` holds `w_i`; `w + 1` per byte without carries, then one multiply sums
+/// `9·d0 + 3·d1 + d2` into byte 2 and `9·d3 + 3·d4 + d5` into byte 5 (every byte ≤ 26).
+fn six_index(six: &[i8]) -> usize {
+    let b = |i: usize| six[i] as u8 as u64;
+    let x = b(0) | b(1) << 8 | b(2) << 16 | b(3) << 24 | b(4) << 32 | b(5) << 40;
+    let d = ((x & 0x7f7f_7f7f_7f7f) + 0x0101_0101_0101) ^ (x & 0x8080_8080_8080);
+    let p = d.wrapping_mul(0x09_03_01);
+    27 * ((p >> 16) & 0xff) as usize + ((p >> 40) & 0xff) as usize
+}
+
 /// Packs ternary values (row-major `rows × cols`, each in {-1, 0, 1}, checked by the caller) and
 /// the tensor scale into `dst`, which must be exactly `packed_size` bytes. The tiling must have
 /// passed `check_tiling`.
+///
+/// Walks each tile row by row (sequential reads); the bytes of a tile's blocks stay in cache
+/// while its rows scatter into them at the positions `each_three` / `each_sign` / `each_two`
+/// visit (the layout in the module doc).
 pub fn pack(t: &Tiling, shape: Shape, ternary: &[i8], scale: f32, dst: &mut [u8]) {
-    let (m, k) = (shape.rows, shape.cols);
     let d = dims(t, shape);
     let off = round_up(d.payload_bytes(), 32);
     assert_eq!(
@@ -370,30 +404,98 @@ pub fn pack(t: &Tiling, shape: Shape, ternary: &[i8], scale: f32, dst: &mut [u8]
         off + TAIL_BYTES,
         "TL2 pack: dst must be packed_size bytes"
     );
-    let ternary = &ternary[..m * k];
-    let w = |r: usize, c: usize| {
-        if r < m && c < k {
-            ternary[r * k + c]
-        } else {
-            0
+    let rows = RowSegments::new(shape, &ternary[..shape.elements()]);
+    let (big_m, bk) = (t.tile_rows, t.tile_k);
+    let (three, rest) = dst.split_at_mut(d.three_bytes());
+    let (sign, rest) = rest.split_at_mut(d.sign_bytes());
+    let (two, rest) = rest.split_at_mut(d.two_bytes());
+    sign.fill(0);
+    rest.fill(0);
+    let scale_at = off - d.data_bytes();
+    rest[scale_at..scale_at + 4].copy_from_slice(&scale.to_le_bytes());
+
+    // Bytes per 32-row block: three part, sign part, two part.
+    let (three_block, sign_block, two_block) = (bk / 6 * 32, bk / 24 * 32, TWO_BK / 4 * 32);
+    let blocks = big_m / 32;
+    let mut buf = [0i8; MAX_TILE_K];
+    // Bytes per tile (any may be 0).
+    let (tile_three, tile_sign, tile_two) = (
+        blocks * d.three_k / bk * three_block,
+        blocks * d.three_k / bk * sign_block,
+        blocks * d.two_k / TWO_BK * two_block,
+    );
+    for tile in 0..d.rows / big_m {
+        let three = &mut three[tile * tile_three..][..tile_three];
+        let sign = &mut sign[tile * tile_sign..][..tile_sign];
+        let two = &mut two[tile * tile_two..][..tile_two];
+        for (rb, rl) in (0..blocks).flat_map(|rb| (0..32).map(move |rl| (rb, rl))) {
+            let r = tile * big_m + rb * 32 + rl;
+            let p = 8 * PERM[rl / 8] + rl % 8;
+            // Row `rl` is word `rl % 16`, bit `15 − (2·(g % 8) + rl / 16)` for triple `g`.
+            let (j, h) = (rl % 16, rl / 16);
+            for kb in 0..d.three_k / bk {
+                let block = kb * blocks + rb;
+                let mags = &mut three[block * three_block..][..three_block];
+                let signs = &mut sign[block * sign_block..][..sign_block];
+                let w = rows.get(r, kb * bk, bk, &mut buf);
+                // 24 columns = 4 bytes (triples 2kk, 2kk + 1) = the 8 triples of word `q`.
+                for (q, cols) in w.chunks_exact(24).enumerate() {
+                    let mut neg = 0u16;
+                    for (i, six) in cols.chunks_exact(6).enumerate() {
+                        let e = SIX[six_index(six)];
+                        mags[32 * (4 * q + i) + p] = e as u8;
+                        neg |= (e >> 8) << (12 - 4 * i);
+                    }
+                    let word = &mut signs[32 * q + 2 * j..][..2];
+                    let v = u16::from_le_bytes([word[0], word[1]]) | neg << (1 - h);
+                    word.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            for kb in 0..d.two_k / TWO_BK {
+                let out = &mut two[(kb * blocks + rb) * two_block..][..two_block];
+                let w = rows.get(r, d.three_k + kb * TWO_BK, TWO_BK, &mut buf);
+                for (kk, four) in w.chunks_exact(4).enumerate() {
+                    out[32 * kk + p] =
+                        (pair_index(four[0], four[1]) << 4) | pair_index(four[2], four[3]);
+                }
+            }
         }
-    };
-    let v = |r: usize, g: usize| 9 * w(r, 3 * g) + 3 * w(r, 3 * g + 1) + w(r, 3 * g + 2);
-    dst.fill(0);
-    each_three(t, &d, |b, r, g| {
-        dst[b] = (v(r, g).unsigned_abs() << 4) | v(r, g + 1).unsigned_abs();
-    });
-    each_sign(t, &d, |b, bit, r, g| {
-        if v(r, g) < 0 {
-            dst[b] |= 1 << bit;
+    }
+}
+
+/// Row segments of a row-major matrix, zero outside it (tern's padding).
+struct RowSegments<'a> {
+    ternary: &'a [i8],
+    rows: usize,
+    cols: usize,
+}
+
+impl<'a> RowSegments<'a> {
+    fn new(shape: Shape, ternary: &'a [i8]) -> Self {
+        Self {
+            ternary,
+            rows: shape.rows,
+            cols: shape.cols,
         }
-    });
-    each_two(t, &d, |b, r, p| {
-        let hi = pair_index(w(r, 2 * p), w(r, 2 * p + 1));
-        let lo = pair_index(w(r, 2 * p + 2), w(r, 2 * p + 3));
-        dst[b] = (hi << 4) | lo;
-    });
-    dst[off..off + 4].copy_from_slice(&scale.to_le_bytes());
+    }
+
+    /// Columns `c0..c0 + len` of row `r`: borrowed when inside the matrix, else copied into
+    /// `buf` with zeros for the cells outside.
+    fn get<'b>(&self, r: usize, c0: usize, len: usize, buf: &'b mut [i8]) -> &'b [i8]
+    where
+        'a: 'b,
+    {
+        if r < self.rows && c0 + len <= self.cols {
+            return &self.ternary[r * self.cols + c0..][..len];
+        }
+        let buf = &mut buf[..len];
+        buf.fill(0);
+        if r < self.rows && c0 < self.cols {
+            let n = (self.cols - c0).min(len);
+            buf[..n].copy_from_slice(&self.ternary[r * self.cols + c0..][..n]);
+        }
+        buf
+    }
 }
 
 /// The decoded triple magnitudes (`[Mp][three_k/3]`) of a buffer whose nibbles are in range.

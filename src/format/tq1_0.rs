@@ -35,8 +35,9 @@ const fn placement_table() -> [(u8, u8); 256] {
     t
 }
 
+/// `ceil(v·256/243)` for `v` ≤ 242, in u16 (`v·256` ≤ 61952) so it vectorizes.
 fn encode(v: u16) -> u8 {
-    ((v as u32 * 256).div_ceil(243)) as u8
+    (v * 256).div_ceil(243) as u8
 }
 
 fn trit(byte: u8, n: usize) -> u8 {
@@ -44,16 +45,29 @@ fn trit(byte: u8, n: usize) -> u8 {
     ((p as u16 * 3) >> 8) as u8
 }
 
-/// Packs 256 ternary values with scale `d` into one 54-byte block.
+/// Packs 256 ternary values with scale `d` into one 54-byte block. Byte `m` of each of the three
+/// runs (`qs[0..32]`, `qs[32..48]`, `qh`) takes the elements `m`, `m + len`, … of its run
+/// (`PLACEMENT`); the loops run across `m`, so they vectorize.
 pub fn pack_block(ternary: &[i8], d: f16, out: &mut [u8]) {
-    let mut v = [0u16; 52];
-    for (&t, &(byte, n)) in ternary.iter().zip(&PLACEMENT) {
-        v[byte as usize] += (t + 1) as u16 * POW3[4 - n as usize];
-    }
-    for (o, &v) in out[..52].iter_mut().zip(&v) {
-        *o = encode(v);
-    }
+    let (t, out) = (&ternary[..256], &mut out[..54]);
+    pack_run::<32>(&t[..160], 5, &mut out[..32]);
+    pack_run::<16>(&t[160..240], 5, &mut out[32..48]);
+    pack_run::<4>(&t[240..], 4, &mut out[48..52]);
     out[52..54].copy_from_slice(&d.to_le_bytes());
+}
+
+/// Encodes `trits` rows of `N` elements into `N` bytes: byte `m` holds the trits of elements
+/// `m, N + m, …` (most significant first; a 4-trit byte has a zero 5th digit).
+fn pack_run<const N: usize>(t: &[i8], trits: usize, out: &mut [u8]) {
+    let mut v = [0u16; N];
+    for row in t.chunks_exact(N).take(trits) {
+        for (v, &x) in v.iter_mut().zip(row) {
+            *v = *v * 3 + (x + 1) as u16;
+        }
+    }
+    for (o, v) in out.iter_mut().zip(v) {
+        *o = encode(if trits == 5 { v } else { v * 3 });
+    }
 }
 
 /// Checks one block (every byte decodes to trits that re-encode to it, i.e. a byte an encoder

@@ -131,34 +131,41 @@ pub struct Ternarized {
 /// Quantizes `src` (`shape.elements()` finite floats) to ternary values with `cfg`.
 pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternarized> {
     let src = &src[..shape.elements()];
-    if let Some(i) = src.iter().position(|v| !v.is_finite()) {
-        return Err(Error::invalid(format!(
-            "src[{i}] = {} is not finite: weights must be finite to be quantized",
-            src[i]
-        )));
-    }
     let per_scale = match cfg.method {
         Method::Absmean | Method::Prescaled => shape.elements(),
         Method::AbsmeanRow => shape.cols,
         Method::AbsmeanGroup => cfg.group_size,
         Method::GgmlRef => GGML_BLOCK,
     };
-    if !shape.cols.is_multiple_of(per_scale) && per_scale != shape.elements() {
+    let groups_ok = shape.cols.is_multiple_of(per_scale) || per_scale == shape.elements();
+    // The absmean sums test finiteness in their pass; other methods test it up front.
+    let fused_check = matches!(
+        cfg.method,
+        Method::Absmean | Method::AbsmeanRow | Method::AbsmeanGroup
+    );
+    if (!fused_check || !groups_ok)
+        && let Some(e) = non_finite(src)
+    {
+        return Err(e);
+    }
+    if !groups_ok {
         return Err(Error::invalid(format!(
             "group_size = {per_scale} must divide cols = {} so that groups do not straddle rows",
             shape.cols
         )));
     }
     let mut values = vec![0i8; src.len()];
-    let scales = src
-        .chunks(per_scale)
-        .zip(values.chunks_mut(per_scale))
-        .map(|(w, t)| match cfg.method {
+    let mut scales = Vec::with_capacity(src.len() / per_scale);
+    for (w, t) in src.chunks(per_scale).zip(values.chunks_mut(per_scale)) {
+        scales.push(match cfg.method {
             Method::Prescaled => prescaled(w, t),
             Method::GgmlRef => crate::format::tq::quantize_block_ref(w, t),
-            _ => absmean(w, cfg.eps, t),
-        })
-        .collect();
+            _ => match absmean(w, cfg.eps, t) {
+                Some(scale) => scale,
+                None => return Err(non_finite(src).expect("absmean saw a non-finite weight")),
+            },
+        });
+    }
     Ok(Ternarized {
         values,
         scales,
@@ -166,18 +173,77 @@ pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternari
     })
 }
 
+/// The error naming the first non-finite element of `src`, if it has one.
+fn non_finite(src: &[f32]) -> Option<Error> {
+    // Blocks are tested without an early exit, so the test vectorizes.
+    const BLOCK: usize = 4096;
+    let (b, block) = src
+        .chunks(BLOCK)
+        .enumerate()
+        .find(|(_, b)| !b.iter().fold(true, |ok, v| ok & v.is_finite()))?;
+    let i = b * BLOCK + block.iter().position(|v| !v.is_finite())?;
+    Some(Error::invalid(format!(
+        "src[{i}] = {} is not finite: weights must be finite to be quantized",
+        src[i]
+    )))
+}
+
+/// Defines `$name`, which runs `$body` compiled for AVX2 when the CPU has it, and `$baseline`, the
+/// same body for the baseline target (the fallback). Same source, so the same IEEE operations in
+/// the same order (Rust never contracts `a·b + c` to an FMA) and identical results; AVX2 only
+/// widens the vectors. The unit tests compare the two.
+macro_rules! avx2_or_baseline {
+    ($(#[$doc:meta])* fn $name:ident / $baseline:ident ($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            fn avx2($($arg: $ty),*) $(-> $ret)? {
+                $baseline($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                return unsafe { avx2($($arg),*) };
+            }
+            $baseline($($arg),*)
+        }
+
+        #[inline(always)]
+        fn $baseline($($arg: $ty),*) $(-> $ret)? $body
+    };
+}
+
 /// BitNet b1.58: `s = 1/max(mean|W|, eps)`, `t = clamp(round_half_even(W·s), -1, 1)`, stored scale
-/// `1/s` — in f32 as the converter's torch code computes it (the mean is summed in f64).
-fn absmean(src: &[f32], eps: f32, ternary: &mut [i8]) -> f32 {
-    let mean = (src.iter().map(|v| v.abs() as f64).sum::<f64>() / src.len() as f64) as f32;
-    let inv = 1.0f32 / mean.max(eps);
-    for (t, &w) in ternary.iter_mut().zip(src) {
-        // = clamp(round_half_even(y), -1, 1) for every non-NaN y (±0.5 round to 0), without
-        // the libm call, so it vectorizes.
-        let y = w * inv;
-        *t = (y > 0.5) as i8 - (y < -0.5) as i8;
+/// `1/s` — in f32 as the converter's torch code computes it (the mean is summed in f64, left to
+/// right). `None` if a weight is not finite.
+fn absmean(src: &[f32], eps: f32, ternary: &mut [i8]) -> Option<f32> {
+    let mut sum = 0.0f64;
+    let mut finite = true;
+    // One sequential sum (the result depends on its order): its add latency bounds the loop, so
+    // the finiteness test in it is free.
+    for &v in src {
+        sum += v.abs() as f64;
+        finite &= v.is_finite();
     }
-    1.0f32 / inv
+    if !finite {
+        return None;
+    }
+    let mean = (sum / src.len() as f64) as f32;
+    let inv = 1.0f32 / mean.max(eps);
+    ternary_by_threshold(src, inv, ternary);
+    Some(1.0f32 / inv)
+}
+
+avx2_or_baseline! {
+    /// `t = clamp(round_half_even(w·inv), -1, 1)` for every non-NaN `w·inv` (±0.5 round to 0),
+    /// without the libm call, so it vectorizes.
+    fn ternary_by_threshold / ternary_by_threshold_baseline(src: &[f32], inv: f32, ternary: &mut [i8]) {
+        for (t, &w) in ternary.iter_mut().zip(src) {
+            let y = w * inv;
+            *t = (y > 0.5) as i8 - (y < -0.5) as i8;
+        }
+    }
 }
 
 /// bitnet.cpp `quantize_i2_s`: scale = max|w| (taken in f64), sign test with a 1e-6 zero band.
@@ -209,27 +275,7 @@ pub struct QuantStats {
 impl QuantStats {
     pub fn measure(src: &[f32], t: &Ternarized, packed_bytes: usize) -> Self {
         let n = t.values.len();
-        let zeros = t.values.iter().filter(|&&v| v == 0).count();
-        // One scale per chunk (no division per element); 8 partial sums so it vectorizes.
-        let mut acc = [0f64; 8];
-        for ((w, q), &s) in src
-            .chunks(t.per_scale)
-            .zip(t.values.chunks(t.per_scale))
-            .zip(&t.scales)
-        {
-            let s = s as f64;
-            let (wc, qc) = (w.chunks_exact(8), q.chunks_exact(8));
-            for (&w, &q) in wc.remainder().iter().zip(qc.remainder()) {
-                let d = w as f64 - q as f64 * s;
-                acc[0] += d * d;
-            }
-            for (w, q) in wc.zip(qc) {
-                for j in 0..8 {
-                    let d = w[j] as f64 - q[j] as f64 * s;
-                    acc[j] += d * d;
-                }
-            }
-        }
+        let (zeros, acc) = zeros_and_sq_err(src, t);
         let sq_err: f64 = acc.iter().sum();
         let bits = packed_bytes as f64 * 8.0;
         Self {
@@ -240,6 +286,96 @@ impl QuantStats {
             scale_min: t.scales.iter().copied().fold(f32::INFINITY, f32::min),
             scale_max: t.scales.iter().copied().fold(f32::NEG_INFINITY, f32::max),
             rmse: (sq_err / n as f64).sqrt(),
+        }
+    }
+}
+
+avx2_or_baseline! {
+    /// Zero values, and the squared errors `(w − t·s)²` (f64) summed in 8 lanes: lane `j` takes
+    /// element `j` of every 8 of a scale group, after lane 0 took the group's `len % 8` leftovers.
+    fn zeros_and_sq_err / zeros_and_sq_err_baseline(src: &[f32], t: &Ternarized) -> (usize, [f64; 8]) {
+        let mut acc = [0f64; 8];
+        for ((w, q), &s) in src
+            .chunks(t.per_scale)
+            .zip(t.values.chunks(t.per_scale))
+            .zip(&t.scales)
+        {
+            let s = s as f64;
+            let (wc, qc) = (w.chunks_exact(8), q.chunks_exact(8));
+            // The leftovers add `[d², 0, …, 0]`: adding +0.0 leaves a lane unchanged (no lane is
+            // ever -0.0), and the 8-lane shape keeps LLVM from shuffling `acc` in the main loop.
+            for (&w, &q) in wc.remainder().iter().zip(qc.remainder()) {
+                let d = w as f64 - q as f64 * s;
+                let mut sq = [0f64; 8];
+                sq[0] = d * d;
+                for (a, sq) in acc.iter_mut().zip(sq) {
+                    *a += sq;
+                }
+            }
+            for (w, q) in wc.zip(qc) {
+                for j in 0..8 {
+                    let d = w[j] as f64 - q[j] as f64 * s;
+                    acc[j] += d * d;
+                }
+            }
+        }
+        (t.values.iter().filter(|&&v| v == 0).count(), acc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Weights around the ±0.5 thresholds and in every binade, signed zeros, subnormals.
+    fn awkward_weights(n: usize) -> Vec<f32> {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        (0..n)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                match i % 7 {
+                    0 => [0.5, -0.5, 0.0, -0.0, 1e-40, -1e-40][(x % 6) as usize],
+                    1 => {
+                        f32::from_bits(0x3f00_0000 + (x % 5) as u32 - 2)
+                            * if x & 8 != 0 { -1.0 } else { 1.0 }
+                    }
+                    _ => f32::from_bits((x >> 32) as u32 & 0xbfff_ffff),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn avx2_and_baseline_agree() {
+        let w = awkward_weights(4099);
+        for inv in [1.0f32, 0.75, 3.0e4] {
+            let (mut a, mut b) = (vec![7i8; w.len()], vec![9i8; w.len()]);
+            ternary_by_threshold(&w, inv, &mut a);
+            ternary_by_threshold_baseline(&w, inv, &mut b);
+            assert_eq!(a, b, "inv {inv}");
+        }
+        let w: Vec<f32> = w.iter().map(|v| v.clamp(-1e3, 1e3)).collect();
+        for per_scale in [4096 + 3, 1365, 256, 13, 8] {
+            let n = w.len() / per_scale * per_scale;
+            let values: Vec<i8> = (0..n).map(|i| (i * 7 % 3) as i8 - 1).collect();
+            let scales = (0..n / per_scale).map(|i| 0.01 + i as f32).collect();
+            let t = Ternarized {
+                values,
+                scales,
+                per_scale,
+            };
+            let (a, b) = (
+                zeros_and_sq_err(&w[..n], &t),
+                zeros_and_sq_err_baseline(&w[..n], &t),
+            );
+            assert_eq!(a.0, b.0, "per_scale {per_scale}");
+            assert_eq!(
+                a.1.map(f64::to_bits),
+                b.1.map(f64::to_bits),
+                "per_scale {per_scale}"
+            );
         }
     }
 }
