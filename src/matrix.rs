@@ -459,9 +459,19 @@ impl Matrix {
             } = sc;
             let q = take(q, n_tokens * stride);
             if arith == Arith::Ggml {
-                let block_scales = take(block_scales, n_tokens * (cols / q8k::BLOCK));
-                q8k::quantize_rows(x, x_stride, cols, n_tokens, q, stride, block_scales);
-                zero_pad(q, stride, cols, n_tokens);
+                let n_blocks = cols / q8k::BLOCK;
+                let block_scales = take(block_scales, n_tokens * n_blocks);
+                let (qs, bs) = (
+                    TokenRows::new(q, stride),
+                    TokenRows::new(block_scales, n_blocks),
+                );
+                for_ranges(ctx, n_tokens, |r| {
+                    // SAFETY: the ranges are disjoint, so are the rows borrowed.
+                    let (q, bs) = unsafe { (qs.rows(r.clone()), bs.rows(r.clone())) };
+                    let x = &x[r.start * x_stride..];
+                    q8k::quantize_rows(x, x_stride, cols, r.len(), q, stride, bs);
+                    zero_pad(q, stride, cols, r.len());
+                });
                 self.check_call(n_tokens, y, y_stride, opts)?;
                 if !matches!(self.scales, Scales::PerGroup(_)) {
                     return Err(Error::unsupported(
@@ -489,8 +499,19 @@ impl Matrix {
                 )
             } else {
                 let (scales, sums) = (take(scales, n_tokens), take(sums, n_tokens));
-                arith.quantize_batch(x, x_stride, cols, n_tokens, q, stride, scales, Some(sums));
-                zero_pad(q, stride, cols, n_tokens);
+                let (qs, ss, ms) = (
+                    TokenRows::new(q, stride),
+                    TokenRows::new(scales, 1),
+                    TokenRows::new(sums, 1),
+                );
+                for_ranges(ctx, n_tokens, |r| {
+                    // SAFETY: the ranges are disjoint, so are the rows borrowed.
+                    let (q, s, m) =
+                        unsafe { (qs.rows(r.clone()), ss.rows(r.clone()), ms.rows(r.clone())) };
+                    let x = &x[r.start * x_stride..];
+                    arith.quantize_batch(x, x_stride, cols, r.len(), q, stride, s, Some(m));
+                    zero_pad(q, stride, cols, r.len());
+                });
                 let acts = Activations {
                     q,
                     stride,
@@ -724,18 +745,16 @@ impl Matrix {
             epi: Epi { gsums, post },
         } = sc;
         let ibuf = take(ibuf, n_tokens * pc);
-        for b in 0..n_blocks {
-            let t0 = b * TOKEN_BLOCK;
-            let nb = TOKEN_BLOCK.min(n_tokens - t0);
-            panel::interleave_acts(
-                &acts.q[t0 * acts.stride..],
-                acts.stride,
-                cols,
-                nb,
-                pc,
-                &mut ibuf[t0 * pc..][..nb * pc],
-            );
-        }
+        let rows = TokenRows::new(ibuf, pc);
+        for_ranges(ctx, n_blocks, |blocks| {
+            for b in blocks {
+                let t0 = b * TOKEN_BLOCK;
+                let nb = TOKEN_BLOCK.min(n_tokens - t0);
+                // SAFETY: the block ranges are disjoint, so are their tokens' rows.
+                let out = unsafe { rows.rows(t0..t0 + nb) };
+                panel::interleave_acts(&acts.q[t0 * acts.stride..], acts.stride, cols, nb, pc, out);
+            }
+        });
         let ibuf = &*ibuf;
         let gk = 4 * geom.group_steps;
         let (gsums, post): (&[i32], &[f32]) = match &self.scales {
@@ -763,10 +782,15 @@ impl Matrix {
         debug_assert!(tile_hi <= *n_tiles);
         let n_t = tile_hi - tile_lo;
         let threads = ctx.threads.count();
+        // Decode: a few long runs of tiles (each one sequential stream from DRAM). Prefill: one
+        // tile per task (≥ 2 per thread), claimed in order, so the threads end together even
+        // when the tiles do not divide evenly; with fewer tiles, token blocks are split too.
         let (tile_parts, block_parts) = if threads == 1 {
             (1, 1)
-        } else if n_t >= 2 * threads || n_blocks == 1 {
+        } else if n_blocks == 1 {
             (n_t.min(4 * threads), 1)
+        } else if n_t >= 2 * threads {
+            (n_t, 1)
         } else {
             (n_t, n_blocks.min(threads))
         };
@@ -1105,6 +1129,57 @@ fn zero_pad(q: &mut [i8], stride: usize, cols: usize, n: usize) {
     if stride > cols {
         for t in 0..n {
             q[t * stride + cols..][..stride - cols].fill(0);
+        }
+    }
+}
+
+/// Items (tokens, token blocks) from which activation quantization and interleaving run on
+/// every thread.
+const PAR_ITEMS: usize = 8;
+
+/// Runs `f` on `0..n` items split into one contiguous range per thread, or on the caller alone
+/// for fewer than `PAR_ITEMS` items (waking the threads would cost more than the work).
+fn for_ranges(ctx: &Context, n: usize, f: impl Fn(Range<usize>) + Sync + Send) {
+    let parts = if n >= PAR_ITEMS {
+        ctx.threads.count().min(n)
+    } else {
+        1
+    };
+    ctx.threads.for_each(parts, |i| f(split(0..n, parts, i)));
+}
+
+/// A buffer of per-token rows (`per_token` elements each) that tasks fill token range by range.
+struct TokenRows<T> {
+    ptr: SharedMut<T>,
+    per_token: usize,
+    len: usize,
+}
+
+impl<T> TokenRows<T> {
+    fn new(buf: &mut [T], per_token: usize) -> Self {
+        Self {
+            ptr: SharedMut(buf.as_mut_ptr()),
+            per_token,
+            len: buf.len(),
+        }
+    }
+
+    /// The rows of tokens `r`.
+    ///
+    /// # Safety
+    /// The buffer outlives the slice, and no other live slice covers tokens `r`.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn rows(&self, r: Range<usize>) -> &mut [T] {
+        assert!(
+            r.end * self.per_token <= self.len,
+            "token rows out of range"
+        );
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.ptr.at(r.start * self.per_token),
+                r.len() * self.per_token,
+            )
         }
     }
 }
