@@ -12,6 +12,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use std::ffi::{CStr, CString, c_void};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tern::context::Context;
@@ -223,19 +224,23 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                     rounds_prefill
                 };
                 let mut q8 = Vec::new();
-                let n_entries = entries.len();
+                // Every round runs the implementations in a new random order, so none always
+                // follows the same one: right after the 256 MiB read (cold caches, TLB and
+                // prefetchers) a GEMV takes up to ~20 µs longer on this machine kind.
+                let mut order: Vec<usize> = (0..entries.len()).collect();
+                let mut shuffle = Rng::new(0x5a0f_f1e5 ^ rows as u64);
                 for round in 0..=rounds {
-                    // Each round starts at another implementation, so none is always the one
-                    // that runs right after the 256 MiB read (whose cold caches, TLB and
-                    // prefetcher state cost the next call up to ~30 µs on this machine kind).
-                    for j in 0..n_entries {
-                        let ei = (round + j) % n_entries;
+                    for i in (1..order.len()).rev() {
+                        order.swap(i, (shuffle.next_u64() % (i as u64 + 1)) as usize);
+                    }
+                    for &ei in &order {
                         let e = &mut entries[ei];
                         let dt = if decode && ei == 0 {
                             time_read(ctx, &dram_buf)
                         } else {
                             let k = if decode { ei - 1 } else { ei };
                             let nt = tern_m[ci].len();
+                            wake_workers(ctx);
                             let t0 = Instant::now();
                             let pick = |n: usize| if decode { round % n } else { 0 };
                             if k < nt {
@@ -585,6 +590,22 @@ fn read_sum(b: &[u8]) -> u64 {
         }
     }
     std::hint::black_box(acc.iter().fold(0, |a, &v| a ^ v))
+}
+
+/// Makes sure every worker of the context's pool is awake (spinning) before a timed call, as in
+/// inference, where one GEMV follows another within the pool's spin window: after a long gap
+/// (the 256 MiB read, the f32 baseline) waking a sleeping worker would add tens of µs to
+/// whichever implementation came next. Gives up after 50 ms (a worker that cannot run).
+fn wake_workers(ctx: &Context) {
+    let n = ctx.threads.count();
+    let started = AtomicUsize::new(0);
+    let t0 = Instant::now();
+    ctx.threads.for_each(n, |_| {
+        started.fetch_add(1, Ordering::SeqCst);
+        while started.load(Ordering::SeqCst) < n && t0.elapsed().as_millis() < 50 {
+            std::hint::spin_loop();
+        }
+    });
 }
 
 /// One streaming read of `buf` split in contiguous parts over the context's threads; seconds.
