@@ -20,6 +20,19 @@ use crate::kernel::panel::{
     DECODE, DECODE_QUAD, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES,
 };
 
+/// How far ahead (bytes) the decode micro-kernels prefetch the weight stream: ~one DRAM latency
+/// × bandwidth, past what the out-of-order window and the hardware prefetchers cover (measured
+/// on this machine kind: 1-token GEMV from DRAM 5–15% faster than without, best of 0/2/4/8 KiB).
+/// Tiles are contiguous, so the prefetch runs on into the next tile.
+const DECODE_PREFETCH: usize = 4096;
+
+/// Prefetches the weight line `DECODE_PREFETCH` bytes after `at` (no fault: a hint).
+#[inline(always)]
+fn prefetch_ahead(at: *const u8) {
+    // SAFETY: a prefetch reads no memory in the language's sense and never faults.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(DECODE_PREFETCH).cast()) };
+}
+
 /// Most tokens one micro-kernel call takes.
 const T_MAX: usize = 12;
 /// Up to this many tokens the micro-kernel covers all 4 panels of a tile.
@@ -175,6 +188,7 @@ unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
                 // SAFETY: the vector lies in the tile (checked by `run`).
                 let quad =
                     unsafe { _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast()) };
+                prefetch_ahead(ptrs.tile.wrapping_add(geom.vec_offset(g, c, p)));
                 dp_quad(&mut acc[p], quad, &x, &masks);
             }
         }
@@ -313,6 +327,7 @@ unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
                 // SAFETY: the vector lies in the tile (checked by `run`).
                 let raw =
                     unsafe { _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast()) };
+                prefetch_ahead(ptrs.tile.wrapping_add(geom.vec_offset(g, c, p)));
                 let (quad, fifth) = decode16(raw, &tab);
                 // Unused k-steps of a short chunk hold code 1 against x = 0.
                 dp_quad(&mut acc[p], quad, &x4, &masks);
