@@ -822,8 +822,7 @@ impl Matrix {
                         let nb = TOKEN_BLOCK.min(n_tokens - t0);
                         // Per-group scales (empty with one scale), read after the dots.
                         let at = tile * scales_stride;
-                        let tile_scales =
-                            scales_t.get(at..at + ng * TILE_ROWS).unwrap_or_default();
+                        let tile_scales = scales_t.get(at..at + ng * TILE_ROWS).unwrap_or_default();
                         crate::kernel::prefetch(tile_scales);
                         (kernel.run)(geom, w, &ibuf[t0 * pc..][..nb * pc], nb, dots);
                         if let Scales::PerGroup(_) = self.scales {

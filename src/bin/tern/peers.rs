@@ -98,13 +98,15 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
 
-    // Machine limits.
+    // Machine limits. The read buffer lives for the whole run: memory freed and allocated again
+    // can come back slower on this VM (free page reporting hands freed pages to the host, which
+    // backs them anew), and a matrix built on it would be slowed for the whole run.
+    let dram_buf = big_buffer(DRAM_BYTES);
     let peak = int8_peak();
     let dram = {
-        let buf = big_buffer(DRAM_BYTES);
         ctxs.iter()
             .map(|(n, ctx)| {
-                let t: Vec<f64> = (0..7).map(|_| time_read(ctx, &buf)).collect();
+                let t: Vec<f64> = (0..7).map(|_| time_read(ctx, &dram_buf)).collect();
                 (*n, DRAM_BYTES as f64 / median(&t) / 1e9)
             })
             .collect::<Vec<_>>()
@@ -136,9 +138,14 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 1
             }
         };
-        // tern matrices, per context (layouts depend on the context's kernels).
+        // tern matrices, per context (layouts depend on the context's kernels). The copies are
+        // made round-robin over contexts and formats, so every format gets the same mix of
+        // memory: on this VM some freshly allocated memory streams 2-3x slower than the rest
+        // (how the host backs it), and building one format's copies in a row could hand all of
+        // them the slow part.
         let mut tern_m: Vec<Vec<(String, Vec<Matrix>)>> = Vec::new();
-        for (_, ctx) in &ctxs {
+        let mut builds = Vec::new();
+        for (ci, (_, ctx)) in ctxs.iter().enumerate() {
             let mut v = Vec::new();
             for (name, f) in FORMATS {
                 let layout = Layout::new(f, 0, 0, 0, 0).map_err(|e| e.to_string())?;
@@ -149,16 +156,20 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                     .map_err(|e| format!("{name}: {e}"))?;
                 let first =
                     Matrix::from_packed(ctx, layout, shape, &packed).map_err(|e| e.to_string())?;
-                let mut ms = vec![first];
-                for _ in 1..copies(ms[0].kernel_layout().1) {
-                    ms.push(
-                        Matrix::from_packed(ctx, layout, shape, &packed)
-                            .map_err(|e| e.to_string())?,
-                    );
-                }
-                v.push((name.to_string(), ms));
+                builds.push((ci, v.len(), layout, packed, copies(first.kernel_layout().1)));
+                v.push((name.to_string(), vec![first]));
             }
             tern_m.push(v);
+        }
+        let most = builds.iter().map(|b| b.4).max().unwrap_or(1);
+        for c in 1..most {
+            for (ci, k, layout, packed, n) in &builds {
+                if c < *n {
+                    let m = Matrix::from_packed(&ctxs[*ci].1, *layout, shape, packed)
+                        .map_err(|e| e.to_string())?;
+                    tern_m[*ci][*k].1.push(m);
+                }
+            }
         }
         let ggml_m: Vec<Vec<GgmlMatrix>> = match &ggml {
             Some(g) if cols.is_multiple_of(256) => [("TQ2_0", 35), ("TQ1_0", 34)]
@@ -188,7 +199,6 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             Rng::new(0xac7_0002 ^ ((tokens as u64) << 32) ^ cols as u64).fill_normal(&mut x, 1.0);
             let mut y = vec![0f32; tokens * rows];
             let decode = tokens == 1;
-            let dram_buf = big_buffer(if decode { DRAM_BYTES } else { 0 });
             let mut per_threads: Vec<(usize, Vec<Entry>)> = Vec::new();
             for (ci, (n, ctx)) in ctxs.iter().enumerate() {
                 let mut entries: Vec<Entry> = Vec::new();
