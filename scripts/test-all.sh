@@ -266,6 +266,20 @@ arm_triple=aarch64-unknown-linux-gnu
 arm_sysroot=${TERN_AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 arm_target_dir=$root/target/aarch64
 arm_bin=$arm_target_dir/$arm_triple/release
+# info_features WANT CMD...: runs `CMD... info` (a tern binary, under an emulator) and checks that
+# the CPU features it reports are WANT.
+info_features() {
+    local want=$1 out features; shift
+    out=$("$@" info) || { echo "$out"; echo "tern info failed: $*"; return 1; }
+    echo "tern info ($*):"
+    echo "$out" | grep -E '^(arch|features|isa levels|default)' | sed 's/^/  /'
+    features=$(echo "$out" | sed -n 's/^features: *\(.*\) (bits .*/\1/p')
+    if [ "$features" != "$want" ]; then
+        echo "expected features '$want' from $*, tern info reports '$features'"
+        return 1
+    fi
+}
+
 # x86 under qemu-user: the host's test binaries run emulated on CPU models without AVX-512
 # (`max`: AVX2 + FMA) and without any SIMD level (`qemu64`), so the AVX2 and scalar-only
 # dispatch paths run the whole suite as they would on such machines.
@@ -280,21 +294,13 @@ x86_cargo() {
 }
 
 x86_tests() { # qemu CPU model
-    local cpu=$1 out features
+    local cpu=$1
     command -v qemu-x86_64 > /dev/null ||
         { echo "qemu-x86_64 not found (scripts/setup.sh installs qemu-user)"; return 1; }
     x86_cargo "$cpu" || return 1
     x86_cargo "$cpu" --test kernels kernels_tested -- --nocapture 2>&1 |
         grep 'kernel ISAs tested' || { echo "kernels_tested did not run"; return 1; }
-    out=$(qemu-x86_64 -cpu "$cpu" target/release/tern info) ||
-        { echo "$out"; echo "tern info failed under qemu-x86_64 -cpu $cpu"; return 1; }
-    echo "tern info (qemu-x86_64 -cpu $cpu):"
-    echo "$out" | grep -E '^(features|isa levels|default)' | sed 's/^/  /'
-    features=$(echo "$out" | sed -n 's/^features: *\(.*\) (bits .*/\1/p')
-    if [ "$features" != "${x86_features[$cpu]}" ]; then
-        echo "expected features '${x86_features[$cpu]}' under -cpu $cpu, tern info reports '$features'"
-        return 1
-    fi
+    info_features "${x86_features[$cpu]}" qemu-x86_64 -cpu "$cpu" target/release/tern
 }
 x86_tests_max() { x86_tests max; }
 x86_tests_qemu64() { x86_tests qemu64; }
@@ -334,7 +340,7 @@ arm_clippy() {
 # The whole Rust test suite under one CPU model, then which kernels it compared with the scalar
 # oracle and what `tern info` (tern_cpu_features) reports there.
 arm_tests() { # qemu CPU model
-    local cpu=$1 skip=() out features
+    local cpu=$1 skip=()
     arm_tools || return 1
     if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
         echo "skipping cli_convert_and_inspect (tests/gguf.rs): it starts the aarch64 tern binary" \
@@ -345,15 +351,7 @@ arm_tests() { # qemu CPU model
     TERN_EXPECT_ISAS=${arm_isas[$cpu]} arm_cargo "$cpu" test -- "${skip[@]}" || return 1
     TERN_EXPECT_ISAS=${arm_isas[$cpu]} arm_cargo "$cpu" test --test kernels kernels_tested \
         -- --nocapture 2>&1 | grep 'kernel ISAs tested' || { echo "kernels_tested did not run"; return 1; }
-    out=$(qemu-aarch64 -L "$arm_sysroot" -cpu "$cpu" "$arm_bin/tern" info) ||
-        { echo "$out"; echo "tern info failed under qemu -cpu $cpu"; return 1; }
-    echo "tern info (qemu -cpu $cpu):"
-    echo "$out" | grep -E '^(arch|features|isa levels|default)' | sed 's/^/  /'
-    features=$(echo "$out" | sed -n 's/^features: *\(.*\) (bits .*/\1/p')
-    if [ "$features" != "${arm_features[$cpu]}" ]; then
-        echo "expected features '${arm_features[$cpu]}' under -cpu $cpu, tern info reports '$features'"
-        return 1
-    fi
+    info_features "${arm_features[$cpu]}" qemu-aarch64 -L "$arm_sysroot" -cpu "$cpu" "$arm_bin/tern"
 }
 arm_tests_max() { arm_tests max; }
 arm_tests_a53() { arm_tests cortex-a53; }

@@ -27,7 +27,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::format::{Format, I2sVariant, Layout, Shape, i2s};
 use crate::kernel::panel::{self, PanelGeom, PanelKind, TILE_ROWS};
-use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn, ScaleGroupsFn};
+use crate::kernel::{GroupScales, I2sDotsFn, Kernel, Kernels, PanelDotsFn, ScaleGroupsFn};
 use crate::quant::activation::Arith;
 use crate::quant::{Compat, QuantConfig, QuantStats, q8k, quantize_packed};
 
@@ -826,15 +826,15 @@ impl Matrix {
                         crate::kernel::prefetch(tile_scales);
                         (kernel.run)(geom, w, &ibuf[t0 * pc..][..nb * pc], nb, dots);
                         if let Scales::PerGroup(_) = self.scales {
-                            scale_groups(
-                                ng,
-                                nb,
+                            let job = GroupScales {
+                                n_groups: ng,
+                                n_tokens: nb,
                                 dots,
-                                &gsums[t0 * ng..][..nb * ng],
-                                tile_scales,
-                                block_scales.map(|bs| &bs[t0 * ng..][..nb * ng]),
-                                acc,
-                            );
+                                gsums: &gsums[t0 * ng..][..nb * ng],
+                                scales: tile_scales,
+                                block_scales: block_scales.map(|bs| &bs[t0 * ng..][..nb * ng]),
+                            };
+                            scale_groups(&job, acc);
                         }
                         for tl in 0..nb {
                             let t = t0 + tl;

@@ -506,6 +506,7 @@ fn panel_kernels_match_the_oracle() {
 /// or another order would differ).
 #[test]
 fn scale_group_kernels_match_the_oracle() {
+    use tern::kernel::GroupScales;
     use tern::kernel::panel::TILE_ROWS;
     let mut rng = Rng::new(0x5ca1e);
     let mut ran = 0;
@@ -538,8 +539,16 @@ fn scale_group_kernels_match_the_oracle() {
             let scales: Vec<f32> = (0..ng * TILE_ROWS).map(|_| scale(&mut rng)).collect();
             let block: Vec<f32> = (0..nt * ng).map(|_| scale(&mut rng)).collect();
             for bs in [None, Some(&block[..])] {
+                let job = GroupScales {
+                    n_groups: ng,
+                    n_tokens: nt,
+                    dots: &dots,
+                    gsums: &gsums,
+                    scales: &scales,
+                    block_scales: bs,
+                };
                 let mut want = vec![0f32; nt * TILE_ROWS];
-                scalar::scale_groups(ng, nt, &dots, &gsums, &scales, bs, &mut want);
+                scalar::scale_groups(&job, &mut want);
                 // Independent check of the oracle on one output.
                 let (t, l) = (rng.below(nt), rng.below(TILE_ROWS));
                 let direct = (0..ng).fold(0f32, |a, g| {
@@ -549,7 +558,7 @@ fn scale_group_kernels_match_the_oracle() {
                 });
                 assert_eq!(want[t * TILE_ROWS + l].to_bits(), direct.to_bits());
                 let mut got = vec![f32::NAN; nt * TILE_ROWS];
-                (pk.scale_groups)(ng, nt, &dots, &gsums, &scales, bs, &mut got);
+                (pk.scale_groups)(&job, &mut got);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(
                     bits(&got),

@@ -200,21 +200,25 @@ pub type PanelDotsFn =
 
 /// The panel kernels of a level: `Matrix` uses them (and the panel layout) when a level has
 /// them, else the row-layout `I2sDotsFn`.
-/// Applies one tile's per-group weight scales to the exact group sums of `n_tokens` tokens (a
-/// `PanelDotsFn` result, `dots[(t·n_groups + g)·64 + l]`): for each token `t` and lane `l`,
+/// One tile's per-group results for a `ScaleGroupsFn`: the exact group sums of `n_tokens` tokens
+/// (a `PanelDotsFn` result, `dots[(t·n_groups + g)·64 + l]`), the activations' group sums
+/// `gsums[t·n_groups + g]`, the tile's weight scales `scales[g·64 + l]` and, for Q8_K
+/// activations, their block scales `block_scales[t·n_groups + g]`.
+pub struct GroupScales<'a> {
+    pub n_groups: usize,
+    pub n_tokens: usize,
+    pub dots: &'a [i32],
+    pub gsums: &'a [i32],
+    pub scales: &'a [f32],
+    pub block_scales: Option<&'a [f32]>,
+}
+
+/// Applies a tile's per-group weight scales: for each token `t` and lane `l`,
 /// `acc[t·64 + l] = Σ_g (dots[(t·n_groups + g)·64 + l] − gsums[t·n_groups + g]) as f32 · s` over
 /// `g = 0..n_groups` in order, from 0.0, with `s = scales[g·64 + l]`, or
 /// `block_scales[t·n_groups + g] · scales[g·64 + l]` when given. Every product and sum is rounded
 /// on its own (no fused multiply-add), so each implementation returns the oracle's bits.
-pub type ScaleGroupsFn = fn(
-    n_groups: usize,
-    n_tokens: usize,
-    dots: &[i32],
-    gsums: &[i32],
-    scales: &[f32],
-    block_scales: Option<&[f32]>,
-    acc: &mut [f32],
-);
+pub type ScaleGroupsFn = fn(job: &GroupScales, acc: &mut [f32]);
 
 pub struct PanelKernels {
     /// 2-bit panels.

@@ -2,6 +2,7 @@
 //! obviousness first; plain loops that the compiler may vectorize.
 
 use crate::format::{I2sVariant, i2s};
+use crate::kernel::GroupScales;
 use crate::kernel::panel::{self, PanelGeom, TILE_ROWS};
 
 pub fn i2s_dots(
@@ -62,28 +63,21 @@ pub fn panel_dots(geom: &PanelGeom, tile: &[u8], acts: &[i8], n_tokens: usize, d
 }
 
 /// Per-group weight scales of one tile (`ScaleGroupsFn`).
-pub fn scale_groups(
-    n_groups: usize,
-    n_tokens: usize,
-    dots: &[i32],
-    gsums: &[i32],
-    scales: &[f32],
-    block_scales: Option<&[f32]>,
-    acc: &mut [f32],
-) {
-    for t in 0..n_tokens {
+pub fn scale_groups(job: &GroupScales, acc: &mut [f32]) {
+    let ng = job.n_groups;
+    for t in 0..job.n_tokens {
         let acc = &mut acc[t * TILE_ROWS..][..TILE_ROWS];
         acc.fill(0.0);
-        for g in 0..n_groups {
-            let tg = t * n_groups + g;
-            let d = &dots[tg * TILE_ROWS..][..TILE_ROWS];
-            let w = &scales[g * TILE_ROWS..][..TILE_ROWS];
+        for g in 0..ng {
+            let tg = t * ng + g;
+            let d = &job.dots[tg * TILE_ROWS..][..TILE_ROWS];
+            let w = &job.scales[g * TILE_ROWS..][..TILE_ROWS];
             for ((a, &d), &w) in acc.iter_mut().zip(d).zip(w) {
-                let s = match block_scales {
+                let s = match job.block_scales {
                     Some(bs) => bs[tg] * w,
                     None => w,
                 };
-                *a += (d - gsums[tg]) as f32 * s;
+                *a += (d - job.gsums[tg]) as f32 * s;
             }
         }
     }

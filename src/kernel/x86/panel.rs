@@ -16,6 +16,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::kernel::GroupScales;
 use crate::kernel::panel::{
     DECODE, DECODE_QUAD, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES,
 };
@@ -473,31 +474,24 @@ pub fn panel_dots_vnni(
 
 /// AVX-512 `ScaleGroupsFn`: a token's 64 lanes in 4 registers across all groups, the same
 /// operations as the oracle in the same order (convert, multiply, add; no FMA).
-pub fn scale_groups_avx512(
-    n_groups: usize,
-    n_tokens: usize,
-    dots: &[i32],
-    gsums: &[i32],
-    scales: &[f32],
-    block_scales: Option<&[f32]>,
-    acc: &mut [f32],
-) {
-    let sums = n_tokens * n_groups;
+pub fn scale_groups_avx512(job: &GroupScales, acc: &mut [f32]) {
+    let (ng, nt) = (job.n_groups, job.n_tokens);
+    let sums = nt * ng;
     assert!(
-        dots.len() >= sums * TILE_ROWS
-            && gsums.len() >= sums
-            && scales.len() >= n_groups * TILE_ROWS
-            && block_scales.is_none_or(|b| b.len() >= sums)
-            && acc.len() >= n_tokens * TILE_ROWS,
-        "scale_groups: {n_tokens} tokens × {n_groups} groups need {} dots (got {}), {sums} sums \
-         (got {}), {} scales (got {}), {sums} block scales (got {:?}), {} outputs (got {})",
+        job.dots.len() >= sums * TILE_ROWS
+            && job.gsums.len() >= sums
+            && job.scales.len() >= ng * TILE_ROWS
+            && job.block_scales.is_none_or(|b| b.len() >= sums)
+            && acc.len() >= nt * TILE_ROWS,
+        "scale_groups: {nt} tokens × {ng} groups need {} dots (got {}), {sums} sums (got {}), \
+         {} scales (got {}), {sums} block scales (got {:?}), {} outputs (got {})",
         sums * TILE_ROWS,
-        dots.len(),
-        gsums.len(),
-        n_groups * TILE_ROWS,
-        scales.len(),
-        block_scales.map(<[f32]>::len),
-        n_tokens * TILE_ROWS,
+        job.dots.len(),
+        job.gsums.len(),
+        ng * TILE_ROWS,
+        job.scales.len(),
+        job.block_scales.map(<[f32]>::len),
+        nt * TILE_ROWS,
         acc.len()
     );
     assert!(
@@ -505,32 +499,27 @@ pub fn scale_groups_avx512(
         "scale_groups_avx512 needs AVX-512F"
     );
     // SAFETY: AVX-512F present; every access below is within the lengths asserted above.
-    unsafe { scale_groups_impl(n_groups, n_tokens, dots, gsums, scales, block_scales, acc) }
+    unsafe { scale_groups_impl(job, acc) }
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn scale_groups_impl(
-    n_groups: usize,
-    n_tokens: usize,
-    dots: &[i32],
-    gsums: &[i32],
-    scales: &[f32],
-    block_scales: Option<&[f32]>,
-    acc: &mut [f32],
-) {
+unsafe fn scale_groups_impl(job: &GroupScales, acc: &mut [f32]) {
     const V: usize = TILE_ROWS / 16;
-    for t in 0..n_tokens {
+    let ng = job.n_groups;
+    for t in 0..job.n_tokens {
         let mut a = [_mm512_setzero_ps(); V];
-        for g in 0..n_groups {
-            let tg = t * n_groups + g;
+        for g in 0..ng {
+            let tg = t * ng + g;
             // SAFETY (all reads): tg < n_tokens · n_groups, lanes within `dots` and `scales`.
-            let gs = _mm512_set1_epi32(unsafe { *gsums.get_unchecked(tg) });
-            let bs = block_scales.map(|b| _mm512_set1_ps(unsafe { *b.get_unchecked(tg) }));
+            let gs = _mm512_set1_epi32(unsafe { *job.gsums.get_unchecked(tg) });
+            let bs = job
+                .block_scales
+                .map(|b| _mm512_set1_ps(unsafe { *b.get_unchecked(tg) }));
             for (i, a) in a.iter_mut().enumerate() {
                 let (d, w) = unsafe {
                     (
-                        _mm512_loadu_si512(dots.as_ptr().add(tg * TILE_ROWS + 16 * i).cast()),
-                        _mm512_loadu_ps(scales.as_ptr().add(g * TILE_ROWS + 16 * i)),
+                        _mm512_loadu_si512(job.dots.as_ptr().add(tg * TILE_ROWS + 16 * i).cast()),
+                        _mm512_loadu_ps(job.scales.as_ptr().add(g * TILE_ROWS + 16 * i)),
                     )
                 };
                 let s = match bs {
