@@ -668,11 +668,8 @@ impl Matrix {
             }
         };
         match (&self.scales, block_scales) {
-            (Scales::PerGroup(w_scales), Some(bs)) => {
-                self.run_ggml(ctx, w_scales, acts.q, bs, n_tokens, y, y_stride, opts, epi)
-            }
-            (Scales::PerGroup(w_scales), None) => {
-                self.run_per_group(ctx, w_scales, &acts, n_tokens, y, y_stride, opts, epi)
+            (Scales::PerGroup(w_scales), bs) => {
+                self.run_per_group(ctx, w_scales, &acts, bs, n_tokens, y, y_stride, opts, epi)
             }
             (Scales::Shared(w_scale), _) => self.run_shared(
                 ctx, arith, *w_scale, &acts, n_tokens, y, y_stride, opts, epi,
@@ -814,16 +811,19 @@ impl Matrix {
                 let acc = take(&mut ts.acc, TOKEN_BLOCK * TILE_ROWS);
                 for tile in tiles_r.clone() {
                     let w = &tiles[tile * tile_bytes..][..tile_bytes];
+                    // Per-group scales (empty with one scale), read after the dots: loading
+                    // while the kernel runs, unless all tiles share one (then they are in L1).
+                    let at = tile * scales_stride;
+                    let tile_scales = scales_t.get(at..at + ng * TILE_ROWS).unwrap_or_default();
+                    if *scales_stride > 0 {
+                        crate::kernel::prefetch(tile_scales);
+                    }
                     let r0 = tile * TILE_ROWS;
                     let rows = range.start.max(r0)..range.end.min(r0 + TILE_ROWS);
                     let lanes = rows.start - r0..rows.end - r0;
                     for b in blocks_r.clone() {
                         let t0 = b * TOKEN_BLOCK;
                         let nb = TOKEN_BLOCK.min(n_tokens - t0);
-                        // Per-group scales (empty with one scale), read after the dots.
-                        let at = tile * scales_stride;
-                        let tile_scales = scales_t.get(at..at + ng * TILE_ROWS).unwrap_or_default();
-                        crate::kernel::prefetch(tile_scales);
                         (kernel.run)(geom, w, &ibuf[t0 * pc..][..nb * pc], nb, dots);
                         if let Scales::PerGroup(_) = self.scales {
                             let job = GroupScales {
@@ -939,14 +939,17 @@ impl Matrix {
         });
     }
 
-    /// Per-block scales, per-token activations (`Compat::Default` only, checked by the caller):
-    /// `y = (Σ_g f32(S_g)·w_g) / act_scale`, `S_g` the exact ternary dot of group `g`.
+    /// Per-block weight scales, summed in block order: with per-token activations
+    /// (`Compat::Default`, checked by the caller) `y = (Σ_g f32(S_g)·w_g) / act_scale`; with Q8_K
+    /// activations (`block_scales[t·n_groups + g]`) ggml's mul_mat, `y = Σ_g f32(S_g)·(d_act_g·w_g)`.
+    /// `S_g` is the exact ternary dot of group `g`.
     #[allow(clippy::too_many_arguments)]
     fn run_per_group(
         &self,
         ctx: &Context,
         w_scales: &[f32],
         acts: &Activations,
+        block_scales: Option<&[f32]>,
         n_tokens: usize,
         y: &mut [f32],
         y_stride: usize,
@@ -963,61 +966,7 @@ impl Matrix {
         };
         let g_cols = *group_cols;
         let n_groups = padded_cols / g_cols;
-        let group_sums = group_sums(
-            &mut sc.gsums,
-            acts.q,
-            acts.stride,
-            n_tokens,
-            g_cols,
-            n_groups,
-        );
-        self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit, ts| {
-            let dots = take(&mut ts.dots, n * n_tokens);
-            let acc = take(&mut ts.acc, n * n_tokens);
-            acc.fill(0.0);
-            for g in 0..n_groups {
-                self.group_dots(g, r0, n, acts.q, acts.stride, n_tokens, dots);
-                for t in 0..n_tokens {
-                    for r in 0..n {
-                        let s = dots[t * n + r] - group_sums[t * n_groups + g];
-                        acc[t * n + r] += s as f32 * w_scales[(r0 + r) * n_groups + g];
-                    }
-                }
-            }
-            for t in 0..n_tokens {
-                let s = acts.scales[t];
-                for r in 0..n {
-                    emit(t, r0 + r, if s == 0.0 { 0.0 } else { acc[t * n + r] / s });
-                }
-            }
-        });
-    }
-
-    /// ggml's mul_mat for TQ: `y = Σ_b f32(S_b)·(d_act_b·d_w_b)` in block order, with Q8_K
-    /// activations (`q` per token, `block_scales[t·n_blocks + b]`).
-    #[allow(clippy::too_many_arguments)]
-    fn run_ggml(
-        &self,
-        ctx: &Context,
-        w_scales: &[f32],
-        q: &[i8],
-        block_scales: &[f32],
-        n_tokens: usize,
-        y: &mut [f32],
-        y_stride: usize,
-        opts: &GemmOptions,
-        sc: &mut Epi,
-    ) {
-        let Store::Rows {
-            padded_cols,
-            group_cols,
-            ..
-        } = &self.store
-        else {
-            unreachable!("row path on panels");
-        };
-        let (stride, g_cols) = (*padded_cols, *group_cols);
-        let n_groups = padded_cols / g_cols;
+        let (q, stride) = (acts.q, acts.stride);
         let group_sums = group_sums(&mut sc.gsums, q, stride, n_tokens, g_cols, n_groups);
         self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit, ts| {
             let dots = take(&mut ts.dots, n * n_tokens);
@@ -1026,16 +975,23 @@ impl Matrix {
             for g in 0..n_groups {
                 self.group_dots(g, r0, n, q, stride, n_tokens, dots);
                 for t in 0..n_tokens {
-                    let d_act = block_scales[t * n_groups + g];
+                    let d_act = block_scales.map(|bs| bs[t * n_groups + g]);
                     for r in 0..n {
                         let s = dots[t * n + r] - group_sums[t * n_groups + g];
-                        acc[t * n + r] += s as f32 * (d_act * w_scales[(r0 + r) * n_groups + g]);
+                        let w = w_scales[(r0 + r) * n_groups + g];
+                        acc[t * n + r] += s as f32 * d_act.map_or(w, |d| d * w);
                     }
                 }
             }
             for t in 0..n_tokens {
                 for r in 0..n {
-                    emit(t, r0 + r, acc[t * n + r]);
+                    let a = acc[t * n + r];
+                    let v = match block_scales {
+                        Some(_) => a,
+                        None if acts.scales[t] == 0.0 => 0.0,
+                        None => a / acts.scales[t],
+                    };
+                    emit(t, r0 + r, v);
                 }
             }
         });

@@ -198,8 +198,6 @@ pub type I2sDotsFn = fn(
 pub type PanelDotsFn =
     fn(geom: &panel::PanelGeom, tile: &[u8], acts: &[i8], n_tokens: usize, dots: &mut [i32]);
 
-/// The panel kernels of a level: `Matrix` uses them (and the panel layout) when a level has
-/// them, else the row-layout `I2sDotsFn`.
 /// One tile's per-group results for a `ScaleGroupsFn`: the exact group sums of `n_tokens` tokens
 /// (a `PanelDotsFn` result, `dots[(t·n_groups + g)·64 + l]`), the activations' group sums
 /// `gsums[t·n_groups + g]`, the tile's weight scales `scales[g·64 + l]` and, for Q8_K
@@ -220,6 +218,8 @@ pub struct GroupScales<'a> {
 /// on its own (no fused multiply-add), so each implementation returns the oracle's bits.
 pub type ScaleGroupsFn = fn(job: &GroupScales, acc: &mut [f32]);
 
+/// The panel kernels of a level: `Matrix` uses them (and the panel layout) when a level has
+/// them, else the row-layout `I2sDotsFn`.
 pub struct PanelKernels {
     /// 2-bit panels.
     pub bits2: Kernel<PanelDotsFn>,
