@@ -216,6 +216,19 @@ unsafe fn put<T>(out: *mut T, v: T, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Writes to `*index` the position `lookup` finds for the string argument `name` (`what`), or -1
+/// when there is none (a name that is not UTF-8 names nothing in a GGUF file).
+unsafe fn put_position(
+    name: *const c_char,
+    what: &str,
+    index: *mut i64,
+    lookup: impl Fn(&str) -> Option<usize>,
+) -> Result<()> {
+    let name = unsafe { c_str(name, what) }?;
+    let i = name.to_str().ok().and_then(lookup).map_or(-1, |i| i as i64);
+    unsafe { put(index, i, "index") }
+}
+
 fn static_type_name(name: &str) -> *const c_char {
     const NAMES: &[&CStr] = &[
         c"F32", c"F16", c"Q4_0", c"Q4_1", c"Q5_0", c"Q5_1", c"Q8_0", c"Q8_1", c"Q2_K", c"Q3_K",
@@ -437,13 +450,7 @@ pub unsafe extern "C" fn tern_gguf_find_tensor(
 ) -> tern_status {
     status_call(|| unsafe {
         let g = gguf_arg(gguf)?;
-        let name = c_str(name, "name")?;
-        let i = name
-            .to_str()
-            .ok()
-            .and_then(|n| g.meta().tensor_position(n))
-            .map_or(-1, |i| i as i64);
-        put(index, i, "index")
+        put_position(name, "name", index, |n| g.meta().tensor_position(n))
     })
 }
 
@@ -513,13 +520,7 @@ pub unsafe extern "C" fn tern_gguf_find_kv(
 ) -> tern_status {
     status_call(|| unsafe {
         let g = gguf_arg(gguf)?;
-        let key = c_str(key, "key")?;
-        let i = key
-            .to_str()
-            .ok()
-            .and_then(|k| g.meta().kv_position(k))
-            .map_or(-1, |i| i as i64);
-        put(index, i, "index")
+        put_position(key, "key", index, |k| g.meta().kv_position(k))
     })
 }
 
