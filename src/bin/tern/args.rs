@@ -152,33 +152,68 @@ fn parse_format(s: &str) -> Result<Format, String> {
     }
 }
 
+/// Walks a subcommand's arguments: flags, `--name value`, `--name=value` and positionals.
+pub struct Scanner<'a> {
+    args: &'a [String],
+    next: usize,
+}
+
+/// One argument: as written, its name (before the `=` of `--name=value`) and its inline value.
+pub struct Arg<'a> {
+    pub raw: &'a str,
+    pub name: &'a str,
+    pub inline: Option<&'a str>,
+}
+
+impl<'a> Scanner<'a> {
+    pub fn new(args: &'a [String]) -> Self {
+        Self { args, next: 0 }
+    }
+
+    pub fn next_arg(&mut self) -> Option<Arg<'a>> {
+        let raw = self.args.get(self.next)?.as_str();
+        self.next += 1;
+        Some(match raw.split_once('=') {
+            Some((name, v)) if name.starts_with("--") => Arg {
+                raw,
+                name,
+                inline: Some(v),
+            },
+            _ => Arg {
+                raw,
+                name: raw,
+                inline: None,
+            },
+        })
+    }
+
+    /// The value of option `arg`: its inline value, else the next argument.
+    pub fn value(&mut self, arg: &Arg) -> Result<String, String> {
+        if let Some(v) = arg.inline {
+            return Ok(v.to_string());
+        }
+        let v = self
+            .args
+            .get(self.next)
+            .ok_or_else(|| format!("option {} needs a value", arg.name))?;
+        self.next += 1;
+        Ok(v.clone())
+    }
+}
+
 fn parse_bench(args: &[String]) -> Result<Command, String> {
     let mut b = BenchArgs::default();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = args[i].as_str();
-        i += 1;
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg, None),
-        };
+    let mut scan = Scanner::new(args);
+    while let Some(arg) = scan.next_arg() {
+        let name = arg.name;
         let takes_value = matches!(
             name,
             "--shapes" | "--tokens" | "--formats" | "--threads" | "--isa"
         );
-        if !takes_value && inline.is_some() {
-            return Err(format!("option {name} takes no value (got '{arg}')"));
+        if !takes_value && arg.inline.is_some() {
+            return Err(format!("option {name} takes no value (got '{}')", arg.raw));
         }
-        let mut value = || -> Result<String, String> {
-            if let Some(v) = inline.clone() {
-                return Ok(v);
-            }
-            let v = args
-                .get(i)
-                .ok_or_else(|| format!("option {name} needs a value"))?;
-            i += 1;
-            Ok(v.clone())
-        };
+        let mut value = || scan.value(&arg);
         match name {
             "-h" | "--help" => return Ok(Command::Help(BENCH_USAGE)),
             "--quick" => b.quick = true,
@@ -317,6 +352,34 @@ mod tests {
         assert_eq!(b.isas, Some(vec![Isa::Scalar]));
         assert!(bench("--quick").quick);
         assert!(bench("bench --peers --tokens 1").peers);
+    }
+
+    /// The scanner behind every subcommand's parser: inline and next-argument values, flags,
+    /// positionals, `=` inside a positional, and a value missing at the end.
+    #[test]
+    fn scanner() {
+        let a = args("--x=1 --y 2 -q file=a.gguf --z");
+        let mut scan = Scanner::new(&a);
+        let mut got = Vec::new();
+        while let Some(arg) = scan.next_arg() {
+            let v = match arg.name {
+                "--x" | "--y" | "--z" => scan.value(&arg),
+                _ => Ok(String::new()),
+            };
+            got.push((arg.raw.to_string(), arg.name.to_string(), v));
+        }
+        let want = [
+            ("--x=1", "--x", Ok("1")),
+            ("--y", "--y", Ok("2")),
+            ("-q", "-q", Ok("")),
+            ("file=a.gguf", "file=a.gguf", Ok("")),
+            ("--z", "--z", Err("option --z needs a value")),
+        ];
+        assert_eq!(got.len(), want.len());
+        for ((raw, name, v), (wr, wn, wv)) in got.iter().zip(want) {
+            assert_eq!((raw.as_str(), name.as_str()), (wr, wn));
+            assert_eq!(v.as_deref(), wv.map_err(String::from).as_deref());
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@ use tern::format::Format;
 use tern::gguf::Dialect;
 use tern::gguf::convert::{self, ConvertOptions, FloatOut, ScaleMode};
 
+use crate::args::Scanner;
+
 pub const USAGE: &str = "\
 usage: tern convert MODEL OUTPUT.gguf --type FORMAT [OPTIONS]
 
@@ -65,25 +67,10 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut fmt = None;
     let mut opts = ConvertOptions::new(Format::I2S);
     let mut quiet = false;
-    let mut i = 0;
-    while i < args.len() {
-        let arg = args[i].as_str();
-        i += 1;
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg, None),
-        };
-        let mut value = || -> Result<String, String> {
-            if let Some(v) = inline.clone() {
-                return Ok(v);
-            }
-            let v = args
-                .get(i)
-                .ok_or_else(|| format!("option {name} needs a value"))?;
-            i += 1;
-            Ok(v.clone())
-        };
-        match name {
+    let mut scan = Scanner::new(args);
+    while let Some(arg) = scan.next_arg() {
+        let mut value = || scan.value(&arg);
+        match arg.name {
             "-h" | "--help" => return Ok(None),
             "-q" | "--quiet" => quiet = true,
             "--keep-names" => opts.map_names = false,
@@ -138,7 +125,7 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
                     "unknown option '{s}' for 'tern convert' (run 'tern convert --help')"
                 ));
             }
-            _ => positional.push(arg.to_string()),
+            _ => positional.push(arg.raw.to_string()),
         }
     }
     let [input, output] = &positional[..] else {

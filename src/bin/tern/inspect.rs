@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use tern::gguf::{Dialect, Gguf, ReadOptions, ternary};
 
+use crate::args::Scanner;
+
 pub const USAGE: &str = "\
 usage: tern inspect FILE.gguf [OPTIONS]
 
@@ -31,27 +33,13 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut path = None;
     let mut dialect = Dialect::Auto;
     let mut sparsity = true;
-    let mut i = 0;
-    while i < args.len() {
-        let arg = args[i].as_str();
-        i += 1;
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg, None),
-        };
-        match name {
+    let mut scan = Scanner::new(args);
+    while let Some(arg) = scan.next_arg() {
+        match arg.name {
             "-h" | "--help" => return Ok(None),
             "--no-sparsity" => sparsity = false,
             "--dialect" => {
-                let v = match inline {
-                    Some(v) => v,
-                    None => {
-                        i += 1;
-                        args.get(i - 1)
-                            .cloned()
-                            .ok_or("option --dialect needs a value")?
-                    }
-                };
+                let v = scan.value(&arg)?;
                 dialect = match v.as_str() {
                     "auto" => Dialect::Auto,
                     "mainline" => Dialect::Mainline,
@@ -69,10 +57,11 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
                     "unknown option '{s}' for 'tern inspect' (run 'tern inspect --help')"
                 ));
             }
-            _ if path.is_none() => path = Some(PathBuf::from(arg)),
+            _ if path.is_none() => path = Some(PathBuf::from(arg.raw)),
             _ => {
                 return Err(format!(
-                    "'tern inspect' takes one file (extra argument '{arg}')"
+                    "'tern inspect' takes one file (extra argument '{}')",
+                    arg.raw
                 ));
             }
         }
