@@ -222,7 +222,9 @@ enum tern_compat
  {
   /**
    * Per-token absmax int8, half-to-even (BitNet training); `y = (dot − sum)·(w_scale/act_scale)`
-   * with the integer difference exact; an all-zero token gives 0.
+   * with the integer difference exact; an all-zero token gives 0. TQ1_0/TQ2_0: the same
+   * when all block scales are equal; else `y = (Σ_blocks f32(dot_b − sum_b)·w_b) / act_scale`
+   * summed in block order.
    */
   TERN_COMPAT_DEFAULT = 0,
   /**

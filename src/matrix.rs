@@ -72,6 +72,10 @@ enum Store {
     Panels {
         tiles: PageBuf,
         geom: PanelGeom,
+        /// The kernel's geometry under one scale: `geom` with runs of groups merged into one
+        /// (the same bytes: `Bits2` chunks never straddle groups), so a per-block matrix with
+        /// equal scales is not split into its 256-column blocks.
+        shared_geom: PanelGeom,
         n_tiles: usize,
         /// Per-group scales tile by tile, `[tile · scales_stride + g·64 + r % 64]` (empty with
         /// one scale): one sequential stream beside the tiles' when a GEMV streams from DRAM.
@@ -101,7 +105,42 @@ enum Scales {
     /// One scale for the whole matrix (I2_S, TL1, TL2).
     Shared(f32),
     /// One scale per (row, column group): `[row · n_groups + group]` (TQ1_0, TQ2_0).
-    PerGroup(Vec<f32>),
+    PerGroup {
+        scales: Vec<f32>,
+        /// The scale when all of them are bit-identical (a TQ matrix quantized with one absmean
+        /// scale, as BitNet models are).
+        uniform: Option<f32>,
+    },
+}
+
+impl Scales {
+    fn per_group(scales: Vec<f32>) -> Self {
+        let uniform = scales
+            .iter()
+            .all(|s| s.to_bits() == scales[0].to_bits())
+            .then_some(scales[0]);
+        Self::PerGroup { scales, uniform }
+    }
+
+    /// The scales as a call applies them. With per-token activations (not ggml's per-block
+    /// Q8_K ones) a per-block matrix whose scales are all equal computes exactly like a
+    /// one-scale matrix: `(dot − sum)·post_scale`, the dot summed over the blocks in int32
+    /// (`TERN_COMPAT_DEFAULT`'s formula; the blocks' float sums would only add rounding).
+    fn for_call(&self, q8k_blocks: bool) -> CallScales<'_> {
+        match self {
+            Self::Shared(s) => CallScales::One(*s),
+            Self::PerGroup {
+                uniform: Some(s), ..
+            } if !q8k_blocks => CallScales::One(*s),
+            Self::PerGroup { scales, .. } => CallScales::PerGroup(scales),
+        }
+    }
+}
+
+/// `Scales::for_call`.
+enum CallScales<'a> {
+    One(f32),
+    PerGroup(&'a [f32]),
 }
 
 /// Per-call GEMM settings (the validated `tern_gemm_options`).
@@ -191,7 +230,7 @@ impl Matrix {
         let stored = layout.validate(shape, packed)?;
         let per_block = layout.elements_per_scale(shape) != shape.elements();
         let scales = if per_block {
-            Scales::PerGroup(stored)
+            Scales::per_group(stored)
         } else {
             Scales::Shared(stored[0])
         };
@@ -266,7 +305,7 @@ impl Matrix {
     ) -> Result<Store> {
         let (rows, cols) = (shape.rows, shape.cols);
         let geom = match scales {
-            Scales::PerGroup(_) => {
+            Scales::PerGroup { .. } => {
                 let per = layout.elements_per_scale(shape);
                 debug_assert!(per.is_multiple_of(16) && cols.is_multiple_of(per));
                 PanelGeom {
@@ -316,10 +355,13 @@ impl Matrix {
         let ng = geom.n_groups;
         let (scales_t, scales_stride) = match scales {
             Scales::Shared(_) => (Vec::new(), 0),
-            Scales::PerGroup(v) if v.iter().all(|s| s.to_bits() == v[0].to_bits()) => {
-                (vec![v[0]; ng * TILE_ROWS], 0)
-            }
-            Scales::PerGroup(v) => {
+            Scales::PerGroup {
+                uniform: Some(s), ..
+            } => (vec![*s; ng * TILE_ROWS], 0),
+            Scales::PerGroup {
+                scales: v,
+                uniform: None,
+            } => {
                 let mut t = vec![0f32; n_tiles * ng * TILE_ROWS];
                 for r in 0..rows {
                     for g in 0..ng {
@@ -332,6 +374,7 @@ impl Matrix {
         Ok(Store::Panels {
             tiles,
             geom,
+            shared_geom: merged_groups(geom),
             n_tiles,
             scales_t,
             scales_stride,
@@ -365,7 +408,7 @@ impl Matrix {
     pub fn first_scale(&self) -> f32 {
         match &self.scales {
             Scales::Shared(s) => *s,
-            Scales::PerGroup(v) => v[0],
+            Scales::PerGroup { scales, .. } => scales[0],
         }
     }
     pub fn kernel_name(&self) -> &'static CStr {
@@ -385,8 +428,9 @@ impl Matrix {
     }
 
     /// The weights as the GEMM applies them (for other backends, e.g. the CUDA upload):
-    /// row-major `rows × cols` ternary values, the scales (one, or one per (row, group) at
-    /// `[row · n_groups + g]`), and the group width in columns (meaningful with per-group scales).
+    /// row-major `rows × cols` ternary values, the scales as `TERN_COMPAT_DEFAULT` applies them
+    /// (one, or one per (row, group) at `[row · n_groups + g]`), and the group width in columns
+    /// (meaningful with per-group scales).
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     pub(crate) fn ternary_and_scales(&self) -> (Vec<i8>, Vec<f32>, usize) {
         let (rows, cols) = (self.shape.rows, self.shape.cols);
@@ -425,14 +469,15 @@ impl Matrix {
                     }
                 }
                 match self.scales {
-                    Scales::PerGroup(_) => 4 * geom.group_steps,
+                    Scales::PerGroup { .. } => 4 * geom.group_steps,
                     Scales::Shared(_) => geom.cols(),
                 }
             }
         };
-        let scales = match &self.scales {
-            Scales::Shared(s) => vec![*s],
-            Scales::PerGroup(v) => v.clone(),
+        // As the per-token arithmetic applies them (the other backends have no Q8_K mode).
+        let scales = match self.scales.for_call(false) {
+            CallScales::One(s) => vec![s],
+            CallScales::PerGroup(v) => v.to_vec(),
         };
         (ternary, scales, group_cols)
     }
@@ -481,7 +526,7 @@ impl Matrix {
                     zero_pad(q, stride, cols, r.len());
                 });
                 self.check_call(n_tokens, y, y_stride, opts)?;
-                if !matches!(self.scales, Scales::PerGroup(_)) {
+                if !matches!(self.scales, Scales::PerGroup { .. }) {
                     return Err(Error::unsupported(
                         "TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0)",
                     ));
@@ -600,7 +645,7 @@ impl Matrix {
             ));
         }
         self.check_call(n_tokens, y, y_stride, opts)?;
-        if let Scales::PerGroup(_) = self.scales
+        if let Scales::PerGroup { .. } = self.scales
             && arith != Arith::Default
         {
             return Err(Error::unsupported(format!(
@@ -667,12 +712,20 @@ impl Matrix {
                 ..*acts
             }
         };
-        match (&self.scales, block_scales) {
-            (Scales::PerGroup(w_scales), bs) => {
-                self.run_per_group(ctx, w_scales, &acts, bs, n_tokens, y, y_stride, opts, epi)
+        match self.scales.for_call(block_scales.is_some()) {
+            CallScales::One(w_scale) => {
+                self.run_shared(ctx, arith, w_scale, &acts, n_tokens, y, y_stride, opts, epi)
             }
-            (Scales::Shared(w_scale), _) => self.run_shared(
-                ctx, arith, *w_scale, &acts, n_tokens, y, y_stride, opts, epi,
+            CallScales::PerGroup(w_scales) => self.run_per_group(
+                ctx,
+                w_scales,
+                &acts,
+                block_scales,
+                n_tokens,
+                y,
+                y_stride,
+                opts,
+                epi,
             ),
         }
         Ok(())
@@ -733,6 +786,7 @@ impl Matrix {
         let Store::Panels {
             tiles,
             geom,
+            shared_geom,
             n_tiles,
             scales_t,
             scales_stride,
@@ -763,8 +817,9 @@ impl Matrix {
         });
         let ibuf = &*ibuf;
         let gk = 4 * geom.group_steps;
-        let (gsums, post): (&[i32], &[f32]) = match &self.scales {
-            Scales::PerGroup(_) => {
+        let call_scales = self.scales.for_call(block_scales.is_some());
+        let (gsums, post): (&[i32], &[f32]) = match call_scales {
+            CallScales::PerGroup(_) => {
                 let g = take(gsums, n_tokens * ng);
                 for t in 0..n_tokens {
                     let row = &acts.q[t * acts.stride..][..cols];
@@ -774,14 +829,20 @@ impl Matrix {
                 }
                 (g, &[])
             }
-            Scales::Shared(w) => {
+            CallScales::One(w) => {
                 let p = take(post, n_tokens);
                 for (p, &s) in p.iter_mut().zip(&acts.scales[..n_tokens]) {
-                    *p = arith.post_scale(*w, s);
+                    *p = arith.post_scale(w, s);
                 }
                 (&[], p)
             }
         };
+        // One scale: the kernel sums a per-block matrix's blocks itself where the layout allows.
+        let kgeom = match call_scales {
+            CallScales::One(_) => shared_geom,
+            CallScales::PerGroup(_) => geom,
+        };
+        let kng = kgeom.n_groups;
 
         let range = self.row_range(opts);
         let (tile_lo, tile_hi) = (range.start / TILE_ROWS, range.end.div_ceil(TILE_ROWS));
@@ -824,8 +885,8 @@ impl Matrix {
                     for b in blocks_r.clone() {
                         let t0 = b * TOKEN_BLOCK;
                         let nb = TOKEN_BLOCK.min(n_tokens - t0);
-                        (kernel.run)(geom, w, &ibuf[t0 * pc..][..nb * pc], nb, dots);
-                        if let Scales::PerGroup(_) = self.scales {
+                        (kernel.run)(kgeom, w, &ibuf[t0 * pc..][..nb * pc], nb, dots);
+                        if let CallScales::PerGroup(_) = call_scales {
                             let job = GroupScales {
                                 n_groups: ng,
                                 n_tokens: nb,
@@ -847,10 +908,10 @@ impl Matrix {
                                 )
                             };
                             let bias = opts.bias.map(|b| &b[rows.clone()]);
-                            let d = &dots[tl * ng * TILE_ROWS..][..ng * TILE_ROWS];
-                            match (&self.scales, block_scales) {
-                                (Scales::Shared(_), _) => {
-                                    let d0 = &mut acc_i32(d, ng, lanes.clone());
+                            let d = &dots[tl * kng * TILE_ROWS..][..kng * TILE_ROWS];
+                            match call_scales {
+                                CallScales::One(_) => {
+                                    let d0 = &mut acc_i32(d, kng, lanes.clone());
                                     epilogue_shared(
                                         arith,
                                         d0,
@@ -861,10 +922,11 @@ impl Matrix {
                                         y_row,
                                     );
                                 }
-                                (Scales::PerGroup(_), bs) => {
-                                    let s = if bs.is_some() { 1.0 } else { acts.scales[t] };
+                                CallScales::PerGroup(_) => {
+                                    let ggml = block_scales.is_some();
+                                    let s = if ggml { 1.0 } else { acts.scales[t] };
                                     epilogue_groups(
-                                        bs.is_some(),
+                                        ggml,
                                         &acc[tl * TILE_ROWS..][lanes.clone()],
                                         s,
                                         bias,
@@ -906,6 +968,8 @@ impl Matrix {
         });
     }
 
+    /// One weight scale (or per-block scales that are all equal, the blocks' dots summed in
+    /// int32): `Arith::output` per token and row.
     #[allow(clippy::too_many_arguments)]
     fn run_shared(
         &self,
@@ -924,9 +988,25 @@ impl Matrix {
             *p = arith.post_scale(w_scale, s);
         }
         let post = &*post;
+        let Store::Rows {
+            padded_cols,
+            group_cols,
+            ..
+        } = &self.store
+        else {
+            unreachable!("row path on panels");
+        };
+        let n_groups = padded_cols / group_cols;
         self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit, ts| {
-            let dots = take(&mut ts.dots, n * n_tokens);
+            let (dots, group) = take(&mut ts.dots, 2 * n * n_tokens).split_at_mut(n * n_tokens);
             self.group_dots(0, r0, n, acts.q, acts.stride, n_tokens, dots);
+            // A per-block matrix with equal scales: the blocks' dots summed exactly.
+            for g in 1..n_groups {
+                self.group_dots(g, r0, n, acts.q, acts.stride, n_tokens, group);
+                for (d, &x) in dots.iter_mut().zip(&*group) {
+                    *d = d.wrapping_add(x);
+                }
+            }
             for t in 0..n_tokens {
                 for r in 0..n {
                     emit(
@@ -1161,6 +1241,23 @@ fn split(r: Range<usize>, parts: usize, i: usize) -> Range<usize> {
 
 fn sum_i8(v: &[i8]) -> i32 {
     v.iter().map(|&x| x as i32).sum()
+}
+
+/// `geom` with as many consecutive groups merged as `MAX_GROUP_STEPS` allows, when that
+/// addresses the same bytes (`Bits2`: whole chunks per group); else `geom`.
+fn merged_groups(geom: PanelGeom) -> PanelGeom {
+    if geom.kind != PanelKind::Bits2 {
+        return geom;
+    }
+    let per = (1..=geom.n_groups)
+        .rev()
+        .find(|m| geom.n_groups.is_multiple_of(*m) && m * geom.group_steps <= MAX_GROUP_STEPS)
+        .unwrap_or(1);
+    PanelGeom {
+        group_steps: geom.group_steps * per,
+        n_groups: geom.n_groups / per,
+        ..geom
+    }
 }
 
 /// The dots of lanes `lanes` of one token, summed over the `ng` groups of a one-scale matrix

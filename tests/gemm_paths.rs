@@ -148,3 +148,57 @@ fn every_path_gives_the_same_bits() {
     }
     println!("{checked} outputs compared");
 }
+
+/// A TQ matrix whose block scales are all equal (one absmean scale, as BitNet models have)
+/// computes `TERN_COMPAT_DEFAULT` exactly as a one-scale matrix with the same weights and scale
+/// (`(dot − sum)·post_scale`, the blocks summed in int32): bit-identical with I2_S on every
+/// path. Unequal block scales keep the per-block sum, which differs in rounding.
+#[test]
+fn equal_block_scales_compute_as_one_scale() {
+    let i2s = Layout::new(1, 0, 0, 0, 0).unwrap();
+    let mut rng = Rng(0x5ca1_e0f1_0c55_0001);
+    let mut checked = 0;
+    for (name, layout, _) in layouts().into_iter().filter(|l| l.0.starts_with("tq")) {
+        for (rows, cols) in [(70, 256), (130, 768), (64, 2560)] {
+            let shape = Shape::new(rows as i64, cols as i64).unwrap();
+            let w: Vec<f32> = (0..rows * cols).map(|_| rng.f() * 0.05).collect();
+            let (packed, _) =
+                tern::quant::quantize_packed(layout, shape, &w, &QuantConfig::default()).unwrap();
+            let scales = layout.validate(shape, &packed).unwrap();
+            assert!(scales.iter().all(|s| s.to_bits() == scales[0].to_bits()));
+            let mut ternary = vec![0i8; rows * cols];
+            layout.unpack(shape, &packed, &mut ternary).unwrap();
+            let mut i2s_packed = vec![0u8; i2s.packed_size(shape).unwrap()];
+            i2s.pack(shape, &ternary, &scales[..1], &mut i2s_packed)
+                .unwrap();
+            for tokens in [1, 5, 13] {
+                let x: Vec<f32> = (0..tokens * cols).map(|_| rng.f() * 3.0).collect();
+                for isa in Isa::available() {
+                    let ctx = Context::new(isa as i32, 2).unwrap();
+                    let run = |layout, packed: &[u8]| {
+                        let m = Matrix::from_packed(&ctx, layout, shape, packed).unwrap();
+                        let mut y = vec![0f32; tokens * rows];
+                        m.gemm(
+                            &ctx,
+                            &x,
+                            tokens,
+                            cols,
+                            &mut y,
+                            rows,
+                            &GemmOptions::default(),
+                        )
+                        .unwrap();
+                        y.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+                    };
+                    assert_eq!(
+                        run(layout, &packed),
+                        run(i2s, &i2s_packed),
+                        "{name} {rows}x{cols} t{tokens} {isa:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    println!("{checked} TQ/I2_S pairs compared");
+}
