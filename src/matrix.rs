@@ -82,8 +82,8 @@ enum Store {
         /// one scale): one sequential stream beside the tiles' when a GEMV streams from DRAM.
         scales_t: Vec<f32>,
         /// `n_groups · 64`, or 0 when every scale is the same: then all tiles share one tile's
-        /// worth, which stays in L1 (TQ matrices quantized with one absmean scale stream 6%
-        /// fewer bytes per GEMV, the same values in the same operations).
+        /// worth, which stays in L1 (read only by `TERN_COMPAT_GGML`: the per-token modes
+        /// compute such a matrix as one-scale).
         scales_stride: usize,
         kernel: Kernel<PanelDotsFn>,
         /// Applies `scales_t` to the dots of one tile and token (per-group scales only).
