@@ -989,15 +989,7 @@ impl Matrix {
             *p = arith.post_scale(w_scale, s);
         }
         let post = &*post;
-        let Store::Rows {
-            padded_cols,
-            group_cols,
-            ..
-        } = &self.store
-        else {
-            unreachable!("row path on panels");
-        };
-        let n_groups = padded_cols / group_cols;
+        let (_, n_groups) = self.row_groups();
         self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit, ts| {
             let (dots, group) = take(&mut ts.dots, 2 * n * n_tokens).split_at_mut(n * n_tokens);
             self.group_dots(0, r0, n, acts.q, acts.stride, n_tokens, dots);
@@ -1037,16 +1029,7 @@ impl Matrix {
         opts: &GemmOptions,
         sc: &mut Epi,
     ) {
-        let Store::Rows {
-            padded_cols,
-            group_cols,
-            ..
-        } = &self.store
-        else {
-            unreachable!("row path on panels");
-        };
-        let g_cols = *group_cols;
-        let n_groups = padded_cols / g_cols;
+        let (g_cols, n_groups) = self.row_groups();
         let (q, stride) = (acts.q, acts.stride);
         let group_sums = group_sums(&mut sc.gsums, q, stride, n_tokens, g_cols, n_groups);
         self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit, ts| {
@@ -1076,6 +1059,19 @@ impl Matrix {
                 }
             }
         });
+    }
+
+    /// The row layout's column groups: (columns per group, groups).
+    fn row_groups(&self) -> (usize, usize) {
+        let Store::Rows {
+            padded_cols,
+            group_cols,
+            ..
+        } = &self.store
+        else {
+            unreachable!("row path on panels");
+        };
+        (*group_cols, padded_cols / group_cols)
     }
 
     /// Code dots of rows `[r0, r0 + n)` over column group `g` against every token (row layout).
