@@ -15,5 +15,5 @@ pub mod ggml;
 pub mod gguf;
 pub mod kernel;
 pub mod matrix;
-mod pages;
+pub mod pages;
 pub mod quant;

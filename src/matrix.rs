@@ -428,6 +428,14 @@ impl Matrix {
         }
     }
 
+    /// The bytes the kernels stream (benchmarks compare a GEMV with a plain read of them).
+    pub fn kernel_bytes(&self) -> &[u8] {
+        match &self.store {
+            Store::Rows { codes, .. } => codes,
+            Store::Panels { tiles, .. } => tiles,
+        }
+    }
+
     /// The weights as the GEMM applies them (for other backends, e.g. the CUDA upload):
     /// row-major `rows × cols` ternary values, the scales as `TERN_COMPAT_DEFAULT` applies them
     /// (one, or one per (row, group) at `[row · n_groups + g]`), and the group width in columns
