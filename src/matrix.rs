@@ -43,6 +43,10 @@ const KERNEL_BLOCK: usize = 128;
 /// block of 12 keeps the activations of a call in L1).
 const TOKEN_BLOCK: usize = 12;
 
+/// Most dots (int32) one decode kernel call writes for its run of tiles (16 KiB: they stay in
+/// L1 for the epilogue).
+const RUN_DOTS: usize = 4096;
+
 /// Column groups of one-scale matrices are at most this many k-steps, so a group's int32
 /// partial sums cannot overflow whatever the width (2^16 k-steps · 4 · 2 · 128 < 2^31).
 const MAX_GROUP_STEPS: usize = 1 << 16;
@@ -871,76 +875,94 @@ impl Matrix {
             (n_t, n_blocks.min(threads))
         };
         let tile_bytes = geom.tile_bytes();
+        // Decode (one token block): one kernel call streams a run of the task's tiles, so the
+        // weight stream is not broken by a return and an epilogue per tile (~10% of a GEMV from
+        // DRAM); runs are capped so their dots stay in L1. Prefill: one tile per call.
+        let tile_dots = TOKEN_BLOCK.min(n_tokens) * kng * TILE_ROWS;
+        let run_len = if n_blocks == 1 {
+            (RUN_DOTS / tile_dots).max(1)
+        } else {
+            1
+        };
         let out = SharedMut(y.as_mut_ptr());
         let task = |i: usize| {
             let (tp, bp) = (i / block_parts, i % block_parts);
             let tiles_r = split(tile_lo..tile_hi, tile_parts, tp);
             let blocks_r = split(0..n_blocks, block_parts, bp);
             with_scratch(&TASK_SCRATCH, |ts| {
-                let dots = take(&mut ts.dots, TOKEN_BLOCK * ng * TILE_ROWS);
+                let dots = take(&mut ts.dots, run_len * tile_dots);
                 let acc = take(&mut ts.acc, TOKEN_BLOCK * TILE_ROWS);
-                for tile in tiles_r.clone() {
-                    let w = &tiles[tile * tile_bytes..][..tile_bytes];
+                for run_start in tiles_r.clone().step_by(run_len) {
+                    let run = run_start..(run_start + run_len).min(tiles_r.end);
+                    let w = &tiles[run.start * tile_bytes..run.end * tile_bytes];
                     // Per-group scales (empty with one scale), read after the dots: loading
                     // while the kernel runs, unless all tiles share one (then they are in L1).
-                    let at = tile * scales_stride;
-                    let tile_scales = scales_t.get(at..at + ng * TILE_ROWS).unwrap_or_default();
+                    let tile_scales = |tile: usize| {
+                        let at = tile * scales_stride;
+                        scales_t.get(at..at + ng * TILE_ROWS).unwrap_or_default()
+                    };
                     if *scales_stride > 0 {
-                        crate::kernel::prefetch(tile_scales);
+                        run.clone()
+                            .for_each(|tile| crate::kernel::prefetch(tile_scales(tile)));
                     }
-                    let r0 = tile * TILE_ROWS;
-                    let rows = range.start.max(r0)..range.end.min(r0 + TILE_ROWS);
-                    let lanes = rows.start - r0..rows.end - r0;
                     for b in blocks_r.clone() {
                         let t0 = b * TOKEN_BLOCK;
                         let nb = TOKEN_BLOCK.min(n_tokens - t0);
-                        (kernel.run)(kgeom, w, &ibuf[t0 * pc..][..nb * pc], nb, dots);
-                        if let CallScales::PerGroup(_) = call_scales {
-                            let job = GroupScales {
-                                n_groups: ng,
-                                n_tokens: nb,
-                                dots,
-                                gsums: &gsums[t0 * ng..][..nb * ng],
-                                scales: tile_scales,
-                                block_scales: block_scales.map(|bs| &bs[t0 * ng..][..nb * ng]),
-                            };
-                            scale_groups(&job, acc);
-                        }
-                        for tl in 0..nb {
-                            let t = t0 + tl;
-                            // SAFETY: `check_call` verified that y holds token t's rows in
-                            // `range`; this task alone owns rows `rows` of tokens in its blocks.
-                            let y_row = unsafe {
-                                std::slice::from_raw_parts_mut(
-                                    out.at(t * y_stride + rows.start),
-                                    rows.len(),
-                                )
-                            };
-                            let bias = opts.bias.map(|b| &b[rows.clone()]);
-                            let d = &dots[tl * kng * TILE_ROWS..][..kng * TILE_ROWS];
-                            match call_scales {
-                                CallScales::One(_) => {
-                                    let d0 = &mut acc_i32(d, kng, lanes.clone());
-                                    epilogue_shared(
-                                        arith,
-                                        d0,
-                                        acts.sums[t],
-                                        acts.scales[t],
-                                        post[t],
-                                        bias,
-                                        y_row,
-                                    );
-                                }
-                                CallScales::PerGroup(_) => {
-                                    let ggml = block_scales.is_some();
-                                    let s = if ggml { 1.0 } else { acts.scales[t] };
-                                    epilogue_groups(
-                                        ggml,
-                                        &acc[tl * TILE_ROWS..][lanes.clone()],
-                                        s,
-                                        bias,
-                                        y_row,
-                                    );
+                        let acts_b = &ibuf[t0 * pc..][..nb * pc];
+                        (kernel.run)(kgeom, w, run.len(), acts_b, nb, dots);
+                        for (ri, tile) in run.clone().enumerate() {
+                            let dots = &dots[ri * nb * kng * TILE_ROWS..][..nb * kng * TILE_ROWS];
+                            if let CallScales::PerGroup(_) = call_scales {
+                                let job = GroupScales {
+                                    n_groups: ng,
+                                    n_tokens: nb,
+                                    dots,
+                                    gsums: &gsums[t0 * ng..][..nb * ng],
+                                    scales: tile_scales(tile),
+                                    block_scales: block_scales.map(|bs| &bs[t0 * ng..][..nb * ng]),
+                                };
+                                scale_groups(&job, acc);
+                            }
+                            let r0 = tile * TILE_ROWS;
+                            let rows = range.start.max(r0)..range.end.min(r0 + TILE_ROWS);
+                            let lanes = rows.start - r0..rows.end - r0;
+                            for tl in 0..nb {
+                                let t = t0 + tl;
+                                // SAFETY: `check_call` verified that y holds token t's rows in
+                                // `range`; this task alone owns rows `rows` of tokens in its
+                                // blocks.
+                                let y_row = unsafe {
+                                    std::slice::from_raw_parts_mut(
+                                        out.at(t * y_stride + rows.start),
+                                        rows.len(),
+                                    )
+                                };
+                                let bias = opts.bias.map(|b| &b[rows.clone()]);
+                                let d = &dots[tl * kng * TILE_ROWS..][..kng * TILE_ROWS];
+                                match call_scales {
+                                    CallScales::One(_) => {
+                                        let d0 = &mut acc_i32(d, kng, lanes.clone());
+                                        epilogue_shared(
+                                            arith,
+                                            d0,
+                                            acts.sums[t],
+                                            acts.scales[t],
+                                            post[t],
+                                            bias,
+                                            y_row,
+                                        );
+                                    }
+                                    CallScales::PerGroup(_) => {
+                                        let ggml = block_scales.is_some();
+                                        let s = if ggml { 1.0 } else { acts.scales[t] };
+                                        epilogue_groups(
+                                            ggml,
+                                            &acc[tl * TILE_ROWS..][lanes.clone()],
+                                            s,
+                                            bias,
+                                            y_row,
+                                        );
+                                    }
                                 }
                             }
                         }

@@ -423,7 +423,7 @@ fn gemv_max_cols_exact() {
 }
 
 /// Every panel kernel (`PanelDotsFn`) equals the scalar oracle on both layouts, ragged groups,
-/// token counts across the micro-kernel blocks, and extreme activations.
+/// token counts across the micro-kernel blocks, runs of 1 to 3 tiles, and extreme activations.
 #[test]
 fn panel_kernels_match_the_oracle() {
     use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS, interleave_acts, pack_tile};
@@ -460,11 +460,16 @@ fn panel_kernels_match_the_oracle() {
                     rng.range(1, 40)
                 };
                 let cols = geom.cols();
-                let tern: Vec<i8> = (0..TILE_ROWS * cols)
+                let n_tiles = 1 + iter % 3;
+                let tb = geom.tile_bytes();
+                let tern: Vec<i8> = (0..n_tiles * TILE_ROWS * cols)
                     .map(|_| rng.below(3) as i8 - 1)
                     .collect();
-                let mut tile = vec![0u8; geom.tile_bytes() + rng.below(3)];
-                pack_tile(&geom, |r, c| tern[r * cols + c], &mut tile);
+                let mut tiles = vec![0u8; n_tiles * tb + rng.below(3)];
+                for (i, tile) in tiles.chunks_exact_mut(tb).enumerate() {
+                    let tern = &tern[i * TILE_ROWS * cols..];
+                    pack_tile(&geom, |r, c| tern[r * cols + c], tile);
+                }
                 let extreme = iter % 7;
                 let q: Vec<i8> = (0..n_tokens * cols)
                     .map(|_| match extreme {
@@ -475,22 +480,24 @@ fn panel_kernels_match_the_oracle() {
                     .collect();
                 let mut acts = vec![0i8; n_tokens * cols];
                 interleave_acts(&q, cols, cols, n_tokens, cols, &mut acts);
-                let n_out = n_tokens * geom.n_groups * TILE_ROWS;
+                let n_out = n_tiles * n_tokens * geom.n_groups * TILE_ROWS;
                 let mut want = vec![0i32; n_out];
-                scalar::panel_dots(&geom, &tile, &acts, n_tokens, &mut want);
-                // Independent check of the oracle on one entry.
-                let (t, g, r) = (n_tokens - 1, geom.n_groups - 1, TILE_ROWS - 1);
+                scalar::panel_dots(&geom, &tiles, n_tiles, &acts, n_tokens, &mut want);
+                // Independent check of the oracle on one entry of the last tile.
+                let (i, t, g, r) = (n_tiles - 1, n_tokens - 1, geom.n_groups - 1, TILE_ROWS - 1);
                 let k0 = g * 4 * group_steps;
+                let row = &tern[(i * TILE_ROWS + r) * cols..];
                 let direct: i32 = (k0..k0 + 4 * group_steps)
-                    .map(|c| (tern[r * cols + c] as i32 + 1) * q[t * cols + c] as i32)
+                    .map(|c| (row[c] as i32 + 1) * q[t * cols + c] as i32)
                     .sum();
-                assert_eq!(want[(t * geom.n_groups + g) * TILE_ROWS + r], direct);
+                let at = ((i * n_tokens + t) * geom.n_groups + g) * TILE_ROWS + r;
+                assert_eq!(want[at], direct);
                 let mut got = vec![i32::MIN; n_out];
-                (k.run)(&geom, &tile, &acts, n_tokens, &mut got);
+                (k.run)(&geom, &tiles, n_tiles, &acts, n_tokens, &mut got);
                 assert_eq!(
                     got,
                     want,
-                    "{} {kind:?} {geom:?} tokens {n_tokens}",
+                    "{} {kind:?} {geom:?} tiles {n_tiles} tokens {n_tokens}",
                     isa.name()
                 );
                 ran += 1;

@@ -191,12 +191,20 @@ pub type I2sDotsFn = fn(
     dots: &mut [i32],
 );
 
-/// Panel dots (layouts in `panel`): for one 64-row tile, `dots[(t·n_groups + g)·64 + r] =
-/// Σ_{k in group g} code[r][k]·acts[t][k]`, codes {0, 1, 2}, exact in int32. `tile` holds
-/// `geom.tile_bytes()` bytes; `acts` holds `n_tokens` tokens of `geom.cols()` values interleaved
+/// Panel dots (layouts in `panel`): for each of `n_tiles` consecutive 64-row tiles `i`,
+/// `dots[((i·n_tokens + t)·n_groups + g)·64 + r] = Σ_{k in group g} code[r][k]·acts[t][k]`,
+/// codes {0, 1, 2}, exact in int32. `tiles` holds `n_tiles · geom.tile_bytes()` bytes (one call
+/// streams a run of tiles without returning in between: from DRAM, a return and epilogue per
+/// tile cost ~10% of a GEMV); `acts` holds `n_tokens` tokens of `geom.cols()` values interleaved
 /// by k-step (value (t, k) at `(k/4 · n_tokens + t)·4 + k%4`, see `panel::interleave_acts`).
-pub type PanelDotsFn =
-    fn(geom: &panel::PanelGeom, tile: &[u8], acts: &[i8], n_tokens: usize, dots: &mut [i32]);
+pub type PanelDotsFn = fn(
+    geom: &panel::PanelGeom,
+    tiles: &[u8],
+    n_tiles: usize,
+    acts: &[i8],
+    n_tokens: usize,
+    dots: &mut [i32],
+);
 
 /// One tile's per-group results for a `ScaleGroupsFn`: the exact group sums of `n_tokens` tokens
 /// (a `PanelDotsFn` result, `dots[(t·n_groups + g)·64 + l]`), the activations' group sums

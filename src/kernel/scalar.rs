@@ -43,20 +43,32 @@ pub fn i2s_dots(
 }
 
 /// Panel dots (`PanelDotsFn`) through the layout's reference decoder `panel::code_at`.
-pub fn panel_dots(geom: &PanelGeom, tile: &[u8], acts: &[i8], n_tokens: usize, dots: &mut [i32]) {
+pub fn panel_dots(
+    geom: &PanelGeom,
+    tiles: &[u8],
+    n_tiles: usize,
+    acts: &[i8],
+    n_tokens: usize,
+    dots: &mut [i32],
+) {
     let k_group = 4 * geom.group_steps;
     let act = |t: usize, k: usize| acts[(k / 4 * n_tokens + t) * 4 + k % 4] as i32;
-    for g in 0..geom.n_groups {
-        for r in 0..TILE_ROWS {
-            let codes: Vec<i32> = (g * k_group..(g + 1) * k_group)
-                .map(|k| panel::code_at(geom, tile, r, k) as i32)
-                .collect();
-            for t in 0..n_tokens {
-                dots[(t * geom.n_groups + g) * TILE_ROWS + r] = codes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &c)| c * act(t, g * k_group + i))
-                    .sum();
+    let per_tile = n_tokens * geom.n_groups * TILE_ROWS;
+    for i in 0..n_tiles {
+        let tile = &tiles[i * geom.tile_bytes()..][..geom.tile_bytes()];
+        let dots = &mut dots[i * per_tile..][..per_tile];
+        for g in 0..geom.n_groups {
+            for r in 0..TILE_ROWS {
+                let codes: Vec<i32> = (g * k_group..(g + 1) * k_group)
+                    .map(|k| panel::code_at(geom, tile, r, k) as i32)
+                    .collect();
+                for t in 0..n_tokens {
+                    dots[(t * geom.n_groups + g) * TILE_ROWS + r] = codes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &c)| c * act(t, g * k_group + i))
+                        .sum();
+                }
             }
         }
     }

@@ -102,7 +102,7 @@ unsafe fn store<const RP: usize, const T: usize>(
 /// `Bits2`: panels `p0..p0+RP` × tokens `t0..t0+T` over every group.
 ///
 /// # Safety
-/// `ptrs` checked by `run` against `geom`; `p0 + RP ≤ 4`, `t0 + T ≤ nt`.
+/// `ptrs` checked by `check` against `geom`; `p0 + RP ≤ 4`, `t0 + T ≤ nt`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
 unsafe fn mk_bits2<const RP: usize, const T: usize>(
@@ -119,7 +119,7 @@ unsafe fn mk_bits2<const RP: usize, const T: usize>(
             let ks0 = g * geom.group_steps + 4 * c;
             let mut raw = [_mm512_setzero_si512(); RP];
             for p in 0..RP {
-                // SAFETY: the vector lies in the tile (checked by `run`).
+                // SAFETY: the vector lies in the tile (checked by `check`).
                 raw[p] = unsafe {
                     _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
                 };
@@ -200,7 +200,7 @@ unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
             // SAFETY: k-steps ks0..ks0 + 4 < n_groups · group_steps, token t0 < nt.
             let x: [__m512i; 4] = std::array::from_fn(|s| unsafe { act(ptrs, ks0 + s, t0) });
             for p in 0..RP {
-                // SAFETY: the vector lies in the tile (checked by `run`).
+                // SAFETY: the vector lies in the tile (checked by `check`).
                 let quad =
                     unsafe { _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast()) };
                 prefetch_ahead(ptrs.tile.wrapping_add(geom.vec_offset(g, c, p)));
@@ -276,7 +276,7 @@ unsafe fn mk_bits16<const RP: usize, const T: usize>(
             let mut raw = [_mm512_setzero_si512(); RP];
             let mut neg = [0 as __mmask64; RP];
             for p in 0..RP {
-                // SAFETY: the vector lies in the tile (checked by `run`).
+                // SAFETY: the vector lies in the tile (checked by `check`).
                 raw[p] = unsafe {
                     _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
                 };
@@ -339,7 +339,7 @@ unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
             }
             let x4 = [x[0], x[1], x[2], x[3]];
             for p in 0..RP {
-                // SAFETY: the vector lies in the tile (checked by `run`).
+                // SAFETY: the vector lies in the tile (checked by `check`).
                 let raw =
                     unsafe { _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast()) };
                 let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p));
@@ -395,36 +395,67 @@ macro_rules! token_blocks {
 
 const _: () = assert!(T_WIDE == 3 && T_MAX == 12);
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn run_bits2(ptrs: Ptrs, geom: &PanelGeom) {
-    if ptrs.nt == 1 {
-        // SAFETY: one token, the caller checked `ptrs`.
-        return unsafe { mk_bits2_t1(ptrs, geom, 0) };
+/// The pointers of tile `i` of a run (its weights and its block of `dots`).
+fn tile_ptrs(ptrs: Ptrs, geom: &PanelGeom, i: usize) -> Ptrs {
+    Ptrs {
+        tile: ptrs.tile.wrapping_add(i * geom.tile_bytes()),
+        dots: ptrs
+            .dots
+            .wrapping_add(i * ptrs.nt * geom.n_groups * TILE_ROWS),
+        ..ptrs
     }
-    token_blocks!(mk_bits2, ptrs, geom);
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
-unsafe fn run_bits16(ptrs: Ptrs, geom: &PanelGeom) {
-    if ptrs.nt == 1 {
-        // SAFETY: one token, the caller checked `ptrs`.
-        return unsafe { mk_bits16_t1(ptrs, geom, 0) };
+/// # Safety
+/// `ptrs` checked by `check` for `n_tiles` tiles of `geom`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn run_bits2(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
+    for i in 0..n_tiles {
+        let ptrs = tile_ptrs(ptrs, geom, i);
+        if ptrs.nt == 1 {
+            // SAFETY: one token, tile i of the checked run.
+            unsafe { mk_bits2_t1(ptrs, geom, 0) };
+        } else {
+            token_blocks!(mk_bits2, ptrs, geom);
+        }
     }
-    token_blocks!(mk_bits16, ptrs, geom);
+}
+
+/// # Safety
+/// As `run_bits2`; the CPU has AVX-512 VBMI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+unsafe fn run_bits16(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
+    for i in 0..n_tiles {
+        let ptrs = tile_ptrs(ptrs, geom, i);
+        if ptrs.nt == 1 {
+            // SAFETY: one token, tile i of the checked run.
+            unsafe { mk_bits16_t1(ptrs, geom, 0) };
+        } else {
+            token_blocks!(mk_bits16, ptrs, geom);
+        }
+    }
 }
 
 /// Checks one call's sizes (the micro-kernels use raw pointers).
-fn check(geom: &PanelGeom, tile: &[u8], acts: &[i8], n_tokens: usize, dots: &[i32]) {
+fn check(
+    geom: &PanelGeom,
+    tiles: &[u8],
+    n_tiles: usize,
+    acts: &[i8],
+    n_tokens: usize,
+    dots: &[i32],
+) {
     assert!(
         geom.kind != PanelKind::Bits2 || geom.group_steps.is_multiple_of(4),
         "2-bit panels need group_steps % 4 == 0 (got {})",
         geom.group_steps
     );
     assert!(geom.group_steps > 0, "empty groups");
+    let tile_bytes = n_tiles.checked_mul(geom.tile_bytes());
     assert!(
-        tile.len() >= geom.tile_bytes(),
-        "panel kernel: tile holds {} bytes, {} needed",
-        tile.len(),
+        tile_bytes.is_some_and(|n| tiles.len() >= n),
+        "panel kernel: tiles hold {} bytes, {n_tiles} tiles of {} needed",
+        tiles.len(),
         geom.tile_bytes()
     );
     assert!(
@@ -433,11 +464,11 @@ fn check(geom: &PanelGeom, tile: &[u8], acts: &[i8], n_tokens: usize, dots: &[i3
         acts.len(),
         n_tokens * geom.cols()
     );
+    let n_dots = n_tiles * n_tokens * geom.n_groups * TILE_ROWS;
     assert!(
-        dots.len() >= n_tokens * geom.n_groups * TILE_ROWS,
-        "panel kernel: dots holds {} values, {} needed",
+        dots.len() >= n_dots,
+        "panel kernel: dots holds {} values, {n_dots} needed",
         dots.len(),
-        n_tokens * geom.n_groups * TILE_ROWS
     );
     const _: () = assert!(VEC_BYTES == 64 && TILE_ROWS == 64);
 }
@@ -453,17 +484,18 @@ pub fn has_vbmi() -> bool {
 /// AVX-512 VNNI panel dots (`PanelDotsFn`), both layouts (`Bits16` needs VBMI too).
 pub fn panel_dots_vnni(
     geom: &PanelGeom,
-    tile: &[u8],
+    tiles: &[u8],
+    n_tiles: usize,
     acts: &[i8],
     n_tokens: usize,
     dots: &mut [i32],
 ) {
-    check(geom, tile, acts, n_tokens, dots);
+    check(geom, tiles, n_tiles, acts, n_tokens, dots);
     if n_tokens == 0 {
         return;
     }
     let ptrs = Ptrs {
-        tile: tile.as_ptr(),
+        tile: tiles.as_ptr(),
         acts: acts.as_ptr(),
         dots: dots.as_mut_ptr(),
         nt: n_tokens,
@@ -475,7 +507,7 @@ pub fn panel_dots_vnni(
                 "the AVX-512 VNNI panel kernel needs AVX-512 VNNI"
             );
             // SAFETY: features asserted, sizes checked.
-            unsafe { run_bits2(ptrs, geom) }
+            unsafe { run_bits2(ptrs, geom, n_tiles) }
         }
         PanelKind::Bits16 => {
             assert!(
@@ -483,7 +515,7 @@ pub fn panel_dots_vnni(
                 "the 1.6-bit panel kernel needs AVX-512 VNNI and VBMI"
             );
             // SAFETY: features asserted, sizes checked.
-            unsafe { run_bits16(ptrs, geom) }
+            unsafe { run_bits16(ptrs, geom, n_tiles) }
         }
     }
 }
