@@ -862,13 +862,15 @@ impl Matrix {
         debug_assert!(tile_hi <= *n_tiles);
         let n_t = tile_hi - tile_lo;
         let threads = ctx.threads.count();
-        // Decode: a few long runs of tiles (each one sequential stream from DRAM). Prefill: one
-        // tile per task (≥ 2 per thread), claimed in order, so the threads end together even
-        // when the tiles do not divide evenly; with fewer tiles, token blocks are split too.
+        // Decode: one run of consecutive tiles per thread, each one sequential stream from DRAM
+        // (15-17% faster on 2 threads than 4 runs per thread claimed in turn, whose stream
+        // restarts cost more than the balance gained). Prefill: one tile per task (≥ 2 per
+        // thread), claimed in order, so the threads end together even when the tiles do not
+        // divide evenly; with fewer tiles, token blocks are split too.
         let (tile_parts, block_parts) = if threads == 1 {
             (1, 1)
         } else if n_blocks == 1 {
-            (n_t.min(4 * threads), 1)
+            (n_t.min(threads), 1)
         } else if n_t >= 2 * threads {
             (n_t, 1)
         } else {
