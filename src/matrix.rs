@@ -26,7 +26,7 @@ use std::ops::Range;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::format::{Format, I2sVariant, Layout, Shape, i2s};
-use crate::kernel::panel::{self, PanelGeom, PanelKind, TILE_ROWS};
+use crate::kernel::panel::{self, MAX_DOT_STEPS, PanelGeom, PanelKind, TILE_ROWS};
 use crate::kernel::{GroupScales, I2sDotsFn, Kernel, Kernels, PanelDotsFn, ScaleGroupsFn};
 use crate::pages::PageBuf;
 use crate::quant::activation::Arith;
@@ -46,10 +46,6 @@ const TOKEN_BLOCK: usize = 12;
 /// Most dots (int32) one decode kernel call writes for its run of tiles (16 KiB: they stay in
 /// L1 for the epilogue).
 const RUN_DOTS: usize = 4096;
-
-/// Column groups of one-scale matrices are at most this many k-steps, so a group's int32
-/// partial sums cannot overflow whatever the width (2^16 k-steps · 4 · 2 · 128 < 2^31).
-const MAX_GROUP_STEPS: usize = 1 << 16;
 
 pub struct Matrix {
     layout: Layout,
@@ -77,9 +73,9 @@ enum Store {
     Panels {
         tiles: PageBuf,
         geom: PanelGeom,
-        /// The kernel's geometry under one scale: `geom` with runs of groups merged into one
-        /// (the same bytes: `Bits2` chunks never straddle groups), so a per-block matrix with
-        /// equal scales is not split into its 256-column blocks.
+        /// The kernel's geometry under one scale: `geom` with its groups summed into as few
+        /// dots as the int32 bound allows, so a per-block matrix with equal scales is not split
+        /// into its 256-column blocks.
         shared_geom: PanelGeom,
         n_tiles: usize,
         /// Per-group scales tile by tile, `[tile · scales_stride + g·64 + r % 64]` (empty with
@@ -317,15 +313,17 @@ impl Matrix {
                     kind,
                     group_steps: per / 4,
                     n_groups: cols / per,
+                    merge: 1,
                 }
             }
             Scales::Shared(_) => {
                 let steps = cols.next_multiple_of(16) / 4;
-                let n_groups = steps.div_ceil(MAX_GROUP_STEPS);
+                let n_groups = steps.div_ceil(MAX_DOT_STEPS);
                 PanelGeom {
                     kind,
                     group_steps: steps.div_ceil(n_groups).next_multiple_of(4),
                     n_groups,
+                    merge: 1,
                 }
             }
         };
@@ -379,7 +377,7 @@ impl Matrix {
         Ok(Store::Panels {
             tiles,
             geom,
-            shared_geom: merged_groups(geom),
+            shared_geom: summed_groups(geom),
             n_tiles,
             scales_t,
             scales_stride,
@@ -855,7 +853,7 @@ impl Matrix {
             CallScales::One(_) => shared_geom,
             CallScales::PerGroup(_) => geom,
         };
-        let kng = kgeom.n_groups;
+        let kng = kgeom.n_dots();
 
         let range = self.row_range(opts);
         let (tile_lo, tile_hi) = (range.start / TILE_ROWS, range.end.div_ceil(TILE_ROWS));
@@ -1272,21 +1270,13 @@ fn sum_i8(v: &[i8]) -> i32 {
     v.iter().map(|&x| x as i32).sum()
 }
 
-/// `geom` with as many consecutive groups merged as `MAX_GROUP_STEPS` allows, when that
-/// addresses the same bytes (`Bits2`: whole chunks per group); else `geom`.
-fn merged_groups(geom: PanelGeom) -> PanelGeom {
-    if geom.kind != PanelKind::Bits2 {
-        return geom;
-    }
-    let per = (1..=geom.n_groups)
+/// `geom` summing as many consecutive groups per dot as `MAX_DOT_STEPS` allows.
+fn summed_groups(geom: PanelGeom) -> PanelGeom {
+    let merge = (1..=geom.n_groups)
         .rev()
-        .find(|m| geom.n_groups.is_multiple_of(*m) && m * geom.group_steps <= MAX_GROUP_STEPS)
+        .find(|m| geom.n_groups.is_multiple_of(*m) && m * geom.group_steps <= MAX_DOT_STEPS)
         .unwrap_or(1);
-    PanelGeom {
-        group_steps: geom.group_steps * per,
-        n_groups: geom.n_groups / per,
-        ..geom
-    }
+    PanelGeom { merge, ..geom }
 }
 
 /// The dots of lanes `lanes` of one token, summed over the `ng` groups of a one-scale matrix

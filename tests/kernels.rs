@@ -423,7 +423,8 @@ fn gemv_max_cols_exact() {
 }
 
 /// Every panel kernel (`PanelDotsFn`) equals the scalar oracle on both layouts, ragged groups,
-/// token counts across the micro-kernel blocks, runs of 1 to 3 tiles, and extreme activations.
+/// token counts across the micro-kernel blocks, runs of 1 to 3 tiles, dots per group and summed
+/// over all groups, and extreme activations.
 #[test]
 fn panel_kernels_match_the_oracle() {
     use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS, interleave_acts, pack_tile};
@@ -449,10 +450,14 @@ fn panel_kernels_match_the_oracle() {
                     (PanelKind::Bits16, 0) => 64,
                     (PanelKind::Bits16, _) => rng.range(1, 23),
                 };
+                let n_groups = rng.range(1, 5);
+                // Groups summed per dot: 1 (per-block scales) or all of them (one scale).
+                let merge = if iter % 2 == 1 { n_groups } else { 1 };
                 let geom = PanelGeom {
                     kind,
                     group_steps,
-                    n_groups: rng.range(1, 4),
+                    n_groups,
+                    merge,
                 };
                 let n_tokens = if iter < 30 {
                     1 + iter
@@ -480,17 +485,18 @@ fn panel_kernels_match_the_oracle() {
                     .collect();
                 let mut acts = vec![0i8; n_tokens * cols];
                 interleave_acts(&q, cols, cols, n_tokens, cols, &mut acts);
-                let n_out = n_tiles * n_tokens * geom.n_groups * TILE_ROWS;
+                let nd = geom.n_dots();
+                let n_out = n_tiles * n_tokens * nd * TILE_ROWS;
                 let mut want = vec![0i32; n_out];
                 scalar::panel_dots(&geom, &tiles, n_tiles, &acts, n_tokens, &mut want);
                 // Independent check of the oracle on one entry of the last tile.
-                let (i, t, g, r) = (n_tiles - 1, n_tokens - 1, geom.n_groups - 1, TILE_ROWS - 1);
-                let k0 = g * 4 * group_steps;
+                let (i, t, d, r) = (n_tiles - 1, n_tokens - 1, nd - 1, TILE_ROWS - 1);
+                let k_dot = 4 * group_steps * merge;
                 let row = &tern[(i * TILE_ROWS + r) * cols..];
-                let direct: i32 = (k0..k0 + 4 * group_steps)
+                let direct: i32 = (d * k_dot..(d + 1) * k_dot)
                     .map(|c| (row[c] as i32 + 1) * q[t * cols + c] as i32)
                     .sum();
-                let at = ((i * n_tokens + t) * geom.n_groups + g) * TILE_ROWS + r;
+                let at = ((i * n_tokens + t) * nd + d) * TILE_ROWS + r;
                 assert_eq!(want[at], direct);
                 let mut got = vec![i32::MIN; n_out];
                 (k.run)(&geom, &tiles, n_tiles, &acts, n_tokens, &mut got);

@@ -192,8 +192,9 @@ pub type I2sDotsFn = fn(
 );
 
 /// Panel dots (layouts in `panel`): for each of `n_tiles` consecutive 64-row tiles `i`,
-/// `dots[((i·n_tokens + t)·n_groups + g)·64 + r] = Σ_{k in group g} code[r][k]·acts[t][k]`,
-/// codes {0, 1, 2}, exact in int32. `tiles` holds `n_tiles · geom.tile_bytes()` bytes (one call
+/// `dots[((i·n_tokens + t)·n_dots + d)·64 + r] = Σ_{k in dot d} code[r][k]·acts[t][k]`, dot `d`
+/// covering groups `d·merge..(d+1)·merge` (`n_dots = n_groups / merge`), codes {0, 1, 2}, exact
+/// in int32. `tiles` holds `n_tiles · geom.tile_bytes()` bytes (one call
 /// streams a run of tiles without returning in between: from DRAM, a return and epilogue per
 /// tile cost ~10% of a GEMV); `acts` holds `n_tokens` tokens of `geom.cols()` values interleaved
 /// by k-step (value (t, k) at `(k/4 · n_tokens + t)·4 + k%4`, see `panel::interleave_acts`).

@@ -54,16 +54,29 @@ impl PanelKind {
     }
 }
 
-/// The shape of one tile's data.
+/// Most k-steps one dot of a panel kernel sums (`PanelGeom::group_steps · merge`), so that its
+/// int32 sums cannot overflow whatever the width: 2^16 k-steps · 4 · 2 · 128 < 2^31.
+pub const MAX_DOT_STEPS: usize = 1 << 16;
+
+/// The shape of one tile's data, and how a kernel sums it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PanelGeom {
     pub kind: PanelKind,
     /// k-steps (4 columns each) per group; a multiple of 4 for `Bits2`.
     pub group_steps: usize,
     pub n_groups: usize,
+    /// Consecutive groups a kernel sums into one dot (1: a dot per group, as per-block scales
+    /// need); divides `n_groups`, and `merge · group_steps ≤ MAX_DOT_STEPS`. The layout does not
+    /// depend on it.
+    pub merge: usize,
 }
 
 impl PanelGeom {
+    /// Dots per row and token: `n_groups / merge`.
+    pub fn n_dots(&self) -> usize {
+        self.n_groups / self.merge
+    }
+
     /// Chunks per group.
     pub fn chunks_per_group(&self) -> usize {
         self.group_steps.div_ceil(self.kind.steps_per_chunk())
@@ -313,6 +326,7 @@ mod tests {
                     kind,
                     group_steps,
                     n_groups,
+                    merge: 1,
                 };
                 let tern = |r: usize, k: usize| ((r * 7 + k * 13 + r * k) % 3) as i8 - 1;
                 let mut tile = vec![0u8; geom.tile_bytes()];

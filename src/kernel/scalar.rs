@@ -51,22 +51,23 @@ pub fn panel_dots(
     n_tokens: usize,
     dots: &mut [i32],
 ) {
-    let k_group = 4 * geom.group_steps;
+    let k_dot = 4 * geom.group_steps * geom.merge;
     let act = |t: usize, k: usize| acts[(k / 4 * n_tokens + t) * 4 + k % 4] as i32;
-    let per_tile = n_tokens * geom.n_groups * TILE_ROWS;
+    let nd = geom.n_dots();
+    let per_tile = n_tokens * nd * TILE_ROWS;
     for i in 0..n_tiles {
         let tile = &tiles[i * geom.tile_bytes()..][..geom.tile_bytes()];
         let dots = &mut dots[i * per_tile..][..per_tile];
-        for g in 0..geom.n_groups {
+        for d in 0..nd {
             for r in 0..TILE_ROWS {
-                let codes: Vec<i32> = (g * k_group..(g + 1) * k_group)
+                let codes: Vec<i32> = (d * k_dot..(d + 1) * k_dot)
                     .map(|k| panel::code_at(geom, tile, r, k) as i32)
                     .collect();
                 for t in 0..n_tokens {
-                    dots[(t * geom.n_groups + g) * TILE_ROWS + r] = codes
+                    dots[(t * nd + d) * TILE_ROWS + r] = codes
                         .iter()
                         .enumerate()
-                        .map(|(i, &c)| c * act(t, g * k_group + i))
+                        .map(|(i, &c)| c * act(t, d * k_dot + i))
                         .sum();
                 }
             }

@@ -18,7 +18,7 @@ use std::arch::x86_64::*;
 
 use crate::kernel::GroupScales;
 use crate::kernel::panel::{
-    DECODE, DECODE_QUAD, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES,
+    DECODE, DECODE_QUAD, MAX_DOT_STEPS, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES,
 };
 
 /// How far ahead (bytes) the decode micro-kernels prefetch the weight stream: ~one DRAM latency
@@ -76,24 +76,24 @@ unsafe fn act(ptrs: Ptrs, ks: usize, t: usize) -> __m512i {
     _mm512_set1_epi32(v)
 }
 
-/// Stores a group's sums of panels `p0..p0+RP` × tokens `t0..t0+T`.
+/// Stores dot `d`'s sums of panels `p0..p0+RP` × tokens `t0..t0+T`.
 ///
 /// # Safety
-/// `dots` holds `nt · n_groups · 64` values.
+/// `dots` holds `nt · n_dots · 64` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
 unsafe fn store<const RP: usize, const T: usize>(
     ptrs: Ptrs,
     geom: &PanelGeom,
-    g: usize,
+    d: usize,
     p0: usize,
     t0: usize,
     acc: &[[__m512i; T]; RP],
 ) {
     for p in 0..RP {
         for t in 0..T {
-            let at = ((t0 + t) * geom.n_groups + g) * TILE_ROWS + (p0 + p) * PANEL_ROWS;
-            // SAFETY: at + 16 ≤ nt · n_groups · 64 (see the function contract).
+            let at = ((t0 + t) * geom.n_dots() + d) * TILE_ROWS + (p0 + p) * PANEL_ROWS;
+            // SAFETY: at + 16 ≤ nt · n_dots · 64 (see the function contract).
             unsafe { _mm512_storeu_si512(ptrs.dots.add(at).cast(), acc[p][t]) };
         }
     }
@@ -113,39 +113,41 @@ unsafe fn mk_bits2<const RP: usize, const T: usize>(
 ) {
     let m3 = _mm512_set1_epi8(3);
     let cpg = geom.chunks_per_group();
-    for g in 0..geom.n_groups {
+    for d in 0..geom.n_dots() {
         let mut acc = [[_mm512_setzero_si512(); T]; RP];
-        for c in 0..cpg {
-            let ks0 = g * geom.group_steps + 4 * c;
-            let mut raw = [_mm512_setzero_si512(); RP];
-            for p in 0..RP {
-                // SAFETY: the vector lies in the tile (checked by `check`).
-                raw[p] = unsafe {
-                    _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
-                };
-            }
-            for s in 0..4 {
-                let mut code = [_mm512_setzero_si512(); RP];
+        for g in d * geom.merge..(d + 1) * geom.merge {
+            for c in 0..cpg {
+                let ks0 = g * geom.group_steps + 4 * c;
+                let mut raw = [_mm512_setzero_si512(); RP];
                 for p in 0..RP {
-                    let v = match s {
-                        0 => raw[p],
-                        1 => _mm512_srli_epi16::<2>(raw[p]),
-                        2 => _mm512_srli_epi16::<4>(raw[p]),
-                        _ => _mm512_srli_epi16::<6>(raw[p]),
+                    // SAFETY: the vector lies in the tile (checked by `check`).
+                    raw[p] = unsafe {
+                        _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
                     };
-                    code[p] = _mm512_and_si512(v, m3);
                 }
-                for t in 0..T {
-                    // SAFETY: k-step ks0 + s < n_groups · group_steps, token t0 + t < nt.
-                    let x = unsafe { act(ptrs, ks0 + s, t0 + t) };
+                for s in 0..4 {
+                    let mut code = [_mm512_setzero_si512(); RP];
                     for p in 0..RP {
-                        acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], code[p], x);
+                        let v = match s {
+                            0 => raw[p],
+                            1 => _mm512_srli_epi16::<2>(raw[p]),
+                            2 => _mm512_srli_epi16::<4>(raw[p]),
+                            _ => _mm512_srli_epi16::<6>(raw[p]),
+                        };
+                        code[p] = _mm512_and_si512(v, m3);
+                    }
+                    for t in 0..T {
+                        // SAFETY: k-step ks0 + s < n_groups · group_steps, token t0 + t < nt.
+                        let x = unsafe { act(ptrs, ks0 + s, t0 + t) };
+                        for p in 0..RP {
+                            acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], code[p], x);
+                        }
                     }
                 }
             }
         }
         // SAFETY: as above.
-        unsafe { store::<RP, T>(ptrs, geom, g, p0, t0, &acc) };
+        unsafe { store::<RP, T>(ptrs, geom, d, p0, t0, &acc) };
     }
 }
 
@@ -183,7 +185,7 @@ fn unscale(acc: &[__m512i; 4]) -> __m512i {
 /// `Bits2`, one token (decode), all 4 panels through `dp_quad`: 16 independent accumulators and
 /// ~40 instructions per 256 weight bytes, so the out-of-order window reaches far enough ahead to
 /// keep the weight stream at DRAM speed (`mk_bits2`'s one chain per panel does not).
-/// |4^3 · sum| < 2^31: `acc[s]` sees a quarter of a group's ≤ `MAX_GROUP_STEPS` = 2^16 k-steps,
+/// |4^3 · sum| < 2^31: `acc[s]` sees a quarter of a dot's ≤ `MAX_DOT_STEPS` = 2^16 k-steps,
 /// 4 products of |·| ≤ 2·128·64 each.
 ///
 /// # Safety
@@ -193,23 +195,26 @@ fn unscale(acc: &[__m512i; 4]) -> __m512i {
 unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
     const RP: usize = 4;
     let masks = quad_masks();
-    for g in 0..geom.n_groups {
+    for d in 0..geom.n_dots() {
         let mut acc = [[_mm512_setzero_si512(); 4]; RP];
-        for c in 0..geom.chunks_per_group() {
-            let ks0 = g * geom.group_steps + 4 * c;
-            // SAFETY: k-steps ks0..ks0 + 4 < n_groups · group_steps, token t0 < nt.
-            let x: [__m512i; 4] = std::array::from_fn(|s| unsafe { act(ptrs, ks0 + s, t0) });
-            for p in 0..RP {
-                // SAFETY: the vector lies in the tile (checked by `check`).
-                let quad =
-                    unsafe { _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast()) };
-                prefetch_ahead(ptrs.tile.wrapping_add(geom.vec_offset(g, c, p)));
-                dp_quad(&mut acc[p], quad, &x, &masks);
+        for g in d * geom.merge..(d + 1) * geom.merge {
+            for c in 0..geom.chunks_per_group() {
+                let ks0 = g * geom.group_steps + 4 * c;
+                // SAFETY: k-steps ks0..ks0 + 4 < n_groups · group_steps, token t0 < nt.
+                let x: [__m512i; 4] = std::array::from_fn(|s| unsafe { act(ptrs, ks0 + s, t0) });
+                for p in 0..RP {
+                    // SAFETY: the vector lies in the tile (checked by `check`).
+                    let quad = unsafe {
+                        _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast())
+                    };
+                    prefetch_ahead(ptrs.tile.wrapping_add(geom.vec_offset(g, c, p)));
+                    dp_quad(&mut acc[p], quad, &x, &masks);
+                }
             }
         }
         let sums = acc.map(|a| [unscale(&a)]);
         // SAFETY: as above.
-        unsafe { store::<RP, 1>(ptrs, geom, g, 0, t0, &sums) };
+        unsafe { store::<RP, 1>(ptrs, geom, d, 0, t0, &sums) };
     }
 }
 
@@ -268,54 +273,56 @@ unsafe fn mk_bits16<const RP: usize, const T: usize>(
         }
     }
     let cpg = geom.chunks_per_group();
-    for g in 0..geom.n_groups {
+    for d in 0..geom.n_dots() {
         let mut acc = [[_mm512_setzero_si512(); T]; RP];
-        for c in 0..cpg {
-            let ks0 = g * geom.group_steps + 5 * c;
-            let steps = 5.min(geom.group_steps - 5 * c);
-            let mut raw = [_mm512_setzero_si512(); RP];
-            let mut neg = [0 as __mmask64; RP];
-            for p in 0..RP {
-                // SAFETY: the vector lies in the tile (checked by `check`).
-                raw[p] = unsafe {
-                    _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
-                };
-                neg[p] = _mm512_movepi8_mask(raw[p]);
-            }
-            let mut step = |i: usize| {
-                let mut code = [_mm512_setzero_si512(); RP];
+        for g in d * geom.merge..(d + 1) * geom.merge {
+            for c in 0..cpg {
+                let ks0 = g * geom.group_steps + 5 * c;
+                let steps = 5.min(geom.group_steps - 5 * c);
+                let mut raw = [_mm512_setzero_si512(); RP];
+                let mut neg = [0 as __mmask64; RP];
                 for p in 0..RP {
-                    let v = _mm512_permutex2var_epi8(lo[i], raw[p], hi[i]);
-                    code[p] = _mm512_mask_sub_epi8(v, neg[p], two, v);
+                    // SAFETY: the vector lies in the tile (checked by `check`).
+                    raw[p] = unsafe {
+                        _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
+                    };
+                    neg[p] = _mm512_movepi8_mask(raw[p]);
                 }
-                for t in 0..T {
-                    // SAFETY: k-step ks0 + i < n_groups · group_steps, token t0 + t < nt.
-                    let x = unsafe { act(ptrs, ks0 + i, t0 + t) };
+                let mut step = |i: usize| {
+                    let mut code = [_mm512_setzero_si512(); RP];
                     for p in 0..RP {
-                        acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], code[p], x);
+                        let v = _mm512_permutex2var_epi8(lo[i], raw[p], hi[i]);
+                        code[p] = _mm512_mask_sub_epi8(v, neg[p], two, v);
                     }
-                }
-            };
-            if steps == 5 {
-                step(0);
-                step(1);
-                step(2);
-                step(3);
-                step(4);
-            } else {
-                for i in 0..steps {
-                    step(i);
+                    for t in 0..T {
+                        // SAFETY: k-step ks0 + i < n_groups · group_steps, token t0 + t < nt.
+                        let x = unsafe { act(ptrs, ks0 + i, t0 + t) };
+                        for p in 0..RP {
+                            acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], code[p], x);
+                        }
+                    }
+                };
+                if steps == 5 {
+                    step(0);
+                    step(1);
+                    step(2);
+                    step(3);
+                    step(4);
+                } else {
+                    for i in 0..steps {
+                        step(i);
+                    }
                 }
             }
         }
         // SAFETY: as above.
-        unsafe { store::<RP, T>(ptrs, geom, g, p0, t0, &acc) };
+        unsafe { store::<RP, T>(ptrs, geom, d, p0, t0, &acc) };
     }
 }
 
 /// `Bits16`, one token, all 4 panels: k-steps 0..4 decoded as one `Bits2` byte for `dp_quad`,
 /// k-step 4 into `acc[0]` (|4^3 · sum| < 2^31 as in `mk_bits2_t1`: `acc[s]` sees a fifth, `acc[0]`
-/// two fifths of a group's k-steps).
+/// two fifths of a dot's k-steps).
 ///
 /// # Safety
 /// As `mk_bits16` with `RP = 4`, `T = 1`.
@@ -326,34 +333,37 @@ unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
     let masks = quad_masks();
     let tab = tables16();
     let cpg = geom.chunks_per_group();
-    for g in 0..geom.n_groups {
+    for d in 0..geom.n_dots() {
         let mut acc = [[_mm512_setzero_si512(); 4]; RP];
-        for c in 0..cpg {
-            let ks0 = g * geom.group_steps + 5 * c;
-            let steps = 5.min(geom.group_steps - 5 * c);
-            // The k-steps of the chunk (a short chunk's others stay 0).
-            let mut x = [_mm512_setzero_si512(); 5];
-            for (i, xi) in x.iter_mut().enumerate().take(steps) {
-                // SAFETY: k-step ks0 + i < n_groups · group_steps, token t0 < nt.
-                *xi = unsafe { act(ptrs, ks0 + i, t0) };
-            }
-            let x4 = [x[0], x[1], x[2], x[3]];
-            for p in 0..RP {
-                // SAFETY: the vector lies in the tile (checked by `check`).
-                let raw =
-                    unsafe { _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast()) };
-                let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p));
-                prefetch_ahead(at);
-                prefetch_ahead_l2(at);
-                let (quad, fifth) = decode16(raw, &tab);
-                // Unused k-steps of a short chunk hold code 1 against x = 0.
-                dp_quad(&mut acc[p], quad, &x4, &masks);
-                acc[p][0] = _mm512_dpbusd_epi32(acc[p][0], fifth, x[4]);
+        for g in d * geom.merge..(d + 1) * geom.merge {
+            for c in 0..cpg {
+                let ks0 = g * geom.group_steps + 5 * c;
+                let steps = 5.min(geom.group_steps - 5 * c);
+                // The k-steps of the chunk (a short chunk's others stay 0).
+                let mut x = [_mm512_setzero_si512(); 5];
+                for (i, xi) in x.iter_mut().enumerate().take(steps) {
+                    // SAFETY: k-step ks0 + i < n_groups · group_steps, token t0 < nt.
+                    *xi = unsafe { act(ptrs, ks0 + i, t0) };
+                }
+                let x4 = [x[0], x[1], x[2], x[3]];
+                for p in 0..RP {
+                    // SAFETY: the vector lies in the tile (checked by `check`).
+                    let raw = unsafe {
+                        _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast())
+                    };
+                    let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p));
+                    prefetch_ahead(at);
+                    prefetch_ahead_l2(at);
+                    let (quad, fifth) = decode16(raw, &tab);
+                    // Unused k-steps of a short chunk hold code 1 against x = 0.
+                    dp_quad(&mut acc[p], quad, &x4, &masks);
+                    acc[p][0] = _mm512_dpbusd_epi32(acc[p][0], fifth, x[4]);
+                }
             }
         }
         let sums = acc.map(|a| [unscale(&a)]);
         // SAFETY: as above.
-        unsafe { store::<RP, 1>(ptrs, geom, g, 0, t0, &sums) };
+        unsafe { store::<RP, 1>(ptrs, geom, d, 0, t0, &sums) };
     }
 }
 
@@ -401,7 +411,7 @@ fn tile_ptrs(ptrs: Ptrs, geom: &PanelGeom, i: usize) -> Ptrs {
         tile: ptrs.tile.wrapping_add(i * geom.tile_bytes()),
         dots: ptrs
             .dots
-            .wrapping_add(i * ptrs.nt * geom.n_groups * TILE_ROWS),
+            .wrapping_add(i * ptrs.nt * geom.n_dots() * TILE_ROWS),
         ..ptrs
     }
 }
@@ -451,6 +461,15 @@ fn check(
         geom.group_steps
     );
     assert!(geom.group_steps > 0, "empty groups");
+    assert!(
+        geom.merge > 0
+            && geom.n_groups.is_multiple_of(geom.merge)
+            && geom.merge * geom.group_steps <= MAX_DOT_STEPS,
+        "panel kernel: {} groups of {} k-steps cannot be summed {} at a time",
+        geom.n_groups,
+        geom.group_steps,
+        geom.merge
+    );
     let tile_bytes = n_tiles.checked_mul(geom.tile_bytes());
     assert!(
         tile_bytes.is_some_and(|n| tiles.len() >= n),
@@ -464,7 +483,7 @@ fn check(
         acts.len(),
         n_tokens * geom.cols()
     );
-    let n_dots = n_tiles * n_tokens * geom.n_groups * TILE_ROWS;
+    let n_dots = n_tiles * n_tokens * geom.n_dots() * TILE_ROWS;
     assert!(
         dots.len() >= n_dots,
         "panel kernel: dots holds {} values, {n_dots} needed",
