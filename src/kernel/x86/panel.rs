@@ -416,34 +416,34 @@ fn tile_ptrs(ptrs: Ptrs, geom: &PanelGeom, i: usize) -> Ptrs {
     }
 }
 
+/// Runs one kernel family over a run of tiles: its one-token kernel, or `token_blocks`.
+macro_rules! tile_run {
+    ($t1:ident, $mk:ident, $ptrs:expr, $geom:expr, $n_tiles:expr) => {{
+        let (ptrs, geom): (Ptrs, &PanelGeom) = ($ptrs, $geom);
+        for i in 0..$n_tiles {
+            let ptrs = tile_ptrs(ptrs, geom, i);
+            if ptrs.nt == 1 {
+                // SAFETY: one token, tile i of the checked run.
+                unsafe { $t1(ptrs, geom, 0) };
+            } else {
+                token_blocks!($mk, ptrs, geom);
+            }
+        }
+    }};
+}
+
 /// # Safety
 /// `ptrs` checked by `check` for `n_tiles` tiles of `geom`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn run_bits2(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-    for i in 0..n_tiles {
-        let ptrs = tile_ptrs(ptrs, geom, i);
-        if ptrs.nt == 1 {
-            // SAFETY: one token, tile i of the checked run.
-            unsafe { mk_bits2_t1(ptrs, geom, 0) };
-        } else {
-            token_blocks!(mk_bits2, ptrs, geom);
-        }
-    }
+    tile_run!(mk_bits2_t1, mk_bits2, ptrs, geom, n_tiles);
 }
 
 /// # Safety
 /// As `run_bits2`; the CPU has AVX-512 VBMI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
 unsafe fn run_bits16(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-    for i in 0..n_tiles {
-        let ptrs = tile_ptrs(ptrs, geom, i);
-        if ptrs.nt == 1 {
-            // SAFETY: one token, tile i of the checked run.
-            unsafe { mk_bits16_t1(ptrs, geom, 0) };
-        } else {
-            token_blocks!(mk_bits16, ptrs, geom);
-        }
-    }
+    tile_run!(mk_bits16_t1, mk_bits16, ptrs, geom, n_tiles);
 }
 
 /// Checks one call's sizes (the micro-kernels use raw pointers).
