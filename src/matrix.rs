@@ -73,10 +73,6 @@ enum Store {
     Panels {
         tiles: PageBuf,
         geom: PanelGeom,
-        /// The kernel's geometry under one scale: `geom` with its groups summed into as few
-        /// dots as the int32 bound allows, so a per-block matrix with equal scales is not split
-        /// into its 256-column blocks.
-        shared_geom: PanelGeom,
         n_tiles: usize,
         /// Per-group scales tile by tile, `[tile · scales_stride + g·64 + r % 64]` (empty with
         /// one scale): one sequential stream beside the tiles' when a GEMV streams from DRAM.
@@ -377,7 +373,6 @@ impl Matrix {
         Ok(Store::Panels {
             tiles,
             geom,
-            shared_geom: summed_groups(geom),
             n_tiles,
             scales_t,
             scales_stride,
@@ -797,7 +792,6 @@ impl Matrix {
         let Store::Panels {
             tiles,
             geom,
-            shared_geom,
             n_tiles,
             scales_t,
             scales_stride,
@@ -848,10 +842,11 @@ impl Matrix {
                 (&[], p)
             }
         };
-        // One scale: the kernel sums a per-block matrix's blocks itself where the layout allows.
-        let kgeom = match call_scales {
-            CallScales::One(_) => shared_geom,
-            CallScales::PerGroup(_) => geom,
+        // One scale: the kernel sums a per-block matrix's blocks into one dot per row (as few as
+        // the int32 bound allows), instead of a dot per 256-column block.
+        let kgeom = &match call_scales {
+            CallScales::One(_) => summed_groups(*geom),
+            CallScales::PerGroup(_) => *geom,
         };
         let kng = kgeom.n_dots();
 

@@ -513,6 +513,51 @@ fn panel_kernels_match_the_oracle() {
     println!("{ran} panel kernel cases");
 }
 
+/// A panel kernel refuses, with a message, a call whose buffers are too short for its tiles or
+/// whose groups cannot be summed as asked (it reads and writes through raw pointers).
+#[test]
+fn panel_kernels_reject_bad_calls() {
+    use tern::kernel::panel::{MAX_DOT_STEPS, PanelGeom, PanelKind, TILE_ROWS};
+    let geom = PanelGeom {
+        kind: PanelKind::Bits2,
+        group_steps: 64,
+        n_groups: 4,
+        merge: 1,
+    };
+    let mut checked = 0;
+    for isa in isas() {
+        let Some(pk) = Kernels::for_isa(isa).panel() else {
+            println!("{}: no panel kernels", isa.name());
+            continue;
+        };
+        let run = |geom: PanelGeom, tiles: usize, n_tiles: usize, dots: usize| {
+            let (tiles, acts) = (vec![0u8; tiles], vec![0i8; geom.cols()]);
+            let mut dots = vec![0i32; dots];
+            let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (pk.bits2.run)(&geom, &tiles, n_tiles, &acts, 1, &mut dots)
+            }))
+            .expect_err("the call must be refused");
+            err.downcast_ref::<String>().cloned().unwrap_or_default()
+        };
+        let (tb, nd) = (geom.tile_bytes(), geom.n_groups * TILE_ROWS);
+        let msg = run(geom, 2 * tb - 1, 2, 2 * nd);
+        assert!(msg.contains("tiles hold"), "{msg}");
+        let msg = run(geom, 2 * tb, 2, 2 * nd - 1);
+        assert!(msg.contains("dots holds"), "{msg}");
+        for merge in [0, 3, MAX_DOT_STEPS / 64 * 2] {
+            let geom = PanelGeom {
+                merge,
+                n_groups: if merge > 4 { merge } else { 4 },
+                ..geom
+            };
+            let msg = run(geom, geom.tile_bytes(), 1, geom.n_groups * TILE_ROWS);
+            assert!(msg.contains("cannot be summed"), "merge {merge}: {msg}");
+        }
+        checked += 1;
+    }
+    println!("{checked} levels checked");
+}
+
 /// Every level's per-group scale kernel (`ScaleGroupsFn`) returns the scalar oracle's bits, with
 /// and without block scales, on group counts from 1 to a TQ row of 6912 columns, token counts
 /// across a token block, extreme dots and scales of mixed magnitude (where a fused multiply-add

@@ -52,13 +52,23 @@ const MIB: usize = 1 << 20;
 /// The streaming-read buffer (≫ any L3 here).
 const DRAM_BYTES: usize = 256 * MIB;
 
+/// What a row of a point times.
+#[derive(Clone, Copy, PartialEq)]
+enum Row {
+    /// The streaming read of the 256 MiB buffer.
+    DramRead,
+    /// The streaming read of the bytes the I2_S GEMV streams.
+    SameBytesRead,
+    /// A GEMV/GEMM implementation.
+    Gemm,
+}
+
 /// One implementation timed at a point.
 struct Entry {
     name: String,
     /// Bytes one call streams: the weights, or the buffer of a read row.
     weight_bytes: usize,
-    /// A plain streaming read (a bandwidth reference), not a GEMM.
-    read: bool,
+    kind: Row,
     times: Vec<f64>,
 }
 
@@ -207,10 +217,10 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             let decode = tokens == 1;
             let mut per_threads: Vec<(usize, Vec<Entry>)> = Vec::new();
             for (ci, (n, ctx)) in ctxs.iter().enumerate() {
-                let entry = |name: String, weight_bytes, read| Entry {
+                let entry = |name: String, weight_bytes, kind| Entry {
                     name,
                     weight_bytes,
-                    read,
+                    kind,
                     times: Vec::new(),
                 };
                 // The read rows (1 token): the 256 MiB buffer, and the very bytes the I2_S
@@ -220,24 +230,28 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 let i2s_copies = &tern_m[ci][0].1;
                 let mut entries: Vec<Entry> = Vec::new();
                 if decode {
-                    entries.push(entry("DRAM read (256 MiB)".into(), DRAM_BYTES, true));
+                    entries.push(entry(
+                        "DRAM read (256 MiB)".into(),
+                        DRAM_BYTES,
+                        Row::DramRead,
+                    ));
                     entries.push(entry(
                         "read of I2_S's bytes".into(),
                         i2s_copies[0].kernel_bytes().len(),
-                        true,
+                        Row::SameBytesRead,
                     ));
                 }
                 let reads = entries.len();
                 for (name, ms) in &tern_m[ci] {
                     let (layout, bytes) = ms[0].kernel_layout();
-                    entries.push(entry(format!("tern {name} ({layout})"), bytes, false));
+                    entries.push(entry(format!("tern {name} ({layout})"), bytes, Row::Gemm));
                 }
                 for gs in &ggml_m {
                     let name = format!("ggml {}", gs[0].name);
-                    entries.push(entry(name, gs[0].data.len(), false));
+                    entries.push(entry(name, gs[0].data.len(), Row::Gemm));
                 }
                 let name = format!("f32 {}", f32_kernel_name());
-                entries.push(entry(name, f32w[0].len() * 4, false));
+                entries.push(entry(name, f32w[0].len() * 4, Row::Gemm));
                 let rounds = if decode {
                     rounds_decode
                 } else {
@@ -256,45 +270,43 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                     for &ei in &order {
                         let e = &mut entries[ei];
                         let pick = |n: usize| if decode { round % n } else { 0 };
-                        let dt = if ei < reads {
-                            wake_workers(ctx);
-                            match ei {
-                                0 => time_read(ctx, &dram_buf),
-                                // Not the copy the I2_S GEMV reads this round (it would
-                                // find it in L3).
-                                _ => {
-                                    let n = i2s_copies.len();
-                                    time_read(ctx, i2s_copies[(round + n / 2) % n].kernel_bytes())
+                        wake_workers(ctx);
+                        let dt = match e.kind {
+                            Row::DramRead => time_read(ctx, &dram_buf),
+                            // Not the copy the I2_S GEMV reads this round (it would find it
+                            // in L3).
+                            Row::SameBytesRead => {
+                                let n = i2s_copies.len();
+                                time_read(ctx, i2s_copies[(round + n / 2) % n].kernel_bytes())
+                            }
+                            Row::Gemm => {
+                                let k = ei - reads;
+                                let nt = tern_m[ci].len();
+                                let t0 = Instant::now();
+                                if k < nt {
+                                    let ms = &tern_m[ci][k].1;
+                                    ms[pick(ms.len())]
+                                        .gemm(
+                                            ctx,
+                                            &x,
+                                            tokens,
+                                            cols,
+                                            &mut y,
+                                            rows,
+                                            &GemmOptions::default(),
+                                        )
+                                        .map_err(|e| e.to_string())?;
+                                } else if k < nt + ggml_m.len() {
+                                    let gs = &ggml_m[k - nt];
+                                    let g = &gs[pick(gs.len())];
+                                    let lib = ggml.as_ref().expect("ggml rows only when loaded");
+                                    lib.mul_mat(ctx, g, &x, tokens, &mut y, &mut q8);
+                                } else {
+                                    let w = &f32w[pick(f32w.len())];
+                                    f32_gemm(ctx, w, rows, cols, &x, tokens, &mut y);
                                 }
+                                t0.elapsed().as_secs_f64()
                             }
-                        } else {
-                            let k = ei - reads;
-                            let nt = tern_m[ci].len();
-                            wake_workers(ctx);
-                            let t0 = Instant::now();
-                            if k < nt {
-                                let ms = &tern_m[ci][k].1;
-                                ms[pick(ms.len())]
-                                    .gemm(
-                                        ctx,
-                                        &x,
-                                        tokens,
-                                        cols,
-                                        &mut y,
-                                        rows,
-                                        &GemmOptions::default(),
-                                    )
-                                    .map_err(|e| e.to_string())?;
-                            } else if k < nt + ggml_m.len() {
-                                let gs = &ggml_m[k - nt];
-                                let g = &gs[pick(gs.len())];
-                                let lib = ggml.as_ref().expect("ggml rows only when loaded");
-                                lib.mul_mat(ctx, g, &x, tokens, &mut y, &mut q8);
-                            } else {
-                                let w = &f32w[pick(f32w.len())];
-                                f32_gemm(ctx, w, rows, cols, &x, tokens, &mut y);
-                            }
-                            t0.elapsed().as_secs_f64()
                         };
                         if round > 0 {
                             e.times.push(dt);
@@ -337,7 +349,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 }
                 for e in entries {
                     let m = median(&e.times);
-                    let is_read = e.read;
+                    let is_read = e.kind != Row::Gemm;
                     let gbs = e.weight_bytes as f64 / m / 1e9;
                     let gops = 2.0 * (rows * cols * tokens) as f64 / m / 1e9;
                     let frac = if decode {
@@ -362,7 +374,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                         } else {
                             format!("{gops:.0}")
                         },
-                        if is_read && e.weight_bytes == DRAM_BYTES {
+                        if e.kind == Row::DramRead {
                             "-".into()
                         } else {
                             frac
@@ -432,7 +444,10 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     println!("W GB/s: bytes of the weights as the kernel reads them / median (tern: its internal");
     println!("  layout, ggml: its blocks, f32: 4 bytes/weight); read rows: their bytes / median.");
     println!("fraction: 1 token: W GB/s / the 256 MiB read of the same rounds and thread count;");
-    println!("  the read of I2_S's bytes streams the copies the I2_S GEMV reads (same rotation).");
+    println!(
+        "  the read of I2_S's bytes streams the copies the I2_S GEMV reads (rotated likewise,"
+    );
+    println!("  half a turn apart, so it never reads the copy that GEMV read in the same round).");
     println!("  128 tokens: (M*K*tokens MAC/s) / (int8 peak per core x threads).");
     println!("vs X: X's median / this median (> 1: faster than X). bitnet.cpp: the issue's table.");
     eprintln!(
