@@ -3,7 +3,7 @@
 //! activations, and inputs whose dots would wrap an int16 accumulator.
 
 use tern::format::{I2sVariant, i2s};
-use tern::kernel::{Isa, Kernels, scalar};
+use tern::kernel::{Isa, Kernels, PanelKernels, scalar};
 
 const VARIANTS: [I2sVariant; 2] = [I2sVariant::X86, I2sVariant::Arm64];
 
@@ -47,6 +47,31 @@ fn isas() -> Vec<Isa> {
             ok
         })
         .collect()
+}
+
+/// The panel kernel sets this CPU can run, labelled, with a note for each one it cannot: every
+/// level's (`Kernels::panel`) and the AVX-VNNI kernel's EVEX twin, which runs the AVX-VNNI code
+/// on CPUs with AVX-512 VL + VNNI but no AVX-VNNI.
+fn panel_sets() -> Vec<(String, &'static PanelKernels)> {
+    let mut sets = Vec::new();
+    for isa in isas() {
+        match Kernels::for_isa(isa).panel() {
+            Some(pk) => sets.push((isa.name().to_string(), pk)),
+            None if isa == Isa::Avx2 && cfg!(target_arch = "x86_64") => {
+                println!("skipped: avx2 panel kernels (AVX-VNNI) not available on this CPU")
+            }
+            None => println!("{}: no panel kernels", isa.name()),
+        }
+    }
+    match tern::kernel::avxvnni_evex_panels() {
+        Some(pk) => sets.push(("avxvnni-evex".to_string(), pk)),
+        None if cfg!(target_arch = "x86_64") => println!(
+            "skipped: avxvnni-evex panel kernels (the AVX-VNNI code with EVEX encodings) need \
+             AVX-512 F, VL and VNNI"
+        ),
+        None => {}
+    }
+    sets
 }
 
 /// One kernel call's inputs. `w_off`/`a_off` shift the data inside its buffer (unaligned starts).
@@ -429,12 +454,8 @@ fn gemv_max_cols_exact() {
 fn panel_kernels_match_the_oracle() {
     use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS, interleave_acts, pack_tile};
     let mut rng = Rng::new(0x9a9e1);
-    let mut ran = 0;
-    for isa in isas() {
-        let Some(pk) = Kernels::for_isa(isa).panel() else {
-            println!("{}: no panel kernels", isa.name());
-            continue;
-        };
+    for (label, pk) in panel_sets() {
+        let mut ran = 0;
         let kernels: Vec<_> = [
             (PanelKind::Bits2, Some(pk.bits2)),
             (PanelKind::Bits16, pk.bits16),
@@ -501,16 +522,14 @@ fn panel_kernels_match_the_oracle() {
                 let mut got = vec![i32::MIN; n_out];
                 (k.run)(&geom, &tiles, n_tiles, &acts, n_tokens, &mut got);
                 assert_eq!(
-                    got,
-                    want,
-                    "{} {kind:?} {geom:?} tiles {n_tiles} tokens {n_tokens}",
-                    isa.name()
+                    got, want,
+                    "{label} {kind:?} {geom:?} tiles {n_tiles} tokens {n_tokens}"
                 );
                 ran += 1;
             }
         }
+        println!("{label}: {ran} panel kernel cases");
     }
-    println!("{ran} panel kernel cases");
 }
 
 /// A panel kernel refuses, with a message, a call whose buffers are too short for its tiles or
@@ -525,11 +544,7 @@ fn panel_kernels_reject_bad_calls() {
         merge: 1,
     };
     let mut checked = 0;
-    for isa in isas() {
-        let Some(pk) = Kernels::for_isa(isa).panel() else {
-            println!("{}: no panel kernels", isa.name());
-            continue;
-        };
+    for (label, pk) in panel_sets() {
         let run = |geom: PanelGeom, tiles: usize, n_tiles: usize, dots: usize| {
             let (tiles, acts) = (vec![0u8; tiles], vec![0i8; geom.cols()]);
             let mut dots = vec![0i32; dots];
@@ -537,13 +552,17 @@ fn panel_kernels_reject_bad_calls() {
                 (pk.bits2.run)(&geom, &tiles, n_tiles, &acts, 1, &mut dots)
             }))
             .expect_err("the call must be refused");
-            err.downcast_ref::<String>().cloned().unwrap_or_default()
+            // A message without arguments panics with a `&str`, a formatted one with a `String`.
+            match err.downcast_ref::<&str>() {
+                Some(msg) => msg.to_string(),
+                None => err.downcast_ref::<String>().cloned().unwrap_or_default(),
+            }
         };
         let (tb, nd) = (geom.tile_bytes(), geom.n_groups * TILE_ROWS);
         let msg = run(geom, 2 * tb - 1, 2, 2 * nd);
-        assert!(msg.contains("tiles hold"), "{msg}");
+        assert!(msg.contains("tiles hold"), "{label}: {msg}");
         let msg = run(geom, 2 * tb, 2, 2 * nd - 1);
-        assert!(msg.contains("dots holds"), "{msg}");
+        assert!(msg.contains("dots holds"), "{label}: {msg}");
         for merge in [0, 3, MAX_DOT_STEPS / 64 * 2] {
             let geom = PanelGeom {
                 merge,
@@ -551,11 +570,23 @@ fn panel_kernels_reject_bad_calls() {
                 ..geom
             };
             let msg = run(geom, geom.tile_bytes(), 1, geom.n_groups * TILE_ROWS);
-            assert!(msg.contains("cannot be summed"), "merge {merge}: {msg}");
+            assert!(
+                msg.contains("cannot be summed"),
+                "{label} merge {merge}: {msg}"
+            );
+        }
+        if pk.bits16.is_none() {
+            // No 1.6-bit kernel: the 2-bit one refuses that layout.
+            let geom = PanelGeom {
+                kind: PanelKind::Bits16,
+                ..geom
+            };
+            let msg = run(geom, geom.tile_bytes(), 1, geom.n_groups * TILE_ROWS);
+            assert!(msg.contains("1.6-bit"), "{label}: {msg}");
         }
         checked += 1;
     }
-    println!("{checked} levels checked");
+    println!("{checked} panel kernel sets checked");
 }
 
 /// Every level's per-group scale kernel (`ScaleGroupsFn`) returns the scalar oracle's bits, with
@@ -567,12 +598,8 @@ fn scale_group_kernels_match_the_oracle() {
     use tern::kernel::GroupScales;
     use tern::kernel::panel::TILE_ROWS;
     let mut rng = Rng::new(0x5ca1e);
-    let mut ran = 0;
-    for isa in isas() {
-        let Some(pk) = Kernels::for_isa(isa).panel() else {
-            println!("{}: no panel kernels", isa.name());
-            continue;
-        };
+    for (label, pk) in panel_sets() {
+        let mut ran = 0;
         for iter in 0..60 {
             let ng = match iter {
                 0 => 1,
@@ -621,13 +648,12 @@ fn scale_group_kernels_match_the_oracle() {
                 assert_eq!(
                     bits(&got),
                     bits(&want),
-                    "{} groups {ng} tokens {nt} block scales {}",
-                    isa.name(),
+                    "{label} groups {ng} tokens {nt} block scales {}",
                     bs.is_some()
                 );
                 ran += 1;
             }
         }
+        println!("{label}: {ran} scale-group cases");
     }
-    println!("{ran} scale-group cases");
 }

@@ -258,6 +258,38 @@ static VNNI_VBMI_PANELS: PanelKernels = PanelKernels {
     scale_groups: VNNI_PANELS.scale_groups,
 };
 
+#[cfg(target_arch = "x86_64")]
+static AVXVNNI_PANELS: PanelKernels = PanelKernels {
+    bits2: Kernel {
+        name: c"i2_s/avxvnni",
+        run: x86::panel_dots_avxvnni,
+    },
+    bits16: None,
+    scale_groups: x86::scale_groups_avx2,
+};
+
+#[cfg(target_arch = "x86_64")]
+static AVXVNNI_EVEX_PANELS: PanelKernels = PanelKernels {
+    bits2: Kernel {
+        name: c"i2_s/avxvnni-evex",
+        run: x86::panel_dots_avxvnni_evex,
+    },
+    bits16: None,
+    scale_groups: x86::scale_groups_avx2,
+};
+
+/// The AVX-VNNI panel kernels compiled with EVEX encodings (AVX-512 VL + VNNI), where this CPU
+/// runs them. They exist so that tests can run the AVX-VNNI kernel's code on CPUs with AVX-512
+/// VL + VNNI but no AVX-VNNI (no emulator has AVX-VNNI); no context uses them.
+#[doc(hidden)]
+pub fn avxvnni_evex_panels() -> Option<&'static PanelKernels> {
+    #[cfg(target_arch = "x86_64")]
+    if x86::has_avxvnni_evex() {
+        return Some(&AVXVNNI_EVEX_PANELS);
+    }
+    None
+}
+
 /// One kernel with the name `tern_context_kernel_name` reports for it.
 #[derive(Clone, Copy)]
 pub struct Kernel<F> {
@@ -334,9 +366,12 @@ static I8MM: Kernels = Kernels {
 };
 
 impl Kernels {
-    /// The panel kernels of this level, if it has them (AVX-512 VNNI; 1.6-bit with VBMI too).
+    /// The panel kernels of this level, if it has them: AVX-512 VNNI (1.6-bit with VBMI too),
+    /// and AVX2 where the CPU has AVX-VNNI (2-bit only).
     pub fn panel(&self) -> Option<&'static PanelKernels> {
         match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 if x86::has_avxvnni() => Some(&AVXVNNI_PANELS),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni if x86::has_vbmi() => Some(&VNNI_VBMI_PANELS),
             #[cfg(target_arch = "x86_64")]

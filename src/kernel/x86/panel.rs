@@ -29,7 +29,7 @@ const DECODE_PREFETCH: usize = 4096;
 
 /// Prefetches the weight line `DECODE_PREFETCH` bytes after `at` (no fault: a hint).
 #[inline(always)]
-fn prefetch_ahead(at: *const u8) {
+pub(super) fn prefetch_ahead(at: *const u8) {
     // SAFETY: a prefetch reads no memory in the language's sense and never faults.
     unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(DECODE_PREFETCH).cast()) };
 }
@@ -55,12 +55,12 @@ const T_WIDE: usize = 3;
 
 /// Raw pointers of one validated call.
 #[derive(Clone, Copy)]
-struct Ptrs {
-    tile: *const u8,
-    acts: *const i8,
-    dots: *mut i32,
+pub(super) struct Ptrs {
+    pub(super) tile: *const u8,
+    pub(super) acts: *const i8,
+    pub(super) dots: *mut i32,
     /// Tokens of the whole call (the activation interleave and the `dots` rows).
-    nt: usize,
+    pub(super) nt: usize,
 }
 
 /// The 4 activations of token `t` at k-step `ks` as an int32 broadcast to every lane.
@@ -406,7 +406,7 @@ macro_rules! token_blocks {
 const _: () = assert!(T_WIDE == 3 && T_MAX == 12);
 
 /// The pointers of tile `i` of a run (its weights and its block of `dots`).
-fn tile_ptrs(ptrs: Ptrs, geom: &PanelGeom, i: usize) -> Ptrs {
+pub(super) fn tile_ptrs(ptrs: Ptrs, geom: &PanelGeom, i: usize) -> Ptrs {
     Ptrs {
         tile: ptrs.tile.wrapping_add(i * geom.tile_bytes()),
         dots: ptrs
@@ -446,15 +446,16 @@ unsafe fn run_bits16(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
     tile_run!(mk_bits16_t1, mk_bits16, ptrs, geom, n_tiles);
 }
 
-/// Checks one call's sizes (the micro-kernels use raw pointers).
-fn check(
+/// Checks one call's sizes (the micro-kernels use raw pointers) and returns its pointers, or
+/// `None` when there is nothing to do (no tokens).
+pub(super) fn checked_ptrs(
     geom: &PanelGeom,
     tiles: &[u8],
     n_tiles: usize,
     acts: &[i8],
     n_tokens: usize,
-    dots: &[i32],
-) {
+    dots: &mut [i32],
+) -> Option<Ptrs> {
     assert!(
         geom.kind != PanelKind::Bits2 || geom.group_steps.is_multiple_of(4),
         "2-bit panels need group_steps % 4 == 0 (got {})",
@@ -490,6 +491,12 @@ fn check(
         dots.len(),
     );
     const _: () = assert!(VEC_BYTES == 64 && TILE_ROWS == 64);
+    (n_tokens > 0).then_some(Ptrs {
+        tile: tiles.as_ptr(),
+        acts: acts.as_ptr(),
+        dots: dots.as_mut_ptr(),
+        nt: n_tokens,
+    })
 }
 
 pub fn has_vnni() -> bool {
@@ -509,15 +516,8 @@ pub fn panel_dots_vnni(
     n_tokens: usize,
     dots: &mut [i32],
 ) {
-    check(geom, tiles, n_tiles, acts, n_tokens, dots);
-    if n_tokens == 0 {
+    let Some(ptrs) = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots) else {
         return;
-    }
-    let ptrs = Ptrs {
-        tile: tiles.as_ptr(),
-        acts: acts.as_ptr(),
-        dots: dots.as_mut_ptr(),
-        nt: n_tokens,
     };
     match geom.kind {
         PanelKind::Bits2 => {
@@ -542,6 +542,17 @@ pub fn panel_dots_vnni(
 /// AVX-512 `ScaleGroupsFn`: a token's 64 lanes in 4 registers across all groups, the same
 /// operations as the oracle in the same order (convert, multiply, add; no FMA).
 pub fn scale_groups_avx512(job: &GroupScales, acc: &mut [f32]) {
+    check_scale_groups(job, acc);
+    assert!(
+        crate::kernel::Isa::Avx512.is_available(),
+        "scale_groups_avx512 needs AVX-512F"
+    );
+    // SAFETY: AVX-512F present; every access below is within the lengths checked above.
+    unsafe { scale_groups_impl(job, acc) }
+}
+
+/// Checks a `ScaleGroupsFn` call's sizes (the SIMD kernels read and write unchecked).
+pub(super) fn check_scale_groups(job: &GroupScales, acc: &[f32]) {
     let (ng, nt) = (job.n_groups, job.n_tokens);
     let sums = nt * ng;
     assert!(
@@ -561,12 +572,6 @@ pub fn scale_groups_avx512(job: &GroupScales, acc: &mut [f32]) {
         nt * TILE_ROWS,
         acc.len()
     );
-    assert!(
-        crate::kernel::Isa::Avx512.is_available(),
-        "scale_groups_avx512 needs AVX-512F"
-    );
-    // SAFETY: AVX-512F present; every access below is within the lengths asserted above.
-    unsafe { scale_groups_impl(job, acc) }
 }
 
 #[target_feature(enable = "avx512f")]
