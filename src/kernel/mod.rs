@@ -245,7 +245,7 @@ static VNNI_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_vnni,
     },
     bits16: None,
-    scale_groups: x86::scale_groups_avx512,
+    scale_groups: x86::scale_groups_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]

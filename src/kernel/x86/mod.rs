@@ -19,7 +19,7 @@ mod avx512;
 mod panel;
 mod panel256;
 
-pub use panel::{has_vbmi, panel_dots_vnni, scale_groups_avx512};
+pub use panel::{has_vbmi, panel_dots_vnni};
 pub use panel256::{
     has_avxvnni, has_avxvnni_evex, panel_dots_avxvnni, panel_dots_avxvnni_evex, scale_groups_avx2,
 };

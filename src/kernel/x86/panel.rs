@@ -16,7 +16,6 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::GroupScales;
 use crate::kernel::panel::{
     DECODE, DECODE_QUAD, MAX_DOT_STEPS, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES,
 };
@@ -535,76 +534,6 @@ pub fn panel_dots_vnni(
             );
             // SAFETY: features asserted, sizes checked.
             unsafe { run_bits16(ptrs, geom, n_tiles) }
-        }
-    }
-}
-
-/// AVX-512 `ScaleGroupsFn`: a token's 64 lanes in 4 registers across all groups, the same
-/// operations as the oracle in the same order (convert, multiply, add; no FMA).
-pub fn scale_groups_avx512(job: &GroupScales, acc: &mut [f32]) {
-    check_scale_groups(job, acc);
-    assert!(
-        crate::kernel::Isa::Avx512.is_available(),
-        "scale_groups_avx512 needs AVX-512F"
-    );
-    // SAFETY: AVX-512F present; every access below is within the lengths checked above.
-    unsafe { scale_groups_impl(job, acc) }
-}
-
-/// Checks a `ScaleGroupsFn` call's sizes (the SIMD kernels read and write unchecked).
-pub(super) fn check_scale_groups(job: &GroupScales, acc: &[f32]) {
-    let (ng, nt) = (job.n_groups, job.n_tokens);
-    let sums = nt * ng;
-    assert!(
-        job.dots.len() >= sums * TILE_ROWS
-            && job.gsums.len() >= sums
-            && job.scales.len() >= ng * TILE_ROWS
-            && job.block_scales.is_none_or(|b| b.len() >= sums)
-            && acc.len() >= nt * TILE_ROWS,
-        "scale_groups: {nt} tokens × {ng} groups need {} dots (got {}), {sums} sums (got {}), \
-         {} scales (got {}), {sums} block scales (got {:?}), {} outputs (got {})",
-        sums * TILE_ROWS,
-        job.dots.len(),
-        job.gsums.len(),
-        ng * TILE_ROWS,
-        job.scales.len(),
-        job.block_scales.map(<[f32]>::len),
-        nt * TILE_ROWS,
-        acc.len()
-    );
-}
-
-#[target_feature(enable = "avx512f")]
-unsafe fn scale_groups_impl(job: &GroupScales, acc: &mut [f32]) {
-    const V: usize = TILE_ROWS / 16;
-    let ng = job.n_groups;
-    for t in 0..job.n_tokens {
-        let mut a = [_mm512_setzero_ps(); V];
-        for g in 0..ng {
-            let tg = t * ng + g;
-            // SAFETY (all reads): tg < n_tokens · n_groups, lanes within `dots` and `scales`.
-            let gs = _mm512_set1_epi32(unsafe { *job.gsums.get_unchecked(tg) });
-            let bs = job
-                .block_scales
-                .map(|b| _mm512_set1_ps(unsafe { *b.get_unchecked(tg) }));
-            for (i, a) in a.iter_mut().enumerate() {
-                let (d, w) = unsafe {
-                    (
-                        _mm512_loadu_si512(job.dots.as_ptr().add(tg * TILE_ROWS + 16 * i).cast()),
-                        _mm512_loadu_ps(job.scales.as_ptr().add(g * TILE_ROWS + 16 * i)),
-                    )
-                };
-                let s = match bs {
-                    Some(b) => _mm512_mul_ps(b, w),
-                    None => w,
-                };
-                let x = _mm512_cvtepi32_ps(_mm512_sub_epi32(d, gs));
-                *a = _mm512_add_ps(*a, _mm512_mul_ps(x, s));
-            }
-        }
-        for (i, a) in a.iter().enumerate() {
-            // SAFETY: token t's 64 outputs lie in `acc`.
-            unsafe { _mm512_storeu_ps(acc.as_mut_ptr().add(t * TILE_ROWS + 16 * i), *a) };
         }
     }
 }
