@@ -266,8 +266,8 @@ enum tern_isa
   TERN_ISA_BEST = 0,
   TERN_ISA_SCALAR = 1,
   /**
-   * AVX2 + FMA; on CPUs with AVX-VNNI (VEX `vpdpbusd`, e.g. Intel Alder Lake) its 2-bit panel
-   * kernel "i2_s/avxvnni" for every format.
+   * AVX2 + FMA: 2-bit panel kernels for every format, "i2_s/avx2" (`vpmaddubsw`), or
+   * "i2_s/avxvnni" on CPUs with AVX-VNNI (VEX `vpdpbusd`, e.g. Intel Alder Lake).
    */
   TERN_ISA_AVX2 = 2,
   TERN_ISA_AVX512 = 3,

@@ -1,6 +1,6 @@
-//! The GEMM driver gives bit-identical outputs on every path: panel layouts (2-bit and 1.6-bit,
-//! AVX-512 VNNI) against the row layout of every other level (whose kernels the other tests check
-//! against exact integer math), for every format and compat mode, with token counts across the
+//! The GEMM driver gives bit-identical outputs on every path: panel layouts (2-bit on AVX2 and
+//! AVX-512 VNNI, 1.6-bit on AVX-512 VNNI) against the row layout of the other levels (scalar,
+//! AVX-512BW; the other tests check every kernel against exact integer math), for every format and compat mode, with token counts across the
 //! token blocks, unaligned row ranges, strides, bias, 1 and 2 threads, `gemm_i8` with garbage in
 //! the stride padding, and repeated calls that reuse the scratch buffers.
 

@@ -259,6 +259,16 @@ static VNNI_VBMI_PANELS: PanelKernels = PanelKernels {
 };
 
 #[cfg(target_arch = "x86_64")]
+static AVX2_PANELS: PanelKernels = PanelKernels {
+    bits2: Kernel {
+        name: c"i2_s/avx2",
+        run: x86::panel_dots_avx2,
+    },
+    bits16: None,
+    scale_groups: x86::scale_groups_avx2,
+};
+
+#[cfg(target_arch = "x86_64")]
 static AVXVNNI_PANELS: PanelKernels = PanelKernels {
     bits2: Kernel {
         name: c"i2_s/avxvnni",
@@ -366,12 +376,16 @@ static I8MM: Kernels = Kernels {
 };
 
 impl Kernels {
-    /// The panel kernels of this level, if it has them: AVX-512 VNNI (1.6-bit with VBMI too),
-    /// and AVX2 where the CPU has AVX-VNNI (2-bit only).
+    /// The panel kernels of this level, if it has them: AVX-512 VNNI (1.6-bit with VBMI too) and
+    /// AVX2 (2-bit only; AVX-VNNI where the CPU has it). AVX-512BW keeps its row kernel: on
+    /// Zen 4 the AVX2 panels are as fast, and Intel cores with two 512-bit units could not be
+    /// measured here.
     pub fn panel(&self) -> Option<&'static PanelKernels> {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 if x86::has_avxvnni() => Some(&AVXVNNI_PANELS),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(&AVX2_PANELS),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni if x86::has_vbmi() => Some(&VNNI_VBMI_PANELS),
             #[cfg(target_arch = "x86_64")]

@@ -21,7 +21,8 @@ mod panel256;
 
 pub use panel::{has_vbmi, panel_dots_vnni};
 pub use panel256::{
-    has_avxvnni, has_avxvnni_evex, panel_dots_avxvnni, panel_dots_avxvnni_evex, scale_groups_avx2,
+    has_avxvnni, has_avxvnni_evex, panel_dots_avx2, panel_dots_avxvnni, panel_dots_avxvnni_evex,
+    scale_groups_avx2,
 };
 
 use crate::format::I2sVariant;

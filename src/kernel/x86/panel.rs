@@ -62,6 +62,25 @@ pub(super) struct Ptrs {
     pub(super) nt: usize,
 }
 
+impl Ptrs {
+    /// The 4 activations of token `t` at k-step `ks`, as one dword.
+    ///
+    /// # Safety
+    /// `(ks·nt + t)·4 + 4` bytes readable at `acts`.
+    #[inline(always)]
+    pub(super) unsafe fn act_dword(self, ks: usize, t: usize) -> i32 {
+        // SAFETY: see the function contract.
+        unsafe { std::ptr::read_unaligned(self.acts.add((ks * self.nt + t) * 4).cast::<i32>()) }
+    }
+
+    /// Where, in `dots`, the sum of token `t`, dot `d`, tile row `row` goes.
+    #[inline(always)]
+    pub(super) fn dot_at(self, geom: &PanelGeom, t: usize, d: usize, row: usize) -> *mut i32 {
+        self.dots
+            .wrapping_add((t * geom.n_dots() + d) * TILE_ROWS + row)
+    }
+}
+
 /// The 4 activations of token `t` at k-step `ks` as an int32 broadcast to every lane.
 ///
 /// # Safety
@@ -70,9 +89,7 @@ pub(super) struct Ptrs {
 #[inline]
 unsafe fn act(ptrs: Ptrs, ks: usize, t: usize) -> __m512i {
     // SAFETY: see the function contract.
-    let v =
-        unsafe { std::ptr::read_unaligned(ptrs.acts.add((ks * ptrs.nt + t) * 4).cast::<i32>()) };
-    _mm512_set1_epi32(v)
+    _mm512_set1_epi32(unsafe { ptrs.act_dword(ks, t) })
 }
 
 /// Stores dot `d`'s sums of panels `p0..p0+RP` × tokens `t0..t0+T`.
@@ -91,9 +108,9 @@ unsafe fn store<const RP: usize, const T: usize>(
 ) {
     for p in 0..RP {
         for t in 0..T {
-            let at = ((t0 + t) * geom.n_dots() + d) * TILE_ROWS + (p0 + p) * PANEL_ROWS;
-            // SAFETY: at + 16 ≤ nt · n_dots · 64 (see the function contract).
-            unsafe { _mm512_storeu_si512(ptrs.dots.add(at).cast(), acc[p][t]) };
+            let at = ptrs.dot_at(geom, t0 + t, d, (p0 + p) * PANEL_ROWS);
+            // SAFETY: 16 values from `at` lie in `dots` (see the function contract).
+            unsafe { _mm512_storeu_si512(at.cast(), acc[p][t]) };
         }
     }
 }

@@ -1,11 +1,11 @@
-//! AVX-VNNI panel kernels for the AVX2 level (`PanelDotsFn`, `Bits2` only): the kernels of
-//! `panel` at 256 bits, for CPUs with AVX2 and AVX-VNNI but no AVX-512 (Intel Alder, Raptor and
-//! Arrow Lake). Lanes are still rows: a ymm holds half a panel vector (bytes 0..32 = rows 0..8,
+//! 256-bit panel kernels for the AVX2 level (`PanelDotsFn`, `Bits2` only): AVX-VNNI ones for
+//! CPUs with AVX2 and AVX-VNNI but no AVX-512 (Intel Alder, Raptor and Arrow Lake), and plain
+//! AVX2 ones (`vpmaddubsw`, module `avx2` below) for the others. Lanes are still rows: a ymm holds half a panel vector (bytes 0..32 = rows 0..8,
 //! 32..64 = rows 8..16, one k-step of 4 columns each), so a `vpdpbusd` of one half against a
 //! token's broadcast k-step adds 32 exact products into 8 row sums. `Bits16` needs `vpermi2b`
 //! (AVX-512 VBMI) and has no kernel here.
 //!
-//! Micro-kernels, sized for AVX2's 16 ymm registers (`vpdpbusd`: latency 4–5 cycles, 2 per
+//! AVX-VNNI micro-kernels, sized for AVX2's 16 ymm registers (`vpdpbusd`: latency 4–5 cycles, 2 per
 //! cycle, so 8–10 independent accumulators keep it busy). Codes are decoded as `(v >> 2s) & 3`.
 //! * 1 or 2 tokens (decode): one token at a time, all 8 halves of a tile in one sequential pass,
 //!   one accumulator per half: 8 accumulators + the chunk's 4 broadcasts + a panel's 2 raw
@@ -41,6 +41,69 @@ const HALF_BYTES: usize = 32;
 /// Most tokens one micro-kernel call takes.
 const T_MAX: usize = 5;
 
+/// The 4 activations of token `t` at k-step `ks` as an int32 broadcast to every lane.
+///
+/// # Safety
+/// `(ks·nt + t)·4 + 4` bytes readable at `acts`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn act(ptrs: Ptrs, ks: usize, t: usize) -> __m256i {
+    // SAFETY: see the function contract.
+    _mm256_set1_epi32(unsafe { ptrs.act_dword(ks, t) })
+}
+
+/// The two halves of the panel vector at `at`.
+///
+/// # Safety
+/// 64 bytes readable at `at`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn halves(at: *const u8) -> [__m256i; 2] {
+    // SAFETY: see the function contract.
+    unsafe {
+        [
+            _mm256_loadu_si256(at.cast()),
+            _mm256_loadu_si256(at.add(HALF_BYTES).cast()),
+        ]
+    }
+}
+
+/// Stores dot `d`'s sums of panel `p` (`acc[h][t]`: half `h`, token `t0 + t`).
+///
+/// # Safety
+/// `dots` holds `nt · n_dots · 64` values, `t0 + T ≤ nt`, `p < 4`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn store<const T: usize>(
+    ptrs: Ptrs,
+    geom: &PanelGeom,
+    d: usize,
+    p: usize,
+    t0: usize,
+    acc: &[[__m256i; T]; 2],
+) {
+    for h in 0..2 {
+        for t in 0..T {
+            let at = ptrs.dot_at(geom, t0 + t, d, p * PANEL_ROWS + h * HALF_ROWS);
+            // SAFETY: 8 values from `at` lie in `dots` (see the function contract).
+            unsafe { _mm256_storeu_si256(at.cast(), acc[h][t]) };
+        }
+    }
+}
+
+/// The codes of k-step `s` of a `Bits2` byte vector: `(v >> 2s) & 3`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn codes(v: __m256i, s: usize, m3: __m256i) -> __m256i {
+    let v = match s {
+        0 => v,
+        1 => _mm256_srli_epi16::<2>(v),
+        2 => _mm256_srli_epi16::<4>(v),
+        _ => _mm256_srli_epi16::<6>(v),
+    };
+    _mm256_and_si256(v, m3)
+}
+
 /// Expands to module `$module`: the `Bits2` panel kernels with every function compiled for
 /// `$features` (so that all intrinsics inline), `$dpbusd` as the `vpdpbusd` intrinsic, and their
 /// entry point `panel_dots`, which needs `$has()` (the CPU has `$needs`).
@@ -48,74 +111,6 @@ macro_rules! avxvnni_kernels {
     ($module:ident, $features:literal, $dpbusd:ident, $has:ident, $needs:literal) => {
         mod $module {
             use super::*;
-
-            /// The 4 activations of token `t` at k-step `ks` as an int32 broadcast to every lane.
-            ///
-            /// # Safety
-            /// `(ks·nt + t)·4 + 4` bytes readable at `acts`.
-            #[target_feature(enable = $features)]
-            #[inline]
-            unsafe fn act(ptrs: Ptrs, ks: usize, t: usize) -> __m256i {
-                // SAFETY: see the function contract.
-                let v = unsafe {
-                    std::ptr::read_unaligned(ptrs.acts.add((ks * ptrs.nt + t) * 4).cast::<i32>())
-                };
-                _mm256_set1_epi32(v)
-            }
-
-            /// The two halves of the panel vector at `at`.
-            ///
-            /// # Safety
-            /// 64 bytes readable at `at`.
-            #[target_feature(enable = $features)]
-            #[inline]
-            unsafe fn halves(at: *const u8) -> [__m256i; 2] {
-                // SAFETY: see the function contract.
-                unsafe {
-                    [
-                        _mm256_loadu_si256(at.cast()),
-                        _mm256_loadu_si256(at.add(HALF_BYTES).cast()),
-                    ]
-                }
-            }
-
-            /// Stores dot `d`'s sums of panel `p` (`acc[h][t]`: half `h`, token `t0 + t`).
-            ///
-            /// # Safety
-            /// `dots` holds `nt · n_dots · 64` values, `t0 + T ≤ nt`, `p < 4`.
-            #[target_feature(enable = $features)]
-            #[inline]
-            unsafe fn store<const T: usize>(
-                ptrs: Ptrs,
-                geom: &PanelGeom,
-                d: usize,
-                p: usize,
-                t0: usize,
-                acc: &[[__m256i; T]; 2],
-            ) {
-                for h in 0..2 {
-                    for t in 0..T {
-                        let at = ((t0 + t) * geom.n_dots() + d) * TILE_ROWS
-                            + p * PANEL_ROWS
-                            + h * HALF_ROWS;
-                        // SAFETY: at + 8 ≤ nt · n_dots · 64 (see the function contract).
-                        unsafe { _mm256_storeu_si256(ptrs.dots.add(at).cast(), acc[h][t]) };
-                    }
-                }
-            }
-
-            /// The codes of k-step `s` of a `Bits2` byte vector: `(v >> 2s) & 3`.
-            #[target_feature(enable = $features)]
-            #[inline]
-            fn codes(v: __m256i, s: usize, m3: __m256i) -> __m256i {
-                let v = match s {
-                    0 => v,
-                    1 => _mm256_srli_epi16::<2>(v),
-                    2 => _mm256_srli_epi16::<4>(v),
-                    _ => _mm256_srli_epi16::<6>(v),
-                };
-                _mm256_and_si256(v, m3)
-            }
 
             /// One token, all 8 halves of a tile in one sequential pass (an accumulator per
             /// half, the chunk's 4 broadcasts held), prefetching each 64-byte panel vector ahead.
@@ -246,13 +241,9 @@ macro_rules! avxvnni_kernels {
                 n_tokens: usize,
                 dots: &mut [i32],
             ) {
-                let Some(ptrs) = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots) else {
+                let Some(ptrs) = checked_bits2(geom, tiles, n_tiles, acts, n_tokens, dots) else {
                     return;
                 };
-                assert!(
-                    geom.kind == PanelKind::Bits2,
-                    "the AVX-VNNI panel kernel has no 1.6-bit layout (it needs AVX-512 VBMI)"
-                );
                 assert!(
                     $has(),
                     concat!(
@@ -283,6 +274,179 @@ avxvnni_kernels!(
     has_avxvnni_evex,
     "AVX2, FMA and AVX-512 F, VL and VNNI"
 );
+
+/// `checked_ptrs` for the 256-bit kernels, which have no `Bits16` layout.
+fn checked_bits2(
+    geom: &PanelGeom,
+    tiles: &[u8],
+    n_tiles: usize,
+    acts: &[i8],
+    n_tokens: usize,
+    dots: &mut [i32],
+) -> Option<Ptrs> {
+    let ptrs = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots);
+    assert!(
+        geom.kind == PanelKind::Bits2,
+        "the 256-bit panel kernels have no 1.6-bit layout (it needs AVX-512 VBMI)"
+    );
+    ptrs
+}
+
+/// Plain AVX2 panel kernels (no VNNI): `vpmaddubsw` of a half panel's codes against a token's
+/// broadcast k-step gives 16 int16 pair sums (|·| ≤ 2·2·128 = 512, never saturating), added up
+/// in int16 for `WIDEN_CHUNKS` chunks and then widened into the int32 sums in `dots` by
+/// `vpmaddwd` with ones: 2 operations per 32 products plus the decode, shared by the tokens
+/// (the row kernel of `avx2.rs` decodes per row and widens more often).
+/// Blocking: 1 token × all 4 panels (8 int16 accumulators, one sequential pass), 2 tokens × 2
+/// panels, 3–5 tokens × 1 panel (≤ 10 accumulators + 2 raw + 2 codes + 1 broadcast: 16 ymm).
+mod avx2 {
+    use super::*;
+
+    /// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 512 < 2^15.
+    const WIDEN_CHUNKS: usize = 8;
+
+    /// Adds the int16 sums `acc16` (panels `p0..p0+P`, halves, tokens `t0..`) of dot `d` into
+    /// its int32 sums in `dots`, and clears them.
+    ///
+    /// # Safety
+    /// As `store`, for panels `p0..p0+P`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn widen<const P: usize, const T: usize>(
+        ptrs: Ptrs,
+        geom: &PanelGeom,
+        (d, p0, t0): (usize, usize, usize),
+        acc16: &mut [[[__m256i; T]; 2]; P],
+    ) {
+        let ones = _mm256_set1_epi16(1);
+        for (p, acc) in acc16.iter_mut().enumerate() {
+            let mut sums = [[_mm256_setzero_si256(); T]; 2];
+            for h in 0..2 {
+                for t in 0..T {
+                    let at = ptrs.dot_at(geom, t0 + t, d, (p0 + p) * PANEL_ROWS + h * HALF_ROWS);
+                    // SAFETY: as `store` (see the function contract).
+                    let old = unsafe { _mm256_loadu_si256(at.cast()) };
+                    sums[h][t] = _mm256_add_epi32(old, _mm256_madd_epi16(acc[h][t], ones));
+                    acc[h][t] = _mm256_setzero_si256();
+                }
+            }
+            // SAFETY: see the function contract.
+            unsafe { store::<T>(ptrs, geom, d, p0 + p, t0, &sums) };
+        }
+    }
+
+    /// Panels `p0..p0+P` × tokens `t0..t0+T`, every dot; the int32 sums accumulate in `dots`.
+    ///
+    /// # Safety
+    /// `ptrs` checked by `checked_ptrs` against `geom`; `p0 + P ≤ 4`, `t0 + T ≤ nt`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn mk<const P: usize, const T: usize>(
+        ptrs: Ptrs,
+        geom: &PanelGeom,
+        p0: usize,
+        t0: usize,
+    ) {
+        let m3 = _mm256_set1_epi8(3);
+        for d in 0..geom.n_dots() {
+            let zero = [[_mm256_setzero_si256(); T]; 2];
+            for p in 0..P {
+                // SAFETY: as in the function contract.
+                unsafe { store::<T>(ptrs, geom, d, p0 + p, t0, &zero) };
+            }
+            let mut acc16 = [zero; P];
+            let mut pending = 0;
+            for g in d * geom.merge..(d + 1) * geom.merge {
+                for c in 0..geom.chunks_per_group() {
+                    let ks0 = g * geom.group_steps + 4 * c;
+                    for p in 0..P {
+                        let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p0 + p));
+                        prefetch_ahead(at);
+                        // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
+                        let raw = unsafe { halves(at) };
+                        for s in 0..4 {
+                            let code = raw.map(|v| codes(v, s, m3));
+                            for t in 0..T {
+                                // SAFETY: k-step ks0 + s < n_groups · group_steps, t0 + t < nt.
+                                let x = unsafe { act(ptrs, ks0 + s, t0 + t) };
+                                for h in 0..2 {
+                                    let a = &mut acc16[p][h][t];
+                                    *a = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
+                                }
+                            }
+                        }
+                    }
+                    pending += 1;
+                    if pending == WIDEN_CHUNKS {
+                        // SAFETY: as in the function contract.
+                        unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16) };
+                        pending = 0;
+                    }
+                }
+            }
+            // SAFETY: as in the function contract.
+            unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16) };
+        }
+    }
+
+    /// Every tile of the run, its tokens in blocks of up to `T_MAX`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `ptrs` checked by `checked_ptrs` for `n_tiles` tiles of `geom`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_bits2(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
+        for i in 0..n_tiles {
+            let ptrs = tile_ptrs(ptrs, geom, i);
+            let mut t0 = 0;
+            while t0 < ptrs.nt {
+                let n = (ptrs.nt - t0).min(T_MAX);
+                // SAFETY: t0 + n ≤ nt, panels within the tile, tile i of the checked run.
+                unsafe {
+                    match n {
+                        1 => mk::<4, 1>(ptrs, geom, 0, t0),
+                        2 => {
+                            mk::<2, 2>(ptrs, geom, 0, t0);
+                            mk::<2, 2>(ptrs, geom, 2, t0);
+                        }
+                        _ => {
+                            for p0 in 0..4 {
+                                match n {
+                                    3 => mk::<1, 3>(ptrs, geom, p0, t0),
+                                    4 => mk::<1, 4>(ptrs, geom, p0, t0),
+                                    _ => mk::<1, 5>(ptrs, geom, p0, t0),
+                                }
+                            }
+                        }
+                    }
+                }
+                t0 += n;
+            }
+        }
+    }
+
+    /// Checks the call, its layout and the CPU, then runs the kernels.
+    pub fn panel_dots(
+        geom: &PanelGeom,
+        tiles: &[u8],
+        n_tiles: usize,
+        acts: &[i8],
+        n_tokens: usize,
+        dots: &mut [i32],
+    ) {
+        let Some(ptrs) = checked_bits2(geom, tiles, n_tiles, acts, n_tokens, dots) else {
+            return;
+        };
+        assert!(
+            Isa::Avx2.is_available(),
+            "the AVX2 panel kernel needs AVX2 and FMA"
+        );
+        // SAFETY: features asserted, sizes checked.
+        unsafe { run_bits2(ptrs, geom, n_tiles) }
+    }
+}
+
+/// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits2` only.
+pub use avx2::panel_dots as panel_dots_avx2;
 
 /// AVX-VNNI panel dots (`PanelDotsFn`), `Bits2` only.
 pub use vex::panel_dots as panel_dots_avxvnni;
