@@ -72,9 +72,14 @@ pub fn formats() -> Vec<(Format, bool)> {
         .collect()
 }
 
-/// The kernel a table uses for each format that has one.
+/// The kernel a `Matrix` of each implemented format runs with a table (what
+/// `tern_context_kernel_name` reports).
 pub fn format_kernels(k: &Kernels) -> Vec<(Format, &'static CStr)> {
-    vec![(Format::I2S, k.i2s_dots.name)]
+    formats()
+        .into_iter()
+        .filter(|f| f.1)
+        .map(|(f, _)| (f, tern::matrix::kernel_name(k, f)))
+        .collect()
 }
 
 pub fn name(c: &CStr) -> String {
