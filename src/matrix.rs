@@ -880,6 +880,18 @@ impl Matrix {
             1
         };
         let out = SharedMut(y.as_mut_ptr());
+        // Token t's outputs in rows `rows`. SAFETY (for every caller below): `check_call`
+        // verified that y holds token t's rows in `range`; a task writes only rows of its own
+        // tiles for tokens of its own blocks.
+        let y_rows = |t: usize, rows: &Range<usize>| unsafe {
+            std::slice::from_raw_parts_mut(out.at(t * y_stride + rows.start), rows.len())
+        };
+        // One-scale outputs of token t in rows `rows` from their dots.
+        let epilogue_one = |t: usize, dots: &[i32], rows: &Range<usize>| {
+            let bias = opts.bias.map(|b| &b[rows.clone()]);
+            let (sum, s) = (acts.sums[t], acts.scales[t]);
+            epilogue_shared(arith, dots, sum, s, post[t], bias, y_rows(t, rows));
+        };
         let task = |i: usize| {
             let (tp, bp) = (i / block_parts, i % block_parts);
             let tiles_r = split(tile_lo..tile_hi, tile_parts, tp);
@@ -911,22 +923,7 @@ impl Matrix {
                             // and copy cost 2-3% of a 2560×2560 GEMV, measured A/B).
                             let r0 = run.start * TILE_ROWS;
                             let rows = range.start.max(r0)..range.end.min(run.end * TILE_ROWS);
-                            // SAFETY: as for the rows of one tile below.
-                            let y_row = unsafe {
-                                std::slice::from_raw_parts_mut(
-                                    out.at(t0 * y_stride + rows.start),
-                                    rows.len(),
-                                )
-                            };
-                            epilogue_shared(
-                                arith,
-                                &dots[rows.start - r0..rows.end - r0],
-                                acts.sums[t0],
-                                acts.scales[t0],
-                                post[t0],
-                                opts.bias.map(|b| &b[rows.clone()]),
-                                y_row,
-                            );
+                            epilogue_one(t0, &dots[rows.start - r0..rows.end - r0], &rows);
                             continue;
                         }
                         for (ri, tile) in run.clone().enumerate() {
@@ -947,29 +944,10 @@ impl Matrix {
                             let lanes = rows.start - r0..rows.end - r0;
                             for tl in 0..nb {
                                 let t = t0 + tl;
-                                // SAFETY: `check_call` verified that y holds token t's rows in
-                                // `range`; this task alone owns rows `rows` of tokens in its
-                                // blocks.
-                                let y_row = unsafe {
-                                    std::slice::from_raw_parts_mut(
-                                        out.at(t * y_stride + rows.start),
-                                        rows.len(),
-                                    )
-                                };
-                                let bias = opts.bias.map(|b| &b[rows.clone()]);
                                 let d = &dots[tl * kng * TILE_ROWS..][..kng * TILE_ROWS];
                                 match call_scales {
                                     CallScales::One(_) => {
-                                        let d0 = &mut acc_i32(d, kng, lanes.clone());
-                                        epilogue_shared(
-                                            arith,
-                                            d0,
-                                            acts.sums[t],
-                                            acts.scales[t],
-                                            post[t],
-                                            bias,
-                                            y_row,
-                                        );
+                                        epilogue_one(t, &acc_i32(d, kng, lanes.clone()), &rows)
                                     }
                                     CallScales::PerGroup(_) => {
                                         let ggml = block_scales.is_some();
@@ -978,8 +956,8 @@ impl Matrix {
                                             ggml,
                                             &acc[tl * TILE_ROWS..][lanes.clone()],
                                             s,
-                                            bias,
-                                            y_row,
+                                            opts.bias.map(|b| &b[rows.clone()]),
+                                            y_rows(t, &rows),
                                         );
                                     }
                                 }

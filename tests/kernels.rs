@@ -593,6 +593,32 @@ fn panel_kernels_reject_bad_calls() {
     println!("{checked} panel kernel sets checked");
 }
 
+/// On a CPU without AVX-VNNI the AVX-VNNI kernel refuses to run (with a message) instead of
+/// executing instructions the CPU lacks.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avxvnni_kernel_refuses_cpus_without_it() {
+    use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS};
+    if tern::kernel::x86::has_avxvnni() {
+        println!("skipped: this CPU has AVX-VNNI, so the kernel runs (the oracle tests cover it)");
+        return;
+    }
+    let geom = PanelGeom {
+        kind: PanelKind::Bits2,
+        group_steps: 4,
+        n_groups: 1,
+        merge: 1,
+    };
+    let (tiles, acts) = (vec![0u8; geom.tile_bytes()], vec![0i8; geom.cols()]);
+    let mut dots = vec![0i32; TILE_ROWS];
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tern::kernel::x86::panel_dots_avxvnni(&geom, &tiles, 1, &acts, 1, &mut dots)
+    }))
+    .expect_err("the call must be refused");
+    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("needs AVX2, FMA and AVX-VNNI"), "{msg}");
+}
+
 /// Every level's per-group scale kernel (`ScaleGroupsFn`) returns the scalar oracle's bits, with
 /// and without block scales, on group counts from 1 to a TQ row of 6912 columns, token counts
 /// across a token block, extreme dots and scales of mixed magnitude (where a fused multiply-add
