@@ -12,10 +12,14 @@
 //! * `Bits2` (2 bits/weight): a chunk is 4 k-steps; the byte holds the codes `ternary + 1` of
 //!   k-steps `s = 0..4` in bits `2s+1:2s`.
 //! * `Bits16` (1.6 bits/weight, compact): a chunk is 5 k-steps (the last chunk of a group may have
-//!   fewer); the byte holds the 5 trits `(t_0..t_4)` of k-steps `i = 0..5` as `(s << 7) | idx`:
-//!   `COMBOS[idx]` is the canonical combination (first nonzero trit +1, or all zero) and `s = 1`
-//!   negates it. 243 combinations = 1 + 2·121, so `idx < 122` and one 128-entry byte lookup
-//!   (`vpermi2b`, which ignores bit 7) plus a masked `2 − code` decodes each k-step.
+//!   fewer); the byte holds the 5 trits `(t_0..t_4)` of k-steps `i = 0..5` as `(s << 7) | slot`:
+//!   `SLOTS[slot]` is the combination, negated when `s = 1` (243 combinations = 1 + 2·121 take
+//!   122 of the 128 slots). The slots are laid out so that the kernels decode with lookups of at
+//!   most 7 bits and little else: k-steps 0..4 by a 128-entry lookup of `slot` (`vpermi2b`, which
+//!   ignores bit 7) and a masked `2 − code`; k-step 4 by a 64-entry lookup of the byte's bits 7..2
+//!   (`vpermb`), sign included, because slots come in blocks of 4 (bits 1..0) that share `t_4`:
+//!   blocks 0..11 hold the `t_4 = 0` combinations whose first nonzero trit is +1 (all-zero first,
+//!   so byte 0 is all zero), blocks 11..32 every `t_4 = +1` combination.
 //!
 //! Weights past the matrix (pad rows, pad columns, unused k-steps) are stored as 0 (code 1).
 
@@ -107,77 +111,104 @@ impl PanelGeom {
     }
 }
 
-/// The 122 canonical trit combinations of `Bits16`: `COMBOS[0]` is all zero, then every
-/// combination whose first nonzero trit is +1, in base-3 order.
-pub const COMBOS: [[i8; 5]; 122] = combos();
+/// The trit combinations of `Bits16`'s 128 slots (module docs): slots 0..41 hold `t_4 = 0` and
+/// all-zero or a first nonzero trit of +1, slots 44..125 `t_4 = +1` and every `t_0..t_3` (both in
+/// base-3 order); the spares 41..44 repeat all-zero and 125..128 `(0, 0, 0, 0, +1)`, so every
+/// block of 4 shares `t_4` and every byte decodes to something.
+pub const SLOTS: [[i8; 5]; 128] = slots();
 
-const fn combos() -> [[i8; 5]; 122] {
-    let mut out = [[0i8; 5]; 122];
-    let mut n = 1;
+/// First slot of the `t_4 = +1` combinations (block 11).
+const T4_ONE_SLOTS: usize = 44;
+
+const fn slots() -> [[i8; 5]; 128] {
+    let mut out = [[0i8; 5]; 128];
+    let mut n = 1; // slot 0: all zero
     let mut v = 0;
-    while v < 243 {
-        let mut t = [0i8; 5];
+    while v < 81 {
+        let mut q = [0i8; 5];
         let mut x = v;
         let mut i = 0;
-        while i < 5 {
-            t[i] = (x % 3) as i8 - 1;
+        while i < 4 {
+            q[i] = (x % 3) as i8 - 1;
             x /= 3;
             i += 1;
         }
-        // Canonical: first nonzero trit is +1.
         let mut first = 0;
         let mut i = 0;
-        while i < 5 {
-            if t[i] != 0 {
-                first = t[i];
+        while i < 4 {
+            if q[i] != 0 {
+                first = q[i];
                 break;
             }
             i += 1;
         }
         if first == 1 {
-            out[n] = t;
+            out[n] = q;
             n += 1;
         }
+        q[4] = 1;
+        out[T4_ONE_SLOTS + v] = q;
         v += 1;
     }
-    out
-}
-
-/// `DECODE[i][idx]` = code (`trit + 1`) of k-step `i` in `COMBOS[idx]` (1 for idx ≥ 122): the
-/// lookup tables of the `Bits16` kernels.
-pub static DECODE: [[u8; 128]; 5] = decode_tables();
-
-const fn decode_tables() -> [[u8; 128]; 5] {
-    let mut out = [[1u8; 128]; 5];
-    let mut idx = 0;
-    while idx < 122 {
-        let mut i = 0;
-        while i < 5 {
-            out[i][idx] = (COMBOS[idx][i] + 1) as u8;
-            i += 1;
-        }
-        idx += 1;
+    assert!(n == 41);
+    let mut spare = T4_ONE_SLOTS + 81;
+    while spare < 128 {
+        out[spare] = [0, 0, 0, 0, 1];
+        spare += 1;
     }
     out
 }
 
-/// `DECODE_QUAD[idx]`: the codes of k-steps 0..4 of `COMBOS[idx]` as one `Bits2` byte (code of
-/// k-step `s` in bits `2s+1:2s`; 0x55 = all zero for idx ≥ 122). Negating the combination maps
-/// it to `0xAA − byte` (every field `c → 2 − c`, no borrows).
+/// `DECODE[i][slot]` = code (`trit + 1`) of k-step `i < 4` in `SLOTS[slot]`: the 128-entry
+/// lookup tables of the multi-token `Bits16` kernel (k-step 4: `DECODE_FIFTH`).
+pub static DECODE: [[u8; 128]; 4] = decode_tables();
+
+const fn decode_tables() -> [[u8; 128]; 4] {
+    let mut out = [[0u8; 128]; 4];
+    let mut slot = 0;
+    while slot < 128 {
+        let mut i = 0;
+        while i < 4 {
+            out[i][slot] = (SLOTS[slot][i] + 1) as u8;
+            i += 1;
+        }
+        slot += 1;
+    }
+    out
+}
+
+/// `DECODE_QUAD[slot]`: the codes of k-steps 0..4 of `SLOTS[slot]` as one `Bits2` byte (code of
+/// k-step `s` in bits `2s+1:2s`). Negating the combination maps it to `0xAA − byte` (every
+/// field `c → 2 − c`, no borrows).
 pub static DECODE_QUAD: [u8; 128] = decode_quad();
 
 const fn decode_quad() -> [u8; 128] {
-    let mut out = [0x55u8; 128];
-    let mut idx = 0;
-    while idx < 122 {
+    let mut out = [0u8; 128];
+    let mut slot = 0;
+    while slot < 128 {
         let mut b = 0u8;
         let mut i = 0;
         while i < 4 {
-            b |= ((COMBOS[idx][i] + 1) as u8) << (2 * i);
+            b |= ((SLOTS[slot][i] + 1) as u8) << (2 * i);
             i += 1;
         }
-        out[idx] = b;
-        idx += 1;
+        out[slot] = b;
+        slot += 1;
+    }
+    out
+}
+
+/// `DECODE_FIFTH[byte >> 2]`: the code of k-step 4 of a `Bits16` byte, sign included (bits 7..2
+/// are the sign and the slot's block, which fixes `t_4`).
+pub static DECODE_FIFTH: [u8; 64] = decode_fifth();
+
+const fn decode_fifth() -> [u8; 64] {
+    let mut out = [0u8; 64];
+    let mut h = 0;
+    while h < 64 {
+        let t4 = SLOTS[4 * (h & 31)][4];
+        out[h] = (1 + if h >= 32 { -t4 } else { t4 }) as u8;
+        h += 1;
     }
     out
 }
@@ -185,27 +216,26 @@ const fn decode_quad() -> [u8; 128] {
 /// The `Bits16` byte of five trits (each in {-1, 0, 1}).
 pub fn encode5(t: [i8; 5]) -> u8 {
     static ENCODE: std::sync::OnceLock<[u8; 243]> = std::sync::OnceLock::new();
+    let key = |c: &[i8; 5]| {
+        c.iter()
+            .rev()
+            .fold(0usize, |a, &x| a * 3 + (x + 1) as usize)
+    };
     let table = ENCODE.get_or_init(|| {
-        let mut e = [0u8; 243];
-        for (idx, c) in COMBOS.iter().enumerate() {
-            let key = |c: &[i8; 5]| {
-                c.iter()
-                    .rev()
-                    .fold(0usize, |a, &x| a * 3 + (x + 1) as usize)
-            };
-            e[key(c)] = idx as u8;
-            let neg = c.map(|x| -x);
-            if idx != 0 {
-                e[key(&neg)] = 0x80 | idx as u8;
-            }
+        // Each combination takes the first byte that decodes to it (spares and -0 stay unused).
+        let mut e = [None; 243];
+        for byte in 0..=255u8 {
+            e[key(&decode5(byte))].get_or_insert(byte);
         }
-        e
+        e.map(|b| b.expect("every combination has a byte"))
     });
-    let key = t
-        .iter()
-        .rev()
-        .fold(0usize, |a, &x| a * 3 + (x + 1) as usize);
-    table[key]
+    table[key(&t)]
+}
+
+/// The five trits of a `Bits16` byte.
+pub fn decode5(byte: u8) -> [i8; 5] {
+    let t = SLOTS[(byte & 0x7f) as usize];
+    if byte & 0x80 != 0 { t.map(|x| -x) } else { t }
 }
 
 /// The code (`trit + 1`, 0..=2) of (row `r` in the tile, column `k`) in tile bytes `tile`: the
@@ -216,10 +246,7 @@ pub fn code_at(geom: &PanelGeom, tile: &[u8], r: usize, k: usize) -> u8 {
     let byte = tile[geom.vec_offset(g, c, p) + 4 * l + j];
     match geom.kind {
         PanelKind::Bits2 => (byte >> (2 * pos)) & 3,
-        PanelKind::Bits16 => {
-            let t = COMBOS[(byte & 0x7f) as usize][pos];
-            (if byte & 0x80 != 0 { -t } else { t } + 1) as u8
-        }
+        PanelKind::Bits16 => (decode5(byte)[pos] + 1) as u8,
     }
 }
 
@@ -346,7 +373,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn combos_cover_every_trit_tuple_once() {
+    fn every_trit_tuple_has_one_byte() {
         let mut seen = std::collections::HashSet::new();
         for v in 0..243usize {
             let mut t = [0i8; 5];
@@ -357,19 +384,41 @@ mod tests {
             }
             let b = encode5(t);
             assert!(seen.insert(b), "byte {b:#x} used twice");
-            assert!((b & 0x7f) < 122);
-            let mut d = COMBOS[(b & 0x7f) as usize];
-            if b & 0x80 != 0 {
-                d = d.map(|x| -x);
-            }
-            assert_eq!(d, t);
-            for i in 0..5 {
-                let code = DECODE[i][(b & 0x7f) as usize];
-                let code = if b & 0x80 != 0 { 2 - code } else { code };
-                assert_eq!(code as i8 - 1, t[i]);
-            }
+            assert_eq!(decode5(b), t);
         }
         assert_eq!(encode5([0; 5]), 0);
+    }
+
+    /// The kernels' lookups (`DECODE`, `DECODE_QUAD` + `0xAA − byte`, `DECODE_FIFTH`) decode
+    /// every byte, spares and sign included, as `decode5` does.
+    #[test]
+    fn lookup_tables_match_decode5() {
+        for b in 0..=255u8 {
+            let (t, slot, neg) = (decode5(b), (b & 0x7f) as usize, b & 0x80 != 0);
+            let flip = |code: u8| if neg { 2 - code } else { code };
+            let quad = if neg {
+                0xAA - DECODE_QUAD[slot]
+            } else {
+                DECODE_QUAD[slot]
+            };
+            for i in 0..4 {
+                assert_eq!(
+                    flip(DECODE[i][slot]) as i8 - 1,
+                    t[i],
+                    "byte {b:#x} k-step {i}"
+                );
+                assert_eq!(
+                    ((quad >> (2 * i)) & 3) as i8 - 1,
+                    t[i],
+                    "byte {b:#x} quad {i}"
+                );
+            }
+            assert_eq!(
+                DECODE_FIFTH[(b >> 2) as usize] as i8 - 1,
+                t[4],
+                "byte {b:#x}"
+            );
+        }
     }
 
     /// Every value lands at `(k/4 · n_tokens + t)·4 + k%4`, zero past `cols`, for token counts

@@ -9,15 +9,19 @@
 //! (24 accumulators), the decoded codes reused 12 times, the activations read as embedded
 //! broadcasts from the k-step-interleaved buffer (one sequential stream).
 //!
-//! Decoding: `Bits2` — `(v >> 2s) & 3`; `Bits16` — `vpermi2b` of the 7-bit combination index into
-//! the 128-entry table of the k-step (bit 7 is ignored by the instruction), then `2 − code` under
-//! the byte's sign bit (`vpmovb2m`).
+//! Decoding: `Bits2` — `(v >> 2s) & 3`; `Bits16` — k-steps 0..4: `vpermi2b` of the 7-bit slot
+//! into a 128-entry table (bit 7 is ignored by the instruction), then `2 − code` under the byte's
+//! sign bit (`vpmovb2m`); k-step 4: `vpermb` of the byte's bits 7..2 into a 64-entry table that
+//! includes the sign. On Zen 4 `vpermb` runs beside the `vpdpbusd`s at no cost, while each
+//! `vpermi2b` and `vpmovb2m` takes issue slots from them (an L1-resident loop: 5 `vpdpbusd` alone
+//! 1.35 ns, the one-token 1.6-bit body 2.3 ns, with `vpermi2b` for k-step 4 too 2.7 ns).
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
 
 use crate::kernel::panel::{
-    DECODE, DECODE_QUAD, MAX_DOT_STEPS, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES,
+    DECODE, DECODE_FIFTH, DECODE_QUAD, MAX_DOT_STEPS, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS,
+    VEC_BYTES,
 };
 
 /// How far ahead (bytes) the decode micro-kernels prefetch the weight stream: ~one DRAM latency
@@ -234,39 +238,44 @@ unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
     }
 }
 
-/// The 1.6-bit decode tables: k-steps 0..4 as one `Bits2` byte (`DECODE_QUAD`) and k-step 4
-/// (`DECODE[4]`), 128 entries each in two registers.
+/// The 1.6-bit decode tables: k-steps 0..4 as one `Bits2` byte (`DECODE_QUAD`, 128 entries in
+/// two registers) and k-step 4 (`DECODE_FIFTH`, 64 entries).
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn tables16() -> [__m512i; 4] {
-    let (q, f) = (&DECODE_QUAD, &DECODE[4]);
-    // SAFETY: each table is 128 bytes.
+fn tables16() -> [__m512i; 3] {
+    let q = &DECODE_QUAD;
+    // SAFETY: the tables are 128 and 64 bytes.
     unsafe {
         [
             _mm512_loadu_si512(q.as_ptr().cast()),
             _mm512_loadu_si512(q.as_ptr().add(64).cast()),
-            _mm512_loadu_si512(f.as_ptr().cast()),
-            _mm512_loadu_si512(f.as_ptr().add(64).cast()),
+            _mm512_loadu_si512(DECODE_FIFTH.as_ptr().cast()),
         ]
     }
 }
 
-/// One 1.6-bit panel vector decoded for one token: k-steps 0..4 as a `Bits2` vector and
-/// k-step 4's codes.
-/// Two `vpermi2b` (bit 7 of the index is ignored) and the sign flips `0xAA − quad`, `2 − code`.
+/// The codes of k-step 4 of a 1.6-bit panel vector: `DECODE_FIFTH[byte >> 2]` (a 16-bit shift;
+/// `vpermb` ignores the two bits it brings in from the next byte).
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 #[inline]
-fn decode16(raw: __m512i, tab: &[__m512i; 4]) -> (__m512i, __m512i) {
+fn decode_fifth(raw: __m512i, fifth: __m512i) -> __m512i {
+    _mm512_permutexvar_epi8(_mm512_srli_epi16::<2>(raw), fifth)
+}
+
+/// One 1.6-bit panel vector decoded: k-steps 0..4 as a `Bits2` vector (one `vpermi2b`, whose
+/// index ignores bit 7, and the sign flip `0xAA − quad`) and k-step 4's codes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+#[inline]
+fn decode16(raw: __m512i, tab: &[__m512i; 3]) -> (__m512i, __m512i) {
     let neg = _mm512_movepi8_mask(raw);
     let quad = _mm512_permutex2var_epi8(tab[0], raw, tab[1]);
     let quad = _mm512_mask_sub_epi8(quad, neg, _mm512_set1_epi8(0xAAu8 as i8), quad);
-    let fifth = _mm512_permutex2var_epi8(tab[2], raw, tab[3]);
-    let fifth = _mm512_mask_sub_epi8(fifth, neg, _mm512_set1_epi8(2), fifth);
-    (quad, fifth)
+    (quad, decode_fifth(raw, tab[2]))
 }
 
-/// `Bits16`, two or more tokens: each k-step's codes straight from its own 128-entry table
-/// (`DECODE[i]`, one `vpermi2b` + the sign flip `2 − code`), reused for every token.
+/// `Bits16`, two or more tokens: the codes of k-steps 0..4 straight from their own 128-entry
+/// tables (`DECODE[i]`, one `vpermi2b` + the sign flip `2 − code`), k-step 4's from
+/// `decode_fifth`, reused for every token.
 ///
 /// # Safety
 /// As `mk_bits2`; the CPU has AVX-512 VBMI.
@@ -279,15 +288,17 @@ unsafe fn mk_bits16<const RP: usize, const T: usize>(
     t0: usize,
 ) {
     let two = _mm512_set1_epi8(2);
-    let mut lo = [_mm512_setzero_si512(); 5];
-    let mut hi = [_mm512_setzero_si512(); 5];
-    for i in 0..5 {
+    let mut lo = [_mm512_setzero_si512(); 4];
+    let mut hi = [_mm512_setzero_si512(); 4];
+    for i in 0..4 {
         // SAFETY: each table is 128 bytes.
         unsafe {
             lo[i] = _mm512_loadu_si512(DECODE[i].as_ptr().cast());
             hi[i] = _mm512_loadu_si512(DECODE[i].as_ptr().add(64).cast());
         }
     }
+    // SAFETY: the table is 64 bytes.
+    let fifth = unsafe { _mm512_loadu_si512(DECODE_FIFTH.as_ptr().cast()) };
     let cpg = geom.chunks_per_group();
     for d in 0..geom.n_dots() {
         let mut acc = [[_mm512_setzero_si512(); T]; RP];
@@ -307,8 +318,12 @@ unsafe fn mk_bits16<const RP: usize, const T: usize>(
                 let mut step = |i: usize| {
                     let mut code = [_mm512_setzero_si512(); RP];
                     for p in 0..RP {
-                        let v = _mm512_permutex2var_epi8(lo[i], raw[p], hi[i]);
-                        code[p] = _mm512_mask_sub_epi8(v, neg[p], two, v);
+                        code[p] = if i == 4 {
+                            decode_fifth(raw[p], fifth)
+                        } else {
+                            let v = _mm512_permutex2var_epi8(lo[i], raw[p], hi[i]);
+                            _mm512_mask_sub_epi8(v, neg[p], two, v)
+                        };
                     }
                     for t in 0..T {
                         // SAFETY: k-step ks0 + i < n_groups · group_steps, token t0 + t < nt.
