@@ -641,17 +641,24 @@ fn big_buffer(n: usize) -> PageBuf {
 }
 
 /// Sums a buffer as u64 words (a streaming read the compiler vectorizes), prefetching 4 KiB
-/// ahead as the decode kernels do (without it a short read ramps up slower than a GEMV).
+/// ahead up to the buffer's end as the decode kernels do (without it a short read ramps up
+/// slower than a GEMV).
 fn read_sum(b: &[u8]) -> u64 {
     let mut acc = [0u64; 8];
     // SAFETY: any bytes are valid u64s; the unaligned head and tail are skipped.
     let (_, words, _) = unsafe { b.align_to::<u64>() };
+    let end = words.as_ptr_range().end.cast::<i8>();
     for c in words.chunks_exact(8) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint; it never faults.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(c.as_ptr().cast::<i8>().wrapping_add(4096));
+        {
+            let line = c.as_ptr().cast::<i8>().wrapping_add(4096);
+            if line < end {
+                // SAFETY: a prefetch is a hint; it never faults.
+                unsafe {
+                    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                    _mm_prefetch::<_MM_HINT_T0>(line);
+                }
+            }
         }
         for j in 0..8 {
             acc[j] ^= c[j];

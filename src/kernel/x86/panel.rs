@@ -27,15 +27,8 @@ use crate::kernel::panel::{
 /// How far ahead (bytes) the decode micro-kernels prefetch the weight stream: ~one DRAM latency
 /// × bandwidth, past what the out-of-order window and the hardware prefetchers cover (measured
 /// on this machine kind: 1-token GEMV from DRAM 5–15% faster than without, best of 0/2/4/8 KiB).
-/// Tiles are contiguous, so the prefetch runs on into the next tile.
+/// Tiles are contiguous, so the prefetch runs on into the next tile, up to the end of the run.
 const DECODE_PREFETCH: usize = 4096;
-
-/// Prefetches the weight line `DECODE_PREFETCH` bytes after `at` (no fault: a hint).
-#[inline(always)]
-pub(super) fn prefetch_ahead(at: *const u8) {
-    // SAFETY: a prefetch reads no memory in the language's sense and never faults.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(DECODE_PREFETCH).cast()) };
-}
 
 /// How far ahead (bytes) the 1.6-bit decode kernel also prefetches into L2. That kernel runs at
 /// ~1.5× the DRAM share of a core even when memory-bound, so it has little slack to catch up
@@ -43,13 +36,6 @@ pub(super) fn prefetch_ahead(at: *const u8) {
 /// faster on 1 and 2 threads, best of 8/12/16/24 KiB). The 2-bit kernel lost more to the
 /// extra instruction than it gained.
 const DECODE_PREFETCH_L2: usize = 12 << 10;
-
-/// Prefetches the weight line `DECODE_PREFETCH_L2` bytes after `at` into L2 (a hint).
-#[inline(always)]
-fn prefetch_ahead_l2(at: *const u8) {
-    // SAFETY: a prefetch reads no memory in the language's sense and never faults.
-    unsafe { _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(DECODE_PREFETCH_L2).cast()) };
-}
 
 /// Most tokens one micro-kernel call takes.
 const T_MAX: usize = 12;
@@ -64,9 +50,34 @@ pub(super) struct Ptrs {
     pub(super) dots: *mut i32,
     /// Tokens of the whole call (the activation interleave and the `dots` rows).
     pub(super) nt: usize,
+    /// The end of the run's weights: prefetches stop there (past it they would fetch another
+    /// thread's tiles or unrelated memory: 16 KiB of the 164 KiB a thread streams in a
+    /// 1.6-bit 640×2560 GEMV on 2 threads).
+    pub(super) end: *const u8,
 }
 
 impl Ptrs {
+    /// Prefetches the weight line `DECODE_PREFETCH` bytes after `at`, if it is in the run.
+    #[inline(always)]
+    pub(super) fn prefetch_ahead(self, at: *const u8) {
+        let line = at.wrapping_add(DECODE_PREFETCH);
+        if line < self.end {
+            // SAFETY: a prefetch reads no memory in the language's sense and never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.cast()) };
+        }
+    }
+
+    /// Prefetches the weight line `DECODE_PREFETCH_L2` bytes after `at` into L2, if it is in
+    /// the run.
+    #[inline(always)]
+    fn prefetch_ahead_l2(self, at: *const u8) {
+        let line = at.wrapping_add(DECODE_PREFETCH_L2);
+        if line < self.end {
+            // SAFETY: as `prefetch_ahead`.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(line.cast()) };
+        }
+    }
+
     /// The 4 activations of token `t` at k-step `ks`, as one dword.
     ///
     /// # Safety
@@ -227,7 +238,7 @@ unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
                     let quad = unsafe {
                         _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast())
                     };
-                    prefetch_ahead(ptrs.tile.wrapping_add(geom.vec_offset(g, c, p)));
+                    ptrs.prefetch_ahead(ptrs.tile.wrapping_add(geom.vec_offset(g, c, p)));
                     dp_quad(&mut acc[p], quad, &x, &masks);
                 }
             }
@@ -383,8 +394,8 @@ unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
                         _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast())
                     };
                     let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p));
-                    prefetch_ahead(at);
-                    prefetch_ahead_l2(at);
+                    ptrs.prefetch_ahead(at);
+                    ptrs.prefetch_ahead_l2(at);
                     let (quad, fifth) = decode16(raw, &tab);
                     // Unused k-steps of a short chunk hold code 1 against x = 0.
                     dp_quad(&mut acc[p], quad, &x4, &masks);
@@ -524,6 +535,7 @@ pub(super) fn checked_ptrs(
     const _: () = assert!(VEC_BYTES == 64 && TILE_ROWS == 64);
     (n_tokens > 0).then_some(Ptrs {
         tile: tiles.as_ptr(),
+        end: tiles.as_ptr().wrapping_add(n_tiles * geom.tile_bytes()),
         acts: acts.as_ptr(),
         dots: dots.as_mut_ptr(),
         nt: n_tokens,

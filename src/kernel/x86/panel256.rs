@@ -30,7 +30,7 @@
 
 use std::arch::x86_64::*;
 
-use super::panel::{Ptrs, checked_ptrs, prefetch_ahead, tile_ptrs};
+use super::panel::{Ptrs, checked_ptrs, tile_ptrs};
 use crate::kernel::panel::{PANEL_ROWS, PANELS, PanelGeom, PanelKind, TILE_ROWS};
 use crate::kernel::{GroupScales, Isa, cpu_features, feature};
 
@@ -134,7 +134,7 @@ macro_rules! avxvnni_kernels {
                                 std::array::from_fn(|s| unsafe { act(ptrs, ks0 + s, t0) });
                             for p in 0..PANELS {
                                 let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p));
-                                prefetch_ahead(at);
+                                ptrs.prefetch_ahead(at);
                                 // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
                                 let raw = unsafe { halves(at) };
                                 for s in 0..4 {
@@ -172,7 +172,7 @@ macro_rules! avxvnni_kernels {
                                 if p == 0 {
                                     // The first pass streams the whole chunk ahead.
                                     for q in 0..PANELS {
-                                        prefetch_ahead(
+                                        ptrs.prefetch_ahead(
                                             ptrs.tile.wrapping_add(geom.vec_offset(g, c, q)),
                                         );
                                     }
@@ -361,7 +361,7 @@ mod avx2 {
                     let ks0 = g * geom.group_steps + 4 * c;
                     for p in 0..P {
                         let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p0 + p));
-                        prefetch_ahead(at);
+                        ptrs.prefetch_ahead(at);
                         // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
                         let raw = unsafe { halves(at) };
                         for s in 0..4 {
