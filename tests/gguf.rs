@@ -24,8 +24,10 @@ const INVALID: tern_status = tern_status::TERN_STATUS_INVALID_ARGUMENT;
 const NULLP: tern_status = tern_status::TERN_STATUS_NULL_POINTER;
 const UNSUPPORTED: tern_status = tern_status::TERN_STATUS_UNSUPPORTED;
 
+/// A scratch path under Cargo's per-target test directory (rewritten by every run, removed with
+/// `target/`; the system temp dir kept one folder per run).
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tern-gguf-tests-{}", std::process::id()));
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gguf-tests");
     std::fs::create_dir_all(&d).unwrap();
     d.join(name)
 }
