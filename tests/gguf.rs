@@ -24,11 +24,17 @@ const INVALID: tern_status = tern_status::TERN_STATUS_INVALID_ARGUMENT;
 const NULLP: tern_status = tern_status::TERN_STATUS_NULL_POINTER;
 const UNSUPPORTED: tern_status = tern_status::TERN_STATUS_UNSUPPORTED;
 
-/// A scratch path under Cargo's per-target test directory (rewritten by every run, removed with
-/// `target/`; the system temp dir kept one folder per run).
+/// A scratch path in a folder under Cargo's per-target test directory, emptied once per run
+/// (the tests expect fresh paths; the system temp dir kept one folder per run).
 fn tmp(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gguf-tests");
-    std::fs::create_dir_all(&d).unwrap();
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let d = DIR.get_or_init(|| {
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gguf-tests");
+        // A missing folder is fine; anything else fails in create_dir_all below.
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    });
     d.join(name)
 }
 
