@@ -647,6 +647,7 @@ fn read_sum(b: &[u8]) -> u64 {
     let mut acc = [0u64; 8];
     // SAFETY: any bytes are valid u64s; the unaligned head and tail are skipped.
     let (_, words, _) = unsafe { b.align_to::<u64>() };
+    #[cfg(target_arch = "x86_64")]
     let end = words.as_ptr_range().end.cast::<i8>();
     for c in words.chunks_exact(8) {
         #[cfg(target_arch = "x86_64")]
