@@ -284,7 +284,8 @@ fn decode16(raw: __m512i, tab: &[__m512i; 3]) -> (__m512i, __m512i) {
     (quad, decode_fifth(raw, tab[2]))
 }
 
-/// `Bits16`, 2..=`T_WIDE` tokens: each panel vector decoded once by `decode16` and its quad
+/// `Bits16`, blocks of up to `T_WIDE` tokens (a call of 2 or 3, or the last block of a longer
+/// one): each panel vector decoded once by `decode16` and its quad
 /// split by shifts, each k-step's codes reused for every token: fewer operations per vector than
 /// `mk_bits16_lookups` (2 tokens on a 2560×2560 GEMV in cache 94 → 77 µs, 3 tokens 118 → 102).
 ///
@@ -437,7 +438,7 @@ unsafe fn mk_bits16_lookups<const RP: usize, const T: usize>(
 /// two fifths of a dot's k-steps).
 ///
 /// # Safety
-/// As `mk_bits16` with `RP = 4`, `T = 1`.
+/// As `mk_bits16_quads` with `RP = 4`, `T = 1`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
 #[inline]
 unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
