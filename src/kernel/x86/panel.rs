@@ -285,9 +285,9 @@ fn decode16(raw: __m512i, tab: &[__m512i; 3]) -> (__m512i, __m512i) {
 }
 
 /// `Bits16`, blocks of up to `T_WIDE` tokens (a call of 2 or 3, or the last block of a longer
-/// one): each panel vector decoded once by `decode16` and its quad
-/// split by shifts, each k-step's codes reused for every token: fewer operations per vector than
-/// `mk_bits16_lookups` (2 tokens on a 2560×2560 GEMV in cache 94 → 77 µs, 3 tokens 118 → 102).
+/// one): each panel vector decoded once by `decode16` and its quad split by shifts, each k-step's
+/// codes reused for every token: fewer operations per vector than `mk_bits16_lookups` (2 tokens
+/// on a 2560×2560 GEMV in cache 94 → 77 µs, 3 tokens 118 → 102).
 ///
 /// # Safety
 /// As `mk_bits2`; the CPU has AVX-512 VBMI.
