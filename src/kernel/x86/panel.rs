@@ -284,23 +284,22 @@ fn decode16(raw: __m512i, tab: &[__m512i; 3]) -> (__m512i, __m512i) {
     (quad, decode_fifth(raw, tab[2]))
 }
 
-/// `Bits16`, blocks of up to `T_WIDE` tokens (a call of 2 or 3, or the last block of a longer
-/// one): each panel vector decoded once by `decode16` and its quad split by shifts, each k-step's
-/// codes reused for every token: fewer operations per vector than `mk_bits16_lookups` (2 tokens
-/// on a 2560×2560 GEMV in cache 94 → 77 µs, 3 tokens 118 → 102).
+/// The loop of the multi-token `Bits16` kernels: for every dot, group and chunk, `decode` turns
+/// each of the `RP` panel vectors into what `codes` needs to give k-step `i`'s codes, which are
+/// reused for every token.
 ///
 /// # Safety
 /// As `mk_bits2`; the CPU has AVX-512 VBMI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
-#[inline(never)]
-unsafe fn mk_bits16_quads<const RP: usize, const T: usize>(
+#[inline]
+unsafe fn bits16_tokens<const RP: usize, const T: usize, D: Copy>(
     ptrs: Ptrs,
     geom: &PanelGeom,
     p0: usize,
     t0: usize,
+    decode: impl Fn(__m512i) -> D,
+    codes: impl Fn(D, usize) -> __m512i,
 ) {
-    let m3 = _mm512_set1_epi8(3);
-    let tab = tables16();
     let cpg = geom.chunks_per_group();
     for d in 0..geom.n_dots() {
         let mut acc = [[_mm512_setzero_si512(); T]; RP];
@@ -308,26 +307,14 @@ unsafe fn mk_bits16_quads<const RP: usize, const T: usize>(
             for c in 0..cpg {
                 let ks0 = g * geom.group_steps + 5 * c;
                 let steps = 5.min(geom.group_steps - 5 * c);
-                let mut quad = [_mm512_setzero_si512(); RP];
-                let mut fifth = [_mm512_setzero_si512(); RP];
-                for p in 0..RP {
+                let decoded: [D; RP] = std::array::from_fn(|p| {
                     // SAFETY: the vector lies in the tile (checked by `check`).
-                    let raw = unsafe {
+                    decode(unsafe {
                         _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
-                    };
-                    (quad[p], fifth[p]) = decode16(raw, &tab);
-                }
+                    })
+                });
                 let mut step = |i: usize| {
-                    let mut code = [_mm512_setzero_si512(); RP];
-                    for p in 0..RP {
-                        code[p] = match i {
-                            0 => _mm512_and_si512(quad[p], m3),
-                            1 => _mm512_and_si512(_mm512_srli_epi16::<2>(quad[p]), m3),
-                            2 => _mm512_and_si512(_mm512_srli_epi16::<4>(quad[p]), m3),
-                            3 => _mm512_and_si512(_mm512_srli_epi16::<6>(quad[p]), m3),
-                            _ => fifth[p],
-                        };
-                    }
+                    let code: [__m512i; RP] = std::array::from_fn(|p| codes(decoded[p], i));
                     for t in 0..T {
                         // SAFETY: k-step ks0 + i < n_groups · group_steps, token t0 + t < nt.
                         let x = unsafe { act(ptrs, ks0 + i, t0 + t) };
@@ -354,10 +341,39 @@ unsafe fn mk_bits16_quads<const RP: usize, const T: usize>(
     }
 }
 
+/// `Bits16`, blocks of up to `T_WIDE` tokens (a call of 2 or 3, or the last block of a longer
+/// one): each panel vector decoded once by `decode16` and its quad split by shifts: fewer
+/// operations per vector than `mk_bits16_lookups` (2 tokens on a 2560×2560 GEMV in cache
+/// 94 → 77 µs, 3 tokens 118 → 102).
+///
+/// # Safety
+/// As `mk_bits2`; the CPU has AVX-512 VBMI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+#[inline(never)]
+unsafe fn mk_bits16_quads<const RP: usize, const T: usize>(
+    ptrs: Ptrs,
+    geom: &PanelGeom,
+    p0: usize,
+    t0: usize,
+) {
+    let m3 = _mm512_set1_epi8(3);
+    let tab = tables16();
+    let decode = |raw| decode16(raw, &tab);
+    let codes = |(quad, fifth): (__m512i, __m512i), i| match i {
+        0 => _mm512_and_si512(quad, m3),
+        1 => _mm512_and_si512(_mm512_srli_epi16::<2>(quad), m3),
+        2 => _mm512_and_si512(_mm512_srli_epi16::<4>(quad), m3),
+        3 => _mm512_and_si512(_mm512_srli_epi16::<6>(quad), m3),
+        _ => fifth,
+    };
+    // SAFETY: the caller's contract.
+    unsafe { bits16_tokens::<RP, T, _>(ptrs, geom, p0, t0, decode, codes) }
+}
+
 /// `Bits16`, more than `T_WIDE` tokens: the codes of k-steps 0..4 straight from their own
 /// 128-entry tables (`DECODE[i]`, one `vpermi2b` + the sign flip `2 − code`), k-step 4's from
-/// `decode_fifth`, reused for every token. One register per panel beside the 24 accumulators
-/// (`mk_bits16_quads` holds two, and spilled: 128 tokens 4.1 → 6.2 ms on 2560×2560).
+/// `decode_fifth`. One register per panel beside the 24 accumulators (`mk_bits16_quads` holds
+/// two, and spilled: 128 tokens 4.1 → 6.2 ms on 2560×2560).
 ///
 /// # Safety
 /// As `mk_bits2`; the CPU has AVX-512 VBMI.
@@ -370,67 +386,23 @@ unsafe fn mk_bits16_lookups<const RP: usize, const T: usize>(
     t0: usize,
 ) {
     let two = _mm512_set1_epi8(2);
-    let mut lo = [_mm512_setzero_si512(); 4];
-    let mut hi = [_mm512_setzero_si512(); 4];
-    for i in 0..4 {
-        // SAFETY: each table is 128 bytes.
-        unsafe {
-            lo[i] = _mm512_loadu_si512(DECODE[i].as_ptr().cast());
-            hi[i] = _mm512_loadu_si512(DECODE[i].as_ptr().add(64).cast());
-        }
-    }
-    // SAFETY: the table is 64 bytes.
+    // SAFETY (all three): the tables are 128, 128 and 64 bytes.
+    let lo: [__m512i; 4] =
+        std::array::from_fn(|i| unsafe { _mm512_loadu_si512(DECODE[i].as_ptr().cast()) });
+    let hi: [__m512i; 4] =
+        std::array::from_fn(|i| unsafe { _mm512_loadu_si512(DECODE[i].as_ptr().add(64).cast()) });
     let fifth = unsafe { _mm512_loadu_si512(DECODE_FIFTH.as_ptr().cast()) };
-    let cpg = geom.chunks_per_group();
-    for d in 0..geom.n_dots() {
-        let mut acc = [[_mm512_setzero_si512(); T]; RP];
-        for g in d * geom.merge..(d + 1) * geom.merge {
-            for c in 0..cpg {
-                let ks0 = g * geom.group_steps + 5 * c;
-                let steps = 5.min(geom.group_steps - 5 * c);
-                let mut raw = [_mm512_setzero_si512(); RP];
-                let mut neg = [0 as __mmask64; RP];
-                for p in 0..RP {
-                    // SAFETY: the vector lies in the tile (checked by `check`).
-                    raw[p] = unsafe {
-                        _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
-                    };
-                    neg[p] = _mm512_movepi8_mask(raw[p]);
-                }
-                let mut step = |i: usize| {
-                    let mut code = [_mm512_setzero_si512(); RP];
-                    for p in 0..RP {
-                        code[p] = if i == 4 {
-                            decode_fifth(raw[p], fifth)
-                        } else {
-                            let v = _mm512_permutex2var_epi8(lo[i], raw[p], hi[i]);
-                            _mm512_mask_sub_epi8(v, neg[p], two, v)
-                        };
-                    }
-                    for t in 0..T {
-                        // SAFETY: k-step ks0 + i < n_groups · group_steps, token t0 + t < nt.
-                        let x = unsafe { act(ptrs, ks0 + i, t0 + t) };
-                        for p in 0..RP {
-                            acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], code[p], x);
-                        }
-                    }
-                };
-                if steps == 5 {
-                    step(0);
-                    step(1);
-                    step(2);
-                    step(3);
-                    step(4);
-                } else {
-                    for i in 0..steps {
-                        step(i);
-                    }
-                }
-            }
+    let decode = |raw| (raw, _mm512_movepi8_mask(raw));
+    let codes = |(raw, neg): (__m512i, __mmask64), i: usize| {
+        if i == 4 {
+            decode_fifth(raw, fifth)
+        } else {
+            let v = _mm512_permutex2var_epi8(lo[i], raw, hi[i]);
+            _mm512_mask_sub_epi8(v, neg, two, v)
         }
-        // SAFETY: as above.
-        unsafe { store::<RP, T>(ptrs, geom, d, p0, t0, &acc) };
-    }
+    };
+    // SAFETY: the caller's contract.
+    unsafe { bits16_tokens::<RP, T, _>(ptrs, geom, p0, t0, decode, codes) }
 }
 
 /// `Bits16`, one token, all 4 panels: k-steps 0..4 decoded as one `Bits2` byte for `dp_quad`,
