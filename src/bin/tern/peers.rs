@@ -215,8 +215,13 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             Rng::new(0xac7_0002 ^ ((tokens as u64) << 32) ^ cols as u64).fill_normal(&mut x, 1.0);
             let mut y = vec![0f32; tokens * rows];
             let decode = tokens == 1;
+            // The rows of every thread count, measured in the same rounds: a round runs all of
+            // them (both thread counts mixed) in a new random order, so a slow phase of this
+            // shared VM (seconds long) weighs on every row alike instead of on one thread
+            // count's block, and the 1 → 2 thread scaling compares like with like.
             let mut per_threads: Vec<(usize, Vec<Entry>)> = Vec::new();
-            for (ci, (n, ctx)) in ctxs.iter().enumerate() {
+            let mut n_reads = 0;
+            for (ci, (n, _)) in ctxs.iter().enumerate() {
                 let entry = |name: String, weight_bytes, kind| Entry {
                     name,
                     weight_bytes,
@@ -241,7 +246,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                         Row::SameBytesRead,
                     ));
                 }
-                let reads = entries.len();
+                n_reads = entries.len();
                 for (name, ms) in &tern_m[ci] {
                     let (layout, bytes) = ms[0].kernel_layout();
                     entries.push(entry(format!("tern {name} ({layout})"), bytes, Row::Gemm));
@@ -252,68 +257,74 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 }
                 let name = format!("f32 {}", f32_kernel_name());
                 entries.push(entry(name, f32w[0].len() * 4, Row::Gemm));
-                let rounds = if decode {
-                    rounds_decode
-                } else {
-                    rounds_prefill
-                };
-                let mut q8 = Vec::new();
-                // Every round runs the implementations in a new random order, so none always
-                // follows the same one: right after the 256 MiB read (cold caches, TLB and
-                // prefetchers) a GEMV takes up to ~20 µs longer on this machine kind.
-                let mut order: Vec<usize> = (0..entries.len()).collect();
-                let mut shuffle = Rng::new(0x5a0f_f1e5 ^ rows as u64);
-                for round in 0..=rounds {
-                    for i in (1..order.len()).rev() {
-                        order.swap(i, (shuffle.next_u64() % (i as u64 + 1)) as usize);
-                    }
-                    for &ei in &order {
-                        let e = &mut entries[ei];
-                        let pick = |n: usize| if decode { round % n } else { 0 };
-                        wake_workers(ctx);
-                        let dt = match e.kind {
-                            Row::DramRead => time_read(ctx, &dram_buf),
-                            // Not the copy the I2_S GEMV reads this round (it would find it
-                            // in L3).
-                            Row::SameBytesRead => {
-                                let n = i2s_copies.len();
-                                time_read(ctx, i2s_copies[(round + n / 2) % n].kernel_bytes())
-                            }
-                            Row::Gemm => {
-                                let k = ei - reads;
-                                let nt = tern_m[ci].len();
-                                let t0 = Instant::now();
-                                if k < nt {
-                                    let ms = &tern_m[ci][k].1;
-                                    ms[pick(ms.len())]
-                                        .gemm(
-                                            ctx,
-                                            &x,
-                                            tokens,
-                                            cols,
-                                            &mut y,
-                                            rows,
-                                            &GemmOptions::default(),
-                                        )
-                                        .map_err(|e| e.to_string())?;
-                                } else if k < nt + ggml_m.len() {
-                                    let gs = &ggml_m[k - nt];
-                                    let g = &gs[pick(gs.len())];
-                                    let lib = ggml.as_ref().expect("ggml rows only when loaded");
-                                    lib.mul_mat(ctx, g, &x, tokens, &mut y, &mut q8);
-                                } else {
-                                    let w = &f32w[pick(f32w.len())];
-                                    f32_gemm(ctx, w, rows, cols, &x, tokens, &mut y);
-                                }
-                                t0.elapsed().as_secs_f64()
-                            }
-                        };
-                        if round > 0 {
-                            e.times.push(dt);
+                per_threads.push((*n, entries));
+            }
+            let rounds = if decode {
+                rounds_decode
+            } else {
+                rounds_prefill
+            };
+            let mut q8 = Vec::new();
+            // Every round runs the implementations in a new random order, so none always
+            // follows the same one: right after the 256 MiB read (cold caches, TLB and
+            // prefetchers) a GEMV takes up to ~20 µs longer on this machine kind.
+            let mut order: Vec<(usize, usize)> = per_threads
+                .iter()
+                .enumerate()
+                .flat_map(|(ci, (_, es))| (0..es.len()).map(move |ei| (ci, ei)))
+                .collect();
+            let mut shuffle = Rng::new(0x5a0f_f1e5 ^ rows as u64);
+            for round in 0..=rounds {
+                for i in (1..order.len()).rev() {
+                    order.swap(i, (shuffle.next_u64() % (i as u64 + 1)) as usize);
+                }
+                for &(ci, ei) in &order {
+                    let ctx = &ctxs[ci].1;
+                    let i2s_copies = &tern_m[ci][0].1;
+                    let e = &mut per_threads[ci].1[ei];
+                    let pick = |n: usize| if decode { round % n } else { 0 };
+                    wake_workers(ctx);
+                    let dt = match e.kind {
+                        Row::DramRead => time_read(ctx, &dram_buf),
+                        // Not the copy the I2_S GEMV reads this round (it would find it
+                        // in L3).
+                        Row::SameBytesRead => {
+                            let n = i2s_copies.len();
+                            time_read(ctx, i2s_copies[(round + n / 2) % n].kernel_bytes())
                         }
+                        Row::Gemm => {
+                            let k = ei - n_reads;
+                            let nt = tern_m[ci].len();
+                            let t0 = Instant::now();
+                            if k < nt {
+                                let ms = &tern_m[ci][k].1;
+                                ms[pick(ms.len())]
+                                    .gemm(
+                                        ctx,
+                                        &x,
+                                        tokens,
+                                        cols,
+                                        &mut y,
+                                        rows,
+                                        &GemmOptions::default(),
+                                    )
+                                    .map_err(|e| e.to_string())?;
+                            } else if k < nt + ggml_m.len() {
+                                let gs = &ggml_m[k - nt];
+                                let g = &gs[pick(gs.len())];
+                                let lib = ggml.as_ref().expect("ggml rows only when loaded");
+                                lib.mul_mat(ctx, g, &x, tokens, &mut y, &mut q8);
+                            } else {
+                                let w = &f32w[pick(f32w.len())];
+                                f32_gemm(ctx, w, rows, cols, &x, tokens, &mut y);
+                            }
+                            t0.elapsed().as_secs_f64()
+                        }
+                    };
+                    if round > 0 {
+                        e.times.push(dt);
                     }
                 }
-                per_threads.push((*n, entries));
             }
             // Report.
             let label = if decode {
@@ -439,8 +450,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     goals.print();
     println!();
     println!(
-        "median over rounds; every round times each implementation once (round 0 is warm-up)."
+        "median over rounds; every round times each implementation at each thread count once,"
     );
+    println!("  in a new random order (round 0 is warm-up).");
     println!("W GB/s: bytes of the weights as the kernel reads them / median (tern: its internal");
     println!("  layout, ggml: its blocks, f32: 4 bytes/weight); read rows: their bytes / median.");
     println!("fraction: 1 token: W GB/s / the 256 MiB read of the same rounds and thread count;");
