@@ -215,10 +215,6 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             Rng::new(0xac7_0002 ^ ((tokens as u64) << 32) ^ cols as u64).fill_normal(&mut x, 1.0);
             let mut y = vec![0f32; tokens * rows];
             let decode = tokens == 1;
-            // The rows of every thread count, measured in the same rounds: a round runs all of
-            // them (both thread counts mixed) in a new random order, so a slow phase of this
-            // shared VM (seconds long) weighs on every row alike instead of on one thread
-            // count's block, and the 1 → 2 thread scaling compares like with like.
             let mut per_threads: Vec<(usize, Vec<Entry>)> = Vec::new();
             let mut n_reads = 0;
             for (ci, (n, _)) in ctxs.iter().enumerate() {
@@ -268,61 +264,76 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             // Every round runs the implementations in a new random order, so none always
             // follows the same one: right after the 256 MiB read (cold caches, TLB and
             // prefetchers) a GEMV takes up to ~20 µs longer on this machine kind.
-            let mut order: Vec<(usize, usize)> = per_threads
-                .iter()
-                .enumerate()
-                .flat_map(|(ci, (_, es))| (0..es.len()).map(move |ei| (ci, ei)))
-                .collect();
-            let mut shuffle = Rng::new(0x5a0f_f1e5 ^ rows as u64);
-            for round in 0..=rounds {
-                for i in (1..order.len()).rev() {
-                    order.swap(i, (shuffle.next_u64() % (i as u64 + 1)) as usize);
-                }
-                for &(ci, ei) in &order {
-                    let ctx = &ctxs[ci].1;
-                    let i2s_copies = &tern_m[ci][0].1;
-                    let e = &mut per_threads[ci].1[ei];
-                    let pick = |n: usize| if decode { round % n } else { 0 };
-                    wake_workers(ctx);
-                    let dt = match e.kind {
-                        Row::DramRead => time_read(ctx, &dram_buf),
-                        // Not the copy the I2_S GEMV reads this round (it would find it
-                        // in L3).
-                        Row::SameBytesRead => {
-                            let n = i2s_copies.len();
-                            time_read(ctx, i2s_copies[(round + n / 2) % n].kernel_bytes())
-                        }
-                        Row::Gemm => {
-                            let k = ei - n_reads;
-                            let nt = tern_m[ci].len();
-                            let t0 = Instant::now();
-                            if k < nt {
-                                let ms = &tern_m[ci][k].1;
-                                ms[pick(ms.len())]
-                                    .gemm(
-                                        ctx,
-                                        &x,
-                                        tokens,
-                                        cols,
-                                        &mut y,
-                                        rows,
-                                        &GemmOptions::default(),
-                                    )
-                                    .map_err(|e| e.to_string())?;
-                            } else if k < nt + ggml_m.len() {
-                                let gs = &ggml_m[k - nt];
-                                let g = &gs[pick(gs.len())];
-                                let lib = ggml.as_ref().expect("ggml rows only when loaded");
-                                lib.mul_mat(ctx, g, &x, tokens, &mut y, &mut q8);
-                            } else {
-                                let w = &f32w[pick(f32w.len())];
-                                f32_gemm(ctx, w, rows, cols, &x, tokens, &mut y);
+            // 128 tokens: the rows of both thread counts share the rounds (one random order
+            // per round), so a slow phase of this shared VM (seconds long) weighs on both alike
+            // and the 1 → 2 thread scaling compares like with like (scaling in three alternating
+            // runs each: one block of rounds per thread count 1.87/1.83, 1.02/1.97, 1.82/1.92;
+            // shared rounds 1.91/1.94, 1.97/1.93, 1.96/1.97). 1 token: one block of rounds per
+            // thread count, every goal compares rows of one thread count, and sharing the
+            // rounds made the 2-thread GEMVs slower (2560×2560, four alternating runs: TL2 or
+            // TQ1_0 at 1.14–1.23× I2_S in blocks, 0.71–1.08× shared; the pool's worker idles
+            // through every 1-thread row, which it never does between back-to-back GEMVs).
+            let blocks: Vec<Vec<usize>> = if decode {
+                (0..per_threads.len()).map(|ci| vec![ci]).collect()
+            } else {
+                vec![(0..per_threads.len()).collect()]
+            };
+            for block in blocks {
+                let mut order: Vec<(usize, usize)> = block
+                    .iter()
+                    .flat_map(|&ci| (0..per_threads[ci].1.len()).map(move |ei| (ci, ei)))
+                    .collect();
+                let mut shuffle = Rng::new(0x5a0f_f1e5 ^ rows as u64);
+                for round in 0..=rounds {
+                    for i in (1..order.len()).rev() {
+                        order.swap(i, (shuffle.next_u64() % (i as u64 + 1)) as usize);
+                    }
+                    for &(ci, ei) in &order {
+                        let ctx = &ctxs[ci].1;
+                        let i2s_copies = &tern_m[ci][0].1;
+                        let e = &mut per_threads[ci].1[ei];
+                        let pick = |n: usize| if decode { round % n } else { 0 };
+                        wake_workers(ctx);
+                        let dt = match e.kind {
+                            Row::DramRead => time_read(ctx, &dram_buf),
+                            // Not the copy the I2_S GEMV reads this round (it would find it
+                            // in L3).
+                            Row::SameBytesRead => {
+                                let n = i2s_copies.len();
+                                time_read(ctx, i2s_copies[(round + n / 2) % n].kernel_bytes())
                             }
-                            t0.elapsed().as_secs_f64()
+                            Row::Gemm => {
+                                let k = ei - n_reads;
+                                let nt = tern_m[ci].len();
+                                let t0 = Instant::now();
+                                if k < nt {
+                                    let ms = &tern_m[ci][k].1;
+                                    ms[pick(ms.len())]
+                                        .gemm(
+                                            ctx,
+                                            &x,
+                                            tokens,
+                                            cols,
+                                            &mut y,
+                                            rows,
+                                            &GemmOptions::default(),
+                                        )
+                                        .map_err(|e| e.to_string())?;
+                                } else if k < nt + ggml_m.len() {
+                                    let gs = &ggml_m[k - nt];
+                                    let g = &gs[pick(gs.len())];
+                                    let lib = ggml.as_ref().expect("ggml rows only when loaded");
+                                    lib.mul_mat(ctx, g, &x, tokens, &mut y, &mut q8);
+                                } else {
+                                    let w = &f32w[pick(f32w.len())];
+                                    f32_gemm(ctx, w, rows, cols, &x, tokens, &mut y);
+                                }
+                                t0.elapsed().as_secs_f64()
+                            }
+                        };
+                        if round > 0 {
+                            e.times.push(dt);
                         }
-                    };
-                    if round > 0 {
-                        e.times.push(dt);
                     }
                 }
             }
@@ -450,9 +461,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     goals.print();
     println!();
     println!(
-        "median over rounds; every round times each implementation at each thread count once,"
+        "median over rounds; every round times each implementation once, in a new random order"
     );
-    println!("  in a new random order (round 0 is warm-up).");
+    println!("  (round 0 is warm-up); at 128 tokens a round covers both thread counts.");
     println!("W GB/s: bytes of the weights as the kernel reads them / median (tern: its internal");
     println!("  layout, ggml: its blocks, f32: 4 bytes/weight); read rows: their bytes / median.");
     println!("fraction: 1 token: W GB/s / the 256 MiB read of the same rounds and thread count;");
