@@ -45,7 +45,8 @@ options:
                    points stream the weights from DRAM. Prints the issue's goals as MET/NOT MET.
                    Uses --shapes, --tokens, --threads (default 1,0 = 1 and all cores), --quick
   --cuda           time the CUDA kernels on GPU 0 instead (bf16 in/out, against a bf16 cuBLAS
-                   GEMM); needs a build with `--features cuda`, a driver and a GPU (else exits 1)
+                   GEMM); needs a build with `--features cuda`, a driver and a GPU (else exits 1).
+                   Uses --shapes, --tokens, --quick, --json
   --json           print the results as a JSON array on stdout instead of the table
                    (machine facts and progress still go to stderr)
   -h, --help       this text
@@ -204,8 +205,10 @@ impl<'a> Scanner<'a> {
 fn parse_bench(args: &[String]) -> Result<Command, String> {
     let mut b = BenchArgs::default();
     let mut scan = Scanner::new(args);
+    let mut given = Vec::new();
     while let Some(arg) = scan.next_arg() {
         let name = arg.name;
+        given.push(name);
         let takes_value = matches!(
             name,
             "--shapes" | "--tokens" | "--formats" | "--threads" | "--isa"
@@ -236,7 +239,19 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
             }
         }
     }
-    Ok(Command::Bench(b))
+    // The two special benches take fewer options; one they would ignore is an error.
+    let (mode, unused): (&str, &[&str]) = match (b.peers, b.cuda) {
+        (true, true) => return Err("--peers and --cuda are separate benches: pick one".into()),
+        (true, false) => ("--peers", &["--formats", "--isa", "--json"]),
+        (false, true) => ("--cuda", &["--formats", "--isa", "--threads"]),
+        (false, false) => return Ok(Command::Bench(b)),
+    };
+    match given.iter().find(|g| unused.contains(g)) {
+        Some(opt) => Err(format!(
+            "{opt} does not apply to 'tern bench {mode}' (run 'tern bench --help' for what it takes)"
+        )),
+        None => Ok(Command::Bench(b)),
+    }
 }
 
 /// A non-empty comma-separated list; each item parsed by `item`.
@@ -394,6 +409,11 @@ mod tests {
             "bench --isa sse9",
             "bench --bogus",
             "bench --quick=1",
+            "bench --peers --formats tl2",
+            "bench --peers --isa avx2",
+            "bench --peers --json",
+            "bench --cuda --threads 1",
+            "bench --peers --cuda",
             "info extra",
         ] {
             assert!(parse(&args(bad)).is_err(), "'{bad}' should be rejected");
