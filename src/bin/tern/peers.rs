@@ -139,11 +139,6 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     println!();
 
     let mut goals = Goals::default();
-    // Every shape's matrices stay alive to the end of the run while memory allows, so that each
-    // shape is built on memory no earlier shape has freed (see the read buffer above): with
-    // them freed, the shape after 2560×2560 came out uneven, e.g. 640×2560's TL2 10–20 % behind
-    // TQ1_0 (the same kernel and byte count) in every full run, level with it when run alone.
-    let mut kept = Vec::new();
     for &(rows, cols) in &args.shapes {
         let shape = Shape::new(rows as i64, cols as i64).map_err(|e| e.to_string())?;
         let mut w = vec![0f32; rows * cols];
@@ -438,23 +433,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             );
             println!();
         }
-        let bytes: usize = tern_m
-            .iter()
-            .flatten()
-            .flat_map(|(_, ms)| ms.iter().map(|m| m.kernel_bytes().len()))
-            .chain(ggml_m.iter().flatten().map(|g| g.data.len()))
-            .chain(f32w.iter().map(|w| w.len() * 4))
-            .sum();
-        match mem_available() {
-            Some(free) if free >= 2 * bytes => kept.push((tern_m, ggml_m, f32w)),
-            free => println!(
-                "memory: {rows}x{cols}'s {} MiB of matrices freed ({} MiB available): the next shape may be built on memory that reads slower on a VM\n",
-                bytes / MIB,
-                free.map_or("unknown".into(), |f| (f / MIB).to_string())
-            ),
-        }
     }
-    drop(kept);
     // Weight quantization + packing.
     let (qr, qc) = (2560, 6912);
     let shape = Shape::new(qr, qc).map_err(|e| e.to_string())?;
@@ -671,14 +650,6 @@ fn l3_bytes() -> usize {
         })
         .unwrap_or(32 * MIB)
         .max(8 * MIB)
-}
-
-/// Bytes the system can still hand out (`MemAvailable` of /proc/meminfo), if it says.
-fn mem_available() -> Option<usize> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib = info.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
-    let kib: usize = kib.trim().strip_suffix("kB")?.trim().parse().ok()?;
-    Some(kib << 10)
 }
 
 /// The streaming-read buffer, on huge pages like the tern matrices' tiles (a heap `Vec` of this
