@@ -215,23 +215,26 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         let p_rows = rows.min(PRIMER_ROWS);
         let p_shape = Shape::new(p_rows as i64, cols as i64).map_err(|e| e.to_string())?;
         let p_w = &w[..p_rows * cols];
-        let mut tern_p: Vec<Vec<Matrix>> = Vec::new();
-        for (_, ctx) in &ctxs {
-            let mut v = Vec::new();
-            for (_, f) in FORMATS {
-                let layout = Layout::new(f, 0, 0, 0, 0).map_err(|e| e.to_string())?;
-                if layout.packed_size(shape).is_err() {
-                    continue;
-                }
+        // Packed once per format (the formats `tern_m` has, in its order), laid out per context.
+        let mut p_packed = Vec::new();
+        for (_, f) in FORMATS {
+            let layout = Layout::new(f, 0, 0, 0, 0).map_err(|e| e.to_string())?;
+            if layout.packed_size(shape).is_ok() {
                 let (packed, _) = quantize_packed(layout, p_shape, p_w, &QuantConfig::default())
                     .map_err(|e| e.to_string())?;
-                v.push(
-                    Matrix::from_packed(ctx, layout, p_shape, &packed)
-                        .map_err(|e| e.to_string())?,
-                );
+                p_packed.push((layout, packed));
             }
-            tern_p.push(v);
         }
+        let tern_p: Vec<Vec<Matrix>> = ctxs
+            .iter()
+            .map(|(_, ctx)| {
+                p_packed
+                    .iter()
+                    .map(|(layout, packed)| Matrix::from_packed(ctx, *layout, p_shape, packed))
+                    .collect::<Result<_, _>>()
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         let ggml_p: Vec<GgmlMatrix> = match &ggml {
             Some(g) if cols.is_multiple_of(256) => [("TQ2_0", 35), ("TQ1_0", 34)]
                 .iter()
