@@ -12,14 +12,17 @@
 //! * `Bits2` (2 bits/weight): a chunk is 4 k-steps; the byte holds the codes `ternary + 1` of
 //!   k-steps `s = 0..4` in bits `2s+1:2s`.
 //! * `Bits16` (1.6 bits/weight, compact): a chunk is 5 k-steps (the last chunk of a group may have
-//!   fewer); the byte holds the 5 trits `(t_0..t_4)` of k-steps `i = 0..5` as `(s << 7) | slot`:
-//!   `SLOTS[slot]` is the combination, negated when `s = 1` (243 combinations = 1 + 2·121 take
-//!   122 of the 128 slots). The slots are laid out so that the kernels decode with lookups of at
-//!   most 7 bits and little else: k-steps 0..4 by a 128-entry lookup of `slot` (`vpermi2b`, which
-//!   ignores bit 7) and a masked `2 − code`; k-step 4 by a 64-entry lookup of the byte's bits 7..2
-//!   (`vpermb`), sign included, because slots come in blocks of 4 (bits 1..0) that share `t_4`:
-//!   blocks 0..11 hold the `t_4 = 0` combinations whose first nonzero trit is +1 (all-zero first,
-//!   so byte 0 is all zero), blocks 11..32 every `t_4 = +1` combination.
+//!   fewer); the byte holds the codes `c_i = t_i + 1` of k-steps `i = 0..5`, laid out so that
+//!   three 6-bit lookups decode it (`vpermb`, beside the `vpdpbusd`s; `BITS16`): the byte is a
+//!   row `h` (bits 7..6), a group `m` (bits 5..2) and a slot `l` (bits 1..0). Each of the 64
+//!   (group, slot) pairs holds a quad `(c_0..c_3)` (`quad_lo[byte & 63]`); rows 0, 1, 2 give it
+//!   with `c_4` = 1, 0, 2, and row 3 adds the group's translation (`quad_hi[byte >> 2]`) with the
+//!   group's `c_4` (`fifth[byte >> 2]`). The 64 slots hold every quad but the 17 with `c_0 = 2`
+//!   and `(c_1, c_2, c_3)` ≠ `(0, ·, ·)`, `(2, 2, 2)`, which row 3 reaches three times: from
+//!   their `c_0 = 1` twins (+1 to `c_0`, `c_4` = 0), from their `c_0 = 0` twins (+2, `c_4` = 1),
+//!   and from `(2, 0, ·, ·)` (+1 to `c_1`, `c_4` = 2) or `(1, 0, ·, ·)` (+1 to `c_0`, +2 to `c_1`)
+//!   for `c_1` = 1 or 2. Fillers top those groups up and make the last one. Every combination
+//!   has a byte (byte 0 is all zero); the packer writes the first of each.
 //!
 //! Weights past the matrix (pad rows, pad columns, unused k-steps) are stored as 0 (code 1).
 
@@ -111,106 +114,140 @@ impl PanelGeom {
     }
 }
 
-/// The trit combinations of `Bits16`'s 128 slots (module docs): slots 0..41 hold `t_4 = 0` and
-/// all-zero or a first nonzero trit of +1, slots 44..125 `t_4 = +1` and every `t_0..t_3` (both in
-/// base-3 order); the spares 41..44 repeat all-zero and 125..128 `(0, 0, 0, 0, +1)`, so every
-/// block of 4 shares `t_4` and every byte decodes to something.
-pub const SLOTS: [[i8; 5]; 128] = slots();
+/// The `Bits16` lookups, each indexed by 6 bits of the byte so that one `vpermb` does it:
+/// `quad_lo[byte & 63] + quad_hi[byte >> 2]` (a byte add without carries) is the `Bits2` byte of
+/// k-steps 0..4's codes (code of k-step `s` in bits `2s+1:2s`), `fifth[byte >> 2]` k-step 4's code.
+pub struct Bits16Tables {
+    pub quad_lo: [u8; 64],
+    pub quad_hi: [u8; 64],
+    pub fifth: [u8; 64],
+}
 
-/// First slot of the `t_4 = +1` combinations (block 11).
-const T4_ONE_SLOTS: usize = 44;
+pub static BITS16: Bits16Tables = bits16_tables();
 
-const fn slots() -> [[i8; 5]; 128] {
-    let mut out = [[0i8; 5]; 128];
-    let mut n = 1; // slot 0: all zero
-    let mut v = 0;
-    while v < 81 {
-        let mut q = [0i8; 5];
-        let mut x = v;
+/// Row 3's quad translation and k-step 4 code for a group of each role (module docs), the last
+/// for the fillers' group.
+const ROW3: [(u8, u8); 5] = [
+    (quad([1, 0, 0, 0]), 0),
+    (quad([2, 0, 0, 0]), 1),
+    (quad([0, 1, 0, 0]), 2),
+    (quad([1, 2, 0, 0]), 2),
+    (0, 0),
+];
+/// The k-step 4 code of rows 0, 1, 2 (row 0 first, so that byte 0 is the all-zero combination).
+const ROW_FIFTH: [u8; 3] = [1, 0, 2];
+const FILLER: usize = 4;
+const TWIN: usize = 5;
+
+/// The `Bits2` byte of the codes `c`.
+const fn quad(c: [u8; 4]) -> u8 {
+    c[0] | c[1] << 2 | c[2] << 4 | c[3] << 6
+}
+
+/// The codes of quad number `v < 81` (base 3, `c0` first).
+const fn quad_codes(v: usize) -> [u8; 4] {
+    [
+        (v % 3) as u8,
+        (v / 3 % 3) as u8,
+        (v / 9 % 3) as u8,
+        (v / 27) as u8,
+    ]
+}
+
+/// The role of quad `c` (module docs): 0..4 the row-3 roles, `FILLER`, or `TWIN` (a `c0 = 2`
+/// quad that only row 3 reaches).
+const fn role(c: [u8; 4]) -> usize {
+    let twinned = c[1] > 0 && !(c[1] == 2 && c[2] == 2 && c[3] == 2);
+    match (c[0], c[1]) {
+        (2, _) if twinned => TWIN,
+        (1, _) if twinned => 0,
+        (0, _) if twinned => 1,
+        (2, 0) => 2,
+        (1, 0) if !(c[2] == 2 && c[3] == 2) => 3,
+        _ => FILLER,
+    }
+}
+
+const fn bits16_tables() -> Bits16Tables {
+    let mut t = Bits16Tables {
+        quad_lo: [0; 64],
+        quad_hi: [0; 64],
+        fifth: [0; 64],
+    };
+    let mut used = [false; 81];
+    let mut slot = 0;
+    let mut r = 0;
+    while r <= FILLER {
+        let first_group = slot / 4;
+        // The role's quads in base-3 order, all-zero (number 40) first.
         let mut i = 0;
-        while i < 4 {
-            q[i] = (x % 3) as i8 - 1;
-            x /= 3;
-            i += 1;
-        }
-        let mut first = 0;
-        let mut i = 0;
-        while i < 4 {
-            if q[i] != 0 {
-                first = q[i];
-                break;
+        while i < 81 {
+            let v = if i == 0 {
+                40
+            } else if i <= 40 {
+                i - 1
+            } else {
+                i
+            };
+            if role(quad_codes(v)) == r && !used[v] {
+                used[v] = true;
+                t.quad_lo[slot] = quad(quad_codes(v));
+                slot += 1;
             }
             i += 1;
         }
-        if first == 1 {
-            out[n] = q;
-            n += 1;
+        // Fillers top the role's last group up.
+        let mut v = 0;
+        while slot % 4 != 0 {
+            if role(quad_codes(v)) == FILLER && !used[v] {
+                used[v] = true;
+                t.quad_lo[slot] = quad(quad_codes(v));
+                slot += 1;
+            }
+            v += 1;
         }
-        q[4] = 1;
-        out[T4_ONE_SLOTS + v] = q;
-        v += 1;
-    }
-    assert!(n == 41);
-    let mut spare = T4_ONE_SLOTS + 81;
-    while spare < 128 {
-        out[spare] = [0, 0, 0, 0, 1];
-        spare += 1;
-    }
-    out
-}
-
-/// `DECODE[i][slot]` = code (`trit + 1`) of k-step `i < 4` in `SLOTS[slot]`: the 128-entry
-/// lookup tables of the multi-token `Bits16` kernel (k-step 4: `DECODE_FIFTH`).
-pub static DECODE: [[u8; 128]; 4] = decode_tables();
-
-const fn decode_tables() -> [[u8; 128]; 4] {
-    let mut out = [[0u8; 128]; 4];
-    let mut slot = 0;
-    while slot < 128 {
-        let mut i = 0;
-        while i < 4 {
-            out[i][slot] = (SLOTS[slot][i] + 1) as u8;
-            i += 1;
+        let mut g = first_group;
+        while g < slot / 4 {
+            t.quad_hi[48 + g] = ROW3[r].0;
+            t.fifth[48 + g] = ROW3[r].1;
+            g += 1;
         }
-        slot += 1;
+        r += 1;
     }
-    out
-}
-
-/// `DECODE_QUAD[slot]`: the codes of k-steps 0..4 of `SLOTS[slot]` as one `Bits2` byte (code of
-/// k-step `s` in bits `2s+1:2s`). Negating the combination maps it to `0xAA − byte` (every
-/// field `c → 2 − c`, no borrows).
-pub static DECODE_QUAD: [u8; 128] = decode_quad();
-
-const fn decode_quad() -> [u8; 128] {
-    let mut out = [0u8; 128];
-    let mut slot = 0;
-    while slot < 128 {
-        let mut b = 0u8;
-        let mut i = 0;
-        while i < 4 {
-            b |= ((SLOTS[slot][i] + 1) as u8) << (2 * i);
-            i += 1;
-        }
-        out[slot] = b;
-        slot += 1;
-    }
-    out
-}
-
-/// `DECODE_FIFTH[byte >> 2]`: the code of k-step 4 of a `Bits16` byte, sign included (bits 7..2
-/// are the sign and the slot's block, which fixes `t_4`).
-pub static DECODE_FIFTH: [u8; 64] = decode_fifth();
-
-const fn decode_fifth() -> [u8; 64] {
-    let mut out = [0u8; 64];
+    assert!(slot == 64);
     let mut h = 0;
-    while h < 64 {
-        let t4 = SLOTS[4 * (h & 31)][4];
-        out[h] = (1 + if h >= 32 { -t4 } else { t4 }) as u8;
+    while h < 3 {
+        let mut g = 0;
+        while g < 16 {
+            t.fifth[16 * h + g] = ROW_FIFTH[h];
+            g += 1;
+        }
         h += 1;
     }
-    out
+    t
+}
+
+/// The five codes (`trit + 1`) the kernels compute for `byte`, field by field: 0..=2 for every
+/// byte `encode5` gives; bytes it never gives may hold a 3 or more.
+fn codes5(byte: u8) -> [u8; 5] {
+    let (lo, hi) = (
+        BITS16.quad_lo[(byte & 63) as usize],
+        BITS16.quad_hi[(byte >> 2) as usize],
+    );
+    let field = |s: usize| (lo >> (2 * s) & 3) + (hi >> (2 * s) & 3);
+    [
+        field(0),
+        field(1),
+        field(2),
+        field(3),
+        BITS16.fifth[(byte >> 2) as usize],
+    ]
+}
+
+/// The five trits of a `Bits16` byte, or `None` for the bytes the layout leaves unused.
+pub fn decode5(byte: u8) -> Option<[i8; 5]> {
+    let c = codes5(byte);
+    c.iter().all(|&x| x <= 2).then(|| c.map(|x| x as i8 - 1))
 }
 
 /// The `Bits16` byte of five trits (each in {-1, 0, 1}).
@@ -222,20 +259,16 @@ pub fn encode5(t: [i8; 5]) -> u8 {
             .fold(0usize, |a, &x| a * 3 + (x + 1) as usize)
     };
     let table = ENCODE.get_or_init(|| {
-        // Each combination takes the first byte that decodes to it (spares and -0 stay unused).
+        // Each combination takes the first byte that decodes to it.
         let mut e = [None; 243];
         for byte in 0..=255u8 {
-            e[key(&decode5(byte))].get_or_insert(byte);
+            if let Some(t) = decode5(byte) {
+                e[key(&t)].get_or_insert(byte);
+            }
         }
         e.map(|b| b.expect("every combination has a byte"))
     });
     table[key(&t)]
-}
-
-/// The five trits of a `Bits16` byte.
-pub fn decode5(byte: u8) -> [i8; 5] {
-    let t = SLOTS[(byte & 0x7f) as usize];
-    if byte & 0x80 != 0 { t.map(|x| -x) } else { t }
 }
 
 /// The code (`trit + 1`, 0..=2) of (row `r` in the tile, column `k`) in tile bytes `tile`: the
@@ -246,7 +279,7 @@ pub fn code_at(geom: &PanelGeom, tile: &[u8], r: usize, k: usize) -> u8 {
     let byte = tile[geom.vec_offset(g, c, p) + 4 * l + j];
     match geom.kind {
         PanelKind::Bits2 => (byte >> (2 * pos)) & 3,
-        PanelKind::Bits16 => (decode5(byte)[pos] + 1) as u8,
+        PanelKind::Bits16 => codes5(byte)[pos],
     }
 }
 
@@ -384,40 +417,31 @@ mod tests {
             }
             let b = encode5(t);
             assert!(seen.insert(b), "byte {b:#x} used twice");
-            assert_eq!(decode5(b), t);
+            assert_eq!(decode5(b), Some(t));
         }
         assert_eq!(encode5([0; 5]), 0);
+        // 243 of the 256 bytes carry a combination of their own.
+        let used = (0..=255u8).filter(|&b| decode5(b).is_some()).count();
+        assert!((243..=256).contains(&used), "{used} bytes decode");
     }
 
-    /// The kernels' lookups (`DECODE`, `DECODE_QUAD` + `0xAA − byte`, `DECODE_FIFTH`) decode
-    /// every byte, spares and sign included, as `decode5` does.
+    /// The kernels' byte add of `quad_lo` and `quad_hi` carries out of no field for a used byte,
+    /// so it is the fields' codes side by side; and the per-k-step lookups of the multi-token
+    /// kernel (field `i` of each half, added) give the same codes.
     #[test]
-    fn lookup_tables_match_decode5() {
-        for b in 0..=255u8 {
-            let (t, slot, neg) = (decode5(b), (b & 0x7f) as usize, b & 0x80 != 0);
-            let flip = |code: u8| if neg { 2 - code } else { code };
-            let quad = if neg {
-                0xAA - DECODE_QUAD[slot]
-            } else {
-                DECODE_QUAD[slot]
-            };
-            for i in 0..4 {
-                assert_eq!(
-                    flip(DECODE[i][slot]) as i8 - 1,
-                    t[i],
-                    "byte {b:#x} k-step {i}"
-                );
-                assert_eq!(
-                    ((quad >> (2 * i)) & 3) as i8 - 1,
-                    t[i],
-                    "byte {b:#x} quad {i}"
-                );
-            }
-            assert_eq!(
-                DECODE_FIFTH[(b >> 2) as usize] as i8 - 1,
-                t[4],
-                "byte {b:#x}"
+    fn quad_add_has_no_carries() {
+        for b in (0..=255u8).filter(|&b| decode5(b).is_some()) {
+            let c = codes5(b);
+            let (lo, hi) = (
+                BITS16.quad_lo[(b & 63) as usize],
+                BITS16.quad_hi[(b >> 2) as usize],
             );
+            let sum = lo.wrapping_add(hi);
+            for (i, &ci) in c[..4].iter().enumerate() {
+                assert_eq!((sum >> (2 * i)) & 3, ci, "byte {b:#x} k-step {i}");
+                assert_eq!(((lo >> (2 * i)) & 3) + ((hi >> (2 * i)) & 3), ci);
+            }
+            assert_eq!(BITS16.fifth[(b >> 2) as usize], c[4]);
         }
     }
 

@@ -9,19 +9,20 @@
 //! (24 accumulators), the decoded codes reused 12 times, the activations read as embedded
 //! broadcasts from the k-step-interleaved buffer (one sequential stream).
 //!
-//! Decoding: `Bits2` — `(v >> 2s) & 3`; `Bits16` — k-steps 0..4: `vpermi2b` of the 7-bit slot
-//! into a 128-entry table (bit 7 is ignored by the instruction), then `2 − code` under the byte's
-//! sign bit (`vpmovb2m`); k-step 4: `vpermb` of the byte's bits 7..2 into a 64-entry table that
-//! includes the sign. On Zen 4 `vpermb` runs beside the `vpdpbusd`s at no cost, while each
-//! `vpermi2b` and `vpmovb2m` takes issue slots from them (an L1-resident loop: 5 `vpdpbusd` alone
-//! 1.35 ns, the one-token 1.6-bit body 2.3 ns, with `vpermi2b` for k-step 4 too 2.7 ns).
+//! Decoding: `Bits2` — `(v >> 2s) & 3`; `Bits16` — three `vpermb`s of 6-bit windows of the
+//! byte (`kernel::panel`): k-steps 0..4 as a `Bits2` byte, `quad_lo[v & 63] + quad_hi[v >> 2]`,
+//! and k-step 4's code `fifth[v >> 2]`. On Zen 4 `vpermb` mostly runs beside the `vpdpbusd`s,
+//! while `vpermi2b` and `vpmovb2m` take their issue slots: the layout before this one (a 7-bit
+//! `vpermi2b`, a sign bit, `vpmovb2m`) was 6 % slower on one token in cache, 5–10 % on 2–8 and
+//! level at 12 and 128. In an L1-resident loop of the one-token body, 5 `vpdpbusd`s and their 4
+//! `and`s alone take 4.9 cycles per vector, with this decode 8.5, with the old one 9.4: the
+//! `and`s, `add` and shift share the two pipes the `vpdpbusd`s leave.
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
 
 use crate::kernel::panel::{
-    DECODE, DECODE_FIFTH, DECODE_QUAD, MAX_DOT_STEPS, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS,
-    VEC_BYTES,
+    BITS16, MAX_DOT_STEPS, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES,
 };
 
 /// How far ahead (bytes) the decode micro-kernels prefetch the weight stream: ~one DRAM latency
@@ -249,39 +250,34 @@ unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
     }
 }
 
-/// The 1.6-bit decode tables: k-steps 0..4 as one `Bits2` byte (`DECODE_QUAD`, 128 entries in
-/// two registers) and k-step 4 (`DECODE_FIFTH`, 64 entries).
+/// The 1.6-bit lookups (`BITS16`): the quad's two halves and k-step 4's codes.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn tables16() -> [__m512i; 3] {
-    let q = &DECODE_QUAD;
-    // SAFETY: the tables are 128 and 64 bytes.
-    unsafe {
-        [
-            _mm512_loadu_si512(q.as_ptr().cast()),
-            _mm512_loadu_si512(q.as_ptr().add(64).cast()),
-            _mm512_loadu_si512(DECODE_FIFTH.as_ptr().cast()),
-        ]
-    }
+    let t = &BITS16;
+    // SAFETY: the tables are 64 bytes each.
+    [&t.quad_lo, &t.quad_hi, &t.fifth].map(|v| unsafe { _mm512_loadu_si512(v.as_ptr().cast()) })
 }
 
-/// The codes of k-step 4 of a 1.6-bit panel vector: `DECODE_FIFTH[byte >> 2]` (a 16-bit shift;
-/// `vpermb` ignores the two bits it brings in from the next byte).
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+/// The byte's bits 7..2 as a `vpermb` index (a 16-bit shift: `vpermb` ignores the two bits it
+/// brings in from the next byte).
+#[target_feature(enable = "avx512f,avx512bw")]
 #[inline]
-fn decode_fifth(raw: __m512i, fifth: __m512i) -> __m512i {
-    _mm512_permutexvar_epi8(_mm512_srli_epi16::<2>(raw), fifth)
+fn high6(raw: __m512i) -> __m512i {
+    _mm512_srli_epi16::<2>(raw)
 }
 
-/// One 1.6-bit panel vector decoded: k-steps 0..4 as a `Bits2` vector (one `vpermi2b`, whose
-/// index ignores bit 7, and the sign flip `0xAA − quad`) and k-step 4's codes.
+/// One 1.6-bit panel vector decoded: k-steps 0..4 as a `Bits2` vector (`quad_lo[raw] +
+/// quad_hi[high6]`) and k-step 4's codes (`fifth[high6]`): three `vpermb`s.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 #[inline]
 fn decode16(raw: __m512i, tab: &[__m512i; 3]) -> (__m512i, __m512i) {
-    let neg = _mm512_movepi8_mask(raw);
-    let quad = _mm512_permutex2var_epi8(tab[0], raw, tab[1]);
-    let quad = _mm512_mask_sub_epi8(quad, neg, _mm512_set1_epi8(0xAAu8 as i8), quad);
-    (quad, decode_fifth(raw, tab[2]))
+    let hi = high6(raw);
+    let quad = _mm512_add_epi8(
+        _mm512_permutexvar_epi8(raw, tab[0]),
+        _mm512_permutexvar_epi8(hi, tab[1]),
+    );
+    (quad, _mm512_permutexvar_epi8(hi, tab[2]))
 }
 
 /// The loop of the multi-token `Bits16` kernels: for every dot, group and chunk, `decode` turns
@@ -370,10 +366,10 @@ unsafe fn mk_bits16_quads<const RP: usize, const T: usize>(
     unsafe { bits16_tokens::<RP, T, _>(ptrs, geom, p0, t0, decode, codes) }
 }
 
-/// `Bits16`, more than `T_WIDE` tokens: the codes of k-steps 0..4 straight from their own
-/// 128-entry tables (`DECODE[i]`, one `vpermi2b` + the sign flip `2 − code`), k-step 4's from
-/// `decode_fifth`. One register per panel beside the 24 accumulators (`mk_bits16_quads` holds
-/// two, and spilled: 128 tokens 4.1 → 6.2 ms on 2560×2560).
+/// `Bits16`, more than `T_WIDE` tokens: the codes of each k-step straight from its own lookups
+/// (the field of k-step `i` of `quad_lo` and of `quad_hi`, added; `fifth`), so each panel holds
+/// only its vector and its `high6` beside the 24 accumulators (`mk_bits16_quads` holds the
+/// decoded quad and k-step 4 and spilled: 128 tokens 4.1 → 6.2 ms on 2560×2560).
 ///
 /// # Safety
 /// As `mk_bits2`; the CPU has AVX-512 VBMI.
@@ -385,20 +381,23 @@ unsafe fn mk_bits16_lookups<const RP: usize, const T: usize>(
     p0: usize,
     t0: usize,
 ) {
-    let two = _mm512_set1_epi8(2);
-    // SAFETY (all three): the tables are 128, 128 and 64 bytes.
-    let lo: [__m512i; 4] =
-        std::array::from_fn(|i| unsafe { _mm512_loadu_si512(DECODE[i].as_ptr().cast()) });
-    let hi: [__m512i; 4] =
-        std::array::from_fn(|i| unsafe { _mm512_loadu_si512(DECODE[i].as_ptr().add(64).cast()) });
-    let fifth = unsafe { _mm512_loadu_si512(DECODE_FIFTH.as_ptr().cast()) };
-    let decode = |raw| (raw, _mm512_movepi8_mask(raw));
-    let codes = |(raw, neg): (__m512i, __mmask64), i: usize| {
+    let m3 = _mm512_set1_epi8(3);
+    let [quad_lo, quad_hi, fifth] = tables16();
+    // Field `i` of every table byte (a 16-bit shift then `& 3`: no bits of the next byte stay).
+    let field = |v: __m512i, i: u32| {
+        _mm512_and_si512(_mm512_srl_epi16(v, _mm_cvtsi32_si128(2 * i as i32)), m3)
+    };
+    let lo: [__m512i; 4] = std::array::from_fn(|i| field(quad_lo, i as u32));
+    let hi: [__m512i; 4] = std::array::from_fn(|i| field(quad_hi, i as u32));
+    let decode = |raw| (raw, high6(raw));
+    let codes = |(raw, high): (__m512i, __m512i), i: usize| {
         if i == 4 {
-            decode_fifth(raw, fifth)
+            _mm512_permutexvar_epi8(high, fifth)
         } else {
-            let v = _mm512_permutex2var_epi8(lo[i], raw, hi[i]);
-            _mm512_mask_sub_epi8(v, neg, two, v)
+            _mm512_add_epi8(
+                _mm512_permutexvar_epi8(raw, lo[i]),
+                _mm512_permutexvar_epi8(high, hi[i]),
+            )
         }
     };
     // SAFETY: the caller's contract.
