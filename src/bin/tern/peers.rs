@@ -16,7 +16,7 @@
 
 use std::ffi::{CStr, CString, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tern::context::Context;
 use tern::format::{Layout, Shape};
@@ -244,6 +244,17 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         };
         let f32_p = p_w.to_vec();
         let f32w: Vec<Vec<f32>> = vec![w; copies(rows * cols * 4)];
+        if any_decode {
+            // SAFETY: any f32 bytes are valid u8s, and u8 has no alignment to meet.
+            let f32_bytes = f32w.iter().map(|v| unsafe { v.align_to::<u8>().1 });
+            let tern_bytes = tern_m
+                .iter()
+                .flatten()
+                .flat_map(|(_, ms)| ms)
+                .map(|m| m.kernel_bytes());
+            let ggml_bytes = ggml_m.iter().flatten().map(|m| &m.data[..]);
+            settle(tern_bytes.chain(ggml_bytes).chain(f32_bytes).collect());
+        }
         eprintln!(
             "{rows}x{cols}: matrices built (copies for 1-token points: tern I2_S {}, f32 {})",
             tern_m[0][0].1.len(),
@@ -758,6 +769,21 @@ fn wake_workers(ctx: &Context) {
             std::hint::spin_loop();
         }
     });
+}
+
+/// How long every DRAM-timed buffer is streamed over and over before a shape's rounds.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// Streams `bufs` for `SETTLE`, untimed: on this VM memory written for the first time streams
+/// slowly for a while (one format's copies of 640×2560 at 6–8× I2_S's time with I2_S's kernel
+/// in 4 of 6 full runs, level later in the same run; in 4 of 4 runs with this, never).
+fn settle(bufs: Vec<&[u8]>) {
+    let t0 = Instant::now();
+    while t0.elapsed() < SETTLE {
+        for b in &bufs {
+            std::hint::black_box(read_sum(b));
+        }
+    }
 }
 
 /// One streaming read of `buf` split in contiguous parts over the context's threads; seconds.
