@@ -4,7 +4,7 @@
 //! horizontal reduction is ever needed; a group's sums are stored as they are.
 //!
 //! Micro-kernels: `RP` panels × `T` tokens of int32 accumulators. Few tokens (decode): all 4
-//! panels of a tile × up to 3 tokens, so every 64-byte weight load feeds ≥ 4 independent chains
+//! panels of a tile × up to 5 tokens, so every 64-byte weight load feeds ≥ 4 independent chains
 //! and the tile streams at DRAM speed. More tokens (prefill): 2 panels × up to 12 tokens
 //! (24 accumulators), the decoded codes reused 12 times, the activations read as embedded
 //! broadcasts from the k-step-interleaved buffer (one sequential stream).
@@ -40,8 +40,10 @@ const DECODE_PREFETCH_L2: usize = 12 << 10;
 
 /// Most tokens one micro-kernel call takes.
 const T_MAX: usize = 12;
-/// Up to this many tokens the micro-kernel covers all 4 panels of a tile.
-const T_WIDE: usize = 3;
+/// Up to this many tokens the micro-kernel covers all 4 panels of a tile (in cache, 640×2560 on
+/// one thread, against two 2-panel calls: 4 tokens I2_S 1.6 % and 1.6-bit 7 % faster, 5 tokens
+/// I2_S 4 % faster and 1.6-bit level; 6 tokens 4-panel was 5–17 % slower, out of registers).
+const T_WIDE: usize = 5;
 
 /// Raw pointers of one validated call.
 #[derive(Clone, Copy)]
@@ -337,7 +339,7 @@ unsafe fn bits16_tokens<const RP: usize, const T: usize, D: Copy>(
     }
 }
 
-/// `Bits16`, blocks of up to `T_WIDE` tokens (a call of 2 or 3, or the last block of a longer
+/// `Bits16`, blocks of up to `T_WIDE` tokens (a call of 2–5, or the last block of a longer
 /// one): each panel vector decoded once by `decode16` and its quad split by shifts: fewer
 /// operations per vector than `mk_bits16_lookups` (2 tokens on a 2560×2560 GEMV in cache
 /// 94 → 77 µs, 3 tokens 118 → 102).
@@ -466,11 +468,11 @@ macro_rules! token_blocks {
                     1 => $few::<4, 1>(ptrs, geom, 0, t0),
                     2 => $few::<4, 2>(ptrs, geom, 0, t0),
                     3 => $few::<4, 3>(ptrs, geom, 0, t0),
+                    4 => $few::<4, 4>(ptrs, geom, 0, t0),
+                    5 => $few::<4, 5>(ptrs, geom, 0, t0),
                     _ => {
                         for p0 in [0, 2] {
                             match n {
-                                4 => $many::<2, 4>(ptrs, geom, p0, t0),
-                                5 => $many::<2, 5>(ptrs, geom, p0, t0),
                                 6 => $many::<2, 6>(ptrs, geom, p0, t0),
                                 7 => $many::<2, 7>(ptrs, geom, p0, t0),
                                 8 => $many::<2, 8>(ptrs, geom, p0, t0),
@@ -488,7 +490,7 @@ macro_rules! token_blocks {
     }};
 }
 
-const _: () = assert!(T_WIDE == 3 && T_MAX == 12);
+const _: () = assert!(T_WIDE == 5 && T_MAX == 12);
 
 /// The pointers of tile `i` of a run (its weights and its block of `dots`).
 pub(super) fn tile_ptrs(ptrs: Ptrs, geom: &PanelGeom, i: usize) -> Ptrs {
