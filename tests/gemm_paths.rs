@@ -77,7 +77,7 @@ fn every_path_gives_the_same_bits() {
                 .iter()
                 .map(|c| Matrix::from_f32(c, layout, shape, &w, &cfg).unwrap().0)
                 .collect();
-            for tokens in [1, 2, 3, 4, 12, 13, 25] {
+            for tokens in [1, 2, 3, 4, 5, 12, 13, 25] {
                 let x_stride = cols + rng.below(3) * 5;
                 let y_stride = rows + rng.below(3) * 3;
                 let mut x: Vec<f32> = (0..tokens * x_stride).map(|_| rng.f() * 4.0).collect();
