@@ -135,6 +135,7 @@ impl Scales {
 }
 
 /// `Scales::for_call`.
+#[derive(Clone, Copy)]
 enum CallScales<'a> {
     One(f32),
     PerGroup(&'a [f32]),
@@ -166,13 +167,24 @@ enum Prepared<'a> {
     /// Quantized (and interleaved) by the caller, with the per-group sums or the per-token
     /// output factors of the call's scales.
     Caller {
+        call_scales: CallScales<'a>,
         acts: &'a Activations<'a>,
         ibuf: &'a [i8],
         gsums: &'a [i32],
         post: &'a [f32],
     },
-    /// One token each task quantizes into its own scratch; `w_scale` is the matrix's one scale.
+    /// One token each task quantizes into its own scratch; `w_scale` is the matrix's one scale
+    /// (`CallScales::One`).
     Token { x: &'a [f32], w_scale: f32 },
+}
+
+impl Prepared<'_> {
+    fn call_scales(&self) -> CallScales<'_> {
+        match *self {
+            Self::Caller { call_scales, .. } => call_scales,
+            Self::Token { w_scale, .. } => CallScales::One(w_scale),
+        }
+    }
 }
 
 /// Quantized activations: `n_tokens` rows of `q` (row `t` at `t·stride`), a scale and a sum each.
@@ -579,8 +591,7 @@ impl Matrix {
                     x: &x[..cols],
                     w_scale,
                 };
-                let one = CallScales::One(w_scale);
-                self.run_panel_tasks(ctx, arith, one, token, None, 1, y, y_stride, opts);
+                self.run_panel_tasks(ctx, arith, token, None, 1, y, y_stride, opts);
                 Ok(())
             } else {
                 let (scales, sums) = (take(scales, n_tokens), take(sums, n_tokens));
@@ -901,6 +912,7 @@ impl Matrix {
             }
         };
         let prepared = Prepared::Caller {
+            call_scales,
             acts,
             ibuf,
             gsums,
@@ -909,7 +921,6 @@ impl Matrix {
         self.run_panel_tasks(
             ctx,
             arith,
-            call_scales,
             prepared,
             block_scales,
             n_tokens,
@@ -928,7 +939,6 @@ impl Matrix {
         &self,
         ctx: &Context,
         arith: Arith,
-        call_scales: CallScales,
         prepared: Prepared,
         block_scales: Option<&[f32]>,
         n_tokens: usize,
@@ -950,6 +960,7 @@ impl Matrix {
         };
         let (cols, pc, ng) = (self.shape.cols, geom.cols(), geom.n_groups);
         let n_blocks = n_tokens.div_ceil(TOKEN_BLOCK);
+        let call_scales = prepared.call_scales();
         // One scale: the kernel sums a per-block matrix's blocks into one dot per row (as few as
         // the int32 bound allows), instead of a dot per 256-column block.
         let kgeom = &match call_scales {
@@ -1009,12 +1020,13 @@ impl Matrix {
                             ibuf,
                             gsums,
                             post,
+                            ..
                         } => (acts, ibuf, gsums, post),
                         Prepared::Token { x, w_scale } => {
                             // This task's own copy of the quantized token (zero-padded).
                             let q = take(token, pc);
                             let (s, sum) = arith.quantize_token(x, &mut q[..cols]);
-                            q[cols..].fill(0);
+                            zero_pad(q, pc, cols, 1);
                             (token_scale, token_sum) = ([s], [sum]);
                             token_post = [arith.post_scale(w_scale, s)];
                             own = Activations {

@@ -202,3 +202,47 @@ fn equal_block_scales_compute_as_one_scale() {
     }
     println!("{checked} TQ/I2_S pairs compared");
 }
+
+/// One token on two threads (each task quantizes the token itself on panel layouts) checks the
+/// call like every other path: a short `y`, a row range past the matrix or a short bias is an
+/// error and `y` is left as it was.
+#[test]
+fn one_token_on_two_threads_rejects_bad_calls_untouched() {
+    let mut rng = Rng(0x7e57_0c3e_1234_0001);
+    let (rows, cols) = (130, 512);
+    let shape = Shape::new(rows as i64, cols as i64).unwrap();
+    let w: Vec<f32> = (0..rows * cols).map(|_| rng.f() * 0.05).collect();
+    let x: Vec<f32> = (0..cols).map(|_| rng.f()).collect();
+    let bias = vec![0.5f32; rows - 1];
+    for (name, layout, _) in layouts() {
+        for isa in Isa::available() {
+            let ctx = Context::new(isa as i32, 2).unwrap();
+            let m = Matrix::from_f32(&ctx, layout, shape, &w, &QuantConfig::default())
+                .unwrap()
+                .0;
+            let bad: [(usize, GemmOptions); 3] = [
+                (rows - 1, GemmOptions::default()),
+                (
+                    rows,
+                    GemmOptions {
+                        rows: Some(rows - 2..rows + 1),
+                        ..GemmOptions::default()
+                    },
+                ),
+                (
+                    rows,
+                    GemmOptions {
+                        bias: Some(&bias),
+                        ..GemmOptions::default()
+                    },
+                ),
+            ];
+            for (y_len, opts) in bad {
+                let mut y = vec![7f32; y_len];
+                let r = m.gemm(&ctx, &x, 1, cols, &mut y, rows, &opts);
+                assert!(r.is_err(), "{name} {isa:?} y {y_len} {opts:?}");
+                assert!(y.iter().all(|&v| v == 7.0), "{name} {isa:?}: y written");
+            }
+        }
+    }
+}

@@ -775,8 +775,8 @@ fn wake_workers(ctx: &Context) {
 const SETTLE: Duration = Duration::from_secs(1);
 
 /// Streams `bufs` for `SETTLE`, untimed: on this VM memory written for the first time streams
-/// slowly for a while (one format's copies of 640×2560 at 6–8× I2_S's time with I2_S's kernel
-/// in 4 of 6 full runs, level later in the same run; in 4 of 4 runs with this, never).
+/// slowly for a while (TL1's copies of 640×2560 ran I2_S's kernel at 1.5–8.4× its time in 5 of
+/// 6 full runs, level later in the same run; in 10 full runs with this, never).
 fn settle(bufs: Vec<&[u8]>) {
     let t0 = Instant::now();
     while t0.elapsed() < SETTLE {
