@@ -38,7 +38,7 @@ use crate::kernel::{GroupScales, Isa, cpu_features, feature};
 const HALF_ROWS: usize = 8;
 /// Bytes of one half panel vector.
 const HALF_BYTES: usize = 32;
-/// Most tokens one micro-kernel call takes.
+/// Most tokens one AVX-VNNI micro-kernel call takes (the plain AVX2 module has its own).
 const T_MAX: usize = 5;
 
 /// The 4 activations of token `t` at k-step `ks` as an int32 broadcast to every lane.
@@ -298,9 +298,16 @@ fn checked_bits2(
 /// `vpmaddwd` with ones: 2 operations per 32 products plus the decode, shared by the tokens
 /// (the row kernel of `avx2.rs` decodes per row and widens more often).
 /// Blocking: 1 token × all 4 panels (8 int16 accumulators, one sequential pass), 2 tokens × 2
-/// panels, 3–5 tokens × 1 panel (≤ 10 accumulators + 2 raw + 2 codes + 1 broadcast: 16 ymm).
+/// panels, 3–4 tokens × 1 panel (≤ 8 accumulators + 2 raw + 2 codes + 1 broadcast + the mask:
+/// 14 ymm). With 5 tokens (16 ymm on paper) the compiled loop spilled ~10 values per chunk, as
+/// `vpmaddubsw` and the int16 add need a temporary the VNNI kernels' `vpdpbusd` does not: blocks
+/// of 4 ran 128 tokens 4–20 % faster on the 2B-4T shapes (one thread, in cache, Zen 4 at
+/// `max_isa = avx2`), 6–12 tokens 2–6 % faster.
 mod avx2 {
     use super::*;
+
+    /// Most tokens one micro-kernel call takes (see the module doc).
+    const T_MAX: usize = 4;
 
     /// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 512 < 2^15.
     const WIDEN_CHUNKS: usize = 8;
@@ -389,7 +396,7 @@ mod avx2 {
         }
     }
 
-    /// Every tile of the run, its tokens in blocks of up to `T_MAX`.
+    /// Every tile of the run, its tokens in blocks of up to this module's `T_MAX`.
     ///
     /// # Safety
     /// The CPU has AVX2 and FMA; `ptrs` checked by `checked_ptrs` for `n_tiles` tiles of `geom`.
@@ -412,8 +419,7 @@ mod avx2 {
                             for p0 in 0..4 {
                                 match n {
                                     3 => mk::<1, 3>(ptrs, geom, p0, t0),
-                                    4 => mk::<1, 4>(ptrs, geom, p0, t0),
-                                    _ => mk::<1, 5>(ptrs, geom, p0, t0),
+                                    _ => mk::<1, 4>(ptrs, geom, p0, t0),
                                 }
                             }
                         }
@@ -423,6 +429,8 @@ mod avx2 {
             }
         }
     }
+
+    const _: () = assert!(T_MAX == 4);
 
     /// Checks the call, its layout and the CPU, then runs the kernels.
     pub fn panel_dots(
