@@ -271,8 +271,9 @@ enum tern_isa
    */
   TERN_ISA_AVX2 = 2,
   /**
-   * AVX-512 F/BW/VL without VNNI: the AVX2 level's panel kernels (on Zen 4 faster than the
-   * AVX-512BW row kernel, which serves the `tern_ggml_*` tier on such CPUs).
+   * AVX-512 F/BW/VL without VNNI: 2-bit panel kernels for every format, "i2_s/avx512"
+   * (512-bit `vpmaddubsw`), or "i2_s/avxvnni" on CPUs with AVX-VNNI (the AVX-512BW row
+   * kernel serves the `tern_ggml_*` tier on such CPUs).
    */
   TERN_ISA_AVX512 = 3,
   TERN_ISA_AVX512VNNI = 4,

@@ -269,6 +269,16 @@ static AVX2_PANELS: PanelKernels = PanelKernels {
 };
 
 #[cfg(target_arch = "x86_64")]
+static BW_PANELS: PanelKernels = PanelKernels {
+    bits2: Kernel {
+        name: c"i2_s/avx512",
+        run: x86::panel_dots_bw,
+    },
+    bits16: None,
+    scale_groups: x86::scale_groups_avx2,
+};
+
+#[cfg(target_arch = "x86_64")]
 static AVXVNNI_PANELS: PanelKernels = PanelKernels {
     bits2: Kernel {
         name: c"i2_s/avxvnni",
@@ -376,17 +386,21 @@ static I8MM: Kernels = Kernels {
 };
 
 impl Kernels {
-    /// The panel kernels of this level, if it has them: AVX-512 VNNI (1.6-bit with VBMI too), and
-    /// the 256-bit ones (2-bit only; AVX-VNNI where the CPU has it) for AVX2 and AVX-512BW. On
-    /// Zen 4 the 256-bit panels beat AVX-512BW's row kernel at every format and token count
-    /// (2560×2560 in cache, I2_S: 1 token 58 vs 82 µs, 128 tokens 6.2 vs 7.3 ms; TQ2_0 with
-    /// per-block scales 59 vs 127 µs, 6.4 vs 17 ms); no 512-bit `vpmaddubsw` panel kernel yet.
+    /// The panel kernels of this level, if it has them: AVX-512 VNNI (1.6-bit with VBMI too),
+    /// AVX-512BW's 512-bit `vpmaddubsw` ones and AVX2's 256-bit ones (2-bit only), and the
+    /// 256-bit AVX-VNNI ones on either of the last two levels where the CPU has AVX-VNNI. On Zen 4
+    /// the panels beat the row kernels at every format and token count (2560×2560 in cache,
+    /// I2_S, AVX2 panels against AVX-512BW's row kernel: 1 token 58 vs 82 µs, 128 tokens 6.2 vs
+    /// 7.3 ms; TQ2_0 with per-block scales 59 vs 127 µs, 6.4 vs 17 ms), and AVX-512BW's panels
+    /// beat AVX2's (`x86::panel_bw`).
     pub fn panel(&self) -> Option<&'static PanelKernels> {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 | Isa::Avx512 if x86::has_avxvnni() => Some(&AVXVNNI_PANELS),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 => Some(&AVX2_PANELS),
+            Isa::Avx2 => Some(&AVX2_PANELS),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(&BW_PANELS),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni if x86::has_vbmi() => Some(&VNNI_VBMI_PANELS),
             #[cfg(target_arch = "x86_64")]

@@ -18,8 +18,10 @@ mod avx2;
 mod avx512;
 mod panel;
 mod panel256;
+mod panel_bw;
 
 pub use panel::{has_vbmi, panel_dots_vnni};
+pub use panel_bw::panel_dots_bw;
 pub use panel256::{
     has_avxvnni, has_avxvnni_evex, panel_dots_avx2, panel_dots_avxvnni, panel_dots_avxvnni_evex,
     scale_groups_avx2,
