@@ -619,6 +619,33 @@ fn avxvnni_kernel_refuses_cpus_without_it() {
     assert!(msg.contains("needs AVX2, FMA and AVX-VNNI"), "{msg}");
 }
 
+/// On a CPU without AVX-512BW (the CI runs the tests under `qemu-x86_64 -cpu max`, AVX2 only)
+/// the AVX-512BW panel kernel refuses to run (with a message) instead of executing instructions
+/// the CPU lacks.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512bw_panel_kernel_refuses_cpus_without_it() {
+    use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS};
+    if Isa::Avx512.is_available() {
+        println!("skipped: this CPU has AVX-512BW, so the kernel runs (the oracle tests cover it)");
+        return;
+    }
+    let geom = PanelGeom {
+        kind: PanelKind::Bits2,
+        group_steps: 4,
+        n_groups: 1,
+        merge: 1,
+    };
+    let (tiles, acts) = (vec![0u8; geom.tile_bytes()], vec![0i8; geom.cols()]);
+    let mut dots = vec![0i32; TILE_ROWS];
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tern::kernel::x86::panel_dots_bw(&geom, &tiles, 1, &acts, 1, &mut dots)
+    }))
+    .expect_err("the call must be refused");
+    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("needs AVX-512 F and BW"), "{msg}");
+}
+
 /// Every level's per-group scale kernel (`ScaleGroupsFn`) returns the scalar oracle's bits, with
 /// and without block scales, on group counts from 1 to a TQ row of 6912 columns, token counts
 /// across a token block, extreme dots and scales of mixed magnitude (where a fused multiply-add

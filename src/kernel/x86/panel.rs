@@ -594,6 +594,23 @@ pub(super) fn checked_ptrs(
     })
 }
 
+/// `checked_ptrs` for the kernels that have no `Bits16` layout (256-bit and AVX-512BW).
+pub(super) fn checked_bits2(
+    geom: &PanelGeom,
+    tiles: &[u8],
+    n_tiles: usize,
+    acts: &[i8],
+    n_tokens: usize,
+    dots: &mut [i32],
+) -> Option<Ptrs> {
+    let ptrs = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots);
+    assert!(
+        geom.kind == PanelKind::Bits2,
+        "this panel kernel has no 1.6-bit layout (it needs AVX-512 VNNI and VBMI)"
+    );
+    ptrs
+}
+
 pub fn has_vnni() -> bool {
     crate::kernel::Isa::Avx512Vnni.is_available()
 }

@@ -30,8 +30,8 @@
 
 use std::arch::x86_64::*;
 
-use super::panel::{Ptrs, checked_ptrs, tile_ptrs};
-use crate::kernel::panel::{PANEL_ROWS, PANELS, PanelGeom, PanelKind, TILE_ROWS};
+use super::panel::{Ptrs, checked_bits2, tile_ptrs};
+use crate::kernel::panel::{PANEL_ROWS, PANELS, PanelGeom, TILE_ROWS};
 use crate::kernel::{GroupScales, Isa, cpu_features, feature};
 
 /// Rows of one half panel vector (the int32 lanes of a ymm).
@@ -274,23 +274,6 @@ avxvnni_kernels!(
     has_avxvnni_evex,
     "AVX2, FMA and AVX-512 F, VL and VNNI"
 );
-
-/// `checked_ptrs` for the 256-bit kernels, which have no `Bits16` layout.
-fn checked_bits2(
-    geom: &PanelGeom,
-    tiles: &[u8],
-    n_tiles: usize,
-    acts: &[i8],
-    n_tokens: usize,
-    dots: &mut [i32],
-) -> Option<Ptrs> {
-    let ptrs = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots);
-    assert!(
-        geom.kind == PanelKind::Bits2,
-        "the 256-bit panel kernels have no 1.6-bit layout (it needs AVX-512 VBMI)"
-    );
-    ptrs
-}
 
 /// Plain AVX2 panel kernels (no VNNI): `vpmaddubsw` of a half panel's codes against a token's
 /// broadcast k-step gives 16 int16 pair sums (|·| ≤ 2·2·128 = 512, never saturating), added up

@@ -21,9 +21,9 @@
 
 use std::arch::x86_64::*;
 
-use super::panel::{Ptrs, checked_ptrs, tile_ptrs};
+use super::panel::{Ptrs, checked_bits2, tile_ptrs};
 use crate::kernel::Isa;
-use crate::kernel::panel::{PANEL_ROWS, PanelGeom, PanelKind};
+use crate::kernel::panel::{PANEL_ROWS, PanelGeom};
 
 /// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 512 < 2^15.
 const WIDEN_CHUNKS: usize = 8;
@@ -65,7 +65,7 @@ unsafe fn widen<const P: usize, const T: usize>(
 /// Panels `p0..p0+P` × tokens `t0..t0+T`, every dot; the int32 sums accumulate in `dots`.
 ///
 /// # Safety
-/// `ptrs` checked by `checked_ptrs` against `geom`; `p0 + P ≤ 4`, `t0 + T ≤ nt`.
+/// `ptrs` checked by `checked_bits2` against `geom`; `p0 + P ≤ 4`, `t0 + T ≤ nt`.
 #[target_feature(enable = "avx512f,avx512bw")]
 #[inline]
 unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: usize, t0: usize) {
@@ -87,7 +87,7 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
                 for p in 0..P {
                     let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p0 + p));
                     ptrs.prefetch_ahead(at);
-                    // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
+                    // SAFETY: the vector lies in the tile (checked by `checked_bits2`).
                     raw[p] = unsafe { _mm512_loadu_si512(at.cast()) };
                 }
                 for s in 0..4 {
@@ -125,7 +125,7 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
 /// Every tile of the run, its tokens in blocks (see the module doc).
 ///
 /// # Safety
-/// The CPU has AVX-512 F and BW; `ptrs` checked by `checked_ptrs` for `n_tiles` tiles of `geom`.
+/// The CPU has AVX-512 F and BW; `ptrs` checked by `checked_bits2` for `n_tiles` tiles of `geom`.
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn run_bits2(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
     for i in 0..n_tiles {
@@ -173,13 +173,9 @@ pub fn panel_dots_bw(
     n_tokens: usize,
     dots: &mut [i32],
 ) {
-    let Some(ptrs) = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots) else {
+    let Some(ptrs) = checked_bits2(geom, tiles, n_tiles, acts, n_tokens, dots) else {
         return;
     };
-    assert!(
-        geom.kind == PanelKind::Bits2,
-        "the AVX-512BW panel kernels have no 1.6-bit layout (it needs AVX-512 VBMI)"
-    );
     assert!(
         Isa::Avx512.is_available(),
         "the AVX-512BW panel kernel needs AVX-512 F and BW"
