@@ -593,16 +593,11 @@ fn panel_kernels_reject_bad_calls() {
     println!("{checked} panel kernel sets checked");
 }
 
-/// On a CPU without AVX-VNNI the AVX-VNNI kernel refuses to run (with a message) instead of
-/// executing instructions the CPU lacks.
+/// The message with which `run` refuses a one-tile, one-token call (on a CPU that lacks its
+/// instructions).
 #[cfg(target_arch = "x86_64")]
-#[test]
-fn avxvnni_kernel_refuses_cpus_without_it() {
+fn refusal(run: tern::kernel::PanelDotsFn) -> String {
     use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS};
-    if tern::kernel::x86::has_avxvnni() {
-        println!("skipped: this CPU has AVX-VNNI, so the kernel runs (the oracle tests cover it)");
-        return;
-    }
     let geom = PanelGeom {
         kind: PanelKind::Bits2,
         group_steps: 4,
@@ -612,10 +607,25 @@ fn avxvnni_kernel_refuses_cpus_without_it() {
     let (tiles, acts) = (vec![0u8; geom.tile_bytes()], vec![0i8; geom.cols()]);
     let mut dots = vec![0i32; TILE_ROWS];
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        tern::kernel::x86::panel_dots_avxvnni(&geom, &tiles, 1, &acts, 1, &mut dots)
+        run(&geom, &tiles, 1, &acts, 1, &mut dots)
     }))
     .expect_err("the call must be refused");
-    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    err.downcast_ref::<&str>()
+        .copied()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// On a CPU without AVX-VNNI the AVX-VNNI kernel refuses to run (with a message) instead of
+/// executing instructions the CPU lacks.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avxvnni_kernel_refuses_cpus_without_it() {
+    if tern::kernel::x86::has_avxvnni() {
+        println!("skipped: this CPU has AVX-VNNI, so the kernel runs (the oracle tests cover it)");
+        return;
+    }
+    let msg = refusal(tern::kernel::x86::panel_dots_avxvnni);
     assert!(msg.contains("needs AVX2, FMA and AVX-VNNI"), "{msg}");
 }
 
@@ -625,24 +635,11 @@ fn avxvnni_kernel_refuses_cpus_without_it() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn avx512bw_panel_kernel_refuses_cpus_without_it() {
-    use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS};
     if Isa::Avx512.is_available() {
         println!("skipped: this CPU has AVX-512BW, so the kernel runs (the oracle tests cover it)");
         return;
     }
-    let geom = PanelGeom {
-        kind: PanelKind::Bits2,
-        group_steps: 4,
-        n_groups: 1,
-        merge: 1,
-    };
-    let (tiles, acts) = (vec![0u8; geom.tile_bytes()], vec![0i8; geom.cols()]);
-    let mut dots = vec![0i32; TILE_ROWS];
-    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        tern::kernel::x86::panel_dots_bw(&geom, &tiles, 1, &acts, 1, &mut dots)
-    }))
-    .expect_err("the call must be refused");
-    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    let msg = refusal(tern::kernel::x86::panel_dots_bw);
     assert!(msg.contains("needs AVX-512 F and BW"), "{msg}");
 }
 
