@@ -148,8 +148,9 @@ pub fn gguf_name(hf: &str) -> Option<String> {
     Some(format!("blk.{n}.{mapped}.{suffix}"))
 }
 
-/// `general.file_type` for the output format (mainline ids for TQ, the fork's for the others).
-fn file_type(format: Format) -> u32 {
+/// `general.file_type` (llama_ftype) for the output format: mainline's `LLAMA_FTYPE_MOSTLY_TQ1_0`
+/// / `TQ2_0` (36 / 37), bitnet.cpp's `TL1` / `TL2` / `I2_S` (38 / 39 / 40).
+pub fn file_type(format: Format) -> u32 {
     match format {
         Format::Tq1_0 => 36,
         Format::Tq2_0 => 37,

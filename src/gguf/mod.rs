@@ -1,6 +1,7 @@
 //! GGUF files: a validating memory-mapped reader (v2/v3, little-endian), a writer that follows
 //! ggml's recipe, the ggml type registry with bitnet.cpp's fork types, ternary tensors as tern
-//! matrices, and the `tern convert` pipeline (safetensors → GGUF) with its small JSON parser.
+//! matrices, and the `tern convert` pipelines (safetensors → GGUF, with its small JSON parser, and
+//! GGUF → GGUF retyping of the ternary tensors).
 //!
 //! Specs: `shared/spec/ggml_ternary_gguf.md` §3–4, `shared/spec/bitnet_cpp.md` §1–3.
 
@@ -8,6 +9,7 @@ pub mod convert;
 pub mod json;
 mod mmap;
 pub mod reader;
+pub mod retype;
 pub mod safetensors;
 pub mod ternary;
 pub mod types;

@@ -80,6 +80,14 @@ impl<'a> Writer<'a> {
         self.tensors.len()
     }
 
+    /// KV pairs the file will hold (`general.alignment` included when the writer adds it).
+    pub fn kv_count(&self) -> usize {
+        self.kvs.len()
+            + usize::from(
+                self.alignment != DEFAULT_ALIGNMENT && !self.keys.contains("general.alignment"),
+            )
+    }
+
     /// Adds a KV pair (keys non-empty and unique; `general.alignment` must be the UINT32 the
     /// writer was created with).
     pub fn add_kv(&mut self, key: &str, value: Value) -> Result<()> {

@@ -1,5 +1,6 @@
-//! `tern convert MODEL OUTPUT.gguf --type FORMAT`: safetensors → GGUF with ternary linear layers
-//! (the pipeline is `tern::gguf::convert`).
+//! `tern convert INPUT OUTPUT.gguf --type FORMAT`: a safetensors model → GGUF with ternary linear
+//! layers (`tern::gguf::convert`), or a GGUF → GGUF retyping its ternary tensors
+//! (`tern::gguf::retype`); the input's first bytes decide which.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,43 +8,81 @@ use std::path::PathBuf;
 use tern::format::Format;
 use tern::gguf::Dialect;
 use tern::gguf::convert::{self, ConvertOptions, FloatOut, ScaleMode};
+use tern::gguf::retype::{self, RetypeOptions};
 
 use crate::args::Scanner;
 
 pub const USAGE: &str = "\
-usage: tern convert MODEL OUTPUT.gguf --type FORMAT [OPTIONS]
+usage: tern convert MODEL OUTPUT.gguf --type FORMAT [OPTIONS]     (safetensors -> GGUF)
+       tern convert IN.gguf OUT.gguf --type FORMAT [OPTIONS]      (GGUF -> GGUF)
 
-Converts a safetensors model to GGUF. MODEL is a .safetensors file or a directory of them; a
-config.json next to it supplies the architecture keys. Linear layers (2-D float '.weight'
-tensors whose name contains a pattern) are ternarized with BitNet's absmean rule and packed;
-BitNet checkpoints with packed uint8 weights and a 'weight_scale' are unpacked as they are.
-Other tensors stay float (1-D tensors as F32). HF Llama/BitNet names become llama.cpp names.
+From safetensors: MODEL is a .safetensors file or a directory of them; a config.json next to it
+supplies the architecture keys. Linear layers (2-D float '.weight' tensors whose name contains a
+pattern) are ternarized with BitNet's absmean rule and packed; BitNet checkpoints with packed
+uint8 weights and a 'weight_scale' are unpacked as they are. Other tensors stay float (1-D
+tensors as F32). HF Llama/BitNet names become llama.cpp names. No tokenizer is converted.
+
+From GGUF (the input starts with the magic 'GGUF'): every ternary tensor (I2_S, TL1, TL2, TQ1_0,
+TQ2_0) is converted to FORMAT with the same ternary values and scales; every other tensor and
+every key (tokenizer and hyper-parameters included) is copied unchanged, in the same order, with
+the same alignment; general.file_type is set for FORMAT (TQ1_0 36, TQ2_0 37 as in llama.cpp;
+TL1 38, TL2 39, I2_S 40 as in bitnet.cpp). A conversion that would change a weight, or a shape
+FORMAT cannot store, is an error naming the tensor:
+  * TQ1_0/TQ2_0 store an f16 scale per 256-element block and need cols % 256 == 0. An f32
+    scale (I2_S, TL1, TL2 hold one per tensor) that f16 cannot represent exactly is an error
+    unless --allow-rounding rounds it to the nearest f16 (ggml's rounding).
+  * I2_S/TL1/TL2 store one scale per tensor: a TQ source needs all its block scales equal.
+    I2_S needs cols % 128 == 0 (the x86 128-element layout of bitnet.cpp's published files);
+    TL1/TL2 need a shape bitnet.cpp can tile.
+TQ files use the ids of mainline ggml (gguf-py, llama.cpp loads them); I2_S/TL files use
+bitnet.cpp's. Example, Microsoft's BitNet-b1.58-2B-4T I2_S file for stock llama.cpp (which knows
+the architecture 'bitnet', not 'bitnet-b1.58'):
+  tern convert ggml-model-i2_s.gguf model-tq2_0.gguf --type tq2_0 --arch bitnet
 
 options:
   -t, --type FORMAT       i2_s, tl1, tl2, tq1_0 or tq2_0 (required)
+  --arch NAME             general.architecture [safetensors: from config.json, else bitnet;
+                          GGUF: kept]; from GGUF it also renames the '<old arch>.' keys
+  --tl2-id ID             42 (bitnet.cpp current fork, default) or 39 (legacy merge-dev)
+  -q, --quiet             no progress output
+  -h, --help              this text
+options for a GGUF input:
+  --allow-rounding        round scales to the nearest f16 for TQ1_0/TQ2_0 (default: error)
+options for a safetensors input:
   --pattern LIST          comma-separated name substrings selecting linear layers
                           [default: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
                           and the GGUF names attn_q.,attn_k.,attn_v.,attn_output.,ffn_gate.,
                           ffn_up.,ffn_down.]
   --keep-names            keep the source tensor names (no HF -> GGUF mapping)
   --float-type T          keep, f32 or f16: type of the other tensors with 2+ dims [keep]
-  --arch NAME             general.architecture [from config.json, else bitnet]
   --name NAME             general.name [config _name_or_path, else the file name]
-  --tl2-id ID             42 (bitnet.cpp current fork, default) or 39 (legacy merge-dev)
   --weight-scale MODE     packed checkpoints: divide (scale = 1/weight_scale, HF BitLinear)
                           or multiply (bitnet.cpp's I2_S converter) [divide]
   --allow-fallback        keep selected tensors as float when FORMAT cannot store their shape
                           (default: that is an error)
-  --alignment N           data alignment, a power of two [32]
-  -q, --quiet             no progress output
-  -h, --help              this text";
+  --alignment N           data alignment, a power of two [32]";
+
+/// Options that only a safetensors input takes, and those only a GGUF input takes.
+const SAFETENSORS_ONLY: &[&str] = &[
+    "--pattern",
+    "--keep-names",
+    "--float-type",
+    "--name",
+    "--weight-scale",
+    "--allow-fallback",
+    "--alignment",
+];
+const GGUF_ONLY: &[&str] = &["--allow-rounding"];
 
 #[derive(Debug)]
 pub struct Args {
     pub input: PathBuf,
     pub output: PathBuf,
     pub opts: ConvertOptions,
+    pub allow_rounding: bool,
     pub quiet: bool,
+    /// The options given (names), checked against the input kind at run time.
+    pub given: Vec<String>,
 }
 
 fn format(s: &str) -> Result<Format, String> {
@@ -67,14 +106,20 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut fmt = None;
     let mut opts = ConvertOptions::new(Format::I2S);
     let mut quiet = false;
+    let mut allow_rounding = false;
+    let mut given = Vec::new();
     let mut scan = Scanner::new(args);
     while let Some(arg) = scan.next_arg() {
+        if arg.name.starts_with('-') {
+            given.push(arg.name.to_string());
+        }
         let mut value = || scan.value(&arg);
         match arg.name {
             "-h" | "--help" => return Ok(None),
             "-q" | "--quiet" => quiet = true,
             "--keep-names" => opts.map_names = false,
             "--allow-fallback" => opts.allow_fallback = true,
+            "--allow-rounding" => allow_rounding = true,
             "-t" | "--type" => fmt = Some(format(&value()?)?),
             "--pattern" => {
                 let v = value()?;
@@ -139,8 +184,18 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
         input: input.into(),
         output: output.into(),
         opts,
+        allow_rounding,
         quiet,
+        given,
     }))
+}
+
+/// The first option in `given` that is in `list`.
+fn first_of<'a>(given: &'a [String], list: &[&str]) -> Option<&'a str> {
+    given
+        .iter()
+        .find(|g| list.contains(&g.as_str()))
+        .map(String::as_str)
 }
 
 pub fn run(a: &Args) -> Result<(), String> {
@@ -151,6 +206,50 @@ pub fn run(a: &Args) -> Result<(), String> {
             let _ = writeln!(std::io::stderr(), "{line}");
         }
     };
+    if retype::is_gguf(&a.input) {
+        if let Some(opt) = first_of(&a.given, SAFETENSORS_ONLY) {
+            return Err(format!(
+                "{opt} applies to a safetensors input; '{}' is a GGUF file, whose tensors and keys are copied as they are",
+                a.input.display()
+            ));
+        }
+        let opts = RetypeOptions {
+            allow_rounding: a.allow_rounding,
+            arch: a.opts.arch.clone(),
+            dialect: a.opts.dialect,
+            ..RetypeOptions::new(a.opts.format)
+        };
+        let r = retype::retype(&a.input, &a.output, &opts, &mut log).map_err(|e| e.message)?;
+        println!(
+            "wrote {}: {} tensors ({} ternary converted to {}, {} already {}, {} others copied{}{}), {} keys, {} bytes",
+            a.output.display(),
+            r.tensors_out,
+            r.retyped,
+            a.opts.format.name(),
+            r.unchanged_ternary,
+            a.opts.format.name(),
+            r.copied,
+            if r.dropped.is_empty() {
+                String::new()
+            } else {
+                format!(", {} TL scale companions folded in", r.dropped.len())
+            },
+            if r.rounded.is_empty() {
+                String::new()
+            } else {
+                format!(", {} with scales rounded to f16", r.rounded.len())
+            },
+            r.kvs,
+            r.bytes_out
+        );
+        return Ok(());
+    }
+    if let Some(opt) = first_of(&a.given, GGUF_ONLY) {
+        return Err(format!(
+            "{opt} applies to a GGUF input; '{}' is not a GGUF file",
+            a.input.display()
+        ));
+    }
     let r = convert::convert(&a.input, &a.output, &a.opts, &mut log).map_err(|e| e.message)?;
     let mean_sparsity = if r.sparsity.is_empty() {
         0.0
