@@ -12,6 +12,13 @@
 2. gguf-py writes a GGUF with TQ1_0/TQ2_0 tensors quantized by `gguf.quants` (random and ternary
    data) plus KV pairs; tern (C API via ctypes) reads the KVs and tensor infos, dequantizes
    bit-exactly like gguf-py, and tern_gemm agrees with numpy's matmul of the dequantized weights.
+3. GGUF -> GGUF (`tern convert IN.gguf OUT.gguf --type tq2_0`): a bitnet.cpp-style I2_S file
+   (arch `bitnet-b1.58`, made by `tern convert` from a packed uint8 + weight_scale checkpoint, the
+   way Microsoft's 2B-4T GGUF is made) becomes a TQ2_0 file with `--arch bitnet`; gguf-py reads it,
+   its dequantized ternary tensors equal the I2_S source dequantized by tern (C API) exactly, every
+   other tensor is byte-identical, keys are renamed only in their arch prefix, general.file_type is
+   37, and converting back to I2_S gives the source file byte for byte. An I2_S file whose scales
+   f16 cannot represent is refused (naming the tensor) unless --allow-rounding, which rounds them.
 
 usage: gguf_roundtrip.py [--tern target/release/tern] [--lib target/release/libtern.so]
 Prints 'N passed, N failed' at the end; exits non-zero on any failure.
@@ -182,6 +189,7 @@ class Tern:
         L.tern_last_error_message.restype = C.c_char_p
         L.tern_gguf_open.argtypes = [C.c_char_p, C.POINTER(C.c_void_p)]
         L.tern_gguf_close.argtypes = [C.c_void_p]
+        L.tern_gguf_tensor_count.argtypes = [C.c_void_p, C.POINTER(C.c_size_t)]
         L.tern_gguf_find_tensor.argtypes = [C.c_void_p, C.c_char_p, C.POINTER(C.c_int64)]
         L.tern_gguf_tensor_info.argtypes = [C.c_void_p, C.c_size_t, C.POINTER(GgufTensor)]
         L.tern_gguf_get_string.argtypes = [C.c_void_p, C.c_char_p, C.POINTER(C.c_char_p), C.POINTER(C.c_size_t)]
@@ -204,6 +212,17 @@ class Tern:
         g = C.c_void_p()
         self.ok(self.lib.tern_gguf_open(path.encode(), C.byref(g)), f"tern_gguf_open({path})")
         return g
+
+    def tensor_names(self, g):
+        n = C.c_size_t()
+        self.ok(self.lib.tern_gguf_tensor_count(g, C.byref(n)), "tensor_count")
+        out = []
+        for i in range(n.value):
+            t = GgufTensor()
+            t.struct_size = C.sizeof(GgufTensor)
+            self.ok(self.lib.tern_gguf_tensor_info(g, i, C.byref(t)), "tensor_info")
+            out.append(C.string_at(t.name, t.name_len).decode())
+        return out
 
     def tensor(self, g, name):
         i = C.c_int64()
@@ -404,6 +423,130 @@ def part2(T, d):
         T.lib.tern_gguf_close(g)
 
 
+def kv_value(rd, key):
+    """A scalar or string KV read by gguf-py."""
+    f = rd.fields[key]
+    v = f.parts[f.data[0]]
+    return bytes(v).decode() if f.types[0] == gguf.GGUFValueType.STRING else v[0].item()
+
+
+def part3(tern_bin, T, d):
+    rng = np.random.default_rng(2026)
+    model_dir = os.path.join(d, "packed-model")
+    os.makedirs(model_dir)
+    hidden, ffn = 256, 512
+    # A packed BitNet checkpoint (bitnet_cpp.md 2.1): uint8 [rows/4, K] codes + weight_scale.
+    # The scales are bf16 values like the real checkpoint's, so f16 holds them exactly.
+    linears = [("model.layers.0.self_attn.q_proj", hidden, hidden, 1.3671875),
+               ("model.layers.0.self_attn.k_proj", 128, hidden, 0.5078125),
+               ("model.layers.0.mlp.up_proj", ffn, hidden, 2.125),
+               ("model.layers.0.mlp.down_proj", hidden, ffn, 0.01171875)]
+    st = []
+    for name, rows, cols, scale in linears:
+        codes = rng.integers(0, 3, (4, rows // 4, cols)).astype(np.uint8)
+        packed = codes[0] | (codes[1] << 2) | (codes[2] << 4) | (codes[3] << 6)
+        st.append((name + ".weight", "U8", (rows // 4, cols), packed.tobytes()))
+        st.append((name + ".weight_scale", "F32", (1,), np.float32(scale).tobytes()))
+    emb = (rng.standard_normal((320, hidden)) * 0.05).astype(np.float16)
+    st.append(("model.embed_tokens.weight", "F16", emb.shape, emb.tobytes()))
+    for n in ("model.layers.0.input_layernorm.weight", "model.layers.0.self_attn.attn_sub_norm.weight",
+              "model.norm.weight"):
+        st.append((n, "F32", (hidden,), rng.standard_normal(hidden).astype(np.float32).tobytes()))
+    write_safetensors(os.path.join(model_dir, "model.safetensors"), st)
+    with open(os.path.join(model_dir, "config.json"), "w") as f:
+        json.dump({"architectures": ["BitNetForCausalLM"], "model_type": "bitnet", "hidden_size": hidden,
+                   "intermediate_size": ffn, "num_hidden_layers": 1, "num_attention_heads": 4,
+                   "num_key_value_heads": 2, "vocab_size": 320, "max_position_embeddings": 4096,
+                   "rms_norm_eps": 1e-5, "rope_theta": 500000.0}, f)
+
+    def tern(*args):
+        return subprocess.run([tern_bin, "convert", *args], capture_output=True, text=True)
+
+    i2s = os.path.join(d, "packed-i2_s.gguf")
+    r = tern(model_dir, i2s, "--type", "i2_s", "--weight-scale", "multiply", "-q")
+    check(r.returncode == 0, f"tern convert packed checkpoint -> I2_S {r.stderr[-300:]}".rstrip())
+    tq2 = os.path.join(d, "packed-tq2_0.gguf")
+    r = tern(i2s, tq2, "--type", "tq2_0", "--arch", "bitnet")
+    check(r.returncode == 0 and "I2_S -> TQ2_0" in r.stderr,
+          f"tern convert I2_S.gguf -> TQ2_0.gguf --arch bitnet (rc {r.returncode}) {r.stderr[-300:] if r.returncode else ''}")
+    if r.returncode != 0:
+        return
+
+    rd = gguf.GGUFReader(tq2)
+    check(kv_value(rd, "general.architecture") == "bitnet" and kv_value(rd, "general.file_type") == 37,
+          "I2_S -> TQ2_0: gguf-py reads architecture 'bitnet' and general.file_type 37 (LLAMA_FTYPE_MOSTLY_TQ2_0)")
+    g = T.open(i2s)
+    try:
+        src_arch = T.get_string(g, "general.architecture")
+        check(src_arch == "bitnet-b1.58" and T.get_int(g, "general.file_type") == 40,
+              f"I2_S source: bitnet.cpp's architecture and file type ({src_arch})")
+        check(kv_value(rd, "bitnet.block_count") == T.get_int(g, "bitnet-b1.58.block_count") and
+              kv_value(rd, "bitnet.attention.layer_norm_rms_epsilon") ==
+              np.float32(T.get_float(g, "bitnet-b1.58.attention.layer_norm_rms_epsilon")),
+              "I2_S -> TQ2_0: hyper-parameters kept under the renamed prefix")
+        keys_out = [k for k in rd.fields if not k.startswith("GGUF.")]
+        check(all(not k.startswith("bitnet-b1.58.") for k in keys_out), "I2_S -> TQ2_0: no key keeps the old prefix")
+        names = T.tensor_names(g)
+        check([t.name for t in rd.tensors] == names, "I2_S -> TQ2_0: same tensors in the same order")
+        bad = []
+        for t in rd.tensors:
+            s = T.tensor(g, t.name)
+            src = C.string_at(s.data, s.nbytes)
+            rows, cols = s.dims[1], s.dims[0]
+            if s.format == FORMATS["i2_s"]:
+                if t.tensor_type != QT.TQ2_0:
+                    bad.append(f"{t.name}: type {t.tensor_type.name}")
+                    continue
+                deq = gguf.quants.dequantize(np.array(t.data), QT.TQ2_0).reshape(rows, cols)
+                ref = T.dequantize("i2_s", src, rows, cols)
+                if not np.array_equal(deq, ref):
+                    bad.append(f"{t.name}: {np.sum(deq != ref)} values differ")
+            elif np.array(t.data).tobytes() != src or int(t.tensor_type) != s.ggml_type:
+                bad.append(f"{t.name}: float tensor changed")
+        check(not bad and len(rd.tensors) == len(linears) + 4,
+              f"I2_S -> TQ2_0: gguf-py's dequantized TQ2_0 equals tern's dequantized I2_S exactly, "
+              f"other tensors byte-identical {bad[:3]}")
+    finally:
+        T.lib.tern_gguf_close(g)
+
+    back = os.path.join(d, "packed-back.gguf")
+    r = tern(tq2, back, "--type", "i2_s", "--arch", "bitnet-b1.58", "-q")
+    with open(i2s, "rb") as a, open(back, "rb") as b:
+        same = r.returncode == 0 and a.read() == b.read()
+    check(same, f"I2_S -> TQ2_0 -> I2_S gives the source file byte for byte {r.stderr[-300:]}".rstrip())
+
+    # part 1's I2_S file has absmean f32 scales: f16 cannot hold them.
+    absmean_i2s = os.path.join(d, "model-i2_s.gguf")
+    out = os.path.join(d, "absmean-tq2_0.gguf")
+    r = tern(absmean_i2s, out, "--type", "tq2_0")
+    check(r.returncode != 0 and "tensor 'blk." in r.stderr and "--allow-rounding" in r.stderr
+          and not os.path.exists(out), f"f32 scales f16 cannot hold are refused, naming the tensor: {r.stderr.strip()[-200:]}")
+    r = tern(absmean_i2s, out, "--type", "tq2_0", "--allow-rounding", "-q")
+    check(r.returncode == 0, f"--allow-rounding converts them {r.stderr[-300:]}".rstrip())
+    if r.returncode != 0:
+        return
+    rd = gguf.GGUFReader(out)
+    g = T.open(absmean_i2s)
+    try:
+        worst, exact = 0.0, True
+        for t in rd.tensors:
+            s = T.tensor(g, t.name)
+            if s.format != FORMATS["i2_s"]:
+                continue
+            rows, cols = s.dims[1], s.dims[0]
+            src = C.string_at(s.data, s.nbytes)
+            scale = np.frombuffer(src, dtype=np.float32, count=1, offset=rows * cols // 4)[0]
+            ref = T.dequantize("i2_s", src, rows, cols)
+            want = (ref / scale) * np.float32(np.float16(scale))
+            deq = gguf.quants.dequantize(np.array(t.data), QT.TQ2_0).reshape(rows, cols)
+            exact &= bool(np.array_equal(deq, want))
+            worst = max(worst, abs(float(np.float16(scale)) - float(scale)) / float(scale))
+        check(exact and 0 < worst < 2 ** -11,
+              f"--allow-rounding: gguf-py reads ternary x f16(scale), largest relative scale change {worst:.2e}")
+    finally:
+        T.lib.tern_gguf_close(g)
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser()
@@ -421,6 +564,10 @@ def main():
             part2(T, d)
         except Exception as e:  # noqa: BLE001
             check(False, f"part 2 raised {type(e).__name__}: {e}")
+        try:
+            part3(a.tern, T, d)
+        except Exception as e:  # noqa: BLE001
+            check(False, f"part 3 raised {type(e).__name__}: {e}")
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
