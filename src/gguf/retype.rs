@@ -25,7 +25,12 @@
 //!
 //! Output dialect: TQ1_0/TQ2_0 carry the ids 34/35 shared by mainline ggml (gguf-py, llama.cpp)
 //! and bitnet.cpp; I2_S (36), TL1 (38) and TL2 (`dialect`: 42 current fork, 39 legacy) are
-//! bitnet.cpp's ids.
+//! bitnet.cpp's ids. I2_S is read and written in the x86 128-element layout of bitnet.cpp's
+//! published files.
+//!
+//! The converted tensors are held in memory until the file is written (so every tensor is checked
+//! before a byte is written): about the ternary part of the output, 0.55 GB for
+//! BitNet-b1.58-2B-4T as TQ2_0. The other tensors are streamed from the input's memory map.
 
 use std::collections::HashSet;
 use std::io::Read;
