@@ -17,8 +17,10 @@
    way Microsoft's 2B-4T GGUF is made) becomes a TQ2_0 file with `--arch bitnet`; gguf-py reads it,
    its dequantized ternary tensors equal the I2_S source dequantized by tern (C API) exactly, every
    other tensor is byte-identical, keys are renamed only in their arch prefix, general.file_type is
-   37, and converting back to I2_S gives the source file byte for byte. An I2_S file whose scales
-   f16 cannot represent is refused (naming the tensor) unless --allow-rounding, which rounds them.
+   37, stock ggml's own GGUF parser (libggml-python's libggml-base; skipped with a note when
+   missing) accepts it and refuses the I2_S source, and converting back to I2_S gives the source
+   file byte for byte. An I2_S file whose scales f16 cannot represent is refused (naming the
+   tensor) unless --allow-rounding, which rounds them.
 
 usage: gguf_roundtrip.py [--tern target/release/tern] [--lib target/release/libtern.so]
 Prints 'N passed, N failed' at the end; exits non-zero on any failure.
@@ -430,6 +432,49 @@ def kv_value(rd, key):
     return bytes(v).decode() if f.types[0] == gguf.GGUFValueType.STRING else v[0].item()
 
 
+class GgufInitParams(C.Structure):
+    _fields_ = [("no_alloc", C.c_bool), ("ctx", C.c_void_p)]
+
+
+def stock_ggml_reads(tq2, i2s):
+    """Stock ggml's own GGUF parser (libggml-base from `pip install libggml-python`) accepts the
+    retyped TQ2_0 file (type ids, sizes, contiguous offsets) and, as documented, not the I2_S one."""
+    try:
+        import libggml
+        import libggml._version  # noqa: F401 - for the version in the message
+    except ImportError:
+        print("skip: stock ggml GGUF parser check (the libggml Python package is missing: pip install libggml-python)")
+        return
+    lib = C.CDLL(os.path.join(os.path.dirname(libggml.__file__), "lib64", "libggml-base.so"))
+    lib.gguf_init_from_file.restype = C.c_void_p
+    lib.gguf_init_from_file.argtypes = [C.c_char_p, GgufInitParams]
+    lib.gguf_free.argtypes = [C.c_void_p]
+    lib.gguf_get_n_tensors.restype = C.c_int64
+    lib.gguf_get_n_tensors.argtypes = [C.c_void_p]
+    lib.gguf_get_tensor_name.restype = C.c_char_p
+    lib.gguf_get_tensor_name.argtypes = [C.c_void_p, C.c_int64]
+    lib.gguf_get_tensor_type.restype = C.c_int
+    lib.gguf_get_tensor_type.argtypes = [C.c_void_p, C.c_int64]
+    lib.gguf_find_key.restype = C.c_int64
+    lib.gguf_find_key.argtypes = [C.c_void_p, C.c_char_p]
+    lib.gguf_get_val_u32.restype = C.c_uint32
+    lib.gguf_get_val_u32.argtypes = [C.c_void_p, C.c_int64]
+    g = lib.gguf_init_from_file(tq2.encode(), GgufInitParams(True, None))
+    check(bool(g), f"stock ggml (libggml-python {getattr(libggml, '_version', libggml).__dict__.get('version', '?')}) gguf_init_from_file accepts the retyped TQ2_0 file")
+    if g:
+        types = {lib.gguf_get_tensor_name(g, i).decode(): lib.gguf_get_tensor_type(g, i)
+                 for i in range(lib.gguf_get_n_tensors(g))}
+        ft = lib.gguf_get_val_u32(g, lib.gguf_find_key(g, b"general.file_type"))
+        check(ft == 37 and types["blk.0.attn_q.weight"] == 35 and types["blk.0.ffn_down.weight"] == 35,
+              f"stock ggml sees TQ2_0 (35) projections and general.file_type {ft}")
+        lib.gguf_free(g)
+    print("      (stock ggml is expected to refuse the I2_S source; its error follows)")
+    g = lib.gguf_init_from_file(i2s.encode(), GgufInitParams(True, None))
+    check(not g, "stock ggml refuses the bitnet.cpp I2_S source (type 36), which is why TQ2_0 is needed")
+    if g:
+        lib.gguf_free(g)
+
+
 def part3(tern_bin, T, d):
     rng = np.random.default_rng(2026)
     model_dir = os.path.join(d, "packed-model")
@@ -508,6 +553,8 @@ def part3(tern_bin, T, d):
               f"other tensors byte-identical {bad[:3]}")
     finally:
         T.lib.tern_gguf_close(g)
+
+    stock_ggml_reads(tq2, i2s)
 
     back = os.path.join(d, "packed-back.gguf")
     r = tern(tq2, back, "--type", "i2_s", "--arch", "bitnet-b1.58", "-q")
