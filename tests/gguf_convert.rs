@@ -408,6 +408,26 @@ fn per_block_scales_do_not_fit_one_scale() {
     let (v, s) = values(&open(&out), "blk.3.ffn_up.weight");
     assert_eq!(v, trits(32 * 512, 9));
     assert_eq!(s, scales);
+    // An all-zero block's scale changes no weight: ggml's quantizer stores 0 there.
+    let mut zeros = trits(32 * 512, 9);
+    zeros[256 * 5..256 * 6].fill(0);
+    zeros[256 * 63..].fill(0);
+    let mut scales = vec![0.5f32; 64];
+    (scales[5], scales[63]) = (0.0, 0.25);
+    tq.pack(shape, &zeros, &scales, &mut buf).unwrap();
+    let mut w = Writer::new(32, Dialect::Auto).unwrap();
+    w.add_ternary("blk.3.ffn_up.weight", tq, shape, &buf)
+        .unwrap();
+    let src = tmp("blocks-zero.gguf");
+    w.write(&src, &mut |_, _, _, _, _| {}).unwrap();
+    for format in [Format::I2S, Format::Tl1, Format::Tl2] {
+        let p = tmp(&format!("blocks-zero-{}.gguf", format.name()));
+        run(&src, &p, &opts(format)).unwrap();
+        assert_eq!(
+            values(&open(&p), "blk.3.ffn_up.weight"),
+            (zeros.clone(), vec![0.5])
+        );
+    }
     // general.file_type is added when the source has none.
     assert_eq!(
         open(&out)

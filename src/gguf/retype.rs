@@ -6,7 +6,7 @@
 //!   tail, TL tensors with their `<name>_scale` companion, and tern's tiling keys are understood)
 //!   and converted with `format::convert`: the ternary values are kept exactly, and so are the
 //!   scales — I2_S/TL1/TL2 hold one scale per tensor, so a TQ source needs every block scale
-//!   equal; TQ1_0/TQ2_0 hold f16 block scales, so an f32 scale that f16 cannot represent is an
+//!   equal (blocks of zeros aside, whose scale changes no weight); TQ1_0/TQ2_0 hold f16 block scales, so an f32 scale that f16 cannot represent is an
 //!   error unless `allow_rounding` (then it rounds to nearest even, as ggml does). Shapes a format
 //!   cannot store (TQ: `cols % 256 != 0`; I2_S: `cols % 128 != 0`; TL shapes without a
 //!   bitnet.cpp tiling) are errors too. Every error names the tensor.
@@ -340,6 +340,36 @@ fn retype_tensor(
         }
     }
     let mut dst = vec![0u8; to.packed_size(shape)?];
-    format::convert(from, to, shape, &src, &mut dst, allow_rounding).map_err(cannot)?;
+    if scales.len() > 1 && to.scale_count(shape) == 1 {
+        let mut values = vec![0i8; shape.elements()];
+        from.unpack(shape, &src, &mut values).map_err(named)?;
+        let scale = one_scale(&values, &scales, from.elements_per_scale(shape)).map_err(cannot)?;
+        to.pack(shape, &values, &[scale], &mut dst)
+            .map_err(cannot)?;
+    } else {
+        format::convert(from, to, shape, &src, &mut dst, allow_rounding).map_err(cannot)?;
+    }
     Ok((to, shape, dst, rounding))
+}
+
+/// The one scale of a per-block-scaled matrix (`per` elements per scale). A block whose values
+/// are all zero dequantizes to zeros whatever its scale (ggml's TQ quantizer stores 0 there), so
+/// only the other blocks must agree; an all-zero matrix keeps its first scale.
+fn one_scale(values: &[i8], scales: &[f32], per: usize) -> Result<f32> {
+    let mut found: Option<(usize, f32)> = None;
+    for (i, (block, &s)) in values.chunks(per).zip(scales).enumerate() {
+        if block.iter().all(|&v| v == 0) {
+            continue;
+        }
+        match found {
+            None => found = Some((i, s)),
+            Some((j, first)) if first != s => {
+                return Err(Error::invalid(format!(
+                    "the target stores one scale per tensor, but blocks {j} and {i} have different scales ({first} and {s}); converting would change the weights"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(found.map_or(scales[0], |(_, s)| s))
 }

@@ -31,7 +31,8 @@ FORMAT cannot store, is an error naming the tensor:
   * TQ1_0/TQ2_0 store an f16 scale per 256-element block and need cols % 256 == 0. An f32
     scale (I2_S, TL1, TL2 hold one per tensor) that f16 cannot represent exactly is an error
     unless --allow-rounding rounds it to the nearest f16 (ggml's rounding).
-  * I2_S/TL1/TL2 store one scale per tensor: a TQ source needs all its block scales equal.
+  * I2_S/TL1/TL2 store one scale per tensor: a TQ source needs its block scales equal
+    (blocks of zeros aside, whose scale changes no weight).
     I2_S needs cols % 128 == 0 (the x86 128-element layout of bitnet.cpp's published files);
     TL1/TL2 need a shape bitnet.cpp can tile.
 TQ files use the ids of mainline ggml (gguf-py, llama.cpp loads them); I2_S/TL files use
