@@ -562,6 +562,45 @@ def part3(tern_bin, T, d):
         same = r.returncode == 0 and a.read() == b.read()
     check(same, f"I2_S -> TQ2_0 -> I2_S gives the source file byte for byte {r.stderr[-300:]}".rstrip())
 
+    # The other way: TQ tensors quantized by gguf-py (ggml's reference quantizer, which stores
+    # scale 0 for a block of zeros) become I2_S with the same dequantized values.
+    for qt, fmt in ((QT.TQ1_0, "tq1_0"), (QT.TQ2_0, "tq2_0")):
+        path = os.path.join(d, f"gguf-py-{fmt}.gguf")
+        w = gguf.GGUFWriter(path, "bitnet")
+        w.add_string("tokenizer.ggml.model", "gpt2")
+        w.add_array("tokenizer.ggml.tokens", ["a", "b", "ab"])
+        wf = (rng.integers(-1, 2, (32, 512)) * 0.0625).astype(np.float32)
+        wf[3, 256:] = 0  # one all-zero block
+        w.add_tensor("blk.0.attn_q.weight", gguf.quants.quantize(wf, qt), raw_dtype=qt)
+        w.add_tensor("blk.0.attn_norm.weight", rng.standard_normal(512).astype(np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        out = os.path.join(d, f"gguf-py-{fmt}-i2_s.gguf")
+        r = tern(path, out, "--type", "i2_s", "-q")
+        ok = r.returncode == 0
+        if ok:
+            g = T.open(out)
+            try:
+                s = T.tensor(g, "blk.0.attn_q.weight")
+                mine = T.dequantize("i2_s", C.string_at(s.data, s.nbytes), 32, 512)
+                ok = s.format == FORMATS["i2_s"] and np.array_equal(mine, wf)
+            finally:
+                T.lib.tern_gguf_close(g)
+        check(ok, f"gguf-py {fmt} (scale 0 on a zero block) -> I2_S: same dequantized values {r.stderr[-300:]}".rstrip())
+    path = os.path.join(d, "gguf-py-random.gguf")
+    w = gguf.GGUFWriter(path, "bitnet")
+    w.add_tensor("blk.7.ffn_up.weight", gguf.quants.quantize(rng.standard_normal((32, 512)).astype(np.float32), QT.TQ2_0),
+                 raw_dtype=QT.TQ2_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    r = tern(path, os.path.join(d, "random-i2_s.gguf"), "--type", "i2_s")
+    check(r.returncode != 0 and "blk.7.ffn_up.weight" in r.stderr and "different scales" in r.stderr,
+          "TQ2_0 with per-block scales -> I2_S (one scale) is refused, naming the tensor")
+
     # part 1's I2_S file has absmean f32 scales: f16 cannot hold them.
     absmean_i2s = os.path.join(d, "model-i2_s.gguf")
     out = os.path.join(d, "absmean-tq2_0.gguf")
