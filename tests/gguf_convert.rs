@@ -542,6 +542,9 @@ fn cli() {
     ]);
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success() && err.contains("GGUF input"), "{err}");
+    let r = cmd(&["convert", "/nonexistent/in.gguf", o, "-t", "tq2_0"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("cannot open"), "{err}");
     let help = cmd(&["convert", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("IN.gguf OUT.gguf"));
 }

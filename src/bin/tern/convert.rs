@@ -207,7 +207,8 @@ pub fn run(a: &Args) -> Result<(), String> {
             let _ = writeln!(std::io::stderr(), "{line}");
         }
     };
-    if retype::is_gguf(&a.input) {
+    // A missing `x.gguf` is reported by the GGUF reader, not as a missing safetensors model.
+    if retype::is_gguf(&a.input) || a.input.extension().is_some_and(|e| e == "gguf") {
         if let Some(opt) = first_of(&a.given, SAFETENSORS_ONLY) {
             return Err(format!(
                 "{opt} applies to a safetensors input; '{}' is a GGUF file, whose tensors and keys are copied as they are",
