@@ -131,7 +131,7 @@ impl Pool {
                     Error::new(
                         ErrorKind::Internal,
                         format!(
-                            "cannot start worker thread {i} of the {} a {n}-thread context needs: {e} \
+                            "cannot start worker thread {i} of {} (for a {n}-thread context): {e} \
                              (the process may have reached its thread limit, RLIMIT_NPROC, or be out \
                              of memory for the thread's stack)",
                             n - 1
@@ -308,7 +308,10 @@ impl Context {
         let ctx = Self::new(0, 0).map_err(|e| {
             Error::new(
                 e.kind,
-                format!("cannot start the default context (ctx = NULL): {}", e.message),
+                format!(
+                    "cannot start the default context (ctx = NULL): {}",
+                    e.message
+                ),
             )
         })?;
         Ok(GLOBAL.get_or_init(|| ctx))

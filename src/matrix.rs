@@ -702,7 +702,18 @@ impl Matrix {
                 };
                 let y = &mut y[t0 * y_stride..];
                 let own = std::ptr::null();
-                self.run(ctx, arith, &acts, own, None, n, y, y_stride, opts, &mut sc.work);
+                self.run(
+                    ctx,
+                    arith,
+                    &acts,
+                    own,
+                    None,
+                    n,
+                    y,
+                    y_stride,
+                    opts,
+                    &mut sc.work,
+                );
             }
             sc.trim();
             Ok(())
@@ -1124,31 +1135,30 @@ impl Matrix {
             let TaskScratch { dots, acc, token } = unsafe { slots.get(slot) };
             let (token_scale, token_sum, token_post);
             let own;
-            let (acts, ibuf, gsums, post): (&Activations, &[i8], &[i32], &[f32]) =
-                match prepared {
-                    Prepared::Caller {
-                        acts,
-                        ibuf,
-                        gsums,
-                        post,
-                        ..
-                    } => (acts, ibuf, gsums, post),
-                    Prepared::Token { x, w_scale } => {
-                        // This task's own copy of the quantized token (zero-padded).
-                        let q = take(token, pc);
-                        let (s, sum) = arith.quantize_token(x, &mut q[..cols]);
-                        zero_pad(q, pc, cols, 1);
-                        (token_scale, token_sum) = ([s], [sum]);
-                        token_post = [arith.post_scale(w_scale, s)];
-                        own = Activations {
-                            q,
-                            stride: pc,
-                            scales: &token_scale,
-                            sums: &token_sum,
-                        };
-                        (&own, own.q, &[], &token_post)
-                    }
-                };
+            let (acts, ibuf, gsums, post): (&Activations, &[i8], &[i32], &[f32]) = match prepared {
+                Prepared::Caller {
+                    acts,
+                    ibuf,
+                    gsums,
+                    post,
+                    ..
+                } => (acts, ibuf, gsums, post),
+                Prepared::Token { x, w_scale } => {
+                    // This task's own copy of the quantized token (zero-padded).
+                    let q = take(token, pc);
+                    let (s, sum) = arith.quantize_token(x, &mut q[..cols]);
+                    zero_pad(q, pc, cols, 1);
+                    (token_scale, token_sum) = ([s], [sum]);
+                    token_post = [arith.post_scale(w_scale, s)];
+                    own = Activations {
+                        q,
+                        stride: pc,
+                        scales: &token_scale,
+                        sums: &token_sum,
+                    };
+                    (&own, own.q, &[], &token_post)
+                }
+            };
             // One-scale outputs of token t in rows `rows` from their dots.
             let epilogue_one = |t: usize, dots: &[i32], rows: &Range<usize>| {
                 let bias = opts.bias.map(|b| &b[rows.clone()]);

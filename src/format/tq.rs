@@ -88,10 +88,7 @@ impl Codec {
     /// Packs every block; each scale is stored as f16 (round to nearest even, as ggml does) and
     /// must fit its range.
     pub fn pack_all(&self, ternary: &[i8], scales: &[f32], dst: &mut [u8]) -> Result<()> {
-        let halves = try_collect(
-            scales.iter().map(|&s| f16::from_f32(s)),
-            "the f16 scales",
-        )?;
+        let halves = try_collect(scales.iter().map(|&s| f16::from_f32(s)), "the f16 scales")?;
         if let Some(i) = halves.iter().position(|h| !h.is_finite()) {
             return Err(Error::invalid(format!(
                 "scales[{i}] = {} exceeds the f16 range that {} stores scales in (max 65504)",
