@@ -1768,7 +1768,7 @@ fn epilogue_groups(ggml: bool, acc: &[f32], s: f32, bias: Option<&[f32]>, out: &
 
 /// Σ q over each (token, group): `[t·n_groups + g]`, in `buf`.
 fn group_sums<'a>(
-    buf: &'a mut Vec<i32>,
+    buf: &'a mut [i32],
     q: &[i8],
     stride: usize,
     n_tokens: usize,

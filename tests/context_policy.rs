@@ -117,11 +117,10 @@ fn idle_workers_spin_only_as_long_as_asked() {
     }
     // Two workers spinning through every 3 ms gap would use up to 200%; waking for ~100 tiny
     // GEMVs costs a few percent. The bounds leave room for a loaded machine.
-    for i in 0..3 {
+    for (i, case) in cases[..3].iter().enumerate() {
         assert!(
             share(i) < 0.25,
-            "{}: workers used {:.3} of the wall time",
-            cases[i],
+            "{case}: workers used {:.3} of the wall time",
             share(i)
         );
     }

@@ -19,12 +19,12 @@ pub fn run(name: &str, body: impl FnOnce()) -> Option<String> {
 /// Like `run` for several cases, one child process each, one after the other: `body(case)` runs
 /// in the child of `case`; the parent gets each child's standard output.
 pub fn run_cases(name: &str, cases: &[&str], mut body: impl FnMut(&str)) -> Option<Vec<String>> {
-    if let Ok(v) = std::env::var(ENV) {
-        if let Some(case) = v.strip_prefix(name).and_then(|c| c.strip_prefix('/')) {
-            body(case);
-            println!("{DONE}");
-            return None;
-        }
+    if let Ok(v) = std::env::var(ENV)
+        && let Some(case) = v.strip_prefix(name).and_then(|c| c.strip_prefix('/'))
+    {
+        body(case);
+        println!("{DONE}");
+        return None;
     }
     let exe = std::env::current_exe().expect("test binary path");
     let outputs = cases
