@@ -17,7 +17,9 @@
 //!   each) so each group's integer dots can be scaled.
 //!
 //! Steady-state calls allocate nothing: quantized activations, kernel outputs and accumulators
-//! live in per-thread scratch buffers that grow to the largest call and are reused.
+//! live in the calling thread's scratch (the tasks' buffers too, one set per thread slot), grown
+//! fallibly before a call writes anything and reused by later calls. It is bounded by
+//! `SCRATCH_BOUND`: bigger calls run in chunks of tokens.
 
 use std::cell::RefCell;
 use std::ffi::CStr;
