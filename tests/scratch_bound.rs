@@ -20,8 +20,11 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Allocations made (any size).
+static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 fn added(n: usize) {
+    COUNT.fetch_add(1, SeqCst);
     let live = LIVE.fetch_add(n, SeqCst) + n;
     PEAK.fetch_max(live, SeqCst);
 }
@@ -79,6 +82,7 @@ unsafe impl<T> Send for Shared<T> {}
 
 /// Runs `tern_gemm` for `tokens` tokens on a fresh thread (so its scratch starts empty) and
 /// returns the outputs, the most bytes allocated during the call and the bytes kept after it.
+/// A second identical call on that thread must allocate nothing (the steady path).
 fn gemm_on_fresh_thread(
     ctx: *mut tern_context,
     m: *mut tern_matrix,
@@ -97,7 +101,16 @@ fn gemm_on_fresh_thread(
             let st = unsafe { tern_gemm(ctx, m, x, tokens as i64, 0, yp.0, 0, null()) };
             assert_eq!(st, TERN_STATUS_OK, "{}", last_error());
             let peak = PEAK.load(SeqCst) - base;
-            (peak, LIVE.load(SeqCst).saturating_sub(base))
+            let kept = LIVE.load(SeqCst).saturating_sub(base);
+            let count = COUNT.load(SeqCst);
+            let st = unsafe { tern_gemm(ctx, m, x, tokens as i64, 0, yp.0, 0, null()) };
+            assert_eq!(st, TERN_STATUS_OK, "{}", last_error());
+            let again = COUNT.load(SeqCst) - count;
+            // A call whose scratch was freed after it (over the bound) allocates it again.
+            if peak <= SCRATCH_BOUND {
+                assert_eq!(again, 0, "the same call again made {again} allocations");
+            }
+            (peak, kept)
         })
         .join()
         .unwrap()
@@ -147,6 +160,20 @@ fn gemm_scratch_stays_under_the_bound() {
             assert_eq!(st, TERN_STATUS_OK, "{}", last_error());
         }
         assert!(y == small, "{what}: chunked outputs differ");
+        unsafe {
+            tern_matrix_destroy(m);
+            tern_context_destroy(ctx);
+        }
+    }
+
+    // The decode path (one token, the pool's tasks quantizing it themselves on panels).
+    let (rows, cols) = (2560, 2560);
+    let x: Vec<f32> = (0..cols).map(|_| rng.uniform()).collect();
+    for (isa, threads) in [(0, 2), (scalar, 2)] {
+        let ctx = context(isa, threads);
+        let m = matrix(ctx, TERN_FORMAT_I2_S as i32, rows, cols);
+        let (_, peak, kept) = gemm_on_fresh_thread(ctx, m, &x, 1, rows);
+        println!("GEMV, isa {isa}: peak {peak} bytes, kept {kept} bytes");
         unsafe {
             tern_matrix_destroy(m);
             tern_context_destroy(ctx);
