@@ -96,7 +96,8 @@ enum tern_status
    */
   TERN_STATUS_CUDA_ERROR = 7,
   /**
-   * An allocation failed.
+   * An allocation failed (the system refused it, e.g. under an address-space limit); the
+   * message names its size in bytes. Nothing was written; the call may be retried.
    */
   TERN_STATUS_OUT_OF_MEMORY = 8,
   /**
@@ -471,7 +472,7 @@ typedef struct tern_context_options {
    * between the GEMVs of one layer, while a host that runs its own threads between calls
    * (attention, sampling, its own thread pool) loses at most that much CPU per worker after
    * each call. Callers built against a header without this field (a smaller `struct_size`)
-   * get the default.
+   * get the default; a struct zeroed by hand instead of `TERN_CONTEXT_OPTIONS_INIT` gets 0.
    */
   uint32_t spin_us;
 } tern_context_options;
@@ -1255,7 +1256,8 @@ tern_status tern_gguf_writer_write(struct tern_gguf_writer *writer,
 /**
  * Validates a packed `rows × cols` buffer (`packed_len` ≥ `tern_packed_size`) and copies it into a new
  * matrix whose kernel is chosen from `ctx` (NULL = default context). Corrupt data is
- * `TERN_STATUS_INVALID_ARGUMENT`. The caller keeps ownership of `packed`. Thread-safe.
+ * `TERN_STATUS_INVALID_ARGUMENT`; memory the system refuses for the matrix's copy is
+ * `TERN_STATUS_OUT_OF_MEMORY`. The caller keeps ownership of `packed`. Thread-safe.
  *
  * # Safety
  * `packed` must hold `packed_len` bytes; `out` must be writable.
