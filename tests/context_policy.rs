@@ -22,21 +22,22 @@ fn options(n_threads: i32, spin_us: u32) -> tern_context_options {
     }
 }
 
-/// CPU seconds (user + system) of the process, or of the calling thread.
-fn cpu_seconds(who: i32) -> f64 {
+/// CPU seconds (user + system) of the process.
+fn cpu_seconds() -> f64 {
     // SAFETY: getrusage fills the struct it is given.
     let u = unsafe {
         let mut u = std::mem::zeroed::<libc::rusage>();
-        assert_eq!(libc::getrusage(who, &mut u), 0);
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut u), 0);
         u
     };
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
-/// The CPU the pool's workers use while the caller runs small GEMVs 3 ms apart (a host busy
-/// with its own work between calls), as a fraction of the wall time.
-fn worker_cpu_share(opts: &tern_context_options) -> f64 {
+/// The CPU the process uses while the caller sleeps 3 ms between small GEMVs (a host busy with
+/// its own work between calls), as a fraction of the time slept: the pool's idle workers,
+/// since a call returns when its tasks are done.
+fn idle_cpu_share(opts: &tern_context_options) -> f64 {
     let mut ctx = null_mut();
     let st = unsafe { tern_context_create(opts, &mut ctx) };
     assert_eq!(st, TERN_STATUS_OK, "{}", last_error());
@@ -55,18 +56,15 @@ fn worker_cpu_share(opts: &tern_context_options) -> f64 {
         assert_eq!(st, TERN_STATUS_OK, "{}", last_error());
     };
     (0..10).for_each(|_| gemv());
-    let (t0, process0, caller0) = (
-        Instant::now(),
-        cpu_seconds(libc::RUSAGE_SELF),
-        cpu_seconds(libc::RUSAGE_THREAD),
-    );
+    let (mut cpu, mut slept) = (0.0, 0.0);
     for _ in 0..100 {
         gemv();
+        let (t0, cpu0) = (Instant::now(), cpu_seconds());
         std::thread::sleep(Duration::from_millis(3));
+        cpu += cpu_seconds() - cpu0;
+        slept += t0.elapsed().as_secs_f64();
     }
-    let workers =
-        (cpu_seconds(libc::RUSAGE_SELF) - process0) - (cpu_seconds(libc::RUSAGE_THREAD) - caller0);
-    let share = workers / t0.elapsed().as_secs_f64();
+    let share = cpu / slept;
     unsafe {
         tern_matrix_destroy(m);
         tern_context_destroy(ctx);
@@ -93,7 +91,7 @@ fn idle_workers_spin_only_as_long_as_asked() {
                 "one-second" => options(3, MAX_SPIN_US),
                 _ => unreachable!("{case}"),
             };
-            println!("share={}", worker_cpu_share(&opts));
+            println!("share={}", idle_cpu_share(&opts));
         })
     else {
         return;
@@ -111,16 +109,16 @@ fn idle_workers_spin_only_as_long_as_asked() {
     };
     for (i, case) in cases.iter().enumerate() {
         println!(
-            "{case}: workers used {:.1}% of the wall time",
+            "{case}: idle workers used {:.1}% of the time slept",
             100.0 * share(i)
         );
     }
-    // Two workers spinning through every 3 ms gap would use up to 200%; waking for ~100 tiny
-    // GEMVs costs a few percent. The bounds leave room for a loaded machine.
+    // Two workers spinning through every 3 ms gap would use up to 200%; 100 µs of spin after
+    // each call, ~7%. The bounds leave room for a loaded machine.
     for (i, case) in cases[..3].iter().enumerate() {
         assert!(
             share(i) < 0.25,
-            "{case}: workers used {:.3} of the wall time",
+            "{case}: idle workers used {:.3} of the time slept",
             share(i)
         );
     }
@@ -128,7 +126,7 @@ fn idle_workers_spin_only_as_long_as_asked() {
     // with other processes).
     assert!(
         share(3) > 0.1 && share(3) > 2.0 * share(1),
-        "one-second spin: workers used only {:.3} (default: {:.3})",
+        "one-second spin: idle workers used only {:.3} (default: {:.3})",
         share(3),
         share(1)
     );
@@ -197,7 +195,9 @@ fn default_context_starts_again_after_a_failed_start() {
         // Too little address space for a worker's stack: the first start fails (RLIMIT_NPROC
         // would be the obvious lever, but it does not bind root, which runs tests here).
         let name = {
-            let _limit = child::AddressSpaceLimit::new(256 << 10);
+            let Some(_limit) = child::AddressSpaceLimit::new(256 << 10) else {
+                return;
+            };
             unsafe { tern_context_kernel_name(null(), TERN_FORMAT_I2_S as i32) }
         };
         assert!(

@@ -27,6 +27,18 @@ pub fn run_cases(name: &str, cases: &[&str], mut body: impl FnMut(&str)) -> Opti
         return None;
     }
     let exe = std::env::current_exe().expect("test binary path");
+    // Under cargo's runner for this target (an emulator such as `qemu-aarch64 -L … -cpu max`,
+    // set in the environment of `cargo test`), the child runs under it too.
+    let runner_var = format!(
+        "CARGO_TARGET_{}_UNKNOWN_LINUX_GNU_RUNNER",
+        std::env::consts::ARCH.to_uppercase()
+    );
+    let runner = std::env::var(runner_var).unwrap_or_default();
+    let mut command = runner
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    command.push(exe.to_string_lossy().into_owned());
     let outputs = cases
         .iter()
         .map(|case| {
@@ -34,7 +46,8 @@ pub fn run_cases(name: &str, cases: &[&str], mut body: impl FnMut(&str)) -> Opti
             // big allocation maps fresh memory and `AddressSpaceLimit` binds it (a thread's own
             // arena would grow inside address space it reserved earlier; a threshold raised by
             // earlier frees would serve big blocks from the heap's free space).
-            let out = Command::new(&exe)
+            let out = Command::new(&command[0])
+                .args(&command[1..])
                 .args([name, "--exact", "--nocapture", "--test-threads=1"])
                 .env(ENV, format!("{name}/{case}"))
                 .env("MALLOC_ARENA_MAX", "1")
@@ -48,6 +61,12 @@ pub fn run_cases(name: &str, cases: &[&str], mut body: impl FnMut(&str)) -> Opti
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             );
+            // A case the child skipped says why; the parent shows it.
+            for line in stdout.lines() {
+                if let Some(at) = line.find("skipped:") {
+                    println!("{name} {case}: {}", &line[at..]);
+                }
+            }
             stdout
         })
         .collect();
@@ -62,7 +81,35 @@ pub struct AddressSpaceLimit {
 }
 
 impl AddressSpaceLimit {
-    pub fn new(headroom: usize) -> Self {
+    /// The limit, or `None` (with the reason printed) where it does not bind: qemu-user accepts
+    /// the setting but does not apply it to the emulated process.
+    pub fn new(headroom: usize) -> Option<Self> {
+        let limit = Self::set(headroom);
+        // SAFETY: maps and unmaps a fresh private region, touching nothing else.
+        let bound = unsafe {
+            let size = 2 * headroom + (16 << 20);
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p != libc::MAP_FAILED {
+                libc::munmap(p, size);
+            }
+            p == libc::MAP_FAILED
+        };
+        if !bound {
+            drop(limit);
+            println!("skipped: RLIMIT_AS does not bind here (an emulator?)");
+            return None;
+        }
+        Some(limit)
+    }
+
+    fn set(headroom: usize) -> Self {
         let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
         let pages: usize = statm.split_whitespace().next().unwrap().parse().unwrap();
         // SAFETY: plain libc queries and settings of this process's own limit.
