@@ -9,7 +9,10 @@
  * - Buffers are owned by the caller; the library keeps no caller pointer after a call returns.
  *   Handles (::tern_context, ::tern_matrix) are owned by the caller once created and freed
  *   with their _destroy function, which accepts NULL.
- * - `ctx` may be NULL everywhere: the process-wide default context (best ISA, all cores).
+ * - `ctx` may be NULL everywhere: the process-wide default context (best ISA, all cores),
+ *   started by the first call that needs it (a failed start is reported and retried later).
+ * - Memory the system refuses (e.g. under an address-space limit) is
+ *   TERN_STATUS_OUT_OF_MEMORY, with nothing written; the library never aborts for it.
  * - Enum-typed parameters are plain integers and are validated.
  * - Contexts and matrices are immutable and may be used from many threads at once.
  * - Option structs start with `struct_size`; initialize them with their TERN_*_INIT macro.
