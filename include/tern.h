@@ -11,8 +11,8 @@
  *   with their _destroy function, which accepts NULL.
  * - `ctx` may be NULL everywhere: the process-wide default context (best ISA, all cores),
  *   started by the first call that needs it (a failed start is reported and retried later).
- * - Memory the system refuses (e.g. under an address-space limit) is
- *   TERN_STATUS_OUT_OF_MEMORY, with nothing written; the library never aborts for it.
+ * - Matrix, quantization, conversion and GEMM buffers the system refuses (e.g. under an
+ *   address-space limit) are TERN_STATUS_OUT_OF_MEMORY with nothing written, not an abort.
  * - Enum-typed parameters are plain integers and are validated.
  * - Contexts and matrices are immutable and may be used from many threads at once.
  * - Option structs start with `struct_size`; initialize them with their TERN_*_INIT macro.
