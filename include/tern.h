@@ -9,7 +9,10 @@
  * - Buffers are owned by the caller; the library keeps no caller pointer after a call returns.
  *   Handles (::tern_context, ::tern_matrix) are owned by the caller once created and freed
  *   with their _destroy function, which accepts NULL.
- * - `ctx` may be NULL everywhere: the process-wide default context (best ISA, all cores).
+ * - `ctx` may be NULL everywhere: the process-wide default context (best ISA, all cores),
+ *   started by the first call that needs it (a failed start is reported and retried later).
+ * - Matrix, quantization, conversion and GEMM buffers the system refuses (e.g. under an
+ *   address-space limit) are TERN_STATUS_OUT_OF_MEMORY with nothing written, not an abort.
  * - Enum-typed parameters are plain integers and are validated.
  * - Contexts and matrices are immutable and may be used from many threads at once.
  * - Option structs start with `struct_size`; initialize them with their TERN_*_INIT macro.
@@ -37,8 +40,11 @@
 #define TERN_NODISCARD
 #endif
 
+/** Default of tern_context_options.spin_us, in microseconds. */
+#define TERN_DEFAULT_SPIN_US 100
+
 /** Initializers for the versioned structs (usable in C and C++). */
-#define TERN_CONTEXT_OPTIONS_INIT { sizeof(tern_context_options), 0, 0 }
+#define TERN_CONTEXT_OPTIONS_INIT { sizeof(tern_context_options), 0, 0, TERN_DEFAULT_SPIN_US }
 #define TERN_LAYOUT_INIT(format) { sizeof(tern_layout), (format), 0, 0, 0, 0 }
 #define TERN_QUANT_OPTIONS_INIT { sizeof(tern_quant_options), 0, 0, 1e-5f }
 #define TERN_CONVERT_OPTIONS_INIT { sizeof(tern_convert_options), 0 }
@@ -93,7 +99,8 @@ enum tern_status
    */
   TERN_STATUS_CUDA_ERROR = 7,
   /**
-   * An allocation failed.
+   * An allocation failed (the system refused it, e.g. under an address-space limit); the
+   * message names its size in bytes. Nothing was written; the call may be retried.
    */
   TERN_STATUS_OUT_OF_MEMORY = 8,
   /**
@@ -461,6 +468,16 @@ typedef struct tern_context_options {
    * Threads per call: 0 = all cores, 1 = the caller's thread only, N = a pool of N.
    */
   int32_t n_threads;
+  /**
+   * How long, in microseconds, the pool's idle workers spin (burning CPU) waiting for the next
+   * call before they sleep; 0 = sleep at once (a call then pays a thread wake-up, a few
+   * microseconds), at most 1000000. Default `TERN_DEFAULT_SPIN_US` (100): it bridges the gaps
+   * between the GEMVs of one layer, while a host that runs its own threads between calls
+   * (attention, sampling, its own thread pool) loses at most that much CPU per worker after
+   * each call. Callers built against a header without this field (a smaller `struct_size`)
+   * get the default; a struct zeroed by hand instead of `TERN_CONTEXT_OPTIONS_INIT` gets 0.
+   */
+  uint32_t spin_us;
 } tern_context_options;
 
 /**
@@ -799,9 +816,14 @@ const char *tern_last_error_message(void);
 uint64_t tern_cpu_features(void);
 
 /**
- * Creates a context. `opts` may be NULL (best ISA, all cores). On success `*out` receives a
- * context that the caller frees with `tern_context_destroy`; on failure `*out` is set to NULL.
- * Thread-safe.
+ * Creates a context. `opts` may be NULL (best ISA, all cores, `TERN_DEFAULT_SPIN_US`). On
+ * success `*out` receives a context that the caller frees with `tern_context_destroy`; on
+ * failure `*out` is set to NULL. Threads that cannot start are `TERN_STATUS_INTERNAL` with the
+ * system's reason. Thread-safe.
+ *
+ * The default context (`ctx` = NULL anywhere) is made by the first call that needs it, with the
+ * defaults above; if it cannot be made, that call fails with the reason and the next call that
+ * needs it tries again.
  *
  * # Safety
  * `out` must be a valid pointer; non-NULL `opts` must point to at least `opts->struct_size` bytes.
@@ -1237,7 +1259,8 @@ tern_status tern_gguf_writer_write(struct tern_gguf_writer *writer,
 /**
  * Validates a packed `rows × cols` buffer (`packed_len` ≥ `tern_packed_size`) and copies it into a new
  * matrix whose kernel is chosen from `ctx` (NULL = default context). Corrupt data is
- * `TERN_STATUS_INVALID_ARGUMENT`. The caller keeps ownership of `packed`. Thread-safe.
+ * `TERN_STATUS_INVALID_ARGUMENT`; memory the system refuses for the matrix's copy is
+ * `TERN_STATUS_OUT_OF_MEMORY`. The caller keeps ownership of `packed`. Thread-safe.
  *
  * # Safety
  * `packed` must hold `packed_len` bytes; `out` must be writable.
@@ -1293,6 +1316,17 @@ tern_status tern_matrix_info(const struct tern_matrix *matrix,
  * `t` is at `y + t·y_stride` (0 = rows). `opts` may be NULL. Only rows `[row_begin, row_end)`
  * of each output token are written. `ctx` (NULL = default) supplies the threads. Thread-safe.
  *
+ * No in-place use: a call whose written part of `y` shares a byte with the part of `x` it reads
+ * (`cols` floats of each token) or with `opts->bias[row_begin..row_end]` fails with
+ * `TERN_STATUS_INVALID_ARGUMENT` (the message names both byte ranges); strided buffers that
+ * interleave without sharing a byte are accepted.
+ *
+ * Scratch: each calling thread keeps the buffers of its calls for the next (no allocation on
+ * the steady path), at most 2 MiB of them: a call that needs more runs in chunks of tokens
+ * (the results are the same), and scratch above 2 MiB after a call (a matrix so wide that 12
+ * tokens need more) is freed. An allocation the system refuses is
+ * `TERN_STATUS_OUT_OF_MEMORY` with nothing written to `y`.
+ *
  * # Safety
  * `x` and `y` must hold the strided sizes above; `matrix` must be live.
  */
@@ -1309,7 +1343,9 @@ tern_status tern_gemm(const struct tern_context *ctx,
 /**
  * Like `tern_gemm` for activations the caller already quantized (e.g. with
  * `tern_quantize_activations`): `q` holds `n_tokens` rows of `cols` int8 (stride `q_stride`, 0 =
- * cols), `scales` and `sums` one entry per token. `opts->compat` selects the epilogue.
+ * cols), `scales` and `sums` one entry per token. `opts->compat` selects the epilogue. As for
+ * `tern_gemm`, the written part of `y` must not share a byte with `q`, `scales`, `sums` or the
+ * bias (`TERN_STATUS_INVALID_ARGUMENT`), and scratch is bounded the same way.
  *
  * # Safety
  * Buffers must hold the sizes above; `matrix` must be live.

@@ -29,17 +29,25 @@ impl Threads {
     /// Runs `f(i)` for every `i` in `0..n`, spread over the threads (the caller takes part).
     /// Tasks are claimed in order, so consecutive tasks tend to run on one thread.
     pub fn for_each(&self, n: usize, f: impl Fn(usize) + Sync + Send) {
+        self.for_each_slot(n, |_, i| f(i));
+    }
+
+    /// Like `for_each`, and tells each task the slot it runs in, `f(slot, i)`: a slot is below
+    /// `count()`, and tasks running at the same time have different slots, so tasks can share
+    /// per-slot buffers that the caller allocated beforehand.
+    pub fn for_each_slot(&self, n: usize, f: impl Fn(usize, usize) + Sync + Send) {
         match self {
             Self::Pool(pool) if n > 1 => pool.run(n, &f),
-            _ => (0..n).for_each(f),
+            _ => (0..n).for_each(|i| f(0, i)),
         }
     }
 }
 
 /// A small fork-join pool for the short, frequent calls of inference: a GEMV takes tens of
-/// microseconds, about what waking a sleeping thread costs, so idle workers spin on the job
-/// epoch for `SPIN` after their last task before they sleep (and are then woken by a condvar).
-/// One job at a time: a concurrent or nested `run` on a busy pool runs on its caller alone.
+/// microseconds, about what waking a sleeping thread costs, so idle workers may spin on the job
+/// epoch for a while (`spin`) after their last task before they sleep (and are then woken by a
+/// condvar). One job at a time: a concurrent or nested `run` on a busy pool runs on its caller
+/// alone.
 pub struct Pool {
     n: usize,
     shared: Arc<Shared>,
@@ -47,8 +55,15 @@ pub struct Pool {
     workers: Vec<JoinHandle<()>>,
 }
 
-/// How long an idle worker spins before it sleeps.
-const SPIN: Duration = Duration::from_millis(2);
+/// Default of `tern_context_options.spin_us`: how long an idle worker spins before it sleeps.
+/// Long enough to bridge the gaps between the GEMVs of one layer (a host's norms, activations
+/// and small ops take microseconds), short enough that workers are asleep while a host that
+/// brings its own threads runs its attention, sampling or anything else between tokens: they
+/// then cost it at most this much CPU per worker after each call.
+pub const DEFAULT_SPIN_US: u32 = 100;
+
+/// Most `spin_us` a context accepts (one second: longer spinning only burns CPU).
+pub const MAX_SPIN_US: u32 = 1_000_000;
 
 struct Shared {
     /// The job being run, or null.
@@ -62,28 +77,32 @@ struct Shared {
     panicked: AtomicBool,
     lock: Mutex<()>,
     wake: Condvar,
+    /// How long an idle worker spins before it sleeps.
+    spin: Duration,
 }
 
 struct Job<'a> {
-    f: &'a (dyn Fn(usize) + Sync),
+    f: &'a (dyn Fn(usize, usize) + Sync),
     n: usize,
     next: AtomicUsize,
 }
 
 impl Job<'_> {
-    fn work(&self) {
+    /// Claims and runs tasks in slot `slot` (the caller 0, worker `i` slot `i`).
+    fn work(&self, slot: usize) {
         loop {
             let i = self.next.fetch_add(1, SeqCst);
             if i >= self.n {
                 return;
             }
-            (self.f)(i);
+            (self.f)(slot, i);
         }
     }
 }
 
 impl Pool {
-    fn new(n: usize) -> std::io::Result<Self> {
+    /// `n − 1` workers; the error names the thread that could not start and why.
+    fn new(n: usize, spin: Duration) -> Result<Self> {
         let shared = Arc::new(Shared {
             job: AtomicPtr::new(std::ptr::null_mut()),
             epoch: AtomicU64::new(0),
@@ -93,6 +112,7 @@ impl Pool {
             panicked: AtomicBool::new(false),
             lock: Mutex::new(()),
             wake: Condvar::new(),
+            spin,
         });
         let mut pool = Self {
             n,
@@ -100,20 +120,33 @@ impl Pool {
             busy: Mutex::new(()),
             workers: Vec::new(),
         };
+        crate::error::try_reserve(&mut pool.workers, n - 1, "the thread pool")?;
         for i in 1..n {
             let shared = shared.clone();
+            // Dropping `pool` on an error stops and joins the workers already started.
             let handle = std::thread::Builder::new()
                 .name(format!("tern-{i}"))
-                .spawn(move || worker(&shared))?;
+                .spawn(move || worker(&shared, i))
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!(
+                            "cannot start worker thread {i} of {} (for a {n}-thread context): {e} \
+                             (the process may have reached its thread limit, RLIMIT_NPROC, or be out \
+                             of memory for the thread's stack)",
+                            n - 1
+                        ),
+                    )
+                })?;
             pool.workers.push(handle);
         }
         Ok(pool)
     }
 
-    fn run(&self, n: usize, f: &(dyn Fn(usize) + Sync)) {
+    fn run(&self, n: usize, f: &(dyn Fn(usize, usize) + Sync)) {
         let Ok(_busy) = self.busy.try_lock() else {
             // Another job is running (a concurrent or nested call): run this one here.
-            return (0..n).for_each(f);
+            return (0..n).for_each(|i| f(0, i));
         };
         let job = Job {
             f,
@@ -149,7 +182,7 @@ impl Pool {
             }
         }
         let retract = Retract(sh);
-        job.work();
+        job.work(0);
         drop(retract);
         if sh.panicked.swap(false, SeqCst) {
             resume_unwind(Box::new("a tern worker thread panicked"));
@@ -157,7 +190,7 @@ impl Pool {
     }
 }
 
-fn worker(sh: &Shared) {
+fn worker(sh: &Shared, slot: usize) {
     let mut seen = sh.epoch.load(SeqCst);
     let mut idle = Instant::now();
     let mut spins = 0u32;
@@ -171,7 +204,7 @@ fn worker(sh: &Shared) {
             if !job.is_null() {
                 // SAFETY: non-null, so the caller has not retracted it and waits for us.
                 let job = unsafe { &*job };
-                if catch_unwind(AssertUnwindSafe(|| job.work())).is_err() {
+                if catch_unwind(AssertUnwindSafe(|| job.work(slot))).is_err() {
                     sh.panicked.store(true, SeqCst);
                 }
             }
@@ -182,8 +215,10 @@ fn worker(sh: &Shared) {
         if sh.stop.load(SeqCst) {
             return;
         }
+        // The clock is read once per 256 spins (it costs more than a spin); with no spin time
+        // the worker goes to sleep at once.
         spins = spins.wrapping_add(1);
-        if !spins.is_multiple_of(256) || idle.elapsed() < SPIN {
+        if !sh.spin.is_zero() && (!spins.is_multiple_of(256) || idle.elapsed() < sh.spin) {
             std::hint::spin_loop();
             continue;
         }
@@ -221,11 +256,23 @@ pub const MAX_THREADS: i32 = 1024;
 
 impl Context {
     /// `max_isa`: `tern_isa` value, 0 = best. `n_threads`: 0 = all cores, 1 = caller's thread.
+    /// Idle workers spin `DEFAULT_SPIN_US`.
     pub fn new(max_isa: i32, n_threads: i32) -> Result<Self> {
+        Self::with_spin(max_isa, n_threads, DEFAULT_SPIN_US)
+    }
+
+    /// Like `new`, with idle workers spinning `spin_us` microseconds (≤ `MAX_SPIN_US`) before
+    /// they sleep; 0 = sleep at once.
+    pub fn with_spin(max_isa: i32, n_threads: i32, spin_us: u32) -> Result<Self> {
         let isa = Isa::from_request(max_isa)?;
         if !(0..=MAX_THREADS).contains(&n_threads) {
             return Err(Error::invalid(format!(
                 "n_threads = {n_threads} is out of range (allowed: 0 = all cores, 1..={MAX_THREADS})"
+            )));
+        }
+        if spin_us > MAX_SPIN_US {
+            return Err(Error::invalid(format!(
+                "spin_us = {spin_us} is out of range (allowed: 0..={MAX_SPIN_US} microseconds)"
             )));
         }
         let n = match n_threads {
@@ -235,13 +282,8 @@ impl Context {
         let threads = if n == 1 {
             Threads::Caller
         } else {
-            let pool = Pool::new(n).map_err(|e| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!("cannot start {n} threads: {e}"),
-                )
-            })?;
-            Threads::Pool(pool)
+            let spin = Duration::from_micros(spin_us.into());
+            Threads::Pool(Pool::new(n, spin)?)
         };
         Ok(Self {
             kernels: Kernels::for_isa(isa),
@@ -249,12 +291,29 @@ impl Context {
         })
     }
 
-    /// The process-wide context used when a C caller passes NULL: best ISA, all cores.
+    /// The process-wide context used when a C caller passes NULL: best ISA, all cores, default
+    /// spin. Made by the first call that needs it; if it cannot be made (e.g. threads cannot
+    /// start), that call fails with the reason and a later call tries again.
     pub fn global() -> Result<&'static Context> {
-        static GLOBAL: OnceLock<std::result::Result<Context, Error>> = OnceLock::new();
-        GLOBAL
-            .get_or_init(|| Context::new(0, 0))
-            .as_ref()
-            .map_err(Clone::clone)
+        static GLOBAL: OnceLock<Context> = OnceLock::new();
+        /// Serializes the attempts, so two failing callers do not both start threads.
+        static START: Mutex<()> = Mutex::new(());
+        if let Some(ctx) = GLOBAL.get() {
+            return Ok(ctx);
+        }
+        let _start = START.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ctx) = GLOBAL.get() {
+            return Ok(ctx);
+        }
+        let ctx = Self::new(0, 0).map_err(|e| {
+            Error::new(
+                e.kind,
+                format!(
+                    "cannot start the default context (ctx = NULL): {}",
+                    e.message
+                ),
+            )
+        })?;
+        Ok(GLOBAL.get_or_init(|| ctx))
     }
 }

@@ -36,6 +36,14 @@ impl Error {
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unsupported, message)
     }
+    /// An allocation of `bytes` bytes for `what` failed (or its size overflows the address
+    /// space); the message names both.
+    pub fn out_of_memory(what: &str, bytes: usize) -> Self {
+        Self::new(
+            ErrorKind::OutOfMemory,
+            format!("out of memory: cannot allocate {bytes} bytes for {what}"),
+        )
+    }
     /// `what` is the buffer's parameter name; the message names both sizes.
     pub fn too_small(what: &str, got: usize, required: usize) -> Self {
         Self::new(
@@ -52,3 +60,34 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Reserves room for `additional` more elements in `v` without aborting the process when the
+/// allocator refuses: the refusal is an `OutOfMemory` error naming `what` and the size.
+pub fn try_reserve<T>(v: &mut Vec<T>, additional: usize, what: &str) -> Result<()> {
+    v.try_reserve_exact(additional)
+        .map_err(|_| Error::out_of_memory(what, additional.saturating_mul(size_of::<T>())))
+}
+
+/// `n` copies of `value`, allocated fallibly (see `try_reserve`).
+pub fn try_vec<T: Clone>(n: usize, value: T, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    try_reserve(&mut v, n, what)?;
+    v.resize(n, value);
+    Ok(v)
+}
+
+/// A copy of `s`, allocated fallibly (see `try_reserve`).
+pub fn try_to_vec<T: Clone>(s: &[T], what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    try_reserve(&mut v, s.len(), what)?;
+    v.extend_from_slice(s);
+    Ok(v)
+}
+
+/// The items of an iterator of known length, allocated fallibly (see `try_reserve`).
+pub fn try_collect<T>(items: impl ExactSizeIterator<Item = T>, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    try_reserve(&mut v, items.len(), what)?;
+    v.extend(items);
+    Ok(v)
+}

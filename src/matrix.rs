@@ -17,14 +17,16 @@
 //!   each) so each group's integer dots can be scaled.
 //!
 //! Steady-state calls allocate nothing: quantized activations, kernel outputs and accumulators
-//! live in per-thread scratch buffers that grow to the largest call and are reused.
+//! live in the calling thread's scratch (the tasks' buffers too, one set per thread slot), grown
+//! fallibly before a call writes anything and reused by later calls. It is bounded by
+//! `SCRATCH_BOUND`: bigger calls run in chunks of tokens.
 
 use std::cell::RefCell;
 use std::ffi::CStr;
 use std::ops::Range;
 
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, try_reserve, try_to_vec, try_vec};
 use crate::format::{Format, I2sVariant, Layout, Shape, i2s};
 use crate::kernel::panel::{self, MAX_DOT_STEPS, PanelGeom, PanelKind, TILE_ROWS};
 use crate::kernel::{GroupScales, I2sDotsFn, Kernel, Kernels, PanelDotsFn, ScaleGroupsFn};
@@ -298,12 +300,15 @@ impl Matrix {
         };
         let (codes, variant) = match layout {
             // I2_S rows already are what the kernels read.
-            Layout::I2s(v) => (packed[..i2s::code_bytes(shape)].to_vec(), v),
+            Layout::I2s(v) => (
+                try_to_vec(&packed[..i2s::code_bytes(shape)], "the matrix's codes")?,
+                v,
+            ),
             _ => {
-                let mut ternary = vec![0i8; shape.elements()];
+                let mut ternary = try_vec(shape.elements(), 0i8, "the unpacked ternary values")?;
                 layout.unpack(shape, packed, &mut ternary)?;
                 (
-                    group_major_codes(&ternary, shape, padded_cols, group_cols),
+                    group_major_codes(&ternary, shape, padded_cols, group_cols)?,
                     I2sVariant::X86,
                 )
             }
@@ -352,12 +357,12 @@ impl Matrix {
         };
         let n_tiles = rows.div_ceil(TILE_ROWS);
         let tile_bytes = geom.tile_bytes();
-        let mut tiles = PageBuf::zeroed(n_tiles * tile_bytes);
+        let mut tiles = PageBuf::zeroed(n_tiles * tile_bytes, "the matrix's weight tiles")?;
         // Ternary values row-major; I2_S is decoded on the fly from its own bytes.
         let ternary = match layout {
             Layout::I2s(_) => None,
             _ => {
-                let mut t = vec![0i8; shape.elements()];
+                let mut t = try_vec(shape.elements(), 0i8, "the unpacked ternary values")?;
                 layout.unpack(shape, packed, &mut t)?;
                 Some(t)
             }
@@ -383,12 +388,12 @@ impl Matrix {
             Scales::Shared(_) => (Vec::new(), 0),
             Scales::PerGroup {
                 uniform: Some(s), ..
-            } => (vec![*s; ng * TILE_ROWS], 0),
+            } => (try_vec(ng * TILE_ROWS, *s, "the tile scales")?, 0),
             Scales::PerGroup {
                 scales: v,
                 uniform: None,
             } => {
-                let mut t = vec![0f32; n_tiles * ng * TILE_ROWS];
+                let mut t = try_vec(n_tiles * ng * TILE_ROWS, 0f32, "the tile scales")?;
                 for r in 0..rows {
                     for g in 0..ng {
                         t[((r / TILE_ROWS) * ng + g) * TILE_ROWS + r % TILE_ROWS] = v[r * ng + g];
@@ -516,7 +521,9 @@ impl Matrix {
     }
 
     /// `y[t·y_stride + r] = Σ_k W[r][k]·x[t·x_stride + k]` for `n_tokens` tokens, BitNet style:
-    /// activations are quantized with the arithmetic of `opts.compat` for this format.
+    /// activations are quantized with the arithmetic of `opts.compat` for this format. Every
+    /// check and the scratch allocation come before anything is written to `y`; calls whose
+    /// scratch would exceed `SCRATCH_BOUND` run in chunks of tokens.
     #[allow(clippy::too_many_arguments)]
     pub fn gemm(
         &self,
@@ -534,103 +541,133 @@ impl Matrix {
             return Err(Error::too_small("x", x.len() * 4, need * 4));
         }
         let arith = opts.compat.arith(self.layout.format())?;
-        let stride = self.store.padded_cols();
-        with_scratch(&CALL_SCRATCH, |sc| {
-            let CallScratch {
-                q,
-                scales,
-                sums,
-                block_scales,
-                work,
-            } = sc;
-            let q = take(q, n_tokens * stride);
-            if arith == Arith::Ggml {
-                let n_blocks = cols / q8k::BLOCK;
-                let block_scales = take(block_scales, n_tokens * n_blocks);
-                let (qs, bs) = (
-                    TokenRows::new(q, stride),
-                    TokenRows::new(block_scales, n_blocks),
-                );
-                for_ranges(ctx, n_tokens, |r| {
-                    // SAFETY: the ranges are disjoint, so are the rows borrowed.
-                    let (q, bs) = unsafe { (qs.rows(r.clone()), bs.rows(r.clone())) };
-                    let x = &x[r.start * x_stride..];
-                    q8k::quantize_rows(x, x_stride, cols, r.len(), q, stride, bs);
-                    zero_pad(q, stride, cols, r.len());
-                });
-                self.check_call(n_tokens, y, y_stride, opts)?;
-                if !matches!(self.scales, Scales::PerGroup { .. }) {
-                    return Err(Error::unsupported(
-                        "TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0)",
-                    ));
-                }
-                let acts = Activations {
-                    q,
-                    stride,
-                    scales: &[],
-                    sums: &[],
-                };
-                let block_scales = &*block_scales;
-                self.run(
-                    ctx,
-                    arith,
-                    &acts,
-                    q.as_ptr(),
-                    Some(block_scales),
-                    n_tokens,
-                    y,
-                    y_stride,
-                    opts,
-                    work,
-                )
-            } else if n_tokens == 1
-                && let Some(w_scale) = self.token_in_tasks(ctx)
-            {
-                self.check_i8_call(arith, n_tokens, y, y_stride, opts)?;
-                let token = Prepared::Token {
-                    x: &x[..cols],
-                    w_scale,
-                };
-                self.run_panel_tasks(ctx, arith, token, None, 1, y, y_stride, opts);
-                Ok(())
-            } else {
-                let (scales, sums) = (take(scales, n_tokens), take(sums, n_tokens));
-                let (qs, ss, ms) = (
-                    TokenRows::new(q, stride),
-                    TokenRows::new(scales, 1),
-                    TokenRows::new(sums, 1),
-                );
-                for_ranges(ctx, n_tokens, |r| {
-                    // SAFETY: the ranges are disjoint, so are the rows borrowed.
-                    let (q, s, m) =
-                        unsafe { (qs.rows(r.clone()), ss.rows(r.clone()), ms.rows(r.clone())) };
-                    let x = &x[r.start * x_stride..];
-                    arith.quantize_batch(x, x_stride, cols, r.len(), q, stride, s, Some(m));
-                    zero_pad(q, stride, cols, r.len());
-                });
-                let acts = Activations {
-                    q,
-                    stride,
-                    scales,
-                    sums,
-                };
-                self.gemm_i8_checked(
-                    ctx,
-                    arith,
-                    &acts,
-                    n_tokens,
-                    y,
-                    y_stride,
-                    opts,
-                    q.as_ptr(),
-                    work,
-                )
+        if arith == Arith::Ggml {
+            self.check_call(n_tokens, y, y_stride, opts)?;
+            if !matches!(self.scales, Scales::PerGroup { .. }) {
+                return Err(Error::unsupported(
+                    "TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0)",
+                ));
             }
+        } else {
+            self.check_i8_call(arith, n_tokens, y, y_stride, opts)?;
+        }
+        let chunk = self.chunk_tokens(ctx, arith, n_tokens, true);
+        with_scratch(&CALL_SCRATCH, |sc| {
+            sc.grow(&self.scratch_need(ctx, arith, chunk, true))?;
+            for t0 in (0..n_tokens).step_by(chunk) {
+                let n = chunk.min(n_tokens - t0);
+                let (x, y) = (&x[t0 * x_stride..], &mut y[t0 * y_stride..]);
+                self.gemm_chunk(ctx, arith, x, n, x_stride, y, y_stride, opts, sc);
+            }
+            sc.trim();
+            Ok(())
         })
     }
 
+    /// One chunk of `gemm`, checked and with its scratch grown.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_chunk(
+        &self,
+        ctx: &Context,
+        arith: Arith,
+        x: &[f32],
+        n_tokens: usize,
+        x_stride: usize,
+        y: &mut [f32],
+        y_stride: usize,
+        opts: &GemmOptions,
+        sc: &mut CallScratch,
+    ) {
+        let cols = self.shape.cols;
+        let stride = self.store.padded_cols();
+        let CallScratch {
+            q,
+            scales,
+            sums,
+            block_scales,
+            work,
+        } = sc;
+        let q = take(q, n_tokens * stride);
+        if arith == Arith::Ggml {
+            let n_blocks = cols / q8k::BLOCK;
+            let block_scales = take(block_scales, n_tokens * n_blocks);
+            let (qs, bs) = (
+                TokenRows::new(q, stride),
+                TokenRows::new(block_scales, n_blocks),
+            );
+            for_ranges(ctx, n_tokens, |r| {
+                // SAFETY: the ranges are disjoint, so are the rows borrowed.
+                let (q, bs) = unsafe { (qs.rows(r.clone()), bs.rows(r.clone())) };
+                let x = &x[r.start * x_stride..];
+                q8k::quantize_rows(x, x_stride, cols, r.len(), q, stride, bs);
+                zero_pad(q, stride, cols, r.len());
+            });
+            let acts = Activations {
+                q,
+                stride,
+                scales: &[],
+                sums: &[],
+            };
+            let block_scales = &*block_scales;
+            self.run(
+                ctx,
+                arith,
+                &acts,
+                q.as_ptr(),
+                Some(block_scales),
+                n_tokens,
+                y,
+                y_stride,
+                opts,
+                work,
+            )
+        } else if n_tokens == 1
+            && let Some(w_scale) = self.token_in_tasks(ctx)
+        {
+            let token = Prepared::Token {
+                x: &x[..cols],
+                w_scale,
+            };
+            let slots = &mut work.slots;
+            self.run_panel_tasks(ctx, arith, token, None, 1, y, y_stride, opts, slots);
+        } else {
+            let (scales, sums) = (take(scales, n_tokens), take(sums, n_tokens));
+            let (qs, ss, ms) = (
+                TokenRows::new(q, stride),
+                TokenRows::new(scales, 1),
+                TokenRows::new(sums, 1),
+            );
+            for_ranges(ctx, n_tokens, |r| {
+                // SAFETY: the ranges are disjoint, so are the rows borrowed.
+                let (q, s, m) =
+                    unsafe { (qs.rows(r.clone()), ss.rows(r.clone()), ms.rows(r.clone())) };
+                let x = &x[r.start * x_stride..];
+                arith.quantize_batch(x, x_stride, cols, r.len(), q, stride, s, Some(m));
+                zero_pad(q, stride, cols, r.len());
+            });
+            let acts = Activations {
+                q,
+                stride,
+                scales,
+                sums,
+            };
+            self.run(
+                ctx,
+                arith,
+                &acts,
+                q.as_ptr(),
+                None,
+                n_tokens,
+                y,
+                y_stride,
+                opts,
+                work,
+            )
+        }
+    }
+
     /// GEMM on activations the caller quantized per token (not `Compat::Ggml`, whose activations
-    /// are per-block Q8_K).
+    /// are per-block Q8_K). Checks and scratch as `gemm`.
     pub fn gemm_i8(
         &self,
         ctx: &Context,
@@ -653,39 +690,108 @@ impl Matrix {
             )));
         }
         let arith = opts.compat.arith(self.layout.format())?;
+        self.check_i8_call(arith, n_tokens, y, y_stride, opts)?;
+        let chunk = self.chunk_tokens(ctx, arith, n_tokens, false);
         with_scratch(&CALL_SCRATCH, |sc| {
-            self.gemm_i8_checked(
-                ctx,
-                arith,
-                acts,
-                n_tokens,
-                y,
-                y_stride,
-                opts,
-                std::ptr::null(),
-                &mut sc.work,
-            )
+            sc.grow(&self.scratch_need(ctx, arith, chunk, false))?;
+            for t0 in (0..n_tokens).step_by(chunk) {
+                let n = chunk.min(n_tokens - t0);
+                let acts = Activations {
+                    q: &acts.q[t0 * acts.stride..],
+                    stride: acts.stride,
+                    scales: &acts.scales[t0..],
+                    sums: &acts.sums[t0..],
+                };
+                let y = &mut y[t0 * y_stride..];
+                let own = std::ptr::null();
+                self.run(
+                    ctx,
+                    arith,
+                    &acts,
+                    own,
+                    None,
+                    n,
+                    y,
+                    y_stride,
+                    opts,
+                    &mut sc.work,
+                );
+            }
+            sc.trim();
+            Ok(())
         })
     }
 
-    /// `gemm_i8` after the activation checks.
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_i8_checked(
-        &self,
-        ctx: &Context,
-        arith: Arith,
-        acts: &Activations,
-        n_tokens: usize,
-        y: &mut [f32],
-        y_stride: usize,
-        opts: &GemmOptions,
-        own_q: *const i8,
-        sc: &mut WorkScratch,
-    ) -> Result<()> {
-        self.check_i8_call(arith, n_tokens, y, y_stride, opts)?;
-        self.run(
-            ctx, arith, acts, own_q, None, n_tokens, y, y_stride, opts, sc,
-        )
+    /// The scratch a call (or chunk) of `n_tokens` needs, `quantize`: whether the call
+    /// quantizes the activations itself (`gemm`) or gets them quantized (`gemm_i8`). Mirrors
+    /// what `gemm_chunk`, `run` and the task bodies take.
+    fn scratch_need(&self, ctx: &Context, arith: Arith, n_tokens: usize, quantize: bool) -> Need {
+        let n = n_tokens;
+        let cols = self.shape.cols;
+        let ggml = arith == Arith::Ggml;
+        let mut need = Need {
+            slots: ctx.threads.count(),
+            ..Need::default()
+        };
+        if quantize {
+            need.q = n * self.store.padded_cols();
+            if ggml {
+                need.block_scales = n * (cols / q8k::BLOCK);
+            } else {
+                (need.scales, need.sums) = (n, n);
+            }
+        }
+        let call_scales = self.scales.for_call(ggml);
+        match &self.store {
+            Store::Panels { geom, .. } => {
+                let pc = geom.cols();
+                if quantize && n == 1 && !ggml && self.token_in_tasks(ctx).is_some() {
+                    need.token = pc;
+                } else {
+                    need.acts = n * pc;
+                    match call_scales {
+                        CallScales::PerGroup(_) => need.gsums = n * geom.n_groups,
+                        CallScales::One(_) => need.post = n,
+                    }
+                }
+                let (_, run_len, tile_dots) = self.panel_runs(call_scales, n);
+                need.dots = run_len * tile_dots;
+                need.acc = TOKEN_BLOCK * TILE_ROWS;
+            }
+            Store::Rows { padded_cols, .. } => {
+                if !quantize && *padded_cols != cols {
+                    need.acts = n * padded_cols;
+                }
+                match call_scales {
+                    CallScales::One(_) => {
+                        need.post = n;
+                        need.dots = 2 * ROW_CHUNK * n;
+                    }
+                    CallScales::PerGroup(_) => {
+                        let (_, n_groups) = self.row_groups();
+                        need.gsums = n * n_groups;
+                        need.dots = ROW_CHUNK * n;
+                        need.acc = ROW_CHUNK * n;
+                    }
+                }
+            }
+        }
+        need
+    }
+
+    /// Tokens per chunk of a call of `n_tokens`: all of them when their scratch fits
+    /// `SCRATCH_BOUND`, else as many whole token blocks as fit (at least one block).
+    fn chunk_tokens(&self, ctx: &Context, arith: Arith, n_tokens: usize, quantize: bool) -> usize {
+        let bytes = |n| self.scratch_need(ctx, arith, n, quantize).bytes();
+        if n_tokens <= TOKEN_BLOCK || bytes(n_tokens) <= SCRATCH_BOUND {
+            return n_tokens;
+        }
+        // Past two blocks the need grows linearly with the tokens.
+        let (two, three) = (bytes(2 * TOKEN_BLOCK), bytes(3 * TOKEN_BLOCK));
+        let per_block = (three - two).max(1);
+        let base = two.saturating_sub(2 * per_block);
+        let blocks = SCRATCH_BOUND.saturating_sub(base) / per_block;
+        (blocks.max(1) * TOKEN_BLOCK).min(n_tokens)
     }
 
     /// The checks of a call on per-token int8 activations (not `Arith::Ggml`'s Q8_K blocks).
@@ -744,7 +850,7 @@ impl Matrix {
         y_stride: usize,
         opts: &GemmOptions,
         sc: &mut WorkScratch,
-    ) -> Result<()> {
+    ) {
         let cols = self.shape.cols;
         let padded_cols = self.store.padded_cols();
         // `gemm`'s own buffer: rows of `padded_cols`, zero-padded.
@@ -762,10 +868,14 @@ impl Matrix {
                 opts,
                 sc,
             );
-            return Ok(());
+            return;
         }
         // The row kernels read `padded_cols` activations per token; pad a copy if needed.
-        let WorkScratch { acts: buf, epi } = sc;
+        let WorkScratch {
+            acts: buf,
+            epi,
+            slots,
+        } = sc;
         let padded;
         let acts = if padded_cols == cols || own {
             // Rows long enough: the caller's, or `gemm`'s own zero-padded buffer.
@@ -784,9 +894,9 @@ impl Matrix {
             }
         };
         match self.scales.for_call(block_scales.is_some()) {
-            CallScales::One(w_scale) => {
-                self.run_shared(ctx, arith, w_scale, &acts, n_tokens, y, y_stride, opts, epi)
-            }
+            CallScales::One(w_scale) => self.run_shared(
+                ctx, arith, w_scale, &acts, n_tokens, y, y_stride, opts, epi, slots,
+            ),
             CallScales::PerGroup(w_scales) => self.run_per_group(
                 ctx,
                 w_scales,
@@ -797,9 +907,9 @@ impl Matrix {
                 y_stride,
                 opts,
                 epi,
+                slots,
             ),
         }
-        Ok(())
     }
 
     /// Checks the output buffer and options against the matrix.
@@ -864,6 +974,7 @@ impl Matrix {
         let WorkScratch {
             acts: ibuf,
             epi: Epi { gsums, post },
+            slots,
         } = sc;
         let call_scales = self.scales.for_call(block_scales.is_some());
         let ibuf: &[i8] = if n_tokens == 1 && acts_padded {
@@ -927,7 +1038,32 @@ impl Matrix {
             y,
             y_stride,
             opts,
+            slots,
         );
+    }
+
+    /// How the panel tasks of a call of `n_tokens` call the kernel: the geometry it computes
+    /// dots in, the tiles per call, and the dots one tile gives for one token block.
+    fn panel_runs(&self, call_scales: CallScales, n_tokens: usize) -> (PanelGeom, usize, usize) {
+        let Store::Panels { geom, .. } = &self.store else {
+            unreachable!("panel_runs on the row layout");
+        };
+        // One scale: the kernel sums a per-block matrix's blocks into one dot per row (as few as
+        // the int32 bound allows), instead of a dot per 256-column block.
+        let kgeom = match call_scales {
+            CallScales::One(_) => summed_groups(*geom),
+            CallScales::PerGroup(_) => *geom,
+        };
+        // Decode (one token block): one kernel call streams a run of the task's tiles, so the
+        // weight stream is not broken by a return and an epilogue per tile (~10% of a GEMV from
+        // DRAM); runs are capped so their dots stay in L1. Prefill: one tile per call.
+        let tile_dots = TOKEN_BLOCK.min(n_tokens) * kgeom.n_dots() * TILE_ROWS;
+        let run_len = if n_tokens <= TOKEN_BLOCK {
+            (RUN_DOTS / tile_dots).max(1)
+        } else {
+            1
+        };
+        (kgeom, run_len, tile_dots)
     }
 
     /// Tasks of whole tiles on activations `prepared` (each task streams its own contiguous
@@ -945,6 +1081,7 @@ impl Matrix {
         y: &mut [f32],
         y_stride: usize,
         opts: &GemmOptions,
+        slots: &mut [TaskScratch],
     ) {
         let Store::Panels {
             tiles,
@@ -961,13 +1098,8 @@ impl Matrix {
         let (cols, pc, ng) = (self.shape.cols, geom.cols(), geom.n_groups);
         let n_blocks = n_tokens.div_ceil(TOKEN_BLOCK);
         let call_scales = prepared.call_scales();
-        // One scale: the kernel sums a per-block matrix's blocks into one dot per row (as few as
-        // the int32 bound allows), instead of a dot per 256-column block.
-        let kgeom = &match call_scales {
-            CallScales::One(_) => summed_groups(*geom),
-            CallScales::PerGroup(_) => *geom,
-        };
-        let kng = kgeom.n_dots();
+        let (kgeom, run_len, tile_dots) = self.panel_runs(call_scales, n_tokens);
+        let (kgeom, kng) = (&kgeom, kgeom.n_dots());
 
         let range = self.row_range(opts);
         let (tile_lo, tile_hi) = (range.start / TILE_ROWS, range.end.div_ceil(TILE_ROWS));
@@ -989,15 +1121,7 @@ impl Matrix {
             (n_t, n_blocks.min(threads))
         };
         let tile_bytes = geom.tile_bytes();
-        // Decode (one token block): one kernel call streams a run of the task's tiles, so the
-        // weight stream is not broken by a return and an epilogue per tile (~10% of a GEMV from
-        // DRAM); runs are capped so their dots stay in L1. Prefill: one tile per call.
-        let tile_dots = TOKEN_BLOCK.min(n_tokens) * kng * TILE_ROWS;
-        let run_len = if n_blocks == 1 {
-            (RUN_DOTS / tile_dots).max(1)
-        } else {
-            1
-        };
+        let slots = Slots::new(slots);
         let out = SharedMut(y.as_mut_ptr());
         // Token t's outputs in rows `rows`. SAFETY (for every caller below): `check_call`
         // verified that y holds token t's rows in `range`; a task writes only rows of its own
@@ -1005,116 +1129,114 @@ impl Matrix {
         let y_rows = |t: usize, rows: &Range<usize>| unsafe {
             std::slice::from_raw_parts_mut(out.at(t * y_stride + rows.start), rows.len())
         };
-        let task = |i: usize| {
+        let task = |slot: usize, i: usize| {
             let (tp, bp) = (i / block_parts, i % block_parts);
             let tiles_r = split(tile_lo..tile_hi, tile_parts, tp);
             let blocks_r = split(0..n_blocks, block_parts, bp);
-            with_scratch(&TASK_SCRATCH, |ts| {
-                let TaskScratch { dots, acc, token } = ts;
-                let (token_scale, token_sum, token_post);
-                let own;
-                let (acts, ibuf, gsums, post): (&Activations, &[i8], &[i32], &[f32]) =
-                    match prepared {
-                        Prepared::Caller {
-                            acts,
-                            ibuf,
-                            gsums,
-                            post,
-                            ..
-                        } => (acts, ibuf, gsums, post),
-                        Prepared::Token { x, w_scale } => {
-                            // This task's own copy of the quantized token (zero-padded).
-                            let q = take(token, pc);
-                            let (s, sum) = arith.quantize_token(x, &mut q[..cols]);
-                            zero_pad(q, pc, cols, 1);
-                            (token_scale, token_sum) = ([s], [sum]);
-                            token_post = [arith.post_scale(w_scale, s)];
-                            own = Activations {
-                                q,
-                                stride: pc,
-                                scales: &token_scale,
-                                sums: &token_sum,
-                            };
-                            (&own, own.q, &[], &token_post)
-                        }
+            // SAFETY: tasks running at the same time have different slots.
+            let TaskScratch { dots, acc, token } = unsafe { slots.get(slot) };
+            let (token_scale, token_sum, token_post);
+            let own;
+            let (acts, ibuf, gsums, post): (&Activations, &[i8], &[i32], &[f32]) = match prepared {
+                Prepared::Caller {
+                    acts,
+                    ibuf,
+                    gsums,
+                    post,
+                    ..
+                } => (acts, ibuf, gsums, post),
+                Prepared::Token { x, w_scale } => {
+                    // This task's own copy of the quantized token (zero-padded).
+                    let q = take(token, pc);
+                    let (s, sum) = arith.quantize_token(x, &mut q[..cols]);
+                    zero_pad(q, pc, cols, 1);
+                    (token_scale, token_sum) = ([s], [sum]);
+                    token_post = [arith.post_scale(w_scale, s)];
+                    own = Activations {
+                        q,
+                        stride: pc,
+                        scales: &token_scale,
+                        sums: &token_sum,
                     };
-                // One-scale outputs of token t in rows `rows` from their dots.
-                let epilogue_one = |t: usize, dots: &[i32], rows: &Range<usize>| {
-                    let bias = opts.bias.map(|b| &b[rows.clone()]);
-                    let (sum, s) = (acts.sums[t], acts.scales[t]);
-                    epilogue_shared(arith, dots, sum, s, post[t], bias, y_rows(t, rows));
+                    (&own, own.q, &[], &token_post)
+                }
+            };
+            // One-scale outputs of token t in rows `rows` from their dots.
+            let epilogue_one = |t: usize, dots: &[i32], rows: &Range<usize>| {
+                let bias = opts.bias.map(|b| &b[rows.clone()]);
+                let (sum, s) = (acts.sums[t], acts.scales[t]);
+                epilogue_shared(arith, dots, sum, s, post[t], bias, y_rows(t, rows));
+            };
+            let dots = take(dots, run_len * tile_dots);
+            let acc = take(acc, TOKEN_BLOCK * TILE_ROWS);
+            for run_start in tiles_r.clone().step_by(run_len) {
+                let run = run_start..(run_start + run_len).min(tiles_r.end);
+                let w = &tiles[run.start * tile_bytes..run.end * tile_bytes];
+                // Per-group scales (empty with one scale), read after the dots: loading
+                // while the kernel runs, unless all tiles share one (then they are in L1).
+                let tile_scales = |tile: usize| {
+                    let at = tile * scales_stride;
+                    scales_t.get(at..at + ng * TILE_ROWS).unwrap_or_default()
                 };
-                let dots = take(dots, run_len * tile_dots);
-                let acc = take(acc, TOKEN_BLOCK * TILE_ROWS);
-                for run_start in tiles_r.clone().step_by(run_len) {
-                    let run = run_start..(run_start + run_len).min(tiles_r.end);
-                    let w = &tiles[run.start * tile_bytes..run.end * tile_bytes];
-                    // Per-group scales (empty with one scale), read after the dots: loading
-                    // while the kernel runs, unless all tiles share one (then they are in L1).
-                    let tile_scales = |tile: usize| {
-                        let at = tile * scales_stride;
-                        scales_t.get(at..at + ng * TILE_ROWS).unwrap_or_default()
-                    };
-                    if *scales_stride > 0 {
-                        run.clone()
-                            .for_each(|tile| crate::kernel::prefetch(tile_scales(tile)));
+                if *scales_stride > 0 {
+                    run.clone()
+                        .for_each(|tile| crate::kernel::prefetch(tile_scales(tile)));
+                }
+                for b in blocks_r.clone() {
+                    let t0 = b * TOKEN_BLOCK;
+                    let nb = TOKEN_BLOCK.min(n_tokens - t0);
+                    let acts_b = &ibuf[t0 * pc..][..nb * pc];
+                    (kernel.run)(kgeom, w, run.len(), acts_b, nb, dots);
+                    if matches!(call_scales, CallScales::One(_)) && (nb, kng) == (1, 1) {
+                        // One token, one dot per row: the run's dots are its rows in
+                        // order, so one epilogue covers the whole run (per tile, its setup
+                        // and copy cost 2-3% of a 2560×2560 GEMV, measured A/B).
+                        let r0 = run.start * TILE_ROWS;
+                        let rows = range.start.max(r0)..range.end.min(run.end * TILE_ROWS);
+                        epilogue_one(t0, &dots[rows.start - r0..rows.end - r0], &rows);
+                        continue;
                     }
-                    for b in blocks_r.clone() {
-                        let t0 = b * TOKEN_BLOCK;
-                        let nb = TOKEN_BLOCK.min(n_tokens - t0);
-                        let acts_b = &ibuf[t0 * pc..][..nb * pc];
-                        (kernel.run)(kgeom, w, run.len(), acts_b, nb, dots);
-                        if matches!(call_scales, CallScales::One(_)) && (nb, kng) == (1, 1) {
-                            // One token, one dot per row: the run's dots are its rows in
-                            // order, so one epilogue covers the whole run (per tile, its setup
-                            // and copy cost 2-3% of a 2560×2560 GEMV, measured A/B).
-                            let r0 = run.start * TILE_ROWS;
-                            let rows = range.start.max(r0)..range.end.min(run.end * TILE_ROWS);
-                            epilogue_one(t0, &dots[rows.start - r0..rows.end - r0], &rows);
-                            continue;
+                    for (ri, tile) in run.clone().enumerate() {
+                        let dots = &dots[ri * nb * kng * TILE_ROWS..][..nb * kng * TILE_ROWS];
+                        if let CallScales::PerGroup(_) = call_scales {
+                            let job = GroupScales {
+                                n_groups: ng,
+                                n_tokens: nb,
+                                dots,
+                                gsums: &gsums[t0 * ng..][..nb * ng],
+                                scales: tile_scales(tile),
+                                block_scales: block_scales.map(|bs| &bs[t0 * ng..][..nb * ng]),
+                            };
+                            scale_groups(&job, acc);
                         }
-                        for (ri, tile) in run.clone().enumerate() {
-                            let dots = &dots[ri * nb * kng * TILE_ROWS..][..nb * kng * TILE_ROWS];
-                            if let CallScales::PerGroup(_) = call_scales {
-                                let job = GroupScales {
-                                    n_groups: ng,
-                                    n_tokens: nb,
-                                    dots,
-                                    gsums: &gsums[t0 * ng..][..nb * ng],
-                                    scales: tile_scales(tile),
-                                    block_scales: block_scales.map(|bs| &bs[t0 * ng..][..nb * ng]),
-                                };
-                                scale_groups(&job, acc);
-                            }
-                            let r0 = tile * TILE_ROWS;
-                            let rows = range.start.max(r0)..range.end.min(r0 + TILE_ROWS);
-                            let lanes = rows.start - r0..rows.end - r0;
-                            for tl in 0..nb {
-                                let t = t0 + tl;
-                                let d = &dots[tl * kng * TILE_ROWS..][..kng * TILE_ROWS];
-                                match call_scales {
-                                    CallScales::One(_) => {
-                                        epilogue_one(t, &acc_i32(d, kng, lanes.clone()), &rows)
-                                    }
-                                    CallScales::PerGroup(_) => {
-                                        let ggml = block_scales.is_some();
-                                        let s = if ggml { 1.0 } else { acts.scales[t] };
-                                        epilogue_groups(
-                                            ggml,
-                                            &acc[tl * TILE_ROWS..][lanes.clone()],
-                                            s,
-                                            opts.bias.map(|b| &b[rows.clone()]),
-                                            y_rows(t, &rows),
-                                        );
-                                    }
+                        let r0 = tile * TILE_ROWS;
+                        let rows = range.start.max(r0)..range.end.min(r0 + TILE_ROWS);
+                        let lanes = rows.start - r0..rows.end - r0;
+                        for tl in 0..nb {
+                            let t = t0 + tl;
+                            let d = &dots[tl * kng * TILE_ROWS..][..kng * TILE_ROWS];
+                            match call_scales {
+                                CallScales::One(_) => {
+                                    epilogue_one(t, &acc_i32(d, kng, lanes.clone()), &rows)
+                                }
+                                CallScales::PerGroup(_) => {
+                                    let ggml = block_scales.is_some();
+                                    let s = if ggml { 1.0 } else { acts.scales[t] };
+                                    epilogue_groups(
+                                        ggml,
+                                        &acc[tl * TILE_ROWS..][lanes.clone()],
+                                        s,
+                                        opts.bias.map(|b| &b[rows.clone()]),
+                                        y_rows(t, &rows),
+                                    );
                                 }
                             }
                         }
                     }
                 }
-            });
+            }
         };
-        ctx.threads.for_each(tile_parts * block_parts, task);
+        ctx.threads.for_each_slot(tile_parts * block_parts, task);
     }
 
     /// Runs `body(r0, n, scratch)` for every chunk of the requested rows, spread over the
@@ -1125,9 +1247,11 @@ impl Matrix {
         y: &mut [f32],
         y_stride: usize,
         opts: &GemmOptions,
+        slots: &mut [TaskScratch],
         body: impl Fn(usize, usize, &dyn Fn(usize, usize, f32), &mut TaskScratch) + Sync,
     ) {
         let range = self.row_range(opts);
+        let slots = Slots::new(slots);
         let out = SharedMut(y.as_mut_ptr());
         let emit = |t: usize, r: usize, v: f32| {
             let v = opts.bias.map_or(v, |b| v + b[r]);
@@ -1135,12 +1259,13 @@ impl Matrix {
             // by exactly one task.
             unsafe { *out.at(t * y_stride + r) = v };
         };
-        ctx.threads.for_each(range.len().div_ceil(ROW_CHUNK), |c| {
-            let r0 = range.start + c * ROW_CHUNK;
-            with_scratch(&TASK_SCRATCH, |ts| {
+        ctx.threads
+            .for_each_slot(range.len().div_ceil(ROW_CHUNK), |slot, c| {
+                let r0 = range.start + c * ROW_CHUNK;
+                // SAFETY: tasks running at the same time have different slots.
+                let ts = unsafe { slots.get(slot) };
                 body(r0, ROW_CHUNK.min(range.end - r0), &emit, ts)
             });
-        });
     }
 
     /// One weight scale (or per-block scales that are all equal, the blocks' dots summed in
@@ -1157,6 +1282,7 @@ impl Matrix {
         y_stride: usize,
         opts: &GemmOptions,
         sc: &mut Epi,
+        slots: &mut [TaskScratch],
     ) {
         let post = take(&mut sc.post, n_tokens);
         for (p, &s) in post.iter_mut().zip(&acts.scales[..n_tokens]) {
@@ -1164,7 +1290,7 @@ impl Matrix {
         }
         let post = &*post;
         let (_, n_groups) = self.row_groups();
-        self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit, ts| {
+        self.for_row_chunks(ctx, y, y_stride, opts, slots, |r0, n, emit, ts| {
             let (dots, group) = take(&mut ts.dots, 2 * n * n_tokens).split_at_mut(n * n_tokens);
             self.group_dots(0, r0, n, acts.q, acts.stride, n_tokens, dots);
             // A per-block matrix with equal scales: the blocks' dots summed exactly.
@@ -1202,11 +1328,12 @@ impl Matrix {
         y_stride: usize,
         opts: &GemmOptions,
         sc: &mut Epi,
+        slots: &mut [TaskScratch],
     ) {
         let (g_cols, n_groups) = self.row_groups();
         let (q, stride) = (acts.q, acts.stride);
         let group_sums = group_sums(&mut sc.gsums, q, stride, n_tokens, g_cols, n_groups);
-        self.for_row_chunks(ctx, y, y_stride, opts, |r0, n, emit, ts| {
+        self.for_row_chunks(ctx, y, y_stride, opts, slots, |r0, n, emit, ts| {
             let dots = take(&mut ts.dots, n * n_tokens);
             let acc = take(&mut ts.acc, n * n_tokens);
             acc.fill(0.0);
@@ -1286,7 +1413,14 @@ impl Matrix {
     }
 }
 
-/// Per-thread buffers of the calling thread (activations and per-token values).
+/// Most bytes of scratch a GEMM keeps per calling thread (`tern_gemm`'s doc states it): a call
+/// whose activations, kernel outputs and accumulators would need more runs in chunks of tokens
+/// (`Matrix::chunk_tokens`); scratch still above it after a call (one token block of a very wide
+/// matrix) is released.
+pub const SCRATCH_BOUND: usize = 2 << 20;
+
+/// Buffers of the calling thread: the activations and per-token values of a call, and the
+/// buffers of its tasks. Grown (fallibly) before a call writes anything, reused by later calls.
 #[derive(Default)]
 struct CallScratch {
     /// The caller's activations quantized (`gemm`).
@@ -1303,6 +1437,8 @@ struct WorkScratch {
     /// Activations as the kernels read them (interleaved or zero-padded).
     acts: Vec<i8>,
     epi: Epi,
+    /// One `TaskScratch` per thread slot (`Threads::for_each_slot`).
+    slots: Vec<TaskScratch>,
 }
 
 /// Per-token values of the epilogues.
@@ -1312,7 +1448,7 @@ struct Epi {
     post: Vec<f32>,
 }
 
-/// Per-thread buffers of a task (kernel outputs and accumulators).
+/// The buffers of one task (kernel outputs and accumulators).
 #[derive(Default)]
 struct TaskScratch {
     dots: Vec<i32>,
@@ -1321,9 +1457,91 @@ struct TaskScratch {
     token: Vec<i8>,
 }
 
+/// Elements of each `CallScratch` buffer a call needs (`Matrix::scratch_need`); `slots`
+/// task buffers of `dots`, `acc` and `token` each.
+#[derive(Clone, Copy, Debug, Default)]
+struct Need {
+    q: usize,
+    scales: usize,
+    sums: usize,
+    block_scales: usize,
+    acts: usize,
+    gsums: usize,
+    post: usize,
+    slots: usize,
+    dots: usize,
+    acc: usize,
+    token: usize,
+}
+
+impl Need {
+    fn bytes(&self) -> usize {
+        let per_slot = 4 * (self.dots + self.acc) + self.token;
+        self.q
+            + 4 * (self.scales + self.sums + self.block_scales + self.gsums + self.post)
+            + self.acts
+            + self.slots * per_slot
+    }
+}
+
+impl CallScratch {
+    /// Grows every buffer to at least what `need` says; an allocation the system refuses is an
+    /// `OutOfMemory` error (the buffers grown so far are kept for the next call).
+    fn grow(&mut self, need: &Need) -> Result<()> {
+        fn at_least<T: Copy + Default>(v: &mut Vec<T>, n: usize, what: &str) -> Result<()> {
+            if v.len() < n {
+                try_reserve(v, n - v.len(), what)?;
+                v.resize(n, T::default());
+            }
+            Ok(())
+        }
+        const WHAT: &str = "the GEMM scratch";
+        at_least(&mut self.q, need.q, WHAT)?;
+        at_least(&mut self.scales, need.scales, WHAT)?;
+        at_least(&mut self.sums, need.sums, WHAT)?;
+        at_least(&mut self.block_scales, need.block_scales, WHAT)?;
+        let work = &mut self.work;
+        at_least(&mut work.acts, need.acts, WHAT)?;
+        at_least(&mut work.epi.gsums, need.gsums, WHAT)?;
+        at_least(&mut work.epi.post, need.post, WHAT)?;
+        if work.slots.len() < need.slots {
+            let more = need.slots - work.slots.len();
+            try_reserve(&mut work.slots, more, WHAT)?;
+            work.slots.resize_with(need.slots, TaskScratch::default);
+        }
+        for slot in &mut work.slots[..need.slots] {
+            at_least(&mut slot.dots, need.dots, WHAT)?;
+            at_least(&mut slot.acc, need.acc, WHAT)?;
+            at_least(&mut slot.token, need.token, WHAT)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes held.
+    fn capacity_bytes(&self) -> usize {
+        let w = &self.work;
+        let slots: usize = w
+            .slots
+            .iter()
+            .map(|s| 4 * (s.dots.capacity() + s.acc.capacity()) + s.token.capacity())
+            .sum();
+        self.q.capacity()
+            + 4 * (self.scales.capacity() + self.sums.capacity() + self.block_scales.capacity())
+            + w.acts.capacity()
+            + 4 * (w.epi.gsums.capacity() + w.epi.post.capacity())
+            + slots
+    }
+
+    /// Releases everything when more than `SCRATCH_BOUND` is held.
+    fn trim(&mut self) {
+        if self.capacity_bytes() > SCRATCH_BOUND {
+            *self = Self::default();
+        }
+    }
+}
+
 thread_local! {
     static CALL_SCRATCH: RefCell<CallScratch> = RefCell::default();
-    static TASK_SCRATCH: RefCell<TaskScratch> = RefCell::default();
 }
 
 /// Runs `f` on this thread's scratch, or on fresh buffers if it is in use (a re-entrant call,
@@ -1338,12 +1556,37 @@ fn with_scratch<S: Default + 'static, R>(
     })
 }
 
-/// The first `n` elements of `v`, grown if needed (contents are stale: callers overwrite them).
-fn take<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
-    if v.len() < n {
-        v.resize(n, T::default());
-    }
+/// The first `n` elements of `v`, which `CallScratch::grow` made long enough (contents are
+/// stale: callers overwrite them).
+fn take<T>(v: &mut [T], n: usize) -> &mut [T] {
     &mut v[..n]
+}
+
+/// The task buffers of a call, shared by its tasks slot by slot.
+struct Slots {
+    ptr: SharedMut<TaskScratch>,
+    len: usize,
+}
+
+impl Slots {
+    fn new(slots: &mut [TaskScratch]) -> Self {
+        Self {
+            ptr: SharedMut(slots.as_mut_ptr()),
+            len: slots.len(),
+        }
+    }
+
+    /// Slot `slot`'s buffers.
+    ///
+    /// # Safety
+    /// No other live reference to slot `slot` (tasks that run at the same time have different
+    /// slots).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, slot: usize) -> &mut TaskScratch {
+        assert!(slot < self.len, "slot {slot} of {}", self.len);
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe { &mut *self.ptr.at(slot) }
+    }
 }
 
 /// Zeroes columns `cols..stride` of `n` rows of `stride`.
@@ -1527,7 +1770,7 @@ fn epilogue_groups(ggml: bool, acc: &[f32], s: f32, bias: Option<&[f32]>, out: &
 
 /// Σ q over each (token, group): `[t·n_groups + g]`, in `buf`.
 fn group_sums<'a>(
-    buf: &'a mut Vec<i32>,
+    buf: &'a mut [i32],
     q: &[i8],
     stride: usize,
     n_tokens: usize,
@@ -1549,10 +1792,10 @@ fn group_major_codes(
     shape: Shape,
     padded_cols: usize,
     group_cols: usize,
-) -> Vec<u8> {
+) -> Result<Vec<u8>> {
     let row_bytes = group_cols / 4;
-    let mut codes = vec![0u8; shape.rows * padded_cols / 4];
-    let mut padded_row = vec![0i8; padded_cols];
+    let mut codes = try_vec(shape.rows * padded_cols / 4, 0u8, "the matrix's codes")?;
+    let mut padded_row = try_vec(padded_cols, 0i8, "a padded row")?;
     for r in 0..shape.rows {
         padded_row[..shape.cols].copy_from_slice(&ternary[r * shape.cols..][..shape.cols]);
         for (g, slice) in padded_row.chunks_exact(group_cols).enumerate() {
@@ -1560,7 +1803,7 @@ fn group_major_codes(
             i2s::pack_codes(I2sVariant::X86, slice, &mut codes[at..at + row_bytes]);
         }
     }
-    codes
+    Ok(codes)
 }
 
 /// A pointer shared by tasks that write disjoint elements (outputs, tiles).

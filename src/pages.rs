@@ -12,6 +12,8 @@
 //! buffers come from the heap.
 
 use std::ptr::NonNull;
+
+use crate::error::{Error, Result};
 #[cfg(target_os = "linux")]
 use std::sync::{Arc, Mutex};
 
@@ -38,17 +40,19 @@ const HUGE: usize = 2 << 20;
 const IN_CHUNK_ALIGN: usize = 4096;
 
 impl PageBuf {
-    pub fn zeroed(len: usize) -> Self {
+    /// `len` zeroed bytes, or `OutOfMemory` (naming `what`) when neither a mapping nor the heap
+    /// can provide them.
+    pub fn zeroed(len: usize, what: &str) -> Result<Self> {
         #[cfg(target_os = "linux")]
         if let Some(buf) = Self::on_huge_pages(len) {
-            return buf;
+            return Ok(buf);
         }
-        let heap = Heap::zeroed(len);
-        Self {
+        let heap = Heap::zeroed(len).ok_or_else(|| Error::out_of_memory(what, len))?;
+        Ok(Self {
             ptr: heap.ptr,
             len,
             _alloc: Alloc::Heap(heap),
-        }
+        })
     }
 
     /// A dedicated mapping (≥ 1 MiB) or a piece of the current shared chunk; `None` when the
@@ -113,14 +117,15 @@ struct Heap {
 }
 
 impl Heap {
-    fn zeroed(len: usize) -> Self {
-        let layout = std::alloc::Layout::from_size_align(len.max(1), 64).expect("tile layout");
+    /// `None` when the allocator refuses (or `len` overflows a layout).
+    fn zeroed(len: usize) -> Option<Self> {
+        let layout = std::alloc::Layout::from_size_align(len.max(1), 64).ok()?;
         // SAFETY: a non-zero size.
         let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout);
-        };
-        Self { ptr, layout }
+        Some(Self {
+            ptr: NonNull::new(raw)?,
+            layout,
+        })
     }
 }
 
@@ -202,7 +207,7 @@ mod tests {
         // Small ones share chunks, across a chunk boundary; a large one has its own mapping.
         let mut bufs: Vec<PageBuf> = [5000, 1, 400_000, 700_000, 900_000, 3 << 20, 0]
             .into_iter()
-            .map(PageBuf::zeroed)
+            .map(|len| PageBuf::zeroed(len, "test").unwrap())
             .collect();
         for (i, b) in bufs.iter_mut().enumerate() {
             assert!(b.iter().all(|&v| v == 0), "buffer {i} not zeroed");
@@ -216,7 +221,7 @@ mod tests {
             );
         }
         drop(bufs);
-        let b = PageBuf::zeroed(4096);
+        let b = PageBuf::zeroed(4096, "test").unwrap();
         assert!(b.iter().all(|&v| v == 0));
     }
 }

@@ -227,7 +227,7 @@ fn tl2_golden_weights_roundtrip_lut_and_outputs() {
             scale.to_bits()
         );
         let mut back = vec![9i8; case.m * case.k];
-        tl2::unpack(&t, s, &buf, &mut back);
+        tl2::unpack(&t, s, &buf, &mut back).unwrap();
         assert!(
             back == tern,
             "{}: TL2 unpack is not the inverse of pack",
@@ -536,7 +536,7 @@ fn roundtrip_and_gemv_with_chosen_tilings() {
         let buf = pack2(&t, s, &tern, scale);
         assert_eq!(tl2::validate(&t, s, &buf).unwrap(), scale, "TL2 {m}×{k}");
         let mut back = vec![9i8; m * k];
-        tl2::unpack(&t, s, &buf, &mut back);
+        tl2::unpack(&t, s, &buf, &mut back).unwrap();
         assert!(back == tern, "TL2 {m}×{k} {t:?}: round trip");
         if !big {
             let mut y = vec![0f32; m];
@@ -590,7 +590,7 @@ fn roundtrip_all_small_tilings() {
                     let buf = pack2(&t, s, &tern, 1.0);
                     tl2::validate(&t, s, &buf).unwrap();
                     let mut back = vec![0i8; m * k];
-                    tl2::unpack(&t, s, &buf, &mut back);
+                    tl2::unpack(&t, s, &buf, &mut back).unwrap();
                     assert!(back == tern, "TL2 {m}×{k} {t:?}");
                     let mut y = vec![0f32; m];
                     tl2::lut_gemv(&t, s, &buf, &x, &mut y);
@@ -744,7 +744,7 @@ fn random_corruption_never_panics() {
                         );
                     }
                 } else if let Ok(sc) = tl2::validate(&t2, s, &b) {
-                    tl2::unpack(&t2, s, &b, &mut back);
+                    tl2::unpack(&t2, s, &b, &mut back).unwrap();
                     tl2::lut_gemv(&t2, s, &b, &x, &mut y);
                     assert!(
                         pack2(&t2, s, &back, sc) == b,

@@ -124,7 +124,11 @@ type ContextOptions struct {
 
 // NewContext creates a context (opts may be nil).
 func NewContext(opts *ContextOptions) (*Context, error) {
-	o := C.tern_context_options{struct_size: C.uint32_t(C.sizeof_tern_context_options)}
+	// The C initializer's default spin (a zero spin_us would make idle workers sleep at once).
+	o := C.tern_context_options{
+		struct_size: C.uint32_t(C.sizeof_tern_context_options),
+		spin_us:     C.TERN_DEFAULT_SPIN_US,
+	}
 	if opts != nil {
 		o.max_isa = C.int32_t(opts.MaxISA)
 		o.n_threads = C.int32_t(opts.Threads)

@@ -120,13 +120,24 @@ pub fn stride(v: i64, row_len: usize, name: &str) -> Result<usize> {
 pub unsafe trait Versioned: Copy {
     /// The size of the first published version; smaller `struct_size` values are rejected.
     const V1_SIZE: usize;
+    /// The sizes of the published versions before the current one (V1_SIZE first): a
+    /// `struct_size` below the current size must be one of them (a size between two versions
+    /// is no header's `sizeof`).
+    const OLDER_SIZES: &'static [usize] = &[];
 }
 
-fn check_struct_size(struct_size: u32, v1: usize, name: &str) -> Result<usize> {
-    let size = struct_size as usize;
+fn check_struct_size<T: Versioned>(struct_size: u32, name: &str) -> Result<usize> {
+    let (size, v1) = (struct_size as usize, T::V1_SIZE);
     if size < v1 {
         return Err(Error::invalid(format!(
             "{name}->struct_size = {size} < {v1}, the size of the first version; initialize it with its TERN_*_INIT macro"
+        )));
+    }
+    let ours = size_of::<T>();
+    if size < ours && !T::OLDER_SIZES.contains(&size) {
+        return Err(Error::invalid(format!(
+            "{name}->struct_size = {size} is not the size of any version ({:?} or >= {ours}); initialize it with its TERN_*_INIT macro",
+            T::OLDER_SIZES
         )));
     }
     Ok(size)
@@ -143,7 +154,7 @@ pub unsafe fn read_options<T: Versioned>(ptr: *const T, default: T, name: &str) 
     }
     check_ptr(ptr, name)?;
     // SAFETY: aligned and non-NULL; struct_size is the first u32.
-    let size = check_struct_size(unsafe { *(ptr as *const u32) }, T::V1_SIZE, name)?;
+    let size = check_struct_size::<T>(unsafe { *(ptr as *const u32) }, name)?;
     let ours = size_of::<T>();
     if size > ours {
         // SAFETY: the caller promised `size` readable bytes.
@@ -174,7 +185,7 @@ pub unsafe fn read_options<T: Versioned>(ptr: *const T, default: T, name: &str) 
 pub unsafe fn check_output<T: Versioned>(ptr: *mut T, name: &str) -> Result<()> {
     check_ptr(ptr, name)?;
     // SAFETY: aligned and non-NULL.
-    check_struct_size(unsafe { *(ptr as *const u32) }, T::V1_SIZE, name).map(|_| ())
+    check_struct_size::<T>(unsafe { *(ptr as *const u32) }, name).map(|_| ())
 }
 
 /// Writes `value` into a caller's output struct that passed `check_output`: at most

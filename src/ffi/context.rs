@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use super::args::{read_options, reference};
 use super::boundary::{status_call, value_call};
 use super::types::{tern_context_options, tern_status};
-use crate::context::Context;
+use crate::context::{Context, DEFAULT_SPIN_US};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Layout;
 
@@ -25,6 +25,7 @@ pub(crate) const DEFAULT_CONTEXT_OPTIONS: tern_context_options = tern_context_op
     struct_size: size_of::<tern_context_options>() as u32,
     max_isa: 0,
     n_threads: 0,
+    spin_us: DEFAULT_SPIN_US,
 };
 
 /// The caller's context, or the process-wide default one for NULL.
@@ -39,9 +40,14 @@ pub(crate) unsafe fn context_or_global<'a>(ctx: *const tern_context) -> Result<&
     }
 }
 
-/// Creates a context. `opts` may be NULL (best ISA, all cores). On success `*out` receives a
-/// context that the caller frees with `tern_context_destroy`; on failure `*out` is set to NULL.
-/// Thread-safe.
+/// Creates a context. `opts` may be NULL (best ISA, all cores, `TERN_DEFAULT_SPIN_US`). On
+/// success `*out` receives a context that the caller frees with `tern_context_destroy`; on
+/// failure `*out` is set to NULL. Threads that cannot start are `TERN_STATUS_INTERNAL` with the
+/// system's reason. Thread-safe.
+///
+/// The default context (`ctx` = NULL anywhere) is made by the first call that needs it, with the
+/// defaults above; if it cannot be made, that call fails with the reason and the next call that
+/// needs it tries again.
 ///
 /// # Safety
 /// `out` must be a valid pointer; non-NULL `opts` must point to at least `opts->struct_size` bytes.
@@ -58,7 +64,7 @@ pub unsafe extern "C" fn tern_context_create(
         // SAFETY: `out` is non-NULL and the caller promises it is writable.
         unsafe { *out = std::ptr::null_mut() };
         let opts = unsafe { read_options(opts, DEFAULT_CONTEXT_OPTIONS, "opts") }?;
-        let inner = Context::new(opts.max_isa, opts.n_threads)?;
+        let inner = Context::with_spin(opts.max_isa, opts.n_threads, opts.spin_us)?;
         // SAFETY: as above.
         unsafe { *out = Box::into_raw(Box::new(tern_context { inner })) };
         Ok(())

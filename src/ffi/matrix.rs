@@ -1,6 +1,7 @@
 //! `tern_matrix`: create from packed bytes or floats, inspect, multiply.
 
 use std::ffi::c_void;
+use std::ops::Range;
 
 use super::args::{
     check_output, optional_slice, positive, read_options, reference, slice, slice_mut, stride,
@@ -47,7 +48,8 @@ unsafe fn publish(out: *mut *mut tern_matrix, make: impl FnOnce() -> Result<Matr
 
 /// Validates a packed `rows × cols` buffer (`packed_len` ≥ `tern_packed_size`) and copies it into a new
 /// matrix whose kernel is chosen from `ctx` (NULL = default context). Corrupt data is
-/// `TERN_STATUS_INVALID_ARGUMENT`. The caller keeps ownership of `packed`. Thread-safe.
+/// `TERN_STATUS_INVALID_ARGUMENT`; memory the system refuses for the matrix's copy is
+/// `TERN_STATUS_OUT_OF_MEMORY`. The caller keeps ownership of `packed`. Thread-safe.
 ///
 /// # Safety
 /// `packed` must hold `packed_len` bytes; `out` must be writable.
@@ -160,6 +162,25 @@ const DEFAULT_GEMM_OPTIONS: tern_gemm_options = tern_gemm_options {
     bias: std::ptr::null(),
 };
 
+/// The elements of `y` a call writes: rows `opts.rows` of each token.
+fn y_span(y: *const f32, n: usize, y_stride: usize, opts: &GemmOptions) -> Span {
+    let rows = opts
+        .rows
+        .clone()
+        .expect("gemm_options_arg sets the row range");
+    Span::rows("y", y, n, y_stride, rows)
+}
+
+/// The bias entries a call reads (`opts.rows`), or an empty span without a bias.
+fn bias_span(opts: &GemmOptions) -> Span {
+    let rows = opts
+        .rows
+        .clone()
+        .expect("gemm_options_arg sets the row range");
+    let ptr = opts.bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
+    Span::rows("opts->bias", ptr, 1, rows.end, rows)
+}
+
 /// Reads `tern_gemm_options` (NULL = defaults) for a matrix with `rows` output rows.
 unsafe fn gemm_options_arg<'a>(
     opts: *const tern_gemm_options,
@@ -186,10 +207,100 @@ unsafe fn gemm_options_arg<'a>(
     })
 }
 
+/// The bytes of a strided buffer a call reads or writes: `n` rows at `base + t·stride`, bytes
+/// `[start, end)` of each (`start < end ≤ stride`).
+#[derive(Clone, Copy)]
+struct Span {
+    name: &'static str,
+    base: usize,
+    n: usize,
+    stride: usize,
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    /// `n` rows of `stride` elements of `T`, elements `[start, end)` of each.
+    fn rows<T>(
+        name: &'static str,
+        ptr: *const T,
+        n: usize,
+        stride: usize,
+        cols: Range<usize>,
+    ) -> Self {
+        let size = size_of::<T>();
+        Self {
+            name,
+            base: ptr as usize,
+            n,
+            stride: stride * size,
+            start: cols.start * size,
+            end: cols.end * size,
+        }
+    }
+
+    /// Its first and one-past-last byte address (u128: no overflow).
+    fn bounds(&self) -> (u128, u128) {
+        let first = self.base as u128 + self.start as u128;
+        let row = (self.n as u128 - 1) * self.stride as u128;
+        (first, self.base as u128 + row + self.end as u128)
+    }
+
+    /// Whether a byte of `self` is also a byte of `other`: for each row of `self`, the first
+    /// row of `other` that ends after that row's start is the only one that may start before
+    /// its end (rows of one span do not overlap each other).
+    fn overlaps(&self, other: &Span) -> bool {
+        let ((lo, hi), (olo, ohi)) = (self.bounds(), other.bounds());
+        if hi <= olo || ohi <= lo {
+            return false;
+        }
+        let (ob, os) = (other.base as u128, other.stride as u128);
+        let (ostart, oend) = (other.start as u128, other.end as u128);
+        (0..self.n as u128).any(|u| {
+            let a = self.base as u128 + u * self.stride as u128 + self.start as u128;
+            let b = a + (self.end - self.start) as u128;
+            let t = if ob + oend > a {
+                0
+            } else {
+                (a - (ob + oend)) / os + 1
+            };
+            t < other.n as u128 && ob + t * os + ostart < b
+        })
+    }
+}
+
+/// Refuses a call whose output `y` shares a byte with one of its inputs: tasks on several
+/// threads write y while others still read the inputs, so an in-place call would compute from
+/// half-written values. NULL pointers are left to the NULL checks.
+fn check_no_overlap(y: Span, inputs: &[Span]) -> Result<()> {
+    for input in inputs {
+        if y.base != 0 && input.base != 0 && y.overlaps(input) {
+            let ((lo, hi), (ilo, ihi)) = (y.bounds(), input.bounds());
+            return Err(Error::invalid(format!(
+                "{} (written bytes {lo:#x}..{hi:#x}) overlaps {} (read bytes {ilo:#x}..{ihi:#x}); \
+                 the output must not share memory with an input (in-place GEMM is not supported)",
+                y.name, input.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `y[t][r] = Σ_k W[r][k]·x[t][k]` for `n_tokens` tokens, BitNet style: each token of `x` (row
 /// `t` at `x + t·x_stride`, stride 0 = cols) is quantized to int8 per `opts->compat`; output row
 /// `t` is at `y + t·y_stride` (0 = rows). `opts` may be NULL. Only rows `[row_begin, row_end)`
 /// of each output token are written. `ctx` (NULL = default) supplies the threads. Thread-safe.
+///
+/// No in-place use: a call whose written part of `y` shares a byte with the part of `x` it reads
+/// (`cols` floats of each token) or with `opts->bias[row_begin..row_end]` fails with
+/// `TERN_STATUS_INVALID_ARGUMENT` (the message names both byte ranges); strided buffers that
+/// interleave without sharing a byte are accepted.
+///
+/// Scratch: each calling thread keeps the buffers of its calls for the next (no allocation on
+/// the steady path), at most 2 MiB of them: a call that needs more runs in chunks of tokens
+/// (the results are the same), and scratch above 2 MiB after a call (a matrix so wide that 12
+/// tokens need more) is freed. An allocation the system refuses is
+/// `TERN_STATUS_OUT_OF_MEMORY` with nothing written to `y`.
 ///
 /// # Safety
 /// `x` and `y` must hold the strided sizes above; `matrix` must be live.
@@ -213,15 +324,25 @@ pub unsafe extern "C" fn tern_gemm(
         let x_stride = stride(x_stride, cols, "x_stride")?;
         let y_stride = stride(y_stride, rows, "y_stride")?;
         let x = slice(x, strided_len("x", n, x_stride, cols)?, "x")?;
-        let y = slice_mut(y, strided_len("y", n, y_stride, rows)?, "y")?;
+        let y_len = strided_len("y", n, y_stride, rows)?;
         let opts = gemm_options_arg(opts, rows)?;
+        check_no_overlap(
+            y_span(y, n, y_stride, &opts),
+            &[
+                Span::rows("x", x.as_ptr(), n, x_stride, 0..cols),
+                bias_span(&opts),
+            ],
+        )?;
+        let y = slice_mut(y, y_len, "y")?;
         m.gemm(ctx, x, n, x_stride, y, y_stride, &opts)
     })
 }
 
 /// Like `tern_gemm` for activations the caller already quantized (e.g. with
 /// `tern_quantize_activations`): `q` holds `n_tokens` rows of `cols` int8 (stride `q_stride`, 0 =
-/// cols), `scales` and `sums` one entry per token. `opts->compat` selects the epilogue.
+/// cols), `scales` and `sums` one entry per token. `opts->compat` selects the epilogue. As for
+/// `tern_gemm`, the written part of `y` must not share a byte with `q`, `scales`, `sums` or the
+/// bias (`TERN_STATUS_INVALID_ARGUMENT`), and scratch is bounded the same way.
 ///
 /// # Safety
 /// Buffers must hold the sizes above; `matrix` must be live.
@@ -252,8 +373,18 @@ pub unsafe extern "C" fn tern_gemm_i8(
             scales: slice(scales, n, "scales")?,
             sums: slice(sums, n, "sums")?,
         };
-        let y = slice_mut(y, strided_len("y", n, y_stride, rows)?, "y")?;
+        let y_len = strided_len("y", n, y_stride, rows)?;
         let opts = gemm_options_arg(opts, rows)?;
+        check_no_overlap(
+            y_span(y, n, y_stride, &opts),
+            &[
+                Span::rows("q", acts.q.as_ptr(), n, q_stride, 0..cols),
+                Span::rows("scales", acts.scales.as_ptr(), 1, n, 0..n),
+                Span::rows("sums", acts.sums.as_ptr(), 1, n, 0..n),
+                bias_span(&opts),
+            ],
+        )?;
+        let y = slice_mut(y, y_len, "y")?;
         m.gemm_i8(ctx, &acts, n, y, y_stride, &opts)
     })
 }

@@ -25,7 +25,8 @@ pub enum tern_status {
     TERN_STATUS_NO_DEVICE = 6,
     /// The CUDA driver reported an error.
     TERN_STATUS_CUDA_ERROR = 7,
-    /// An allocation failed.
+    /// An allocation failed (the system refused it, e.g. under an address-space limit); the
+    /// message names its size in bytes. Nothing was written; the call may be retried.
     TERN_STATUS_OUT_OF_MEMORY = 8,
     /// A bug inside tern was caught at the boundary; the message has the details.
     TERN_STATUS_PANIC = 9,
@@ -143,6 +144,14 @@ pub struct tern_context_options {
     pub max_isa: i32,
     /// Threads per call: 0 = all cores, 1 = the caller's thread only, N = a pool of N.
     pub n_threads: i32,
+    /// How long, in microseconds, the pool's idle workers spin (burning CPU) waiting for the next
+    /// call before they sleep; 0 = sleep at once (a call then pays a thread wake-up, a few
+    /// microseconds), at most 1000000. Default `TERN_DEFAULT_SPIN_US` (100): it bridges the gaps
+    /// between the GEMVs of one layer, while a host that runs its own threads between calls
+    /// (attention, sampling, its own thread pool) loses at most that much CPU per worker after
+    /// each call. Callers built against a header without this field (a smaller `struct_size`)
+    /// get the default; a struct zeroed by hand instead of `TERN_CONTEXT_OPTIONS_INIT` gets 0.
+    pub spin_us: u32,
 }
 
 /// How a matrix is stored. Initialize with `TERN_LAYOUT_INIT(format)`.
@@ -249,7 +258,9 @@ pub struct tern_matrix_properties {
 // SAFETY: all of these are repr(C), start with `u32 struct_size`, and any bytes are valid values
 // (pointers are only dereferenced after their own checks).
 unsafe impl Versioned for tern_context_options {
-    const V1_SIZE: usize = std::mem::size_of::<Self>();
+    /// The first version ended before `spin_us`.
+    const V1_SIZE: usize = std::mem::offset_of!(Self, spin_us);
+    const OLDER_SIZES: &'static [usize] = &[Self::V1_SIZE];
 }
 unsafe impl Versioned for tern_layout {
     const V1_SIZE: usize = std::mem::size_of::<Self>();

@@ -11,7 +11,7 @@ pub mod tq;
 pub mod tq1_0;
 pub mod tq2_0;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, try_collect, try_reserve, try_vec};
 
 /// The ternary storage formats (numbers are the C enum `tern_format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,7 +280,7 @@ impl Layout {
         match self {
             Self::I2s(v) => i2s::unpack(v, &src[..i2s::code_bytes(shape)], ternary),
             Self::Tl1(_) => tl1::unpack(&self.tiling(shape)?, shape, src, ternary),
-            Self::Tl2(_) => tl2::unpack(&self.tiling(shape)?, shape, src, ternary),
+            Self::Tl2(_) => tl2::unpack(&self.tiling(shape)?, shape, src, ternary)?,
             Self::Tq(kind) => kind.codec().unpack_all(src, ternary),
         }
         Ok(())
@@ -290,7 +290,7 @@ impl Layout {
     /// (`shape.elements()` floats); on error `dst` is untouched.
     pub fn dequantize(self, shape: Shape, src: &[u8], dst: &mut [f32]) -> Result<()> {
         let scales = self.validate(shape, src)?;
-        let mut ternary = vec![0i8; shape.elements()];
+        let mut ternary = try_vec(shape.elements(), 0i8, "the unpacked ternary values")?;
         self.unpack(shape, src, &mut ternary)?;
         let per = self.elements_per_scale(shape);
         for ((out, t), scale) in dst.chunks_mut(per).zip(ternary.chunks(per)).zip(&scales) {
@@ -319,7 +319,8 @@ pub fn convert(
     let (per_from, per_to) = (from.elements_per_scale(shape), to.elements_per_scale(shape));
     let to_scales: Vec<f32> = if per_to >= per_from {
         let merged = per_to / per_from;
-        let mut out = Vec::with_capacity(scales.len() / merged);
+        let mut out = Vec::new();
+        try_reserve(&mut out, scales.len() / merged, "the converted scales")?;
         for (i, group) in scales.chunks(merged).enumerate() {
             if let Some(other) = group.iter().find(|&&v| v != group[0]) {
                 return Err(Error::invalid(format!(
@@ -334,9 +335,10 @@ pub fn convert(
         }
         out
     } else {
-        (0..shape.elements() / per_to)
-            .map(|i| scales[i * per_to / per_from])
-            .collect()
+        try_collect(
+            (0..shape.elements() / per_to).map(|i| scales[i * per_to / per_from]),
+            "the converted scales",
+        )?
     };
     if let Layout::Tq(_) = to
         && !allow_rounding
@@ -350,7 +352,7 @@ pub fn convert(
             f32::from(half::f16::from_f32(s))
         )));
     }
-    let mut ternary = vec![0i8; shape.elements()];
+    let mut ternary = try_vec(shape.elements(), 0i8, "the unpacked ternary values")?;
     from.unpack(shape, src, &mut ternary)?;
     to.pack(shape, &ternary, &to_scales, dst)
 }

@@ -69,7 +69,7 @@ use super::tl_common::{
     fold_blocks, largest_divisor_multiple, list, pair_digits, pair_entries_i32, pair_index,
     round_up,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, try_vec};
 
 pub use super::tl_common::Tiling;
 
@@ -499,24 +499,24 @@ impl<'a> RowSegments<'a> {
 }
 
 /// The decoded triple magnitudes (`[Mp][three_k/3]`) of a buffer whose nibbles are in range.
-fn decode_magnitudes(t: &Tiling, d: &Dims, src: &[u8]) -> Vec<u8> {
+fn decode_magnitudes(t: &Tiling, d: &Dims, src: &[u8]) -> Result<Vec<u8>> {
     let groups = d.three_k / 3;
-    let mut mag = vec![0u8; d.rows * groups];
+    let mut mag = try_vec(d.rows * groups, 0u8, "the decoded TL2 magnitudes")?;
     each_three(t, d, |b, r, g| {
         mag[r * groups + g] = src[b] >> 4;
         mag[r * groups + g + 1] = src[b] & 15;
     });
-    mag
+    Ok(mag)
 }
 
 /// The decoded sign bits (`[Mp][three_k/3]`).
-fn decode_signs(t: &Tiling, d: &Dims, src: &[u8]) -> Vec<bool> {
+fn decode_signs(t: &Tiling, d: &Dims, src: &[u8]) -> Result<Vec<bool>> {
     let groups = d.three_k / 3;
-    let mut neg = vec![false; d.rows * groups];
+    let mut neg = try_vec(d.rows * groups, false, "the decoded TL2 sign bits")?;
     each_sign(t, d, |b, bit, r, g| {
         neg[r * groups + g] = src[b] >> bit & 1 != 0
     });
-    neg
+    Ok(neg)
 }
 
 /// Checks a packed buffer (at least `packed_size` bytes) and returns its scale. Detects triple
@@ -563,7 +563,7 @@ pub fn validate(t: &Tiling, shape: Shape, src: &[u8]) -> Result<f32> {
         )));
     }
     let groups = d.three_k / 3;
-    let mag = decode_magnitudes(t, &d, src);
+    let mag = decode_magnitudes(t, &d, src)?;
     let padded = (d.rows, d.cols) != (m, k);
     let pad_error = |b: usize, r: usize, c: usize| {
         Error::invalid(format!(
@@ -623,13 +623,13 @@ pub fn validate(t: &Tiling, shape: Shape, src: &[u8]) -> Result<f32> {
 }
 
 /// Inverse of `pack` for a buffer that passed `validate`: writes the `rows·cols` ternary values.
-pub fn unpack(t: &Tiling, shape: Shape, src: &[u8], ternary: &mut [i8]) {
+pub fn unpack(t: &Tiling, shape: Shape, src: &[u8], ternary: &mut [i8]) -> Result<()> {
     let (m, k) = (shape.rows, shape.cols);
     let d = dims(t, shape);
     let ternary = &mut ternary[..m * k];
     let groups = d.three_k / 3;
-    let mag = decode_magnitudes(t, &d, src);
-    let neg = decode_signs(t, &d, src);
+    let mag = decode_magnitudes(t, &d, src)?;
+    let neg = decode_signs(t, &d, src)?;
     for r in 0..m {
         for g in 0..groups {
             let digits = TRIPLE_DIGITS[mag[r * groups + g] as usize];
@@ -655,6 +655,7 @@ pub fn unpack(t: &Tiling, shape: Shape, src: &[u8], ternary: &mut [i8]) {
             }
         }
     });
+    Ok(())
 }
 
 /// `127 / max|x|` as the AVX2 `per_tensor_quant` computes it (f32, no epsilon; NaNs are skipped
@@ -778,7 +779,8 @@ pub fn lut_gemv(t: &Tiling, shape: Shape, packed: &[u8], x: &[f32], y: &mut [f32
     let w_scale = f32::from_le_bytes(packed[off..off + 4].try_into().expect("4 bytes"));
 
     let groups = d.three_k / 3;
-    let neg = decode_signs(t, &d, packed);
+    // A reference for tests, not on a path of the C API.
+    let neg = decode_signs(t, &d, packed).unwrap_or_else(|e| panic!("{e}"));
     let blocks3 = d.three_k / t.tile_k;
     let groups_per_block = t.tile_k / 3;
     let mut block3 = vec![0i32; d.rows * blocks3];

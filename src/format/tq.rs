@@ -4,7 +4,7 @@
 use half::f16;
 
 use super::Shape;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, try_collect, try_reserve};
 
 /// Elements per block (ggml `QK_K`).
 pub const BLOCK: usize = 256;
@@ -88,7 +88,7 @@ impl Codec {
     /// Packs every block; each scale is stored as f16 (round to nearest even, as ggml does) and
     /// must fit its range.
     pub fn pack_all(&self, ternary: &[i8], scales: &[f32], dst: &mut [u8]) -> Result<()> {
-        let halves: Vec<f16> = scales.iter().map(|&s| f16::from_f32(s)).collect();
+        let halves = try_collect(scales.iter().map(|&s| f16::from_f32(s)), "the f16 scales")?;
         if let Some(i) = halves.iter().position(|h| !h.is_finite()) {
             return Err(Error::invalid(format!(
                 "scales[{i}] = {} exceeds the f16 range that {} stores scales in (max 65504)",
@@ -107,10 +107,12 @@ impl Codec {
 
     /// Validates every block and returns the scales as f32.
     pub fn validate_all(&self, src: &[u8]) -> Result<Vec<f32>> {
-        src.chunks_exact(self.block_bytes)
-            .enumerate()
-            .map(|(i, b)| (self.validate)(b, i).map(f32::from))
-            .collect()
+        let mut scales = Vec::new();
+        try_reserve(&mut scales, src.len() / self.block_bytes, "the scales")?;
+        for (i, b) in src.chunks_exact(self.block_bytes).enumerate() {
+            scales.push(f32::from((self.validate)(b, i)?));
+        }
+        Ok(scales)
     }
 
     pub fn unpack_all(&self, src: &[u8], ternary: &mut [i8]) {

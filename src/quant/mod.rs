@@ -8,7 +8,7 @@ pub mod weight;
 pub use activation::Compat;
 pub use weight::{Method, QuantConfig, QuantStats, Ternarized};
 
-use crate::error::Result;
+use crate::error::{Result, try_collect, try_vec};
 use crate::format::{Layout, Shape};
 
 /// Quantizes `w` (`shape.elements()` floats) into the packed bytes of `layout`, with stats.
@@ -19,12 +19,13 @@ pub fn quantize_packed(
     cfg: &QuantConfig,
 ) -> Result<(Vec<u8>, QuantStats)> {
     let t = weight::ternarize(cfg, w, shape)?;
-    let mut packed = vec![0u8; layout.packed_size(shape)?];
+    let mut packed = try_vec(layout.packed_size(shape)?, 0u8, "the packed weights")?;
     // The layout stores a scale per `per` elements; `t` has one per `t.per_scale` (a multiple).
     let per = layout.elements_per_scale(shape);
-    let scales: Vec<f32> = (0..layout.scale_count(shape))
-        .map(|i| t.scales[i * per / t.per_scale])
-        .collect();
+    let scales = try_collect(
+        (0..layout.scale_count(shape)).map(|i| t.scales[i * per / t.per_scale]),
+        "the scales",
+    )?;
     layout.pack(shape, &t.values, &scales, &mut packed)?;
     let stats = QuantStats::measure(&w[..shape.elements()], &t, packed.len());
     Ok((packed, stats))

@@ -1,6 +1,6 @@
 //! Weight quantization: float matrix → ternary values in {-1, 0, 1} plus scales.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, try_reserve, try_vec};
 use crate::format::{Layout, Shape};
 
 /// `tern_quant_method` values.
@@ -154,8 +154,9 @@ pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternari
             shape.cols
         )));
     }
-    let mut values = vec![0i8; src.len()];
-    let mut scales = Vec::with_capacity(src.len() / per_scale);
+    let mut values = try_vec(src.len(), 0i8, "the ternary values")?;
+    let mut scales = Vec::new();
+    try_reserve(&mut scales, src.len() / per_scale, "the scales")?;
     for (w, t) in src.chunks(per_scale).zip(values.chunks_mut(per_scale)) {
         scales.push(match cfg.method {
             Method::Prescaled => prescaled(w, t),

@@ -89,6 +89,7 @@ pub fn context(max_isa: i32, n_threads: i32) -> *mut tern_context {
         struct_size: size_of::<tern_context_options>() as u32,
         max_isa,
         n_threads,
+        spin_us: tern::context::DEFAULT_SPIN_US,
     };
     let mut ctx = std::ptr::null_mut();
     let st = unsafe { tern_context_create(&opts, &mut ctx) };

@@ -720,7 +720,7 @@ fn l3_bytes() -> usize {
 /// size gets 4 KiB pages here, which read ~20% slower on one thread and would flatter every
 /// GEMV's fraction).
 fn big_buffer(n: usize) -> PageBuf {
-    let mut b = PageBuf::zeroed(n);
+    let mut b = PageBuf::zeroed(n, "the streaming-read buffer").unwrap_or_else(|e| panic!("{e}"));
     for (i, v) in b.iter_mut().enumerate() {
         *v = ((i * 131) >> 7) as u8;
     }
