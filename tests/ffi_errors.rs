@@ -151,6 +151,7 @@ fn context_create_rejects_bad_options_and_nulls_out() {
         struct_size: size_of::<tern_context_options>() as u32,
         max_isa: 0,
         n_threads: 1,
+        spin_us: tern::context::DEFAULT_SPIN_US,
     };
     let small = tern_context_options {
         struct_size: 4,
@@ -215,6 +216,7 @@ fn larger_struct_from_a_newer_header_is_accepted_only_with_zero_extra_fields() {
             struct_size: size_of::<Newer>() as u32,
             max_isa: 0,
             n_threads: 1,
+            spin_us: tern::context::DEFAULT_SPIN_US,
         },
         future: 0,
     };
