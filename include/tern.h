@@ -1093,7 +1093,8 @@ tern_status tern_matrix_from_gguf_layout(const struct tern_context *ctx,
 
 /**
  * Bytes a tensor of ggml type `ggml_type` (resolved under `dialect`; for TL2 give the
- * BITNET_* dialect) with `n_dims` dims (ggml order) occupies in a GGUF file.
+ * BITNET_* dialect) with `n_dims` dims (ggml order) occupies in a GGUF file. Shapes of more than
+ * INT64_MAX elements (ggml's limit) are INVALID_ARGUMENT.
  *
  * # Safety
  * `dims` must hold `n_dims` values; `out` writable.
