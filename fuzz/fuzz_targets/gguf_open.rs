@@ -124,7 +124,7 @@ unsafe fn walk(g: *mut tern_gguf) {
         }
         let mut m = null_mut();
         if not_panic(unsafe { tern_matrix_from_gguf(null(), g, name.as_ptr(), &mut m) }) {
-            gemm_once(m);
+            unsafe { gemm_once(m) };
         }
     }
 }
