@@ -919,6 +919,211 @@ tern_status tern_cuda_gemm_ex(const struct tern_cuda_matrix *matrix,
 void tern_cuda_matrix_destroy(struct tern_cuda_matrix *matrix);
 
 /**
+ * bitnet.cpp `ggml_vec_dot_i2_i8_s`: raw dot of unsigned I2_S codes (0/1/2, 128-element x86
+ * layout, the file format) with int8 activations, **exact** in int32 and returned as float (no
+ * scale, no `− act_sum`). bitnet.cpp's AVX2 kernel wraps its int16 accumulator on extreme inputs
+ * (e.g. 4096 codes of 2 against activations of 127); this one never does.
+ *
+ * Strides follow ggml's mixed units: `bx` in elements (row `r` at `vx + r·bx/4`), `by` in bytes,
+ * `bs` in floats. If `nrc % 4 == 0`: one weight row against `nrc` activation columns
+ * (`vy + c·by`), result `c` at `s[c·bs]`. Otherwise: `nrc` weight rows against one activation
+ * vector, result `r` at `s[r]`.
+ *
+ * Checked: `n` > 0 and a multiple of 128; `nrc` > 0; `s`, `vx`, `vy` non-NULL, `s` 4-byte
+ * aligned; the strided extents fit in PTRDIFF_MAX bytes. Otherwise nothing is written to `s`
+ * and the last error says why; a successful call clears it.
+ *
+ * # Safety
+ * The buffers hold what the strides above address.
+ */
+void tern_ggml_vec_dot_i2_i8_s(int n,
+                               float *s,
+                               size_t bs,
+                               const void *vx,
+                               size_t bx,
+                               const void *vy,
+                               size_t by,
+                               int nrc);
+
+/**
+ * bitnet.cpp `quantize_i2_s` (ggml's chunk-quantizer signature): packs `nrow · n_per_row`
+ * already-ternary floats (ternary × one scale) into the x86 I2_S layout at `dst` — codes, the f32
+ * scale (max |w|) and 28 zero bytes — and returns `nrow·n_per_row/4 + 32`. `quant_weights` is
+ * ignored, as in bitnet.cpp.
+ *
+ * Checked: `nrow`, `n_per_row` ≥ 0 with a product that is a positive multiple of 128; `src`
+ * (4-byte aligned) and `dst` non-NULL. Otherwise it returns 0, writes nothing and the last error
+ * says why; a successful call clears it.
+ *
+ * # Safety
+ * `src` holds `nrow·n_per_row` floats and `dst` `nrow·n_per_row/4 + 32` bytes.
+ */
+size_t tern_ggml_quantize_i2_s(const float *src,
+                               void *dst,
+                               int64_t nrow,
+                               int64_t n_per_row,
+                               const float *quant_weights);
+
+/**
+ * bitnet.cpp `quantize_row_i8_s` as the current fork computes it (`TERN_COMPAT_BITNET_CPP`):
+ * `n` floats → int8 at `y`, `*act_scales = 127/absmax`, `*act_sums = Σ q`.
+ *
+ * Checked: `n` > 0; `x`, `y`, `act_scales`, `act_sums` non-NULL, `x`, `act_scales` and
+ * `act_sums` 4-byte aligned. Otherwise nothing is written and the last error says why; a
+ * successful call clears it.
+ *
+ * # Safety
+ * `x` holds `n` floats, `y` `n` bytes.
+ */
+void tern_ggml_quantize_row_i8_s(const float *x,
+                                 void *y,
+                                 int64_t n,
+                                 float *act_scales,
+                                 int32_t *act_sums);
+
+/**
+ * Like `tern_ggml_quantize_row_i8_s` with the merge-dev arithmetic
+ * (`TERN_COMPAT_BITNET_CPP_LEGACY`: f64 absmax floored at 1e-5, half-to-even).
+ *
+ * Checked, and on failure: as for `tern_ggml_quantize_row_i8_s`.
+ *
+ * # Safety
+ * As for `tern_ggml_quantize_row_i8_s`.
+ */
+void tern_ggml_quantize_row_i8_s_legacy(const float *x,
+                                        void *y,
+                                        int64_t n,
+                                        float *act_scales,
+                                        int32_t *act_sums);
+
+/**
+ * ggml `quantize_row_tq1_0` (`from_float` of TQ1_0), bit-exact with the reference.
+ *
+ * Checked: `k` ≥ 0 and a multiple of 256 (0 writes nothing); for `k` > 0, `x` (4-byte aligned)
+ * and `y` non-NULL. Otherwise nothing is written and the last error says why; a successful call
+ * clears it.
+ *
+ * # Safety
+ * `x` holds `k` floats, `y` `k/256·54` bytes.
+ */
+void tern_ggml_quantize_row_tq1_0(const float *x, void *y, int64_t k);
+
+/**
+ * ggml `quantize_row_tq2_0` (`from_float` of TQ2_0), bit-exact with the reference.
+ *
+ * Checked, and on failure: as for `tern_ggml_quantize_row_tq1_0`.
+ *
+ * # Safety
+ * `x` holds `k` floats, `y` `k/256·66` bytes.
+ */
+void tern_ggml_quantize_row_tq2_0(const float *x, void *y, int64_t k);
+
+/**
+ * ggml `dequantize_row_tq1_0` (`to_float`).
+ *
+ * Checked: `k` ≥ 0 and a multiple of 256 (0 writes nothing); for `k` > 0, `x` and `y` (4-byte
+ * aligned) non-NULL. Otherwise nothing is written and the last error says why; a successful call
+ * clears it.
+ *
+ * # Safety
+ * `x` holds `k/256` blocks (54 bytes each), `y` `k` floats.
+ */
+void tern_ggml_dequantize_row_tq1_0(const void *x, float *y, int64_t k);
+
+/**
+ * ggml `dequantize_row_tq2_0` (`to_float`).
+ *
+ * Checked, and on failure: as for `tern_ggml_dequantize_row_tq1_0`.
+ *
+ * # Safety
+ * `x` holds `k/256` blocks (66 bytes each), `y` `k` floats.
+ */
+void tern_ggml_dequantize_row_tq2_0(const void *x, float *y, int64_t k);
+
+/**
+ * ggml `quantize_row_q8_K`, bit-exact with `quantize_row_q8_K_ref` (an all-zero block gets
+ * `d = 0`, zero `qs`, and its `bsums` are left as they were, as in ggml).
+ *
+ * Checked: `k` ≥ 0 and a multiple of 256 (0 writes nothing); for `k` > 0, `x` (4-byte aligned)
+ * and `y` non-NULL. Otherwise nothing is written and the last error says why; a successful call
+ * clears it.
+ *
+ * # Safety
+ * `x` holds `k` floats, `y` `k/256·292` bytes.
+ */
+void tern_ggml_quantize_row_q8_K(const float *x, void *y, int64_t k);
+
+/**
+ * ggml `ggml_vec_dot_tq1_0_q8_K` (`bs`, `bx`, `by` are ignored). The integer block sums are
+ * exact; the float sum runs in block order as ggml's reference does.
+ *
+ * Checked: `n` ≥ 0 and a multiple of 256 (0 gives `*s = 0`); `nrc` = 1; `s` non-NULL and 4-byte
+ * aligned; for `n` > 0, `vx` and `vy` non-NULL. Otherwise `*s` is not written and the last error
+ * says why; a successful call clears it.
+ *
+ * # Safety
+ * `vx` holds `n/256` TQ1_0 blocks, `vy` `n/256` Q8_K blocks.
+ */
+void tern_ggml_vec_dot_tq1_0_q8_K(int n,
+                                  float *s,
+                                  size_t bs,
+                                  const void *vx,
+                                  size_t bx,
+                                  const void *vy,
+                                  size_t by,
+                                  int nrc);
+
+/**
+ * ggml `ggml_vec_dot_tq2_0_q8_K`; see `tern_ggml_vec_dot_tq1_0_q8_K`.
+ *
+ * Checked, and on failure: as for `tern_ggml_vec_dot_tq1_0_q8_K`.
+ *
+ * # Safety
+ * `vx` holds `n/256` TQ2_0 blocks, `vy` `n/256` Q8_K blocks.
+ */
+void tern_ggml_vec_dot_tq2_0_q8_K(int n,
+                                  float *s,
+                                  size_t bs,
+                                  const void *vx,
+                                  size_t bx,
+                                  const void *vy,
+                                  size_t by,
+                                  int nrc);
+
+/**
+ * ggml `quantize_tq1_0` (chunk quantizer): `nrow` rows of `n_per_row` floats; returns the bytes
+ * written (`nrow·n_per_row/256·54`). The importance matrix is ignored, as in ggml.
+ *
+ * Checked: `nrow` ≥ 0; `n_per_row` ≥ 0 and a multiple of 256; the product fits; for a non-empty
+ * chunk, `src` (4-byte aligned) and `dst` non-NULL. Otherwise it returns 0, writes nothing and
+ * the last error says why (an empty chunk also returns 0, with no error); a successful call
+ * clears it.
+ *
+ * # Safety
+ * `src` holds `nrow·n_per_row` floats, `dst` the bytes returned.
+ */
+size_t tern_ggml_quantize_tq1_0(const float *src,
+                                void *dst,
+                                int64_t nrow,
+                                int64_t n_per_row,
+                                const float *imatrix);
+
+/**
+ * ggml `quantize_tq2_0` (chunk quantizer; `nrow·n_per_row/256·66` bytes); see
+ * `tern_ggml_quantize_tq1_0`.
+ *
+ * Checked, and on failure: as for `tern_ggml_quantize_tq1_0`.
+ *
+ * # Safety
+ * `src` holds `nrow·n_per_row` floats, `dst` the bytes returned.
+ */
+size_t tern_ggml_quantize_tq2_0(const float *src,
+                                void *dst,
+                                int64_t nrow,
+                                int64_t n_per_row,
+                                const float *imatrix);
+
+/**
  * Opens, maps and fully validates the GGUF file at `path` (UTF-8 path, NUL-terminated) with
  * the default options (dialect AUTO). A corrupt or truncated file is
  * `TERN_STATUS_INVALID_ARGUMENT` with a message naming the problem and byte offset; big-endian
@@ -1115,7 +1320,8 @@ tern_status tern_matrix_from_gguf_layout(const struct tern_context *ctx,
 
 /**
  * Bytes a tensor of ggml type `ggml_type` (resolved under `dialect`; for TL2 give the
- * BITNET_* dialect) with `n_dims` dims (ggml order) occupies in a GGUF file.
+ * BITNET_* dialect) with `n_dims` dims (ggml order) occupies in a GGUF file. Shapes of more than
+ * INT64_MAX elements (ggml's limit) are INVALID_ARGUMENT.
  *
  * # Safety
  * `dims` must hold `n_dims` values; `out` writable.
@@ -1504,168 +1710,6 @@ tern_status tern_ternarize(const struct tern_quant_options *opts,
                            float *scales,
                            size_t n_scales,
                            size_t *n_scales_out);
-
-/**
- * bitnet.cpp `ggml_vec_dot_i2_i8_s`: raw dot of unsigned I2_S codes (0/1/2, 128-element x86
- * layout, the file format) with int8 activations, **exact** in int32 and returned as float (no
- * scale, no `− act_sum`). bitnet.cpp's AVX2 kernel wraps its int16 accumulator on extreme inputs
- * (e.g. 4096 codes of 2 against activations of 127); this one never does.
- *
- * Strides follow ggml's mixed units: `bx` in elements (row `r` at `vx + r·bx/4`), `by` in bytes,
- * `bs` in floats. If `nrc % 4 == 0`: one weight row against `nrc` activation columns
- * (`vy + c·by`), result `c` at `s[c·bs]`. Otherwise: `nrc` weight rows against one activation
- * vector, result `r` at `s[r]`.
- *
- * # Safety
- * `n` > 0 and a multiple of 128; the buffers hold what the strides above address.
- */
-void tern_ggml_vec_dot_i2_i8_s(int n,
-                               float *s,
-                               size_t bs,
-                               const void *vx,
-                               size_t bx,
-                               const void *vy,
-                               size_t by,
-                               int nrc);
-
-/**
- * bitnet.cpp `quantize_i2_s` (ggml's chunk-quantizer signature): packs `nrow · n_per_row`
- * already-ternary floats (ternary × one scale) into the x86 I2_S layout at `dst` — codes, the f32
- * scale (max |w|) and 28 zero bytes — and returns `nrow·n_per_row/4 + 32`. `quant_weights` is
- * ignored, as in bitnet.cpp.
- *
- * # Safety
- * `nrow·n_per_row` is a positive multiple of 128; `src` holds that many floats and `dst`
- * `nrow·n_per_row/4 + 32` bytes.
- */
-size_t tern_ggml_quantize_i2_s(const float *src,
-                               void *dst,
-                               int64_t nrow,
-                               int64_t n_per_row,
-                               const float *quant_weights);
-
-/**
- * bitnet.cpp `quantize_row_i8_s` as the current fork computes it (`TERN_COMPAT_BITNET_CPP`):
- * `n` floats → int8 at `y`, `*act_scales = 127/absmax`, `*act_sums = Σ q`.
- *
- * # Safety
- * `x` holds `n` > 0 floats, `y` `n` bytes; `act_scales`, `act_sums` are writable.
- */
-void tern_ggml_quantize_row_i8_s(const float *x,
-                                 void *y,
-                                 int64_t n,
-                                 float *act_scales,
-                                 int32_t *act_sums);
-
-/**
- * Like `tern_ggml_quantize_row_i8_s` with the merge-dev arithmetic
- * (`TERN_COMPAT_BITNET_CPP_LEGACY`: f64 absmax floored at 1e-5, half-to-even).
- *
- * # Safety
- * As for `tern_ggml_quantize_row_i8_s`.
- */
-void tern_ggml_quantize_row_i8_s_legacy(const float *x,
-                                        void *y,
-                                        int64_t n,
-                                        float *act_scales,
-                                        int32_t *act_sums);
-
-/**
- * ggml `quantize_row_tq1_0` (`from_float` of TQ1_0), bit-exact with the reference.
- *
- * # Safety
- * `k` is a multiple of 256 (0 allowed); `x` holds `k` floats, `y` `k/256·54` bytes.
- */
-void tern_ggml_quantize_row_tq1_0(const float *x, void *y, int64_t k);
-
-/**
- * ggml `quantize_row_tq2_0` (`from_float` of TQ2_0), bit-exact with the reference.
- *
- * # Safety
- * `k` is a multiple of 256 (0 allowed); `x` holds `k` floats, `y` `k/256·66` bytes.
- */
-void tern_ggml_quantize_row_tq2_0(const float *x, void *y, int64_t k);
-
-/**
- * ggml `dequantize_row_tq1_0` (`to_float`).
- *
- * # Safety
- * `k` is a multiple of 256; `x` holds `k/256` blocks, `y` `k` floats.
- */
-void tern_ggml_dequantize_row_tq1_0(const void *x, float *y, int64_t k);
-
-/**
- * ggml `dequantize_row_tq2_0` (`to_float`).
- *
- * # Safety
- * `k` is a multiple of 256; `x` holds `k/256` blocks, `y` `k` floats.
- */
-void tern_ggml_dequantize_row_tq2_0(const void *x, float *y, int64_t k);
-
-/**
- * ggml `quantize_row_q8_K`, bit-exact with `quantize_row_q8_K_ref` (an all-zero block gets
- * `d = 0`, zero `qs`, and its `bsums` are left as they were, as in ggml).
- *
- * # Safety
- * `k` is a multiple of 256 (0 allowed); `x` holds `k` floats, `y` `k/256·292` bytes.
- */
-void tern_ggml_quantize_row_q8_K(const float *x, void *y, int64_t k);
-
-/**
- * ggml `ggml_vec_dot_tq1_0_q8_K` (`nrc` must be 1; `bs`, `bx`, `by` are ignored). The integer
- * block sums are exact; the float sum runs in block order as ggml's reference does.
- *
- * # Safety
- * `n` is a multiple of 256; `vx` holds `n/256` TQ1_0 blocks, `vy` `n/256` Q8_K blocks.
- */
-void tern_ggml_vec_dot_tq1_0_q8_K(int n,
-                                  float *s,
-                                  size_t bs,
-                                  const void *vx,
-                                  size_t bx,
-                                  const void *vy,
-                                  size_t by,
-                                  int nrc);
-
-/**
- * ggml `ggml_vec_dot_tq2_0_q8_K`; see `tern_ggml_vec_dot_tq1_0_q8_K`.
- *
- * # Safety
- * `n` is a multiple of 256; `vx` holds `n/256` TQ2_0 blocks, `vy` `n/256` Q8_K blocks.
- */
-void tern_ggml_vec_dot_tq2_0_q8_K(int n,
-                                  float *s,
-                                  size_t bs,
-                                  const void *vx,
-                                  size_t bx,
-                                  const void *vy,
-                                  size_t by,
-                                  int nrc);
-
-/**
- * ggml `quantize_tq1_0` (chunk quantizer): `nrow` rows of `n_per_row` floats; returns the bytes
- * written. The importance matrix is ignored, as in ggml.
- *
- * # Safety
- * `n_per_row` is a multiple of 256; buffers hold `nrow` rows.
- */
-size_t tern_ggml_quantize_tq1_0(const float *src,
-                                void *dst,
-                                int64_t nrow,
-                                int64_t n_per_row,
-                                const float *imatrix);
-
-/**
- * ggml `quantize_tq2_0` (chunk quantizer); see `tern_ggml_quantize_tq1_0`.
- *
- * # Safety
- * `n_per_row` is a multiple of 256; buffers hold `nrow` rows.
- */
-size_t tern_ggml_quantize_tq2_0(const float *src,
-                                void *dst,
-                                int64_t nrow,
-                                int64_t n_per_row,
-                                const float *imatrix);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,7 +6,8 @@
 #   golang-go and clang (apt: Go bindings test, Swift module-map check); gguf (pip: gguf-py, the
 #   independent GGUF implementation scripts/gguf_roundtrip.py checks tern against);
 #   qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross (apt) and the Rust target
-#   aarch64-unknown-linux-gnu (rustup): the aarch64 tests under qemu.
+#   aarch64-unknown-linux-gnu (rustup): the aarch64 tests under qemu; valgrind (apt: memcheck run
+#   of the C examples); cargo-fuzz 0.13.2 (cargo install: the short fuzz runs).
 # Used by .ci/run and by `scripts/test-all.sh --setup`.
 set -euo pipefail
 
@@ -27,10 +28,11 @@ if [ "${#missing[@]}" -ne 0 ]; then
         cmake pkg-config build-essential binutils
 fi
 
-# --- Go (bindings/go cgo test) and clang (-fmodules check of bindings/swift's module map) -------
+# --- Go (bindings/go cgo test), clang (-fmodules check of bindings/swift's module map), valgrind
 extra=()
 command -v go > /dev/null 2>&1 || extra+=(golang-go)
 command -v clang > /dev/null 2>&1 || extra+=(clang)
+command -v valgrind > /dev/null 2>&1 || extra+=(valgrind)
 if [ "${#extra[@]}" -ne 0 ]; then
     echo "setup: installing ${extra[*]} with apt-get"
     sudo=""
@@ -51,6 +53,15 @@ fi
 if [ "$(cbindgen --version 2>/dev/null | awk '{print $2}')" != "$CBINDGEN_VERSION" ]; then
     echo "setup: installing cbindgen $CBINDGEN_VERSION (about a minute)"
     cargo install cbindgen --locked --version "$CBINDGEN_VERSION"
+fi
+
+# cargo-fuzz for scripts/fuzz.sh. Stable Rust is enough: the targets run with `-s none` (no
+# sanitizer; only sanitizers need nightly), so no nightly toolchain is installed. The install
+# compiles 56 crates: about 5 minutes on 2 busy cores, once per machine.
+CARGO_FUZZ_VERSION=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$CARGO_FUZZ_VERSION" ]; then
+    echo "setup: installing cargo-fuzz $CARGO_FUZZ_VERSION (about 5 minutes)"
+    cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 fi
 
 # --- aarch64: cross gcc + libc and qemu-user, and the Rust target (scripts/test-all.sh runs the

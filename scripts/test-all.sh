@@ -8,6 +8,8 @@
 #   3. top-level CMake build (cargo through CMake) + in-tree ctest (C examples, tests/abi, and
 #      examples-c/ggml: conformance tests against the real ggml of `pip install libggml-python`;
 #      they skip themselves without it, which fails this script when TERN_REQUIRE_GGML=1, as in CI)
+#   3a. the C examples (quickstart, errors, golden) under valgrind memcheck: zero errors, no
+#      definite leak
 #   4. cmake --install into a temporary prefix; installed layout checked
 #   5. examples-c configured standalone against that prefix with find_package(tern 0.1):
 #      shared and static (TERN_USE_STATIC=ON), ctest, including the pkg-config builds
@@ -25,6 +27,8 @@
 #      under qemu -cpu max (NEON + dotprod + i8mm kernels) and -cpu cortex-a53 (NEON only), each
 #      checking which ISA levels ran and what `tern info` reports; the C examples cross-built
 #      with cmake/aarch64-linux-gnu.cmake and run by ctest under qemu (both CPU models)
+#  12. fuzzing, short and bounded: every fuzz target for TERN_FUZZ_SECONDS (default 20) seconds
+#      from its committed seed corpus (scripts/fuzz.sh, cargo-fuzz on stable Rust)
 # Exits non-zero if any step fails and prints a summary.
 #
 # usage: scripts/test-all.sh [--setup]   --setup first installs what is missing (scripts/setup.sh)
@@ -189,6 +193,32 @@ ggml_tests_ran() {
         echo "ggml tests skipped (see the configure output; pip install libggml-python);" \
              "TERN_REQUIRE_GGML=1 makes this an error"
     fi
+}
+
+# The C examples under valgrind memcheck: no invalid access or use of uninitialised memory, and
+# no definite leak (--errors-for-leak-kinds=definite); any is an error (--error-exitcode=1). No
+# suppression file is needed: "possibly lost" blocks, the stacks of the default context's worker
+# threads that live until exit by design, are neither shown nor errors. --fair-sched: valgrind
+# runs one thread at a time, and without fair scheduling the workers' brief spin-waits starve
+# the others (quickstart takes minutes instead of under one).
+valgrind_examples() {
+    command -v valgrind > /dev/null || { echo "valgrind not found (scripts/setup.sh installs it)"; return 1; }
+    local ex log ok=0
+    for ex in quickstart errors golden; do
+        log=$tmp/valgrind-$ex.log
+        if (cd "$build/examples-c" && valgrind --error-exitcode=1 --leak-check=full \
+                --errors-for-leak-kinds=definite --show-leak-kinds=definite --fair-sched=yes \
+                "./$ex" > "$log" 2>&1); then
+            echo "$ex: $(grep -o 'ERROR SUMMARY: [0-9]* errors' "$log")"
+        else
+            echo "$ex failed under valgrind:"; tail -60 "$log"; ok=1
+        fi
+    done
+    return $ok
+}
+
+fuzz_short() {
+    bash "$root/scripts/fuzz.sh" "${TERN_FUZZ_SECONDS:-20}"
 }
 
 abi_installed() {
@@ -400,6 +430,7 @@ step "CUDA feature (no GPU needed)"   cuda_feature
 step "cmake build (top-level)"       cmake_build
 step "ctest in-tree"                 ctest_intree       "cmake build (top-level)"
 step "ggml tests ran (in-tree)"      ggml_tests_ran     "cmake build (top-level)"
+step "C examples under valgrind"      valgrind_examples  "cmake build (top-level)"
 step "cmake --install"               install_prefix     "cmake build (top-level)"
 step "examples-c standalone, shared" standalone_shared  "cmake --install"
 step "examples-c standalone, static" standalone_static  "cmake --install"
@@ -414,6 +445,7 @@ step "aarch64: cargo clippy"         arm_clippy
 step "aarch64: cargo test, qemu -cpu max (neon dotprod i8mm)" arm_tests_max
 step "aarch64: cargo test, qemu -cpu cortex-a53 (neon)"       arm_tests_a53
 step "aarch64: C examples, cross CMake + ctest under qemu"    arm_ctest
+step "fuzz every target (short)"     fuzz_short
 summary+=("NOTE  Swift: only the module map/header were checked with clang; swift test did not run (no toolchain)")
 
 echo

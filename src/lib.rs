@@ -3,7 +3,8 @@
 //!
 //! Module map: `format` (storage formats), `quant` (weight/activation quantizers), `kernel`
 //! (scalar oracle + SIMD behind one dispatch table), `context` (kernel choice + threads),
-//! `matrix` (pack once, run many), `ffi` (the C boundary only), `ggml` (raw ggml-signature tier).
+//! `matrix` (pack once, run many), `ffi` (the C boundary only, including `ffi::ggml`, the raw
+//! ggml-signature tier).
 
 pub mod context;
 #[cfg(feature = "cuda")]
@@ -11,7 +12,6 @@ pub mod cuda;
 pub mod error;
 pub mod ffi;
 pub mod format;
-pub mod ggml;
 pub mod gguf;
 pub mod kernel;
 pub mod matrix;

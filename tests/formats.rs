@@ -7,8 +7,8 @@ mod common;
 use std::ptr::{null, null_mut};
 
 use common::*;
+use tern::ffi::ggml::*;
 use tern::ffi::*;
-use tern::ggml::*;
 
 const TL1: i32 = tern_format::TERN_FORMAT_TL1 as i32;
 const TL2: i32 = tern_format::TERN_FORMAT_TL2 as i32;

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
+use tern::ffi::ggml::tern_ggml_vec_dot_i2_i8_s;
 use tern::ffi::*;
-use tern::ggml::tern_ggml_vec_dot_i2_i8_s;
 
 struct Case {
     name: &'static str,
@@ -377,7 +377,7 @@ fn ggml_tier_quantize_i2_s_writes_the_golden_bytes() {
         let w = weights(c);
         let mut out = vec![0xAAu8; c.m * c.k / 4 + 32];
         let n = unsafe {
-            tern::ggml::tern_ggml_quantize_i2_s(
+            tern::ffi::ggml::tern_ggml_quantize_i2_s(
                 w.as_ptr(),
                 out.as_mut_ptr().cast(),
                 c.m as i64,
@@ -402,7 +402,7 @@ fn ggml_tier_activation_quantizers_match_both_forks() {
         for (tag, f) in [
             (
                 "current",
-                tern::ggml::tern_ggml_quantize_row_i8_s
+                tern::ffi::ggml::tern_ggml_quantize_row_i8_s
                     as unsafe extern "C" fn(
                         *const f32,
                         *mut std::ffi::c_void,
@@ -411,7 +411,10 @@ fn ggml_tier_activation_quantizers_match_both_forks() {
                         *mut i32,
                     ),
             ),
-            ("legacy", tern::ggml::tern_ggml_quantize_row_i8_s_legacy),
+            (
+                "legacy",
+                tern::ffi::ggml::tern_ggml_quantize_row_i8_s_legacy,
+            ),
         ] {
             let (gs, gsum) =
                 read_scale_sum(&format!("i2s/{}.act_{tag}_scale_sum.bin", c.name), c.t);

@@ -25,12 +25,30 @@ fn check_ptr<T>(ptr: *const T, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A caller's buffer of `len` elements, read only.
+/// A Rust slice may span at most `isize::MAX` bytes (C's PTRDIFF_MAX); a larger `len` cannot
+/// describe a real buffer, and building the slice anyway would be undefined behaviour.
+fn check_len<T>(len: usize, name: &str) -> Result<()> {
+    if len
+        .checked_mul(size_of::<T>())
+        .is_none_or(|bytes| bytes > isize::MAX as usize)
+    {
+        return Err(Error::invalid(format!(
+            "{name}: {len} elements of {} bytes exceed PTRDIFF_MAX ({}) bytes",
+            size_of::<T>(),
+            isize::MAX
+        )));
+    }
+    Ok(())
+}
+
+/// A caller's buffer of `len` elements, read only. Every `(ptr, len)` of the C API becomes a
+/// slice here or in `slice_mut`: NULL, misalignment and `len` beyond PTRDIFF_MAX bytes are errors.
 ///
 /// # Safety
 /// Non-NULL `ptr` must point to `len` readable elements for the returned lifetime.
 pub unsafe fn slice<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<&'a [T]> {
     check_ptr(ptr, name)?;
+    check_len::<T>(len, name)?;
     // SAFETY: checked non-NULL and aligned; the caller guarantees `len` elements.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
@@ -41,6 +59,7 @@ pub unsafe fn slice<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<&'a 
 /// Non-NULL `ptr` must point to `len` writable elements, not aliased, for the returned lifetime.
 pub unsafe fn slice_mut<'a, T>(ptr: *mut T, len: usize, name: &str) -> Result<&'a mut [T]> {
     check_ptr(ptr, name)?;
+    check_len::<T>(len, name)?;
     // SAFETY: as for `slice`, plus exclusive access promised by the caller.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }

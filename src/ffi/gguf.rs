@@ -701,7 +701,8 @@ pub unsafe extern "C" fn tern_matrix_from_gguf_layout(
 }
 
 /// Bytes a tensor of ggml type `ggml_type` (resolved under `dialect`; for TL2 give the
-/// BITNET_* dialect) with `n_dims` dims (ggml order) occupies in a GGUF file.
+/// BITNET_* dialect) with `n_dims` dims (ggml order) occupies in a GGUF file. Shapes of more than
+/// INT64_MAX elements (ggml's limit) are INVALID_ARGUMENT.
 ///
 /// # Safety
 /// `dims` must hold `n_dims` values; `out` writable.
@@ -736,6 +737,15 @@ unsafe fn dims_arg(dims: *const i64, n_dims: u32) -> Result<[u64; 4]> {
             return Err(Error::invalid(format!("dims[{i}] = {v} is negative")));
         }
         ne[i] = v as u64;
+    }
+    // ggml counts elements in int64 (`ggml_nelements`), and the reader rejects files beyond it:
+    // a shape whose product does not fit cannot be sized, written or read back.
+    let elements = ne.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+    if elements.is_none_or(|e| e > i64::MAX as u64) {
+        return Err(Error::invalid(format!(
+            "dims {:?} have more than INT64_MAX elements",
+            &ne[..n_dims as usize]
+        )));
     }
     Ok(ne)
 }
@@ -914,16 +924,33 @@ pub unsafe extern "C" fn tern_gguf_writer_add_array(
             .checked_mul(size)
             .filter(|&b| b <= isize::MAX as usize)
             .ok_or_else(|| Error::invalid(format!("count {count} overflows")))?;
-        let raw = if count == 0 {
-            Vec::new()
-        } else {
-            slice(data as *const u8, bytes, "data")?.to_vec()
-        };
+        let raw = copy_bytes(data, bytes, "data")?;
         if !cfg!(target_endian = "little") {
             return Err(Error::unsupported("GGUF arrays need a little-endian host"));
         }
         w.add_kv(key, Value::Array(numeric_array(ty, raw)?))
     })
+}
+
+/// A copy of the caller's `len` bytes at `data` (not read, and may be NULL, when `len` is 0). The
+/// allocation is fallible: a length no allocator can serve is OUT_OF_MEMORY, not an abort.
+///
+/// # Safety
+/// Non-NULL `data` must point to `len` readable bytes.
+unsafe fn copy_bytes(data: *const c_void, len: usize, name: &str) -> Result<Vec<u8>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let src = unsafe { slice(data as *const u8, len, name) }?;
+    let mut copy = Vec::new();
+    copy.try_reserve_exact(len).map_err(|e| {
+        Error::new(
+            ErrorKind::OutOfMemory,
+            format!("cannot allocate {len} bytes to copy {name}: {e}"),
+        )
+    })?;
+    copy.extend_from_slice(src);
+    Ok(copy)
 }
 
 /// Adds a string array KV pair of `count` NUL-terminated strings (copied).
@@ -977,11 +1004,7 @@ pub unsafe extern "C" fn tern_gguf_writer_add_tensor(
         let name = c_utf8(name, "name")?;
         let ne = dims_arg(dims, n_dims)?;
         let ty = resolve_for_write(ggml_type, w.dialect())?;
-        let bytes = if data_len == 0 {
-            Vec::new()
-        } else {
-            slice(data as *const u8, data_len, "data")?.to_vec()
-        };
+        let bytes = copy_bytes(data, data_len, "data")?;
         w.add_tensor(name, ty, &ne[..n_dims as usize], TensorData::Owned(bytes))
     })
 }

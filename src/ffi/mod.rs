@@ -3,7 +3,9 @@
 //!
 //! Conventions (`shared/design/c_abi.md`): fallible functions return `tern_status` and set the
 //! calling thread's last error; outputs are written only on success; `ctx` may be NULL for the
-//! process-wide default context; enums are passed as plain integers and validated.
+//! process-wide default context; enums are passed as plain integers and validated. The raw tier
+//! (`ggml`) keeps ggml's `void` / `size_t` signatures: it checks its arguments just as strictly,
+//! but reports only through the last error (see that module).
 #![allow(non_camel_case_types)]
 
 pub mod args;
@@ -11,6 +13,7 @@ pub mod basics;
 pub mod boundary;
 pub mod context;
 pub mod cuda;
+pub mod ggml;
 pub mod gguf;
 pub mod matrix;
 pub mod types;
@@ -19,6 +22,7 @@ pub mod weights;
 pub use basics::*;
 pub use context::*;
 pub use cuda::*;
+pub use ggml::*;
 pub use gguf::*;
 pub use matrix::*;
 pub use types::*;

@@ -4,8 +4,9 @@
 //! truncated by another process while mapped makes later reads fault; tern never writes files it
 //! has mapped.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -22,7 +23,14 @@ unsafe impl Sync for Mmap {}
 impl Mmap {
     /// Maps `path` read-only. An empty file gives an empty map (no mmap call).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path)
+        // O_NONBLOCK: opening a FIFO for reading would otherwise block until a writer appears
+        // (forever, for a stray path); with it the open returns at once and the regular-file
+        // check below, on the opened descriptor (no race with a rename), rejects it. The flag
+        // changes nothing for regular files, and mmap ignores it.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
             .map_err(|e| Error::invalid(format!("cannot open '{}': {e}", path.display())))?;
         let meta = file
             .metadata()
