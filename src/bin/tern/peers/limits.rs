@@ -132,10 +132,10 @@ fn best_rate(macs: usize, f: impl Fn()) -> f64 {
 #[cfg(target_arch = "x86_64")]
 const PEAK_TRIPS: usize = 10_000_000;
 
-/// The int8 multiply-add peak of one core with the widest int8 dot-product sequence the
-/// kernels use on this CPU: `vpdpbusd zmm` with AVX-512 VNNI, else `vpmaddubsw` + `vpmaddwd`
-/// (the u8×i8 products widened to i32, as a kernel must before it accumulates) on zmm with
-/// AVX-512BW or ymm with AVX2. `None` where no such x86 level is present.
+/// The int8 multiply-add peak of one core with the widest int8 multiply the kernels use on this
+/// CPU: `vpdpbusd zmm` with AVX-512 VNNI, else `vpmaddubsw` (u8×i8 pairs summed into int16) on
+/// zmm with AVX-512BW or ymm with AVX2; the kernels' widening to int32 (`vpmaddwd`, once per
+/// several k-steps) is not counted. `None` where no such x86 level is present.
 pub fn int8_peak() -> Option<Peak> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -155,7 +155,7 @@ pub fn int8_peak() -> Option<Peak> {
             let gmacs = best_rate(macs, || unsafe { maddubs_zmm(PEAK_TRIPS) });
             return Some(Peak {
                 gmacs,
-                how: "vpmaddubsw+vpmaddwd zmm",
+                how: "vpmaddubsw zmm",
             });
         }
         if Isa::Avx2.is_available() {
@@ -164,7 +164,7 @@ pub fn int8_peak() -> Option<Peak> {
             let gmacs = best_rate(macs, || unsafe { maddubs_ymm(PEAK_TRIPS) });
             return Some(Peak {
                 gmacs,
-                how: "vpmaddubsw+vpmaddwd ymm",
+                how: "vpmaddubsw ymm",
             });
         }
         None
@@ -216,11 +216,44 @@ mod x86 {
 
     pub const ACC: usize = 6;
 
-    /// Opaque to the optimizer: the products in the loops below cannot be hoisted out of them.
-    macro_rules! opaque {
-        ($v:expr, $reg:ident) => {
-            // SAFETY: an empty asm block that claims to change the register.
-            unsafe { asm!("/* {0} */", inout($reg) $v, options(nomem, nostack, preserves_flags)) }
+    /// The `vpmaddubsw` loops are written in assembly: `ACC` chains of the same intrinsic on the
+    /// same inputs would be merged into one by the optimizer. The pair sums are added in int16
+    /// (`vpaddw`), as the kernels do for several k-steps before they widen to int32.
+    macro_rules! maddubs_loop {
+        ($n:expr, $r:literal) => {
+            // SAFETY: only the named vector registers and the counter are written.
+            unsafe {
+                asm!(
+                    concat!("vpsubd ", $r, "9, ", $r, "9, ", $r, "9"),
+                    concat!("vpsubd ", $r, "10, ", $r, "10, ", $r, "10"),
+                    concat!("vpsubd ", $r, "11, ", $r, "11, ", $r, "11"),
+                    concat!("vpsubd ", $r, "12, ", $r, "12, ", $r, "12"),
+                    concat!("vpsubd ", $r, "13, ", $r, "13, ", $r, "13"),
+                    concat!("vpsubd ", $r, "14, ", $r, "14, ", $r, "14"),
+                    "2:",
+                    concat!("vpmaddubsw ", $r, "3, ", $r, "0, ", $r, "1"),
+                    concat!("vpmaddubsw ", $r, "4, ", $r, "0, ", $r, "1"),
+                    concat!("vpmaddubsw ", $r, "5, ", $r, "0, ", $r, "1"),
+                    concat!("vpmaddubsw ", $r, "6, ", $r, "0, ", $r, "1"),
+                    concat!("vpmaddubsw ", $r, "7, ", $r, "0, ", $r, "1"),
+                    concat!("vpmaddubsw ", $r, "8, ", $r, "0, ", $r, "1"),
+                    concat!("vpaddw ", $r, "9, ", $r, "9, ", $r, "3"),
+                    concat!("vpaddw ", $r, "10, ", $r, "10, ", $r, "4"),
+                    concat!("vpaddw ", $r, "11, ", $r, "11, ", $r, "5"),
+                    concat!("vpaddw ", $r, "12, ", $r, "12, ", $r, "6"),
+                    concat!("vpaddw ", $r, "13, ", $r, "13, ", $r, "7"),
+                    concat!("vpaddw ", $r, "14, ", $r, "14, ", $r, "8"),
+                    "dec {n}",
+                    "jnz 2b",
+                    n = inout(reg) $n.max(1) => _,
+                    in("ymm0") _mm256_set1_epi8(std::hint::black_box(3)),
+                    in("ymm1") _mm256_set1_epi8(std::hint::black_box(-2)),
+                    out("ymm3") _, out("ymm4") _, out("ymm5") _, out("ymm6") _,
+                    out("ymm7") _, out("ymm8") _, out("ymm9") _, out("ymm10") _,
+                    out("ymm11") _, out("ymm12") _, out("ymm13") _, out("ymm14") _,
+                    options(nostack, nomem),
+                )
+            }
         };
     }
 
@@ -239,34 +272,12 @@ mod x86 {
 
     #[target_feature(enable = "avx512f,avx512bw")]
     pub unsafe fn maddubs_zmm(n: usize) {
-        let mut a = _mm512_set1_epi8(std::hint::black_box(3));
-        let b = _mm512_set1_epi8(std::hint::black_box(-2));
-        let ones = _mm512_set1_epi16(1);
-        let mut acc = [_mm512_setzero_si512(); ACC];
-        for _ in 0..n {
-            opaque!(a, zmm_reg);
-            for v in acc.iter_mut() {
-                let p = _mm512_madd_epi16(_mm512_maddubs_epi16(a, b), ones);
-                *v = _mm512_add_epi32(*v, p);
-            }
-        }
-        std::hint::black_box(acc);
+        maddubs_loop!(n, "zmm")
     }
 
     #[target_feature(enable = "avx2")]
     pub unsafe fn maddubs_ymm(n: usize) {
-        let mut a = _mm256_set1_epi8(std::hint::black_box(3));
-        let b = _mm256_set1_epi8(std::hint::black_box(-2));
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_si256(); ACC];
-        for _ in 0..n {
-            opaque!(a, ymm_reg);
-            for v in acc.iter_mut() {
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones);
-                *v = _mm256_add_epi32(*v, p);
-            }
-        }
-        std::hint::black_box(acc);
+        maddubs_loop!(n, "ymm")
     }
 
     #[target_feature(enable = "avx512f")]
