@@ -21,12 +21,13 @@ pub struct PointResult<'a> {
 pub struct Goals {
     /// (shape, threads, I2_S W GB/s / the read of its bytes, / the big read)
     decode_bw: Vec<(String, usize, f64, f64)>,
-    /// (shape, best 1.6-bit format, its speedup over I2_S) at 2 threads, 1 token
-    compact: Vec<(String, String, f64)>,
+    /// (shape, threads, best 1.6-bit format, its speedup over I2_S) at 1 token on more than one
+    /// thread, where DRAM rather than the decode limits I2_S
+    compact: Vec<(String, usize, String, f64)>,
     /// (shape, threads, fraction of the int8 peak per core)
     prefill_peak: Vec<(String, usize, f64)>,
-    /// (shape, 2-thread speedup over 1 thread)
-    scaling: Vec<(String, f64)>,
+    /// (shape, threads, speedup over 1 thread)
+    scaling: Vec<(String, usize, f64)>,
     /// (shape, tokens, threads, format, time / I2_S time)
     formats: Vec<(String, usize, usize, String, f64)>,
     /// (format, GB/s of f32 per core)
@@ -58,13 +59,22 @@ impl Goals {
             let bw = i2s_bytes as f64 / i2s / 1e9;
             self.decode_bw
                 .push((shape.clone(), p.threads, bw / p.same_bw, bw / p.dram_bw));
-            if p.threads == 2 {
+            if p.threads > 1 {
+                // Only where this CPU runs them from the 1.6-bit layout (AVX-512 VBMI); on
+                // 2-bit panels they stream I2_S's bytes and the goal does not apply.
+                let compact = |f: &&&str| {
+                    p.entries
+                        .iter()
+                        .any(|e| e.name.starts_with(**f) && e.name.contains("1.6-bit"))
+                };
                 let best = ["tern TQ1_0", "tern TL2"]
                     .iter()
+                    .filter(compact)
                     .filter_map(|f| med(f).map(|m| (f.trim_start_matches("tern "), m.0)))
                     .min_by(|a, b| a.1.total_cmp(&b.1));
                 if let Some((n, t)) = best {
-                    self.compact.push((shape.clone(), n.to_string(), i2s / t));
+                    self.compact
+                        .push((shape.clone(), p.threads, n.to_string(), i2s / t));
                 }
             }
         } else if let Some(peak) = self.peak {
@@ -74,10 +84,10 @@ impl Goals {
                 p.threads,
                 macs / (peak.gmacs * p.threads as f64),
             ));
-            if p.threads == 2
+            if p.threads > 1
                 && let Some(t1) = p.i2s_1t
             {
-                self.scaling.push((shape.clone(), t1 / i2s));
+                self.scaling.push((shape.clone(), p.threads, t1 / i2s));
             }
         }
         for f in ["TQ2_0", "TQ1_0", "TL1", "TL2"] {
@@ -100,9 +110,9 @@ impl Goals {
                 100.0 * dram
             );
         }
-        for (s, name, r) in &self.compact {
+        for (s, n, name, r) in &self.compact {
             println!(
-                "{} 1 token {s}, 2 threads: {name} {r:.2}x faster than I2_S (goal >= 1.15x)",
+                "{} 1 token {s}, {n} threads: {name} {r:.2}x faster than I2_S (goal >= 1.15x)",
                 mark(*r >= 1.15)
             );
         }
@@ -117,10 +127,12 @@ impl Goals {
                 );
             }
         }
-        for (s, r) in &self.scaling {
+        // The 1.8x from 1 to 2 threads, as 90 % per thread on any thread count.
+        for (s, n, r) in &self.scaling {
+            let goal = 0.9 * *n as f64;
             println!(
-                "{} 128 tokens {s}: 2 threads {r:.2}x 1 thread (goal >= 1.8x)",
-                mark(*r >= 1.8)
+                "{} 128 tokens {s}: {n} threads {r:.2}x 1 thread (goal >= {goal:.1}x)",
+                mark(*r >= goal)
             );
         }
         for (s, t, n, f, r) in self.formats.iter().filter(|f| f.3 != "TL2") {
