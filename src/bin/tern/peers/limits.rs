@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tern::context::Context;
+#[cfg(target_arch = "x86_64")]
 use tern::kernel::Isa;
 use tern::pages::PageBuf;
 
@@ -118,6 +119,7 @@ pub struct Peak {
 }
 
 /// Best of 5 runs of `f`, which performs `macs` multiply-adds.
+#[cfg(target_arch = "x86_64")]
 fn best_rate(macs: usize, f: impl Fn()) -> f64 {
     let mut best = f64::INFINITY;
     for _ in 0..5 {
@@ -171,7 +173,6 @@ pub fn int8_peak() -> Option<Peak> {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = Isa::Scalar;
         None
     }
 }
