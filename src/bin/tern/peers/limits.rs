@@ -118,11 +118,12 @@ pub struct Peak {
     pub how: &'static str,
 }
 
-/// Best of 5 runs of `f`, which performs `macs` multiply-adds.
+/// Best of 9 runs of `f`, which performs `macs` multiply-adds (the best run is the one no other
+/// process interrupted).
 #[cfg(target_arch = "x86_64")]
 fn best_rate(macs: usize, f: impl Fn()) -> f64 {
     let mut best = f64::INFINITY;
-    for _ in 0..5 {
+    for _ in 0..9 {
         let t0 = Instant::now();
         f();
         best = best.min(t0.elapsed().as_secs_f64());
