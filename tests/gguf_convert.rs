@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use half::f16;
 use tern::format::{Format, I2sVariant, Layout, Shape};
-use tern::gguf::convert::file_type;
-use tern::gguf::retype::{RetypeOptions, retype};
+use tern::gguf::retype::{RetypeOptions, file_type, retype};
 use tern::gguf::{Array, Dialect, Gguf, ReadOptions, TensorData, Value, ValueType, Writer};
 use tern::gguf::{ternary, types};
 

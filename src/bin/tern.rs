@@ -9,10 +9,16 @@ mod bench;
 mod convert;
 #[path = "tern/cuda_bench.rs"]
 mod cuda_bench;
+#[path = "tern/from_safetensors.rs"]
+mod from_safetensors;
 #[path = "tern/inspect.rs"]
 mod inspect;
+#[path = "tern/json.rs"]
+mod json;
 #[path = "tern/machine.rs"]
 mod machine;
+#[path = "tern/safetensors.rs"]
+mod safetensors;
 
 use std::process::ExitCode;
 

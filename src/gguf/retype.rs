@@ -38,7 +38,6 @@ use std::path::Path;
 
 use half::f16;
 
-use super::convert::file_type;
 use super::reader::{Gguf, ReadOptions};
 use super::ternary::{self, scale_name, tiling_key};
 use super::types::Dialect;
@@ -72,6 +71,18 @@ impl RetypeOptions {
             dialect: Dialect::Auto,
             input_dialect: Dialect::Auto,
         }
+    }
+}
+
+/// `general.file_type` (llama_ftype) for the output format: mainline's `LLAMA_FTYPE_MOSTLY_TQ1_0`
+/// / `TQ2_0` (36 / 37), bitnet.cpp's `TL1` / `TL2` / `I2_S` (38 / 39 / 40).
+pub fn file_type(format: Format) -> u32 {
+    match format {
+        Format::Tq1_0 => 36,
+        Format::Tq2_0 => 37,
+        Format::Tl1 => 38,
+        Format::Tl2 => 39,
+        Format::I2S => 40,
     }
 }
 

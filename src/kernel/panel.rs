@@ -318,7 +318,7 @@ pub fn pack_tile(geom: &PanelGeom, tern: impl Fn(usize, usize) -> i8, out: &mut 
 /// them up to `padded_cols`) by k-step, as the panel kernels read them: value (t, k) at
 /// `(k/4 · n_tokens + t)·4 + k%4`. `out` holds `n_tokens · padded_cols` bytes.
 /// Blocks of 4 tokens × 4 k-steps move as one 4×4 transpose of dwords (one 4-byte copy at a time
-/// took 6 % of a 640×2560 GEMM of 128 tokens).
+/// is a visible share of a prefill GEMM).
 pub fn interleave_acts(
     q: &[i8],
     stride: usize,

@@ -318,7 +318,7 @@ mod simd {
             // clamp and the NaN case cannot apply, and a conversion with embedded
             // round-to-nearest-even (MXCSR plays no part) is the whole quantization. Four
             // vectors are narrowed to 64 bytes by two saturating packs (no-ops here) and one
-            // lane permutation (a 2560-value token: 325 → 193 ns on Zen 4).
+            // lane permutation per 64 output bytes.
             let vs = _mm512_set1_ps(scale);
             let order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
             while i + 64 <= full {

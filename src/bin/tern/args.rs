@@ -41,9 +41,10 @@ options:
   --quick          fewer repetitions (CI smoke test); not for numbers you quote
   --peers          every format (I2_S, TQ2_0, TQ1_0, TL1, TL2) with the best kernels against
                    the peers in the same run: ggml's TQ2_0/TQ1_0 through the real libggml
-                   (pip install libggml-python; skipped with a note when missing), an f32
-                   GEMV/GEMM, the DRAM read bandwidth and the int8 vpdpbusd peak; 1-token
-                   points stream the weights from DRAM. Prints the issue's goals as MET/NOT MET.
+                   (pip install libggml-python; skipped with a note when missing), a blocked
+                   f32 GEMM, the DRAM read bandwidth and this CPU's int8 and f32 FMA peaks, all
+                   measured in the run; 1-token points stream the weights from DRAM. Prints the
+                   issue's goals as MET/NOT MET.
                    Uses --shapes, --tokens, --threads (default 1,0 = 1 and all cores), --quick
   --cuda           time the CUDA kernels on GPU 0 instead (bf16 in/out, against a bf16 cuBLAS
                    GEMM); needs a build with `--features cuda`, a driver and a GPU (else exits 1).

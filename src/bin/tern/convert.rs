@@ -1,5 +1,5 @@
 //! `tern convert INPUT OUTPUT.gguf --type FORMAT`: a safetensors model → GGUF with ternary linear
-//! layers (`tern::gguf::convert`), or a GGUF → GGUF retyping its ternary tensors
+//! layers (`from_safetensors`, part of this command line), or a GGUF → GGUF retyping its ternary tensors
 //! (`tern::gguf::retype`); the input's first bytes decide which.
 
 use std::io::Write;
@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use tern::format::Format;
 use tern::gguf::Dialect;
-use tern::gguf::convert::{self, ConvertOptions, FloatOut, ScaleMode};
 use tern::gguf::retype::{self, RetypeOptions};
 
 use crate::args::Scanner;
+use crate::from_safetensors::{self as convert, ConvertOptions, FloatOut, ScaleMode};
 
 pub const USAGE: &str = "\
 usage: tern convert MODEL OUTPUT.gguf --type FORMAT [OPTIONS]     (safetensors -> GGUF)

@@ -103,7 +103,7 @@ pub(crate) use tile_loop;
 /// Prefetches into L2, for block `b` (at `wb` in the tile's first row), the same block of the
 /// next tile's `R` rows, one prefetch per cache line. A GEMV streams every weight byte once from
 /// DRAM, but the tile reads `R` short interleaved streams that the hardware prefetchers follow
-/// poorly (measured on Zen 4: half the sequential bandwidth); this keeps enough lines in flight
+/// poorly (well below the sequential bandwidth); this keeps enough lines in flight
 /// to reach it. L2 (T1), not L1: L1 prefetches hold the few L1 miss buffers and cap the rate.
 /// The address may lie past the weights: a prefetch is a hint and never dereferences it.
 #[inline(always)]

@@ -11,12 +11,10 @@
 //!
 //! Decoding: `Bits2` — `(v >> 2s) & 3`; `Bits16` — three `vpermb`s of 6-bit windows of the
 //! byte (`kernel::panel`): k-steps 0..4 as a `Bits2` byte, `quad_lo[v & 63] + quad_hi[v >> 2]`,
-//! and k-step 4's code `fifth[v >> 2]`. On Zen 4 `vpermb` mostly runs beside the `vpdpbusd`s,
-//! while `vpermi2b` and `vpmovb2m` take their issue slots: the layout before this one (a 7-bit
-//! `vpermi2b`, a sign bit, `vpmovb2m`) was 6 % slower on one token in cache, 5–10 % on 2–8 and
-//! level at 12 and 128. In an L1-resident loop of the one-token body, 5 `vpdpbusd`s and their 4
-//! `and`s alone take 4.9 cycles per vector, with this decode 8.5, with the old one 9.4: the
-//! `and`s, `add` and shift share the two pipes the `vpdpbusd`s leave.
+//! and k-step 4's code `fifth[v >> 2]`. `vpermb` mostly issues beside the `vpdpbusd`s, while
+//! `vpermi2b` and `vpmovb2m` would take their issue slots, so the decode uses only `vpermb`s and
+//! the `and`s, `add` and shift that share the two pipes the `vpdpbusd`s leave
+//! (`docs/performance.md`, *Kernel design choices*).
 #![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
@@ -26,23 +24,21 @@ use crate::kernel::panel::{
 };
 
 /// How far ahead (bytes) the decode micro-kernels prefetch the weight stream: ~one DRAM latency
-/// × bandwidth, past what the out-of-order window and the hardware prefetchers cover (measured
-/// on this machine kind: 1-token GEMV from DRAM 5–15% faster than without, best of 0/2/4/8 KiB).
+/// × bandwidth, past what the out-of-order window and the hardware prefetchers cover.
 /// Tiles are contiguous, so the prefetch runs on into the next tile, up to the end of the run.
 const DECODE_PREFETCH: usize = 4096;
 
-/// How far ahead (bytes) the 1.6-bit decode kernel also prefetches into L2. That kernel runs at
-/// ~1.5× the DRAM share of a core even when memory-bound, so it has little slack to catch up
-/// after a slow burst of DRAM latency; the deeper L2 queue absorbs those (TL2 from DRAM 3–7%
-/// faster on 1 and 2 threads, best of 8/12/16/24 KiB). The 2-bit kernel lost more to the
-/// extra instruction than it gained.
+/// How far ahead (bytes) the 1.6-bit decode kernel also prefetches into L2. That kernel's decode
+/// costs more per byte, so even when memory-bound it has little slack to catch up after a slow
+/// burst of DRAM latency; the deeper L2 queue absorbs those. The 2-bit kernel, with slack to
+/// spare, does without the extra instruction.
 const DECODE_PREFETCH_L2: usize = 12 << 10;
 
 /// Most tokens one micro-kernel call takes.
 const T_MAX: usize = 12;
-/// Up to this many tokens the micro-kernel covers all 4 panels of a tile (in cache, 640×2560 on
-/// one thread, against two 2-panel calls: 4 tokens I2_S 1.6 % and 1.6-bit 7 % faster, 5 tokens
-/// I2_S 4 % faster and 1.6-bit level; 6 tokens 4-panel was 5–17 % slower, out of registers).
+/// Up to this many tokens the micro-kernel covers all 4 panels of a tile (each weight load feeds
+/// more chains than with two 2-panel calls); at 6 tokens the 4-panel accumulators no longer fit
+/// the registers.
 const T_WIDE: usize = 5;
 
 /// Raw pointers of one validated call.
@@ -54,8 +50,7 @@ pub(super) struct Ptrs {
     /// Tokens of the whole call (the activation interleave and the `dots` rows).
     pub(super) nt: usize,
     /// The end of the run's weights: prefetches stop there (past it they would fetch another
-    /// thread's tiles or unrelated memory: 16 KiB of the 164 KiB a thread streams in a
-    /// 1.6-bit 640×2560 GEMV on 2 threads).
+    /// thread's tiles or unrelated memory, a sizeable share of a small GEMV's traffic).
     pub(super) end: *const u8,
 }
 
@@ -341,8 +336,8 @@ unsafe fn bits16_tokens<const RP: usize, const T: usize, D: Copy>(
 
 /// `Bits16`, blocks of up to `T_WIDE` tokens (a call of 2–5, or the last block of a longer
 /// one): each panel vector decoded once by `decode16` and its quad split by shifts: fewer
-/// operations per vector than `mk_bits16_lookups` (2 tokens on a 2560×2560 GEMV in cache
-/// 94 → 77 µs, 3 tokens 118 → 102).
+/// operations per vector than `mk_bits16_lookups`, which pays off while the held quads fit the
+/// registers.
 ///
 /// # Safety
 /// As `mk_bits2`; the CPU has AVX-512 VBMI.
@@ -371,8 +366,7 @@ unsafe fn mk_bits16_quads<const RP: usize, const T: usize>(
 /// `Bits16`, more than `T_WIDE` tokens: the codes of each k-step straight from its own lookups
 /// (the field of k-step `i` of `quad_lo` and of `quad_hi`, added; `fifth`), which `vpermb` may
 /// read from memory, beside the 24 accumulators (`mk_bits16_quads`' shifts and masks of a held
-/// quad spilled here: 128 tokens 4.1 → 6.2 ms on 2560×2560). As fast at 12 and 128 tokens as
-/// the previous layout's 128-entry `vpermi2b` lookups, 7–10 % faster at 4–8.
+/// quad would spill here).
 ///
 /// # Safety
 /// As `mk_bits2`; the CPU has AVX-512 VBMI.

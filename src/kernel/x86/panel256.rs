@@ -11,16 +11,15 @@
 //!   one accumulator per half: 8 accumulators + the chunk's 4 broadcasts + a panel's 2 raw
 //!   halves + a code = 15 registers (the mask is read from memory). `panel`'s `dp_quad` (codes
 //!   masked in place, an accumulator per k-step) needs 4 accumulators per half, so 32 for a
-//!   tile; one panel per pass (4 passes) fits, but those strided passes streamed a tile from
-//!   DRAM at a third of the rate (measured on Zen 4 with the EVEX twin). Two tokens run twice
+//!   tile; one panel per pass (4 passes) fits, but strided passes stream a tile from DRAM far
+//!   below the sequential rate. Two tokens run twice
 //!   (the second pass reads the tile from cache): faster than the kernel below with 2 tokens,
 //!   whose 4 chains leave `vpdpbusd` waiting.
 //! * 3–5 tokens (prefill blocks): one panel (2 halves) per pass, 4 passes per dot, each half's
 //!   codes decoded once per k-step and reused for every token: 2 halves × 5 tokens = 10
 //!   accumulators + 2 raw + 2 decoded vectors + one broadcast + the mask = 16 registers (6
 //!   tokens would need 18). The first pass prefetches each whole 256-byte chunk ahead, so that
-//!   the tile streams in sequence and the later passes read it from cache (from DRAM, 20–30%
-//!   faster on I2_S).
+//!   the tile streams in sequence and the later passes read it from cache.
 //!
 //! The code is compiled twice from one source (`avxvnni_kernels!`): with VEX `vpdpbusd`
 //! (AVX-VNNI), the kernel contexts use, and with its EVEX twin (AVX-512 VL + VNNI), which runs
@@ -282,10 +281,8 @@ avxvnni_kernels!(
 /// (the row kernel of `avx2.rs` decodes per row and widens more often).
 /// Blocking: 1 token × all 4 panels (8 int16 accumulators, one sequential pass), 2 tokens × 2
 /// panels, 3–4 tokens × 1 panel (≤ 8 accumulators + 2 raw + 2 codes + 1 broadcast + the mask:
-/// 14 ymm). With 5 tokens (16 ymm on paper) the compiled loop spilled ~10 values per chunk, as
-/// `vpmaddubsw` and the int16 add need a temporary the VNNI kernels' `vpdpbusd` does not: blocks
-/// of 4 ran 128 tokens 4–20 % faster on the 2B-4T shapes (one thread, in cache, Zen 4 at
-/// `max_isa = avx2`), 6–12 tokens 2–6 % faster.
+/// 14 ymm). With 5 tokens (16 ymm on paper) the compiled loop spills, as `vpmaddubsw` and the
+/// int16 add need a temporary the VNNI kernels' `vpdpbusd` does not, so blocks stop at 4.
 mod avx2 {
     use super::*;
 
@@ -456,8 +453,8 @@ pub fn has_avxvnni_evex() -> bool {
     Isa::Avx2.is_available() && cpu_features() & need == need
 }
 
-/// AVX2 `ScaleGroupsFn`, used by every x86 level with panels (at 512 bits it was ~2% faster on
-/// Zen 4, not worth a second copy): a token's 64 lanes in 8 registers across all groups, the same
+/// AVX2 `ScaleGroupsFn`, used by every x86 level with panels (a small share of a call, so a
+/// 512-bit copy is not worth its code): a token's 64 lanes in 8 registers across all groups, the same
 /// operations as the oracle in the same order (convert, multiply, add; no FMA).
 pub fn scale_groups_avx2(job: &GroupScales, acc: &mut [f32]) {
     check_scale_groups(job, acc);

@@ -8,14 +8,10 @@
 //! int16 accumulators + 4 raw vectors + 4 codes + a broadcast + the mask), more tokens in blocks
 //! of `T_MANY` × 2 panels, the codes of each k-step decoded once and reused for every token.
 //!
-//! Against the AVX2 level's 256-bit panels, which this level ran before, on Zen 4 (which splits
-//! each 512-bit operation in two: the gain is half the instructions and no spills, not wider
-//! units), 2560×2560 I2_S, one thread, one process, alternating calls, identical outputs, both
-//! orders of allocation: in cache 1 token 1.06× faster, 2 tokens 1.19–1.23×, 4 tokens 1.03×,
-//! 8–12 tokens 1.06–1.08×, 128 tokens 1.07× (blocks of 6, 8, 10 or 12 tokens × 2 panels and of
-//! 4 × 4 panels within 3 % of each other); weights from DRAM: 1 token 1.06–1.08×, 2 tokens
-//! 1.49–1.62×, 4 tokens 1.18–1.20×. On Intel cores with two 512-bit units (Skylake-SP, the CPUs
-//! with AVX-512BW and no VNNI) the width should count twice; not measured.
+//! Why a 512-bit level rather than the AVX2 level's 256-bit panels: even on cores that split
+//! each 512-bit operation in two, a panel vector per register halves the instructions and the
+//! 32 registers hold the 4-panel blocks without spills; on cores with two 512-bit units the
+//! width counts as well. Comparisons: `docs/performance.md`, *Kernel design choices*.
 
 #![allow(clippy::needless_range_loop)]
 

@@ -1,7 +1,7 @@
 //! A small, strict JSON parser (RFC 8259) for safetensors headers and `config.json`: objects keep
 //! their key order, numbers keep their text (so 64-bit offsets stay exact), nesting is limited.
 
-use crate::error::{Error, Result};
+use tern::error::{Error, Result};
 
 /// Deepest nesting accepted (safetensors headers and configs are shallow).
 const MAX_DEPTH: usize = 64;
@@ -37,12 +37,6 @@ impl Json {
             _ => None,
         }
     }
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            Self::Number(n) => n.parse().ok(),
-            _ => None,
-        }
-    }
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Self::Number(n) => n.parse().ok(),
@@ -52,12 +46,6 @@ impl Json {
     pub fn as_array(&self) -> Option<&[Json]> {
         match self {
             Self::Array(v) => Some(v),
-            _ => None,
-        }
-    }
-    pub fn as_object(&self) -> Option<&[(String, Json)]> {
-        match self {
-            Self::Object(v) => Some(v),
             _ => None,
         }
     }

@@ -6,9 +6,10 @@ use std::path::Path;
 
 use half::{bf16, f16};
 
-use super::json::{self, Json};
-use super::mmap::Mmap;
-use crate::error::{Error, Result};
+use tern::error::{Error, Result};
+use tern::gguf::Mmap;
+
+use crate::json::{self, Json};
 
 /// Largest header accepted (the reference implementation's limit is 100 MB).
 pub const MAX_HEADER: u64 = 100 << 20;
@@ -109,7 +110,6 @@ pub struct SafeTensors {
     map: Mmap,
     data_start: usize,
     pub tensors: Vec<Tensor>,
-    pub metadata: Vec<(String, String)>,
 }
 
 fn bad(path: &Path, what: String) -> Error {
@@ -122,13 +122,13 @@ fn bad(path: &Path, what: String) -> Error {
 impl SafeTensors {
     pub fn open(path: &Path) -> Result<Self> {
         let map = Mmap::open(path)?;
-        let (tensors, metadata, data_start) =
+        // The `__metadata__` strings are checked but not needed by the converter.
+        let (tensors, _, data_start) =
             Self::parse(map.bytes()).map_err(|e| bad(path, e.message))?;
         Ok(Self {
             map,
             data_start,
             tensors,
-            metadata,
         })
     }
 
@@ -225,10 +225,6 @@ impl SafeTensors {
             }
         }
         Ok((tensors, metadata, data_start))
-    }
-
-    pub fn find(&self, name: &str) -> Option<&Tensor> {
-        self.tensors.iter().find(|t| t.name == name)
     }
 
     pub fn data(&self, t: &Tensor) -> &[u8] {
