@@ -11,7 +11,8 @@
 # GGML_NATIVE=ON, tern built by cargo through its CMake wrapper (-DGGML_TERN=ON).
 # llama-cli is not built: at this commit it is the server-based chat client, and building the
 # server would double the build time; llama-completion is the one-shot CLI.
-# JOBS (default 2) sets the parallel build jobs.
+# JOBS (default 2) sets the parallel build jobs. With ccache installed, the stock and tern builds
+# share all objects but ggml-cpu's (CCACHE_DIR as usual picks the cache).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,8 +69,13 @@ cmake_args=(
     -DLLAMA_BUILD_APP=OFF
 )
 if [[ $stock -eq 0 ]]; then
-    cmake_args+=(-DGGML_TERN=ON "-DGGML_TERN_SOURCE_DIR=$tern_root")
+    # tern's cargo output goes to the repository's own target/ (shared with `cargo build`).
+    cmake_args+=(-DGGML_TERN=ON "-DGGML_TERN_SOURCE_DIR=$tern_root"
+        "-DTERN_CARGO_TARGET_DIR=${TERN_CARGO_TARGET_DIR:-$tern_root/target}")
 fi
+# llama.cpp compiles through ccache when it is installed. Paths under BUILD_DIR are hashed
+# relative to it, so a stock and a tern build share every object but ggml-cpu's.
+export CCACHE_BASEDIR="$build"
 
 t0=$(date +%s)
 cmake -S "$copy" -B "$build" "${cmake_args[@]}" "$@" >"$build/configure.log" 2>&1 || {

@@ -13,7 +13,8 @@
 // Whatever tern does not run is declined in supports_op() and stays on ggml's own CPU code.
 //
 // GGML_TERN_STATS=1 in the environment prints, at exit, how many mat-muls tern ran and the
-// time they took (thread 0's wall time inside compute_forward, summed over calls).
+// time they took (thread 0's wall time inside compute_forward, summed over calls), one-token
+// calls apart from multi-token ones.
 
 #include "ggml-backend-impl.h"
 #include "ggml-cpu.h"
@@ -56,16 +57,31 @@ static const tern_context * single_thread_context() {
     return ctx;
 }
 
+// Calls with one token (generation) and with several (prompt batches) apart: their costs differ.
 struct op_stats {
-    bool                  enabled = std::getenv("GGML_TERN_STATS") != nullptr;
-    std::atomic<uint64_t> calls{ 0 };
-    std::atomic<uint64_t> tokens{ 0 };
-    std::atomic<uint64_t> ns{ 0 };
+    bool enabled = std::getenv("GGML_TERN_STATS") != nullptr;
+
+    struct bucket {
+        std::atomic<uint64_t> calls{ 0 };
+        std::atomic<uint64_t> tokens{ 0 };
+        std::atomic<uint64_t> ns{ 0 };
+    } one, many;
+
+    void add(uint64_t tokens, uint64_t ns) {
+        bucket & b = tokens == 1 ? one : many;
+        b.calls++;
+        b.tokens += tokens;
+        b.ns += ns;
+    }
 
     ~op_stats() {
         if (enabled) {
-            fprintf(stderr, "ggml-tern: %llu mul_mat calls through tern, %llu token rows, %.3f ms (thread 0)\n",
-                    (unsigned long long) calls.load(), (unsigned long long) tokens.load(), ns.load() / 1e6);
+            fprintf(stderr,
+                    "ggml-tern: %llu mul_mat calls through tern (thread 0 wall time): %llu one-token calls %.3f ms, "
+                    "%llu multi-token calls (%llu token rows) %.3f ms\n",
+                    (unsigned long long) (one.calls + many.calls), (unsigned long long) one.calls.load(),
+                    one.ns.load() / 1e6, (unsigned long long) many.calls.load(),
+                    (unsigned long long) many.tokens.load(), many.ns.load() / 1e6);
         }
     }
 };
@@ -79,6 +95,18 @@ static bool is_tern_type(ggml_type t) {
 // A weight this buffer type converts: 2-D TQ1_0/TQ2_0, contiguous (as every GGUF weight is).
 static bool is_tern_weight(const ggml_tensor * t) {
     return is_tern_type(t->type) && ggml_n_dims(t) == 2 && ggml_is_contiguous(t) && t->view_src == nullptr;
+}
+
+// A MUL_MAT that tern_gemm computes as ggml would: a converted weight times f32 activations
+// whose tokens are contiguous rows (any row stride), writing f32 rows. src1 may have more
+// dimensions (broadcast over the 2-D weight).
+static bool runs_in_tern(const ggml_tensor * op) {
+    const ggml_tensor * w = op->src[0];
+    const ggml_tensor * x = op->src[1];
+    return op->op == GGML_OP_MUL_MAT && w->buffer && w->buffer->buft == ggml_backend_cpu_tern_buffer_type() &&
+           is_tern_weight(w) && x->type == GGML_TYPE_F32 && op->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] &&
+           x->nb[0] == sizeof(float) && x->nb[1] % sizeof(float) == 0 && op->nb[0] == sizeof(float) &&
+           op->nb[1] % sizeof(float) == 0 && (!x->buffer || ggml_backend_buft_is_host(x->buffer->buft));
 }
 
 // One per converted weight, in tensor->extra.
@@ -98,6 +126,13 @@ struct tensor_traits : ggml::cpu::tensor_traits {
     bool compute_forward(ggml_compute_params * params, ggml_tensor * op) override {
         if (op->op != GGML_OP_MUL_MAT) {
             return false;
+        }
+        // ggml runs an extra buffer's op here even where supports_op() declined it (a graph
+        // computed without the scheduler), and cannot fall back: its own kernel would read the
+        // weight's empty slot.
+        if (!runs_in_tern(op)) {
+            GGML_ABORT("CPU_TERN: '%s' (%s x %s) is not a mat-mul tern can run", op->name, ggml_type_name(op->src[0]->type),
+                       ggml_type_name(op->src[1]->type));
         }
         if (matrix == nullptr) {
             GGML_ABORT("CPU_TERN: weight '%s' was never loaded (no set_tensor before compute)", op->src[0]->name);
@@ -127,18 +162,16 @@ struct tensor_traits : ggml::cpu::tensor_traits {
                 float * y = (float *) ((char *) op->data + i2 * op->nb[2] + i3 * op->nb[3]);
                 if (tern_gemm(single_thread_context(), matrix, x, src1->ne[1], src1->nb[1] / sizeof(float), y,
                               op->nb[1] / sizeof(float), &go) != TERN_STATUS_OK) {
-                    // supports_op() admitted only what tern_gemm accepts, and ggml cannot fall
-                    // back here: its own kernel would read the weight's empty slot.
+                    // runs_in_tern() admitted only what tern_gemm accepts; no fallback (above).
                     GGML_ABORT("CPU_TERN: tern_gemm failed on '%s': %s", op->name, tern_last_error_message());
                 }
             }
         }
         if (g_stats.enabled && params->ith == 0) {
-            g_stats.calls++;
-            g_stats.tokens += (uint64_t) (src1->ne[1] * src1->ne[2] * src1->ne[3]);
-            g_stats.ns += (uint64_t) std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              std::chrono::steady_clock::now() - t0)
-                              .count();
+            g_stats.add((uint64_t) (src1->ne[1] * src1->ne[2] * src1->ne[3]),
+                        (uint64_t) std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now() - t0)
+                            .count());
         }
         return true;
     }
@@ -283,13 +316,7 @@ class extra_buffer_type : ggml::cpu::extra_buffer_type {
         if (op->op != GGML_OP_MUL_MAT) {
             return false;
         }
-        const ggml_tensor * w = op->src[0];
-        const ggml_tensor * x = op->src[1];
-        return w->buffer && w->buffer->buft == ggml_backend_cpu_tern_buffer_type() && is_tern_weight(w) &&
-               x->type == GGML_TYPE_F32 && op->type == GGML_TYPE_F32 &&
-               // tern reads each token as one contiguous row of floats and writes dst rows the same way
-               x->nb[0] == sizeof(float) && x->nb[1] % sizeof(float) == 0 && op->nb[0] == sizeof(float) &&
-               op->nb[1] % sizeof(float) == 0 && (!x->buffer || ggml_backend_buft_is_host(x->buffer->buft));
+        return runs_in_tern(op);
     }
 
     ggml::cpu::tensor_traits * get_tensor_traits(const ggml_tensor * op) override {
