@@ -55,10 +55,12 @@ run() {
         -o csv >"$log.csv" 2>"$log"
     local ts ms
     ts=$(python3 -c 'import csv,sys; print(list(csv.DictReader(open(sys.argv[1])))[-1]["avg_ts"])' "$log.csv")
-    # tern's mat-mul time of the timed repetition: the stats cover warm-up + 1 repetition, and
-    # the warm-up of llama-bench runs the same test once, so half of it.
+    # tern's mat-mul time of the timed repetition. The stats also cover llama-bench's warm-up,
+    # which for ppN runs the same N-token batch (so half of the multi-token time) and for tgN
+    # generates one token (so N/(N+1) of the one-token time).
+    local n=${test#??}
     ms=$(sed -n 's/.*one-token calls \([0-9.]*\) ms, [0-9]* multi-token calls ([0-9]* token rows) \([0-9.]*\) ms/\1 \2/p' "$log" |
-        awk '{printf "%.1f", ($1 + $2) / 2}')
+        awk -v pp="${test%%[0-9]*}" -v n="$n" '{ if (pp == "pp") printf "%.1f", $2 / 2; else printf "%.1f", $1 * n / (n + 1) }')
     echo "$name $type $t $test $ts ${ms:--}" | tee -a "$results"
     rm -f "$log" "$log.csv"
 }
