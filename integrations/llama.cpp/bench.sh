@@ -6,11 +6,11 @@
 # STOCK_BUILD / TERN_BUILD: build directories of build.sh --stock / build.sh. MODEL_DIR (default
 # ~/.cache/tern/llama.cpp/models) receives bitnet-2b-tq1_0.gguf and bitnet-2b-tq2_0.gguf
 # (make_model.py --size 2b, same seed) if they are missing.
-# env: ROUNDS (default 3), THREADS (default "1 2"), TYPES (default "tq1_0 tq2_0"),
-#      TESTS (default "pp128 tg32").
-# Each round runs every (type, threads, test) once on stock and once on tern, alternating which
-# build goes first, so that slow drifts of the machine hit both alike; each llama-bench run is
-# one repetition after llama-bench's own warm-up. Prints per-run results, then medians and
+# env: ROUNDS (default 3), THREADS (default "1 2"), TYPES (default "tq1_0 tq2_0"), PP (128),
+#      TG (32).
+# Each round runs every (type, threads) once on stock and once on tern (one llama-bench process
+# each, pp and tg), alternating which build goes first, so that slow drifts of the machine hit
+# both alike; each test is one repetition after llama-bench's own warm-up. Prints per-run results, then medians and
 # tern/stock ratios. The tern runs also report (GGML_TERN_STATS) the time spent in tern's
 # mat-muls, shown as a share of the run; stock's ternary mat-mul time is estimated as its total
 # minus the tern build's non-mat-mul time (the rest of the graph is the same code in both).
@@ -27,7 +27,6 @@ models="${3:-${TERN_CACHE_DIR:-$HOME/.cache/tern}/llama.cpp/models}"
 rounds="${ROUNDS:-3}"
 threads="${THREADS:-1 2}"
 types="${TYPES:-tq1_0 tq2_0}"
-tests="${TESTS:-pp128 tg32}"
 mkdir -p "$models"
 
 for type in $types; do
@@ -43,25 +42,34 @@ lscpu | grep -E "^Model name|^CPU\(s\)|^Flags" | sed 's/^Flags:.*\(avx2\).*/Flag
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
 
-# run BUILD_NAME BUILD_DIR TYPE THREADS TEST -> appends "build type threads test t/s tern_ms"
+pp="${PP:-128}"
+tg="${TG:-32}"
+
+# run BUILD_NAME BUILD_DIR TYPE THREADS: one llama-bench process (one model load) for pp and tg;
+# appends "build type threads test t/s tern_ms" for each.
 run() {
-    local name=$1 dir=$2 type=$3 t=$4 test=$5 args log
-    case $test in
-        pp*) args=(-p "${test#pp}" -n 0) ;;
-        tg*) args=(-p 0 -n "${test#tg}") ;;
-    esac
+    local name=$1 dir=$2 type=$3 t=$4 log
     log="$(mktemp)"
-    GGML_TERN_STATS=1 "$dir/bin/llama-bench" -m "$models/bitnet-2b-$type.gguf" -t "$t" -r 1 "${args[@]}" \
+    GGML_TERN_STATS=1 "$dir/bin/llama-bench" -m "$models/bitnet-2b-$type.gguf" -t "$t" -r 1 -p "$pp" -n "$tg" \
         -o csv >"$log.csv" 2>"$log"
-    local ts ms
-    ts=$(python3 -c 'import csv,sys; print(list(csv.DictReader(open(sys.argv[1])))[-1]["avg_ts"])' "$log.csv")
-    # tern's mat-mul time of the timed repetition. The stats also cover llama-bench's warm-up,
-    # which for ppN runs the same N-token batch (so half of the multi-token time) and for tgN
-    # generates one token (so N/(N+1) of the one-token time).
-    local n=${test#??}
-    ms=$(sed -n 's/.*one-token calls \([0-9.]*\) ms, [0-9]* multi-token calls ([0-9]* token rows) \([0-9.]*\) ms/\1 \2/p' "$log" |
-        awk -v pp="${test%%[0-9]*}" -v n="$n" '{ if (pp == "pp") printf "%.1f", $2 / 2; else printf "%.1f", $1 * n / (n + 1) }')
-    echo "$name $type $t $test $ts ${ms:--}" | tee -a "$results"
+    # tern's mat-mul time of the timed repetitions. The stats also cover llama-bench's warm-ups:
+    # the pp warm-up runs the same batch again (so half of the multi-token time), the tg warm-up
+    # generates one token (so tg/(tg+1) of the one-token time).
+    local stats pp_ms tg_ms
+    stats=$(sed -n 's/.*one-token calls \([0-9.]*\) ms, [0-9]* multi-token calls ([0-9]* token rows) \([0-9.]*\) ms/\1 \2/p' "$log")
+    if [[ -n "$stats" ]]; then
+        pp_ms=$(echo "$stats" | awk '{printf "%.1f", $2 / 2}')
+        tg_ms=$(echo "$stats" | awk -v n="$tg" '{printf "%.1f", $1 * n / (n + 1)}')
+    fi
+    python3 - "$log.csv" "$name" "$type" "$t" "${pp_ms:--}" "${tg_ms:--}" <<'PY' | tee -a "$results"
+import csv, sys
+path, name, typ, t, pp_ms, tg_ms = sys.argv[1:]
+for row in csv.DictReader(open(path)):
+    if int(row["n_prompt"]) > 0:
+        print(name, typ, t, f"pp{row['n_prompt']}", row["avg_ts"], pp_ms)
+    else:
+        print(name, typ, t, f"tg{row['n_gen']}", row["avg_ts"], tg_ms)
+PY
     rm -f "$log" "$log.csv"
 }
 
@@ -69,15 +77,13 @@ echo "build type threads test t/s tern_matmul_ms"
 for r in $(seq 1 "$rounds"); do
     for type in $types; do
         for t in $threads; do
-            for test in $tests; do
-                if ((r % 2)); then
-                    run stock "$stock" "$type" "$t" "$test"
-                    run tern "$tern" "$type" "$t" "$test"
-                else
-                    run tern "$tern" "$type" "$t" "$test"
-                    run stock "$stock" "$type" "$t" "$test"
-                fi
-            done
+            if ((r % 2)); then
+                run stock "$stock" "$type" "$t"
+                run tern "$tern" "$type" "$t"
+            else
+                run tern "$tern" "$type" "$t"
+                run stock "$stock" "$type" "$t"
+            fi
         done
     done
 done
