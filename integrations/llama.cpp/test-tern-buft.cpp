@@ -10,13 +10,14 @@
 //   * checks what supports_op() must decline, that the buffer does not hold the weight's bytes,
 //     and that a weight written in two set_tensor pieces is converted once complete.
 //
-// Tolerance: tern (TERN_COMPAT_GGML) quantizes activations to Q8_K exactly as ggml does and
-// forms the same per-block integer sums; only the order in which the f32 block terms are added
-// differs (ggml's AVX2 kernel keeps 8 lane partials). Each of the K/256 additions rounds by at
-// most 2^-24 of the running magnitude, which is bounded by S = Σ_k |w_k·x_k|: |tern − ggml| ≤
-// 2·(K/256)·2^-24·S ≈ 1.2e-7·(K/256)·S. We allow 1e-6·(K/256)·S (a few ulps of S per block);
-// a wrong row, token or scale shows up as an error of order S.
-//
+// Tolerances. tern (TERN_COMPAT_GGML) quantizes activations to Q8_K exactly as ggml does and
+// forms the same per-block integer sums; what remains is float rounding in the block scales and
+// the block sum. So each output is checked against the exact (f64) dot of the weight with ggml's
+// own Q8_K activations: |tern − exact| ≤ 1e-6 · (K/256) · S, S = Σ_k |w_k·x_k| (a few f32 ulps
+// of S per block; tern adds the f32 block terms in order, ~K/256 roundings). ggml's AVX2 kernels
+// round more (lane partials; measured up to 2.9e-6 · S from the exact dot for one block and 48
+// tokens, while tern stays within 8e-8 · S), so tern vs ggml is checked at 1e-5 · (K/256) · S.
+// A wrong row, token or scale shows up as an error of order S.
 // Usage: test-tern-buft   (exit status 0 = pass; prints one line per case)
 
 #include "ggml-alloc.h"
@@ -141,23 +142,41 @@ static void run_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_backen
     std::vector<float> a(M * N * B), b(M * N * B);
     ggml_backend_tensor_get(y_ref, a.data(), 0, a.size() * sizeof(float));
     ggml_backend_tensor_get(y_tern, b.data(), 0, b.size() * sizeof(float));
-    double worst = 0.0;  // max |error| / allowed
+    // The exact dot on ggml's Q8_K activations (ggml's own from_float for its vec_dot_type).
+    const int64_t        n_blocks = K / 256;
+    const size_t         q8_row   = ggml_row_size(GGML_TYPE_Q8_K, K);
+    std::vector<uint8_t> q8(q8_row);
+    double               worst_exact = 0.0, worst_ggml = 0.0;  // max |error| / allowed
     for (int64_t bt = 0; bt < B; bt++) {
         for (int64_t t = 0; t < N; t++) {
             const float * xt_row = &xf[(bt * N + t) * xrow];
+            ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float(xt_row, q8.data(), K);
+            const size_t q8_block = q8_row / n_blocks;  // f32 d, 256 int8, 16 int16 sums
             for (int64_t r = 0; r < M; r++) {
-                double s = 0.0;
+                double s = 0.0, exact = 0.0;
                 for (int64_t k = 0; k < K; k++) {
                     s += std::fabs((double) wd[r * K + k] * xt_row[k]);
                 }
-                const double allowed = 1e-6 * (double) (K / 256) * s + 1e-30;
-                const size_t i       = (bt * N + t) * M + r;
-                worst                = std::max(worst, std::fabs((double) a[i] - b[i]) / allowed);
+                for (int64_t blk = 0; blk < n_blocks; blk++) {
+                    const uint8_t * qb = &q8[blk * q8_block];
+                    float           d;
+                    memcpy(&d, qb, sizeof(float));
+                    double dot = 0.0;
+                    for (int j = 0; j < 256; j++) {
+                        dot += (double) wd[r * K + blk * 256 + j] * (int8_t) qb[sizeof(float) + j];
+                    }
+                    exact += dot * d;
+                }
+                const double bound = (double) n_blocks * s + 1e-30;
+                const size_t i     = (bt * N + t) * M + r;
+                worst_exact        = std::max(worst_exact, std::fabs(b[i] - exact) / (1e-6 * bound));
+                worst_ggml         = std::max(worst_ggml, std::fabs((double) a[i] - b[i]) / (1e-5 * bound));
             }
         }
     }
-    CHECK(worst <= 1.0, "%s: error %.3g x the allowed bound", name.c_str(), worst);
-    printf("%-62s max error %.3f of the bound\n", name.c_str(), worst);
+    CHECK(worst_exact <= 1.0, "%s: tern vs exact: %.3g x the allowed bound", name.c_str(), worst_exact);
+    CHECK(worst_ggml <= 1.0, "%s: tern vs ggml: %.3g x the allowed bound", name.c_str(), worst_ggml);
+    printf("%-62s max error of the bound: vs exact %.3f, vs ggml %.3f\n", name.c_str(), worst_exact, worst_ggml);
 
     ggml_backend_buffer_free(buf_ref);
     ggml_backend_buffer_free(buf_tern);
@@ -185,6 +204,7 @@ int main() {
     for (ggml_type type : { GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0 }) {
         // rows: under one 64-row panel, not a multiple of 64, BitNet's shapes (640 = kv, 2560)
         cases.push_back({ type, 64, 256, 1, 1, 0, 1, false });
+        cases.push_back({ type, 512, 256, 48, 1, 0, 2, false });  // one block, many tokens
         cases.push_back({ type, 100, 512, 3, 1, 0, 2, false });
         cases.push_back({ type, 64, 768, 5, 1, 0, 3, false });  // more threads than panels
         cases.push_back({ type, 640, 2560, 1, 1, 0, 2, false });

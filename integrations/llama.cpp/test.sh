@@ -76,12 +76,16 @@ for type in tq1_0 tq2_0; do
         echo "FAIL $type: tern ran ${calls:-0} mat-muls, expected 126"
         fail=1
     fi
-    # Tolerance: TERN_COMPAT_GGML reproduces ggml's Q8_K activations and integer block sums
-    # exactly; only the order of the f32 block additions differs (ggml's AVX2 kernel keeps 8 lane
-    # partials), a relative error of ~1e-7 per mat-mul. Two layers of RMS norm, attention and
-    # SiLU carry it to the logits without much growth: measured differences are ~1e-6 of the
-    # largest |logit|. 1e-4 leaves a wide margin while any real fault (a wrong row, scale or
-    # token) moves logits by a sizeable fraction of their range.
+    # Tolerance. Each mat-mul of TERN_COMPAT_GGML differs from ggml's by float rounding only
+    # (test-tern-buft bounds it: tern is within 1e-7 of the exact dot, ggml's AVX2 kernel a few
+    # 1e-6). But every layer re-quantizes its activations to Q8_K (int8 = round(x/d)), which turns
+    # a rounding-level difference, now and then, into a one-step change of one int8 value, i.e.
+    # about 1/127 of a block's largest activation in the next mat-mul; attention carries that to
+    # later positions. So positions with no such flip in their history stay bitwise equal, the
+    # others differ by up to ~1% of the logit range (measured: 0.9% on this model, same argmax
+    # everywhere). Checked: max |logit diff| <= 5% of max |logit|, same argmax at >= 90% of the
+    # positions, and some positions bitwise equal (the arithmetic is ggml's, not merely close).
+    # A wrong row, scale or token changes every logit by a large fraction of its range.
     if ! python3 - "$work/stock-$type.f32" "$work/tern-$type.f32" "$type" <<'EOF'; then
 import sys
 import numpy as np
@@ -91,10 +95,12 @@ assert a.size == b.size and a.size > 0, (a.size, b.size)
 rows = 48 + 8
 a, b = a.reshape(rows, -1), b.reshape(rows, -1)
 scale = float(np.abs(a).max())
-rel = float(np.abs(a - b).max()) / scale
+per_pos = np.abs(a - b).max(1) / scale
 same_top = int((a.argmax(1) == b.argmax(1)).sum())
-print(f"{sys.argv[3]}: max |logit diff| = {rel:.2e} of max |logit| ({scale:.3g}); same argmax at {same_top}/{rows} positions")
-sys.exit(0 if rel <= 1e-4 else 1)
+equal = int((per_pos == 0).sum())
+print(f"{sys.argv[3]}: max |logit diff| = {per_pos.max():.2e} of max |logit| ({scale:.3g}), median {np.median(per_pos):.2e}; "
+      f"same argmax at {same_top}/{rows} positions; {equal}/{rows} positions bitwise equal")
+sys.exit(0 if per_pos.max() <= 0.05 and same_top >= 0.9 * rows and equal >= 1 else 1)
 EOF
         echo "FAIL $type: logits differ beyond the tolerance"
         fail=1
