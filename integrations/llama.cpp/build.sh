@@ -12,7 +12,7 @@
 # llama-cli is not built: at this commit it is the server-based chat client, and building the
 # server would double the build time; llama-completion is the one-shot CLI.
 # JOBS (default 2) sets the parallel build jobs. With ccache installed, the stock and tern builds
-# share all objects but ggml-cpu's (CCACHE_DIR as usual picks the cache).
+# share most objects (CCACHE_DIR as usual picks the cache).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -74,7 +74,7 @@ if [[ $stock -eq 0 ]]; then
         "-DTERN_CARGO_TARGET_DIR=${TERN_CARGO_TARGET_DIR:-$tern_root/target}")
 fi
 # llama.cpp compiles through ccache when it is installed. Paths under BUILD_DIR are hashed
-# relative to it, so a stock and a tern build share every object but ggml-cpu's.
+# relative to it, so a stock and a tern build share most objects.
 export CCACHE_BASEDIR="$build"
 
 t0=$(date +%s)
