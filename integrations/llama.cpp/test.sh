@@ -40,6 +40,12 @@ fi
 key="$(cat "$here/pinned.sha256" "$here/build.sh" | sha256sum | cut -c1-12)"
 stock="$cache/stock-$version-$key"
 tern="$cache/tern-$version-$(cat "$here/pinned.sha256" "$here/build.sh" "$here/llama.cpp.patch" | sha256sum | cut -c1-12)"
+# Builds of other keys are stale (another patch, build script or source): drop them.
+for old in "$cache"/stock-* "$cache"/tern-*; do
+    if [[ -d "$old" && "$old" != "$stock" && "$old" != "$tern" ]]; then
+        rm -rf "$old"
+    fi
+done
 if [[ ! -x "$stock/bin/llama-perplexity" ]]; then
     "$here/build.sh" --stock "$src" "$stock"
 fi
