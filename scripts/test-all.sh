@@ -422,6 +422,11 @@ arm_ctest() {
     return $ok
 }
 
+# tern inside the pinned llama.cpp (CPU_TERN buffer type): logits vs stock, ggml-level mat-muls.
+llama_cpp() {
+    JOBS=$jobs "$root/integrations/llama.cpp/test.sh"
+}
+
 step "cargo test --release"          cargo_tests
 step "tern bench --quick (main job)" bench_smoke
 step "cbindgen --verify (header)"    header_fresh
@@ -446,6 +451,7 @@ step "aarch64: cargo test, qemu -cpu max (neon dotprod i8mm)" arm_tests_max
 step "aarch64: cargo test, qemu -cpu cortex-a53 (neon)"       arm_tests_a53
 step "aarch64: C examples, cross CMake + ctest under qemu"    arm_ctest
 step "fuzz every target (short)"     fuzz_short
+step "llama.cpp: stock vs CPU_TERN (integrations/llama.cpp)" llama_cpp
 summary+=("NOTE  Swift: only the module map/header were checked with clang; swift test did not run (no toolchain)")
 
 echo

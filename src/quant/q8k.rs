@@ -6,9 +6,13 @@
 pub const BLOCK_BYTES: usize = 292;
 pub const BLOCK: usize = 256;
 
-/// ggml's `nearest_int`: round half to even through the float mantissa (valid for |v| ≤ 2^22).
+/// ggml's `nearest_int`: round half to even through the float mantissa (valid for |v| ≤ 2^22),
+/// computed the way ggml does: adding 1.5·2^23 leaves the rounded integer in the low mantissa
+/// bits. The same result as `round_ties_even`, which on baseline x86-64 (no SSE4.1) is a libm
+/// call per value; this form vectorizes.
 fn nearest_int(v: f32) -> i32 {
-    v.round_ties_even() as i32
+    let val = v + 12_582_912.0;
+    (val.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
 
 /// Quantizes one block of 256 floats into `out` (292 bytes). As in ggml, an all-zero block gets

@@ -1,0 +1,349 @@
+// ggml CPU extra buffer type "CPU_TERN": TQ1_0 / TQ2_0 weights run through tern.
+//
+// Compiled inside ggml-cpu (the patch in this folder adds it under -DGGML_TERN=ON), next to
+// CPU_REPACK, AMX and KleidiAI, which plug in the same way (ggml-cpu/traits.h):
+//   * llama.cpp asks supports_op() for each weight's MUL_MAT; where it says yes, the weight is
+//     allocated in this buffer type and loaded through set_tensor(), which turns the ggml bytes
+//     into a tern_matrix (tern's own kernel layout). The buffer keeps only a small slot per such
+//     tensor (get_alloc_size), so the original bytes are not held a second time.
+//   * At compute time ggml's threads each call compute_forward() with params->ith / nth; every
+//     thread runs tern_gemm on its own range of output rows, with a tern context of one thread
+//     (tern starts and spins no threads of its own) and TERN_COMPAT_GGML (activations quantized
+//     to Q8_K as ggml does, block sums in ggml's order: the outputs are ggml's to float rounding).
+// Whatever tern does not run is declined in supports_op() and stays on ggml's own CPU code.
+//
+// GGML_TERN_STATS=1 in the environment prints, at exit, how many mat-muls tern ran and the
+// time they took (thread 0's wall time inside compute_forward, summed over calls), one-token
+// calls apart from multi-token ones.
+
+#include "ggml-backend-impl.h"
+#include "ggml-cpu.h"
+#include "ggml-impl.h"
+#include "traits.h"
+#include "tern.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+ggml_backend_buffer_type_t ggml_backend_cpu_tern_buffer_type(void);
+
+namespace ggml::cpu::tern {
+
+// tern's panel kernels compute 64 rows at a time: row ranges that start on a multiple of 64
+// keep every thread on whole panels.
+static constexpr int64_t ROW_ALIGN = 64;
+
+// What slot a converted weight keeps in the buffer: tensor->data must be a distinct non-NULL
+// address inside the buffer, but nothing reads it.
+static constexpr size_t SLOT_BYTES = TENSOR_ALIGNMENT;
+
+static const tern_context * single_thread_context() {
+    static tern_context * ctx = [] {
+        tern_context_options o = TERN_CONTEXT_OPTIONS_INIT;
+        o.n_threads            = 1;  // the caller's thread only: ggml owns the threads
+        tern_context *       c = nullptr;
+        if (tern_context_create(&o, &c) != TERN_STATUS_OK) {
+            GGML_LOG_WARN("%s: tern_context_create failed (%s); CPU_TERN disabled\n", __func__,
+                          tern_last_error_message());
+            return (tern_context *) nullptr;
+        }
+        return c;
+    }();
+    return ctx;
+}
+
+// Calls with one token (generation) and with several (prompt batches) apart: their costs differ.
+struct op_stats {
+    bool enabled = std::getenv("GGML_TERN_STATS") != nullptr;
+
+    struct bucket {
+        std::atomic<uint64_t> calls{ 0 };
+        std::atomic<uint64_t> tokens{ 0 };
+        std::atomic<uint64_t> ns{ 0 };
+    } one, many;
+
+    void add(uint64_t tokens, uint64_t ns) {
+        bucket & b = tokens == 1 ? one : many;
+        b.calls++;
+        b.tokens += tokens;
+        b.ns += ns;
+    }
+
+    ~op_stats() {
+        if (enabled) {
+            fprintf(stderr,
+                    "ggml-tern: %llu mul_mat calls through tern (thread 0 wall time): %llu one-token calls %.3f ms, "
+                    "%llu multi-token calls (%llu token rows) %.3f ms\n",
+                    (unsigned long long) (one.calls + many.calls), (unsigned long long) one.calls.load(),
+                    one.ns.load() / 1e6, (unsigned long long) many.calls.load(),
+                    (unsigned long long) many.tokens.load(), many.ns.load() / 1e6);
+        }
+    }
+};
+
+static op_stats g_stats;
+
+static bool is_tern_type(ggml_type t) {
+    return t == GGML_TYPE_TQ1_0 || t == GGML_TYPE_TQ2_0;
+}
+
+// A weight this buffer type converts: 2-D TQ1_0/TQ2_0, contiguous (as every GGUF weight is).
+static bool is_tern_weight(const ggml_tensor * t) {
+    return is_tern_type(t->type) && ggml_n_dims(t) == 2 && ggml_is_contiguous(t) && t->view_src == nullptr;
+}
+
+// A MUL_MAT that tern_gemm computes as ggml would: a converted weight times f32 activations
+// whose tokens are contiguous rows (any row stride), writing f32 rows. src1 may have more
+// dimensions (broadcast over the 2-D weight).
+static bool runs_in_tern(const ggml_tensor * op) {
+    const ggml_tensor * w = op->src[0];
+    const ggml_tensor * x = op->src[1];
+    return op->op == GGML_OP_MUL_MAT && w->buffer && w->buffer->buft == ggml_backend_cpu_tern_buffer_type() &&
+           is_tern_weight(w) && x->type == GGML_TYPE_F32 && op->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] &&
+           x->nb[0] == sizeof(float) && x->nb[1] % sizeof(float) == 0 && op->nb[0] == sizeof(float) &&
+           op->nb[1] % sizeof(float) == 0 && (!x->buffer || ggml_backend_buft_is_host(x->buffer->buft));
+}
+
+// One per converted weight, in tensor->extra.
+struct tensor_traits : ggml::cpu::tensor_traits {
+    tern_matrix *        matrix = nullptr;
+    // Bytes of a weight written in several set_tensor pieces, until the last piece arrives.
+    std::vector<uint8_t> pending;
+    size_t               pending_bytes = 0;
+
+    ~tensor_traits() override { tern_matrix_destroy(matrix); }
+
+    bool work_size(int, const ggml_tensor *, size_t & size) override {
+        size = 0;  // tern_gemm quantizes the activations into its own per-thread scratch
+        return true;
+    }
+
+    bool compute_forward(ggml_compute_params * params, ggml_tensor * op) override {
+        if (op->op != GGML_OP_MUL_MAT) {
+            return false;
+        }
+        // ggml runs an extra buffer's op here even where supports_op() declined it (a graph
+        // computed without the scheduler), and cannot fall back: its own kernel would read the
+        // weight's empty slot.
+        if (!runs_in_tern(op)) {
+            GGML_ABORT("CPU_TERN: '%s' (%s x %s) is not a mat-mul tern can run", op->name, ggml_type_name(op->src[0]->type),
+                       ggml_type_name(op->src[1]->type));
+        }
+        if (matrix == nullptr) {
+            GGML_ABORT("CPU_TERN: weight '%s' was never loaded (no set_tensor before compute)", op->src[0]->name);
+        }
+        const ggml_tensor * src1 = op->src[1];
+        const int64_t       rows = op->ne[0];
+
+        // Thread ith computes output rows [r0, r1) of every token: the threads write disjoint
+        // parts of dst and need no barrier.
+        const int64_t blocks = (rows + ROW_ALIGN - 1) / ROW_ALIGN;
+        const int64_t r0     = std::min(rows, blocks * params->ith / params->nth * ROW_ALIGN);
+        const int64_t r1     = std::min(rows, blocks * (params->ith + 1) / params->nth * ROW_ALIGN);
+        if (r0 >= r1) {
+            return true;
+        }
+        const auto t0 = g_stats.enabled && params->ith == 0 ? std::chrono::steady_clock::now()
+                                                            : std::chrono::steady_clock::time_point{};
+
+        tern_gemm_options go = TERN_GEMM_OPTIONS_INIT;
+        go.compat            = TERN_COMPAT_GGML;
+        go.row_begin         = r0;
+        go.row_end           = r1;
+        for (int64_t i3 = 0; i3 < src1->ne[3]; i3++) {
+            for (int64_t i2 = 0; i2 < src1->ne[2]; i2++) {
+                const float * x =
+                    (const float *) ((const char *) src1->data + i2 * src1->nb[2] + i3 * src1->nb[3]);
+                float * y = (float *) ((char *) op->data + i2 * op->nb[2] + i3 * op->nb[3]);
+                if (tern_gemm(single_thread_context(), matrix, x, src1->ne[1], src1->nb[1] / sizeof(float), y,
+                              op->nb[1] / sizeof(float), &go) != TERN_STATUS_OK) {
+                    // runs_in_tern() admitted only what tern_gemm accepts; no fallback (above).
+                    GGML_ABORT("CPU_TERN: tern_gemm failed on '%s': %s", op->name, tern_last_error_message());
+                }
+            }
+        }
+        if (g_stats.enabled && params->ith == 0) {
+            g_stats.add((uint64_t) (src1->ne[1] * src1->ne[2] * src1->ne[3]),
+                        (uint64_t) std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now() - t0)
+                            .count());
+        }
+        return true;
+    }
+
+    // Builds the matrix from the complete ggml bytes of `tensor`.
+    void convert(const ggml_tensor * tensor, const void * data, size_t size) {
+        tern_layout layout = TERN_LAYOUT_INIT(tensor->type == GGML_TYPE_TQ1_0 ? TERN_FORMAT_TQ1_0 : TERN_FORMAT_TQ2_0);
+        tern_matrix * m    = nullptr;
+        if (tern_matrix_create(single_thread_context(), &layout, data, size, tensor->ne[1], tensor->ne[0], &m) !=
+            TERN_STATUS_OK) {
+            // set_tensor returns nothing, and the weight's bytes are not kept: no way back to ggml.
+            GGML_ABORT("CPU_TERN: cannot load '%s' into tern: %s", tensor->name, tern_last_error_message());
+        }
+        tern_matrix_destroy(matrix);
+        matrix = m;
+    }
+};
+
+// The buffer: a small host allocation (slots for converted weights, full room for anything
+// else placed here) plus ownership of the tensor_traits of its weights.
+struct buffer_context {
+    void *                                      data = nullptr;
+    size_t                                      size = 0;
+    std::vector<std::unique_ptr<tensor_traits>> traits;
+
+    ~buffer_context() { ggml_aligned_free(data, size); }
+};
+
+static buffer_context * ctx_of(ggml_backend_buffer_t buffer) {
+    return (buffer_context *) buffer->context;
+}
+
+static void free_buffer(ggml_backend_buffer_t buffer) {
+    delete ctx_of(buffer);
+}
+
+static void * get_base(ggml_backend_buffer_t buffer) {
+    return ctx_of(buffer)->data;
+}
+
+static ggml_status init_tensor(ggml_backend_buffer_t buffer, ggml_tensor * tensor) {
+    if (is_tern_weight(tensor)) {
+        ctx_of(buffer)->traits.push_back(std::make_unique<tensor_traits>());
+        tensor->extra = ctx_of(buffer)->traits.back().get();
+    }
+    return GGML_STATUS_SUCCESS;
+}
+
+static tensor_traits * traits_of(const ggml_tensor * tensor) {
+    return is_tern_weight(tensor) ? (tensor_traits *) tensor->extra : nullptr;
+}
+
+static void set_tensor(ggml_backend_buffer_t, ggml_tensor * tensor, const void * data, size_t offset, size_t size) {
+    tensor_traits * tt = traits_of(tensor);
+    if (tt == nullptr) {
+        memcpy((char *) tensor->data + offset, data, size);
+        return;
+    }
+    const size_t total = ggml_nbytes(tensor);
+    if (offset == 0 && size == total) {
+        tt->convert(tensor, data, size);  // the loader's case: one call with the whole weight
+        return;
+    }
+    // Pieces (ggml_backend_tensor_set with an offset): gather them, convert once all are in.
+    if (tt->pending.empty()) {
+        tt->pending.resize(total);
+        tt->pending_bytes = 0;
+    }
+    memcpy(tt->pending.data() + offset, data, size);
+    tt->pending_bytes += size;
+    if (tt->pending_bytes >= total) {
+        tt->convert(tensor, tt->pending.data(), total);
+        std::vector<uint8_t>().swap(tt->pending);
+    }
+}
+
+static void get_tensor(ggml_backend_buffer_t, const ggml_tensor * tensor, void * data, size_t offset, size_t size) {
+    if (traits_of(tensor) != nullptr) {
+        // The ggml bytes were not kept (that is the point of this buffer type).
+        GGML_ABORT("CPU_TERN: '%s' lives in tern's layout; its ggml bytes cannot be read back", tensor->name);
+    }
+    memcpy(data, (const char *) tensor->data + offset, size);
+}
+
+static void memset_tensor(ggml_backend_buffer_t, ggml_tensor * tensor, uint8_t value, size_t offset, size_t size) {
+    if (traits_of(tensor) != nullptr) {
+        GGML_ABORT("CPU_TERN: '%s' lives in tern's layout; it cannot be memset", tensor->name);
+    }
+    memset((char *) tensor->data + offset, value, size);
+}
+
+static void clear(ggml_backend_buffer_t buffer, uint8_t value) {
+    memset(ctx_of(buffer)->data, value, buffer->size);
+}
+
+static void reset(ggml_backend_buffer_t buffer) {
+    ctx_of(buffer)->traits.clear();
+}
+
+static const ggml_backend_buffer_i buffer_interface = {
+    /* .free_buffer   = */ free_buffer,
+    /* .get_base      = */ get_base,
+    /* .init_tensor   = */ init_tensor,
+    /* .memset_tensor = */ memset_tensor,
+    /* .set_tensor    = */ set_tensor,
+    /* .get_tensor    = */ get_tensor,
+    /* .set_tensor_2d = */ nullptr,
+    /* .get_tensor_2d = */ nullptr,
+    /* .cpy_tensor    = */ nullptr,
+    /* .clear         = */ clear,
+    /* .reset         = */ reset,
+};
+
+static const char * get_name(ggml_backend_buffer_type_t) {
+    return "CPU_TERN";
+}
+
+static ggml_backend_buffer_t alloc_buffer(ggml_backend_buffer_type_t buft, size_t size) {
+    auto * ctx = new buffer_context();
+    ctx->data  = ggml_aligned_malloc(size);
+    ctx->size  = size;
+    if (ctx->data == nullptr) {
+        delete ctx;
+        GGML_LOG_ERROR("%s: failed to allocate %zu bytes\n", __func__, size);
+        return nullptr;
+    }
+    return ggml_backend_buffer_init(buft, buffer_interface, ctx, size);
+}
+
+static size_t get_alignment(ggml_backend_buffer_type_t) {
+    return TENSOR_ALIGNMENT;
+}
+
+static size_t get_alloc_size(ggml_backend_buffer_type_t, const ggml_tensor * tensor) {
+    return is_tern_weight(tensor) ? SLOT_BYTES : ggml_nbytes(tensor);
+}
+
+class extra_buffer_type : ggml::cpu::extra_buffer_type {
+    bool supports_op(ggml_backend_dev_t, const ggml_tensor * op) override {
+        // MUL_MAT_ID (MoE experts) is declined: its weights are 3-D (one matrix per expert) and
+        // its rows are gathered per expert; it stays on ggml's kernels.
+        if (op->op != GGML_OP_MUL_MAT) {
+            return false;
+        }
+        return runs_in_tern(op);
+    }
+
+    ggml::cpu::tensor_traits * get_tensor_traits(const ggml_tensor * op) override {
+        if (op->op == GGML_OP_MUL_MAT && op->src[0]->buffer &&
+            op->src[0]->buffer->buft == ggml_backend_cpu_tern_buffer_type()) {
+            return traits_of(op->src[0]);
+        }
+        return nullptr;
+    }
+};
+
+}  // namespace ggml::cpu::tern
+
+ggml_backend_buffer_type_t ggml_backend_cpu_tern_buffer_type(void) {
+    static ggml_backend_buffer_type buft = {
+        /* .iface   = */ {
+            /* .get_name       = */ ggml::cpu::tern::get_name,
+            /* .alloc_buffer   = */ ggml::cpu::tern::alloc_buffer,
+            /* .get_alignment  = */ ggml::cpu::tern::get_alignment,
+            /* .get_max_size   = */ nullptr,  // SIZE_MAX
+            /* .get_alloc_size = */ ggml::cpu::tern::get_alloc_size,
+            /* .is_host        = */ nullptr,  // tensor->data of a converted weight is not its bytes
+        },
+        /* .device  = */ ggml_backend_reg_dev_get(ggml_backend_cpu_reg(), 0),
+        /* .context = */ new ggml::cpu::tern::extra_buffer_type(),
+    };
+    // Without a tern context (tern_context_create failed) the type is not registered, and
+    // every TQ weight stays on ggml's own kernels.
+    return ggml::cpu::tern::single_thread_context() ? &buft : nullptr;
+}

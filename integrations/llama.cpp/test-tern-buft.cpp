@@ -1,0 +1,228 @@
+// ggml-level test of the CPU_TERN extra buffer type, against ggml's own CPU mat-mul.
+//
+// test-backend-ops cannot do this at the pinned commit: it skips the CPU backend when that is the
+// only device ("Skipping CPU backend"), and it allocates every tensor in the backend's default
+// buffer type, never in an extra one. This program uses only ggml's public API:
+//   * finds CPU_TERN among the CPU device's extra buffer types (ggml_backend_dev_get_extra_bufts);
+//   * for TQ1_0 and TQ2_0 and a range of shapes, token counts, thread counts, a broadcast src1
+//     and a src1 with padded rows: puts the same quantized weight in a plain CPU buffer and in
+//     CPU_TERN, runs MUL_MAT on both, and compares;
+//   * checks what supports_op() must decline, that the buffer does not hold the weight's bytes,
+//     and that a weight written in two set_tensor pieces is converted once complete.
+//
+// Tolerances. tern (TERN_COMPAT_GGML) quantizes activations to Q8_K exactly as ggml does and
+// forms the same per-block integer sums; what remains is float rounding in the block scales and
+// the block sum. So each output is checked against the exact (f64) dot of the weight with ggml's
+// own Q8_K activations: |tern − exact| ≤ 1e-6 · (K/256) · S, S = Σ_k |w_k·x_k| (a few f32 ulps
+// of S per block; tern adds the f32 block terms in order, ~K/256 roundings). ggml's AVX2 kernels
+// round more (lane partials; measured up to 2.9e-6 · S from the exact dot for one block and 48
+// tokens, while tern stays within 8e-8 · S), so tern vs ggml is checked at 1e-5 · (K/256) · S.
+// A wrong row, token or scale shows up as an error of order S.
+// Usage: test-tern-buft   (exit status 0 = pass; prints one line per case)
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "ggml.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+static int g_failures = 0;
+
+#define CHECK(cond, ...)                      \
+    do {                                      \
+        if (!(cond)) {                        \
+            fprintf(stderr, "FAIL: " __VA_ARGS__); \
+            fprintf(stderr, "\n");            \
+            g_failures++;                     \
+        }                                     \
+    } while (0)
+
+static ggml_backend_buffer_type_t find_tern_buft(ggml_backend_dev_t dev) {
+    auto get_extra = (ggml_backend_dev_get_extra_bufts_t) ggml_backend_reg_get_proc_address(
+        ggml_backend_dev_backend_reg(dev), "ggml_backend_dev_get_extra_bufts");
+    if (!get_extra) {
+        return nullptr;
+    }
+    for (ggml_backend_buffer_type_t * b = get_extra(dev); b && *b; b++) {
+        if (strcmp(ggml_backend_buft_name(*b), "CPU_TERN") == 0) {
+            return *b;
+        }
+    }
+    return nullptr;
+}
+
+struct mm_case {
+    ggml_type type;
+    int64_t   rows, cols, tokens, batch;  // batch: src1's third dimension (broadcast over W)
+    int64_t   row_pad;                    // extra floats after each src1 row (nb1 > cols·4)
+    int       threads;
+    bool      split_set;                  // write the TERN weight in two set_tensor pieces
+};
+
+// Runs one case and prints its max error as a fraction of the allowed bound.
+static void run_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_backend_buffer_type_t tern_buft,
+                     const mm_case & c, std::mt19937 & rng) {
+    const int64_t M = c.rows, K = c.cols, N = c.tokens, B = c.batch;
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+
+    std::vector<float> wf(M * K);
+    for (auto & v : wf) {
+        v = nd(rng);
+    }
+    std::vector<uint8_t> wq(ggml_row_size(c.type, K) * M);
+    ggml_quantize_chunk(c.type, wf.data(), wq.data(), 0, M, K, nullptr);
+    std::vector<float> wd(M * K);  // the dequantized weight, for the error bound
+    ggml_get_type_traits(c.type)->to_float(wq.data(), wd.data(), M * K);
+
+    const int64_t      xrow = K + c.row_pad;
+    std::vector<float> xf(xrow * N * B);
+    for (auto & v : xf) {
+        v = nd(rng);
+    }
+
+    ggml_init_params ip = { ggml_tensor_overhead() * 16 + ggml_graph_overhead() * 2, nullptr, true };
+    ggml_context *   wctx_ref  = ggml_init(ip);
+    ggml_context *   wctx_tern = ggml_init(ip);
+    ggml_context *   ctx       = ggml_init(ip);
+
+    ggml_tensor * w_ref  = ggml_new_tensor_2d(wctx_ref, c.type, K, M);
+    ggml_tensor * w_tern = ggml_new_tensor_2d(wctx_tern, c.type, K, M);
+    ggml_set_name(w_tern, "w_tern");
+    ggml_tensor * x_full = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, xrow, N, B);
+    ggml_tensor * x      = c.row_pad ? ggml_view_3d(ctx, x_full, K, N, B, x_full->nb[1], x_full->nb[2], 0) : x_full;
+    ggml_tensor * y_ref  = ggml_mul_mat(ctx, w_ref, x);
+    ggml_tensor * y_tern = ggml_mul_mat(ctx, w_tern, x);
+    // A src1 whose tokens are not contiguous rows (N > 1): tern must decline it.
+    ggml_tensor * xt     = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, N, K);
+    ggml_tensor * y_decl = ggml_mul_mat(ctx, w_tern, ggml_transpose(ctx, xt));
+
+    ggml_backend_buffer_t buf_ref  = ggml_backend_alloc_ctx_tensors_from_buft(wctx_ref, ggml_backend_cpu_buffer_type());
+    ggml_backend_buffer_t buf_tern = ggml_backend_alloc_ctx_tensors_from_buft(wctx_tern, tern_buft);
+    ggml_backend_buffer_t buf_x    = ggml_backend_alloc_ctx_tensors(ctx, backend);
+    const std::string     name = std::string(ggml_type_name(c.type)) + " " + std::to_string(M) + "x" +
+                             std::to_string(K) + " tokens=" + std::to_string(N) + " batch=" + std::to_string(B) +
+                             " pad=" + std::to_string(c.row_pad) + " threads=" + std::to_string(c.threads) +
+                             (c.split_set ? " split-set" : "");
+    CHECK(buf_ref && buf_tern && buf_x, "%s: buffer allocation failed", name.c_str());
+    if (!(buf_ref && buf_tern && buf_x)) {
+        return;
+    }
+    CHECK(ggml_backend_buffer_get_size(buf_tern) < ggml_nbytes(w_tern),
+          "%s: CPU_TERN buffer holds %zu bytes for a %zu-byte weight", name.c_str(),
+          ggml_backend_buffer_get_size(buf_tern), ggml_nbytes(w_tern));
+
+    ggml_backend_tensor_set(w_ref, wq.data(), 0, wq.size());
+    if (c.split_set) {
+        const size_t half = wq.size() / 2;
+        ggml_backend_tensor_set(w_tern, wq.data(), 0, half);
+        ggml_backend_tensor_set(w_tern, wq.data() + half, half, wq.size() - half);
+    } else {
+        ggml_backend_tensor_set(w_tern, wq.data(), 0, wq.size());
+    }
+    ggml_backend_tensor_set(x_full, xf.data(), 0, xf.size() * sizeof(float));
+
+    CHECK(ggml_backend_dev_supports_op(dev, y_tern), "%s: CPU_TERN declined a plain f32 mat-mul", name.c_str());
+    // (With one token the transposed view is an ordinary contiguous row, rightly accepted.)
+    CHECK(N == 1 || !ggml_backend_dev_supports_op(dev, y_decl), "%s: CPU_TERN accepted a transposed src1",
+          name.c_str());
+
+    ggml_backend_cpu_set_n_threads(backend, c.threads);
+    for (ggml_tensor * y : { y_ref, y_tern }) {
+        ggml_cgraph * gf = ggml_new_graph(ctx);
+        ggml_build_forward_expand(gf, y);
+        CHECK(ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS, "%s: compute failed", name.c_str());
+    }
+
+    std::vector<float> a(M * N * B), b(M * N * B);
+    ggml_backend_tensor_get(y_ref, a.data(), 0, a.size() * sizeof(float));
+    ggml_backend_tensor_get(y_tern, b.data(), 0, b.size() * sizeof(float));
+    // The exact dot on ggml's Q8_K activations (ggml's own from_float for its vec_dot_type).
+    const int64_t        n_blocks = K / 256;
+    const size_t         q8_row   = ggml_row_size(GGML_TYPE_Q8_K, K);
+    std::vector<uint8_t> q8(q8_row);
+    double               worst_exact = 0.0, worst_ggml = 0.0;  // max |error| / allowed
+    for (int64_t bt = 0; bt < B; bt++) {
+        for (int64_t t = 0; t < N; t++) {
+            const float * xt_row = &xf[(bt * N + t) * xrow];
+            ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float(xt_row, q8.data(), K);
+            const size_t q8_block = q8_row / n_blocks;  // f32 d, 256 int8, 16 int16 sums
+            for (int64_t r = 0; r < M; r++) {
+                double s = 0.0, exact = 0.0;
+                for (int64_t k = 0; k < K; k++) {
+                    s += std::fabs((double) wd[r * K + k] * xt_row[k]);
+                }
+                for (int64_t blk = 0; blk < n_blocks; blk++) {
+                    const uint8_t * qb = &q8[blk * q8_block];
+                    float           d;
+                    memcpy(&d, qb, sizeof(float));
+                    double dot = 0.0;
+                    for (int j = 0; j < 256; j++) {
+                        dot += (double) wd[r * K + blk * 256 + j] * (int8_t) qb[sizeof(float) + j];
+                    }
+                    exact += dot * d;
+                }
+                const double bound = (double) n_blocks * s + 1e-30;
+                const size_t i     = (bt * N + t) * M + r;
+                worst_exact        = std::max(worst_exact, std::fabs(b[i] - exact) / (1e-6 * bound));
+                worst_ggml         = std::max(worst_ggml, std::fabs((double) a[i] - b[i]) / (1e-5 * bound));
+            }
+        }
+    }
+    CHECK(worst_exact <= 1.0, "%s: tern vs exact: %.3g x the allowed bound", name.c_str(), worst_exact);
+    CHECK(worst_ggml <= 1.0, "%s: tern vs ggml: %.3g x the allowed bound", name.c_str(), worst_ggml);
+    printf("%-62s max error of the bound: vs exact %.3f, vs ggml %.3f\n", name.c_str(), worst_exact, worst_ggml);
+
+    ggml_backend_buffer_free(buf_ref);
+    ggml_backend_buffer_free(buf_tern);
+    ggml_backend_buffer_free(buf_x);
+    ggml_free(wctx_ref);
+    ggml_free(wctx_tern);
+    ggml_free(ctx);
+}
+
+int main() {
+    ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (!dev) {
+        fprintf(stderr, "FAIL: no CPU device\n");
+        return 1;
+    }
+    ggml_backend_buffer_type_t tern_buft = find_tern_buft(dev);
+    if (!tern_buft) {
+        fprintf(stderr, "FAIL: the CPU device has no CPU_TERN extra buffer type (not a -DGGML_TERN=ON build?)\n");
+        return 1;
+    }
+    ggml_backend_t backend = ggml_backend_dev_init(dev, nullptr);
+
+    std::mt19937         rng(42);
+    std::vector<mm_case> cases;
+    for (ggml_type type : { GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0 }) {
+        // rows: under one 64-row panel, not a multiple of 64, BitNet's shapes (640 = kv, 2560)
+        cases.push_back({ type, 64, 256, 1, 1, 0, 1, false });
+        cases.push_back({ type, 512, 256, 48, 1, 0, 2, false });  // one block, many tokens
+        cases.push_back({ type, 100, 512, 3, 1, 0, 2, false });
+        cases.push_back({ type, 64, 768, 5, 1, 0, 3, false });  // more threads than panels
+        cases.push_back({ type, 640, 2560, 1, 1, 0, 2, false });
+        cases.push_back({ type, 640, 2560, 33, 1, 0, 2, false });
+        cases.push_back({ type, 2560, 2560, 1, 1, 0, 1, false });
+        cases.push_back({ type, 256, 6912, 17, 1, 0, 2, false });  // ffn_down's K
+        cases.push_back({ type, 192, 512, 7, 3, 0, 2, false });    // src1 batch broadcast
+        cases.push_back({ type, 128, 512, 4, 1, 9, 2, false });    // padded src1 rows
+        cases.push_back({ type, 128, 1024, 2, 1, 0, 2, true });    // weight set in two pieces
+    }
+    for (const auto & c : cases) {
+        run_case(backend, dev, tern_buft, c, rng);
+    }
+    ggml_backend_free(backend);
+    if (g_failures) {
+        fprintf(stderr, "test-tern-buft: %d failure(s)\n", g_failures);
+        return 1;
+    }
+    printf("test-tern-buft: all %zu cases pass\n", cases.size());
+    return 0;
+}
