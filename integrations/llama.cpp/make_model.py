@@ -36,12 +36,14 @@ QTYPES = {"tq1_0": gguf.GGMLQuantizationType.TQ1_0, "tq2_0": gguf.GGMLQuantizati
 BLOCK = 256
 
 
-def ternary_weight(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
-    """rows x cols float32 = ternary values x f16 block scales (exactly representable in TQ)."""
+def ternary_weight(rng: np.random.Generator, rows: int, cols: int, one_scale: bool) -> np.ndarray:
+    """rows x cols float32 = ternary values x f16 scales (exactly representable in TQ): one per
+    256-block, or with `one_scale` one for the whole tensor (as BitNet checkpoints have, and
+    bitnet.cpp's one-scale I2_S format can hold too)."""
     t = rng.integers(-1, 2, size=(rows, cols // BLOCK, BLOCK), dtype=np.int8)
     # Every block gets a nonzero value, so that its scale (= max |w|) is the drawn one.
     t[:, :, 0] = np.where(t[:, :, 0] == 0, 1, t[:, :, 0])
-    d = rng.uniform(0.5, 1.5, size=(rows, cols // BLOCK, 1)) / np.sqrt(cols)
+    d = rng.uniform(0.5, 1.5, size=(1, 1, 1) if one_scale else (rows, cols // BLOCK, 1)) / np.sqrt(cols)
     d = d.astype(np.float16).astype(np.float32)
     return (t.astype(np.float32) * d).reshape(rows, cols)
 
@@ -75,6 +77,8 @@ def main() -> int:
     ap.add_argument("--type", choices=sorted(QTYPES), default="tq2_0")
     ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scales", choices=["block", "tensor"], default="block",
+                    help="one scale per 256-block (default) or one per tensor (convertible to I2_S)")
     args = ap.parse_args()
 
     h = SIZES[args.size]
@@ -115,7 +119,7 @@ def main() -> int:
     w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
 
     def ternary(name: str, rows: int, cols: int) -> None:
-        wt = ternary_weight(rng, rows, cols)
+        wt = ternary_weight(rng, rows, cols, args.scales == "tensor")
         w.add_tensor(f"{name}.weight", gguf.quants.quantize(wt, qtype), raw_dtype=qtype)
         w.add_tensor(f"{name}.scale", rng.uniform(0.5, 2.0, size=1).astype(np.float32))
 

@@ -4,7 +4,9 @@
 #       for a 48-token batch and 8 one-token steps, and the tern build ran its mat-muls in tern;
 #   (b) ggml-level: every TQ mat-mul shape/thread/stride case through CPU_TERN matches ggml's own
 #       CPU mat-mul (test-tern-buft.cpp; test-backend-ops does not exercise extra buffer types,
-#       see there), and test-backend-ops -o MUL_MAT still passes in the tern build.
+#       see there), and test-backend-ops -o MUL_MAT still passes in the tern build;
+#   (c) an I2_S file (bitnet.cpp's format) retyped to TQ2_0 by `tern convert` loads in stock
+#       llama.cpp and gives the same logits as the TQ2_0 file made from the same weights.
 #
 #   integrations/llama.cpp/test.sh [LLAMA_SRC]
 #
@@ -112,6 +114,33 @@ EOF
         fail=1
     fi
 done
+
+# (c) bitnet.cpp's I2_S files (Microsoft's BitNet-b1.58-2B-4T GGUF: architecture bitnet-b1.58,
+# type id 36, which stock llama.cpp cannot load) become TQ2_0 files that stock llama.cpp loads,
+# with the same logits as a TQ2_0 file made directly from the same weights. The I2_S file is made
+# the way such a file is laid out (one scale per tensor, bitnet.cpp's dialect and architecture
+# name) by `tern convert`, then converted back; stock runs both TQ2_0 files with the same thread
+# count, so equal weights must give bitwise equal logits.
+echo "== I2_S -> TQ2_0 (tern convert) in stock llama.cpp"
+root="$(cd "$here/../.." && pwd)"
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin tern
+tern_cli="$root/target/release/tern"
+python3 "$here/make_model.py" "$work/ref-tq2_0.gguf" --type tq2_0 --size tiny --scales tensor --seed 7
+"$tern_cli" convert "$work/ref-tq2_0.gguf" "$work/msft-i2_s.gguf" --type i2_s --arch bitnet-b1.58
+if "$stock/bin/dump-logits" "$work/msft-i2_s.gguf" "$work/i2s.f32" 2 >"$work/i2s.log" 2>&1; then
+    echo "FAIL (c): stock llama.cpp loaded an I2_S file (type 36): the test's premise is wrong"
+    fail=1
+fi
+"$tern_cli" convert "$work/msft-i2_s.gguf" "$work/conv-tq2_0.gguf" --type tq2_0 --arch bitnet
+"$stock/bin/dump-logits" "$work/ref-tq2_0.gguf" "$work/ref.f32" 2 2>"$work/ref.log"
+"$stock/bin/dump-logits" "$work/conv-tq2_0.gguf" "$work/conv.f32" 2 2>"$work/conv.log"
+if cmp -s "$work/ref.f32" "$work/conv.f32" && [[ -s "$work/ref.f32" ]]; then
+    echo "ok (c): the converted I2_S file loads in stock llama.cpp; logits bitwise equal to the TQ2_0 file's"
+else
+    echo "FAIL (c): logits of the I2_S -> TQ2_0 file differ from the TQ2_0 file's (or are empty)"
+    tail -5 "$work/conv.log"
+    fail=1
+fi
 
 echo "== ggml-level CPU_TERN test (test-tern-buft)"
 "$tern/bin/test-tern-buft" || fail=1
