@@ -756,33 +756,32 @@ mod tern_context_create {
     #[test]
     #[ignore = "defect: read_options reads up to struct_size bytes past the caller's struct; a garbage struct_size followed by zeros runs into unmapped memory and crashes the process (reported)"]
     fn garbage_struct_size_before_unmapped_memory() {
-        contract(|c| unsafe {
-            let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
-            let base = libc::mmap(
-                null_mut(),
-                2 * page,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            assert_ne!(base, libc::MAP_FAILED);
-            assert_eq!(
-                libc::mprotect(base.cast::<u8>().add(page).cast(), page, libc::PROT_NONE),
-                0
-            );
-            // The struct ends exactly where the unmapped page starts.
-            let at = page - size_of::<tern_context_options>();
-            let opts = base.cast::<u8>().add(at).cast::<tern_context_options>();
+        // Two mapped pages, the second made inaccessible.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        let base = unsafe { libc::mmap(null_mut(), 2 * page, prot, flags, -1, 0) };
+        assert_ne!(base, libc::MAP_FAILED);
+        let guard = unsafe { base.cast::<u8>().add(page) };
+        assert_eq!(
+            unsafe { libc::mprotect(guard.cast(), page, libc::PROT_NONE) },
+            0
+        );
+        // The struct ends exactly where the inaccessible page starts.
+        let opts =
+            unsafe { guard.sub(size_of::<tern_context_options>()) }.cast::<tern_context_options>();
+        unsafe {
             opts.write(tern_context_options {
                 struct_size: u32::MAX,
                 max_isa: 0,
                 n_threads: 1,
-            });
+            })
+        };
+        contract(|c| {
             let mut ctx: *mut tern_context;
             fails!(c, tern_context_create(opts, &mut ctx), TERN_STATUS_INVALID_ARGUMENT, ["struct_size"], handle: [ctx]);
-            libc::munmap(base, 2 * page);
         });
+        unsafe { libc::munmap(base, 2 * page) };
     }
 }
 
