@@ -19,6 +19,7 @@
 mod common;
 
 use std::ffi::{CStr, CString, c_char, c_void};
+use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
 use std::sync::OnceLock;
@@ -183,7 +184,8 @@ trait Out {
 }
 
 fn bytes_of<T: ?Sized>(v: &mut T) -> &mut [u8] {
-    // SAFETY: every type viewed here is plain data (`Plain` or the repr(C) output structs).
+    // SAFETY: every type viewed here is plain data (`Plain`, `MaybeUninit` of an output struct,
+    // or an options struct of integers and pointers), so any bytes may be read and written.
     unsafe { std::slice::from_raw_parts_mut(v as *mut T as *mut u8, size_of_val(v)) }
 }
 
@@ -239,9 +241,17 @@ impl Out for Keep {
     }
 }
 
-/// Output structs that start with `struct_size`: the caller's `struct_size` is kept, the rest
-/// gets the sentinel.
-struct Versioned<T>(T);
+/// An output struct that starts with `struct_size`: the caller's `struct_size` is kept, the
+/// rest gets the sentinel. Held as bytes (`MaybeUninit`), since a sentinel `bool` field is not
+/// a valid Rust `bool`.
+struct Versioned<T>(MaybeUninit<T>);
+
+impl<T> Versioned<T> {
+    fn ptr(&mut self) -> *mut T {
+        self.0.as_mut_ptr()
+    }
+}
+
 macro_rules! versioned_out {
     ($($t:ty),*) => {$(
         impl Out for Versioned<$t> {
@@ -261,8 +271,7 @@ versioned_out!(
 
 /// An output struct with `struct_size` set to `size` and the sentinel everywhere else.
 fn out_struct<T>(size: u32) -> Versioned<T> {
-    // SAFETY: the output structs are plain data (integers, floats, bools set below, pointers).
-    let mut v: Versioned<T> = Versioned(unsafe { std::mem::zeroed() });
+    let mut v: Versioned<T> = Versioned(MaybeUninit::zeroed());
     bytes_of(&mut v.0).fill(SENTINEL);
     bytes_of(&mut v.0)[..4].copy_from_slice(&size.to_ne_bytes());
     v
@@ -826,7 +835,7 @@ mod tern_quantize {
             let mut dst = vec![0u8; PACKED];
             let mut stats = stats_out(full::<tern_quant_stats>());
             let d = dst.as_mut_ptr() as *mut c_void;
-            let sp = &mut stats.0 as *mut tern_quant_stats;
+            let sp = stats.ptr();
             let wp = w.as_ptr();
             let nul = TERN_STATUS_NULL_POINTER;
             let mis = TERN_STATUS_MISALIGNED;
@@ -862,7 +871,7 @@ mod tern_quantize {
             }
             for size in [0, 4, full::<tern_quant_stats>() - 1] {
                 let mut small = stats_out(size);
-                fails!(c, tern_quantize(null(), &l, wp, ROWS, COLS, null(), d, PACKED, &mut small.0)
+                fails!(c, tern_quantize(null(), &l, wp, ROWS, COLS, null(), d, PACKED, small.ptr())
                     => TERN_STATUS_INVALID_ARGUMENT, ["stats", "struct_size"], out: [dst, small]);
             }
             for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
@@ -1494,7 +1503,7 @@ mod tern_matrix_from_f32 {
             let wp = w.as_ptr();
             let mut m: *mut tern_matrix;
             let mut stats = stats_out(full::<tern_quant_stats>());
-            let sp = &mut stats.0 as *mut tern_quant_stats;
+            let sp = stats.ptr();
             let nul = TERN_STATUS_NULL_POINTER;
             let mis = TERN_STATUS_MISALIGNED;
             let inv = TERN_STATUS_INVALID_ARGUMENT;
@@ -1529,7 +1538,7 @@ mod tern_matrix_from_f32 {
             for size in [0, 4, full::<tern_quant_stats>() - 1] {
                 let mut small = stats_out(size);
                 fails!(c, tern_matrix_from_f32(
-                    null(), &l, wp, ROWS, COLS, null(), &mut small.0, &mut m)
+                    null(), &l, wp, ROWS, COLS, null(), small.ptr(), &mut m)
                     => inv, ["stats", "struct_size"], out: [small], handle: [m]);
             }
             let mut wb = w.clone();
@@ -1574,7 +1583,7 @@ mod tern_matrix_info {
         contract(|c| {
             let m = matrix();
             let mut info = out_struct::<tern_matrix_properties>(full::<tern_matrix_properties>());
-            let ip = &mut info.0 as *mut tern_matrix_properties;
+            let ip = info.ptr();
             fails!(c, tern_matrix_info(null(), ip)
                 => TERN_STATUS_NULL_POINTER, ["matrix"], out: [info]);
             fails!(c, tern_matrix_info(m, null_mut()) => TERN_STATUS_NULL_POINTER, ["info"]);
@@ -1583,7 +1592,7 @@ mod tern_matrix_info {
             fails!(c, tern_matrix_info(m, misaligned()) => TERN_STATUS_MISALIGNED, ["info"]);
             for size in [0, 4, full::<tern_matrix_properties>() - 1] {
                 let mut small = out_struct::<tern_matrix_properties>(size);
-                fails!(c, tern_matrix_info(m, &mut small.0)
+                fails!(c, tern_matrix_info(m, small.ptr())
                     => TERN_STATUS_INVALID_ARGUMENT, ["info", "struct_size"], out: [small]);
             }
             unsafe { tern_matrix_destroy(m) };
@@ -2023,7 +2032,7 @@ mod tern_gguf_info {
         contract(|c| {
             let g = open_sample();
             let mut info = out_struct::<tern_gguf_properties>(full::<tern_gguf_properties>());
-            let ip = &mut info.0 as *mut tern_gguf_properties;
+            let ip = info.ptr();
             fails!(c, tern_gguf_info(null(), ip)
                 => TERN_STATUS_NULL_POINTER, ["gguf"], out: [info]);
             fails!(c, tern_gguf_info(g, null_mut()) => TERN_STATUS_NULL_POINTER, ["info"]);
@@ -2032,7 +2041,7 @@ mod tern_gguf_info {
             fails!(c, tern_gguf_info(g, misaligned()) => TERN_STATUS_MISALIGNED, ["info"]);
             for size in [0, 4, full::<tern_gguf_properties>() - 1] {
                 let mut small = out_struct::<tern_gguf_properties>(size);
-                fails!(c, tern_gguf_info(g, &mut small.0)
+                fails!(c, tern_gguf_info(g, small.ptr())
                     => TERN_STATUS_INVALID_ARGUMENT, ["info", "struct_size"], out: [small]);
             }
             unsafe { tern_gguf_close(g) };
@@ -2086,7 +2095,7 @@ mod tern_gguf_tensor_info {
         contract(|c| {
             let g = open_sample();
             let mut info = out_struct::<tern_gguf_tensor>(full::<tern_gguf_tensor>());
-            let ip = &mut info.0 as *mut tern_gguf_tensor;
+            let ip = info.ptr();
             let inv = TERN_STATUS_INVALID_ARGUMENT;
             fails!(c, tern_gguf_tensor_info(null(), 0, ip)
                 => TERN_STATUS_NULL_POINTER, ["gguf"], out: [info]);
@@ -2101,7 +2110,7 @@ mod tern_gguf_tensor_info {
             }
             for size in [0, 4, full::<tern_gguf_tensor>() - 1] {
                 let mut small = out_struct::<tern_gguf_tensor>(size);
-                fails!(c, tern_gguf_tensor_info(g, 0, &mut small.0)
+                fails!(c, tern_gguf_tensor_info(g, 0, small.ptr())
                     => inv, ["info", "struct_size"], out: [small]);
             }
             unsafe { tern_gguf_close(g) };
@@ -2117,7 +2126,7 @@ mod tern_gguf_kv_info {
         contract(|c| {
             let g = open_sample();
             let mut info = out_struct::<tern_gguf_kv>(full::<tern_gguf_kv>());
-            let ip = &mut info.0 as *mut tern_gguf_kv;
+            let ip = info.ptr();
             let inv = TERN_STATUS_INVALID_ARGUMENT;
             fails!(c, tern_gguf_kv_info(null(), 0, ip)
                 => TERN_STATUS_NULL_POINTER, ["gguf"], out: [info]);
@@ -2130,7 +2139,7 @@ mod tern_gguf_kv_info {
             }
             for size in [0, 4, full::<tern_gguf_kv>() - 1] {
                 let mut small = out_struct::<tern_gguf_kv>(size);
-                fails!(c, tern_gguf_kv_info(g, 0, &mut small.0)
+                fails!(c, tern_gguf_kv_info(g, 0, small.ptr())
                     => inv, ["info", "struct_size"], out: [small]);
             }
             unsafe { tern_gguf_close(g) };
