@@ -437,7 +437,8 @@ fn bad_struct_sizes<T>() -> [(u32, tern_status); 4] {
 }
 
 /// A pointer one byte past an 8-aligned address: misaligned for every type wider than a byte.
-/// The library must check alignment before it dereferences, so nothing is read through it.
+/// The library must check alignment before it dereferences, so nothing is read or written
+/// through it; it points into read-only memory, so a store through it crashes loudly.
 fn misaligned<T>() -> *mut T {
     static STORE: [u64; 64] = [0; 64];
     unsafe { (STORE.as_ptr() as *mut u8).add(1) as *mut T }
