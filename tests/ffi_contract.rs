@@ -1792,6 +1792,13 @@ mod tern_gemm_i8 {
             let mis_bias = gemm_opts(0, 0, 0, misaligned());
             fails!(c, tern_gemm_i8(null(), m, qp, sp, up, 2, 0, yp, 0, &mis_bias)
                 => mis, ["bias"], out: [y]);
+            // Σq of a token of `cols` int8 values lies in [-128·cols, 127·cols]; a sum outside
+            // it is corrupt input, and `dot - sum` would overflow int32.
+            for bad in [[i32::MIN, 0], [0, i32::MAX]] {
+                let t = if bad[0] == 0 { 1 } else { 0 };
+                fails!(c, tern_gemm_i8(null(), m, qp, sp, bad.as_ptr(), 2, 0, yp, 0, null())
+                    => inv, [&*format!("sums[{t}]")], out: [y]);
+            }
             unsafe { tern_matrix_destroy(m) };
         });
     }
