@@ -16,6 +16,8 @@
  * - Enum-typed parameters are plain integers and are validated.
  * - Contexts and matrices are immutable and may be used from many threads at once.
  * - Option structs start with `struct_size`; initialize them with their TERN_*_INIT macro.
+ *   A `struct_size` above TERN_STRUCT_SIZE_MAX is refused; bytes between this library's
+ *   struct and a larger `struct_size` (a newer header) must be zero.
  */
 
 #ifndef TERN_H
@@ -39,6 +41,10 @@
 #else
 #define TERN_NODISCARD
 #endif
+
+/** The largest struct_size any versioned struct may claim: a larger one is refused
+ * (TERN_STATUS_INVALID_ARGUMENT) without reading past the struct this library knows. */
+#define TERN_STRUCT_SIZE_MAX 4096
 
 /** Default of tern_context_options.spin_us, in microseconds. */
 #define TERN_DEFAULT_SPIN_US 100

@@ -96,6 +96,18 @@ pub unsafe fn optional_slice_mut<'a, T>(
     }
 }
 
+/// A handle out-param (`T **out`): NULL and misalignment are errors, checked before anything
+/// is stored through it; otherwise `*out` is set to NULL, so that a later failure leaves NULL.
+///
+/// # Safety
+/// Non-NULL, aligned `out` must be writable.
+pub unsafe fn handle_out<T>(out: *mut *mut T, name: &str) -> Result<()> {
+    check_ptr(out as *const *mut T, name)?;
+    // SAFETY: checked non-NULL and aligned; writable by the caller's contract.
+    unsafe { *out = std::ptr::null_mut() };
+    Ok(())
+}
+
 /// A caller's object passed by reference.
 ///
 /// # Safety
@@ -145,8 +157,19 @@ pub unsafe trait Versioned: Copy {
     const OLDER_SIZES: &'static [usize] = &[];
 }
 
+/// The largest `struct_size` accepted (`TERN_STRUCT_SIZE_MAX` in tern.h). A newer header's
+/// struct may be larger than ours, and its unknown tail is read to check that it is zero; a
+/// size beyond this bound is no header's `sizeof` but garbage (an uninitialized struct), and is
+/// refused before any byte past our struct is read, since those bytes may not be mapped.
+pub const STRUCT_SIZE_MAX: usize = 4096;
+
 fn check_struct_size<T: Versioned>(struct_size: u32, name: &str) -> Result<usize> {
     let (size, v1) = (struct_size as usize, T::V1_SIZE);
+    if size > STRUCT_SIZE_MAX {
+        return Err(Error::invalid(format!(
+            "{name}->struct_size = {size} > {STRUCT_SIZE_MAX} (TERN_STRUCT_SIZE_MAX) is no struct's size; initialize it with its TERN_*_INIT macro"
+        )));
+    }
     if size < v1 {
         return Err(Error::invalid(format!(
             "{name}->struct_size = {size} < {v1}, the size of the first version; initialize it with its TERN_*_INIT macro"
@@ -164,6 +187,7 @@ fn check_struct_size<T: Versioned>(struct_size: u32, name: &str) -> Result<usize
 
 /// Reads an options struct: NULL gives `default`; fields beyond the caller's `struct_size` keep
 /// their defaults; bytes beyond ours (a newer header) must be zero, since we cannot honour them.
+/// A `struct_size` above `STRUCT_SIZE_MAX` is refused without reading past our struct.
 ///
 /// # Safety
 /// Non-NULL `ptr` must point to at least `ptr->struct_size` readable bytes.

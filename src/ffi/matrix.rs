@@ -4,7 +4,7 @@ use std::ffi::c_void;
 use std::ops::Range;
 
 use super::args::{
-    check_output, optional_slice, positive, read_options, reference, slice, slice_mut, stride,
+    check_output, handle_out, optional_slice, positive, read_options, reference, slice, slice_mut, stride,
     write_output,
 };
 use super::boundary::status_call;
@@ -14,7 +14,7 @@ use super::types::{
     tern_status,
 };
 use super::weights::{in_bytes, layout_arg, quant_config_arg, stats_out};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::format::{Layout, Shape};
 use crate::matrix::{Activations, GemmOptions, Matrix, strided_len};
 use crate::quant::Compat;
@@ -31,16 +31,12 @@ const _: () = {
     shareable::<tern_matrix>();
 };
 
-/// Stores a new matrix in `*out` (set to NULL first).
+/// Stores a new matrix in `*out` (set to NULL first; NULL or misaligned `out` is an error).
 ///
 /// # Safety
-/// `out` must be NULL-checked by the caller of this helper.
+/// Non-NULL, aligned `out` must be writable.
 unsafe fn publish(out: *mut *mut tern_matrix, make: impl FnOnce() -> Result<Matrix>) -> Result<()> {
-    if out.is_null() {
-        return Err(Error::new(ErrorKind::NullPointer, "out is NULL"));
-    }
-    // SAFETY: non-NULL and writable by the caller's contract.
-    unsafe { *out = std::ptr::null_mut() };
+    unsafe { handle_out(out, "out") }?;
     let inner = make()?;
     unsafe { *out = Box::into_raw(Box::new(tern_matrix { inner })) };
     Ok(())
