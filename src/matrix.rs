@@ -689,6 +689,18 @@ impl Matrix {
                 acts.sums.len()
             )));
         }
+        // Σq of `cols` int8 values lies in [-128·cols, 127·cols]; a sum outside it is corrupt
+        // input, and the epilogue's `dot - sum` would overflow int32.
+        let (lo, hi) = (-128 * cols as i64, 127 * cols as i64);
+        if let Some(t) = acts.sums[..n_tokens]
+            .iter()
+            .position(|&s| !(lo..=hi).contains(&(s as i64)))
+        {
+            return Err(Error::invalid(format!(
+                "sums[{t}] = {} is outside [{lo}, {hi}], the range of a sum of {cols} int8 values",
+                acts.sums[t]
+            )));
+        }
         let arith = opts.compat.arith(self.layout.format())?;
         self.check_i8_call(arith, n_tokens, y, y_stride, opts)?;
         let chunk = self.chunk_tokens(ctx, arith, n_tokens, false);
