@@ -7,6 +7,8 @@
  *   tern_last_error_message() returns a message for the calling thread, and no output
  *   buffer or out-parameter has been written (handles are set to NULL).
  * - Buffers are owned by the caller; the library keeps no caller pointer after a call returns.
+ *   No output may share bytes with an input or with another output of the same call: such a
+ *   call fails with TERN_STATUS_INVALID_ARGUMENT naming both arguments, nothing written.
  *   Handles (::tern_context, ::tern_matrix) are owned by the caller once created and freed
  *   with their _destroy function, which accepts NULL.
  * - `ctx` may be NULL everywhere: the process-wide default context (best ISA, all cores),

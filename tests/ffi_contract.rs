@@ -12,9 +12,7 @@
 //! has no module here with at least one `fails!` case. It prints the coverage count.
 //!
 //! The cases state the contract of include/tern.h and shared/design/c_abi.md §2.4/§2.8; a case
-//! that fails is a defect in the library and is not adjusted to today's behaviour. The
-//! `aliasing` tests of tern_gemm / tern_gemm_i8 need the overlap check that lands with another
-//! branch.
+//! that fails is a defect in the library and is not adjusted to today's behaviour.
 
 mod common;
 
@@ -1680,8 +1678,6 @@ mod tern_gemm {
     }
 
     /// `y` overlapping `x` or `opts->bias`: refused with INVALID_ARGUMENT, nothing written.
-    /// NEEDS the overlap check another branch adds to tern_gemm; until it is merged these cases
-    /// fail (the call succeeds and writes y).
     #[test]
     fn aliasing() {
         contract(|c| {
@@ -1795,8 +1791,7 @@ mod tern_gemm_i8 {
     }
 
     /// `y` overlapping `q`, `scales`, `sums` or `opts->bias`: refused with INVALID_ARGUMENT,
-    /// nothing written. NEEDS the overlap check another branch adds to tern_gemm_i8; until it
-    /// is merged these cases fail (the call succeeds and writes y).
+    /// nothing written.
     #[test]
     fn aliasing() {
         contract(|c| {

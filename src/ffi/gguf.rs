@@ -739,7 +739,7 @@ unsafe fn dims_arg(dims: *const i64, n_dims: u32) -> Result<[u64; 4]> {
     let elements = ne.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
     if elements.is_none_or(|e| e > i64::MAX as u64) {
         return Err(Error::invalid(format!(
-            "dims {:?} have more than INT64_MAX elements",
+            "the element count of dims {:?} overflows: more than INT64_MAX elements",
             &ne[..n_dims as usize]
         )));
     }
