@@ -468,11 +468,12 @@ impl Matrix {
     /// The weights as the GEMM applies them (for other backends, e.g. the CUDA upload):
     /// row-major `rows × cols` ternary values, the scales as `TERN_COMPAT_DEFAULT` applies them
     /// (one, or one per (row, group) at `[row · n_groups + g]`), and the group width in columns
-    /// (meaningful with per-group scales).
+    /// (meaningful with per-group scales). Both copies are allocated fallibly: the upload runs
+    /// on a C call, where a refusal must be an error, not an abort.
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-    pub(crate) fn ternary_and_scales(&self) -> (Vec<i8>, Vec<f32>, usize) {
+    pub(crate) fn ternary_and_scales(&self) -> Result<(Vec<i8>, Vec<f32>, usize)> {
         let (rows, cols) = (self.shape.rows, self.shape.cols);
-        let mut ternary = vec![0i8; rows * cols];
+        let mut ternary = try_vec(rows * cols, 0i8, "the ternary values")?;
         let group_cols = match &self.store {
             Store::Rows {
                 codes,
@@ -515,9 +516,9 @@ impl Matrix {
         // As the per-token arithmetic applies them (the other backends have no Q8_K mode).
         let scales = match self.scales.for_call(false) {
             CallScales::One(s) => vec![s],
-            CallScales::PerGroup(v) => v.to_vec(),
+            CallScales::PerGroup(v) => try_to_vec(v, "the scales")?,
         };
-        (ternary, scales, group_cols)
+        Ok((ternary, scales, group_cols))
     }
 
     /// `y[t·y_stride + r] = Σ_k W[r][k]·x[t·x_stride + k]` for `n_tokens` tokens, BitNet style:
