@@ -3,8 +3,8 @@
 use std::ffi::c_void;
 
 use super::args::{
-    Span, check_no_overlap, check_output, handle_out, optional_slice, positive, read_options, reference, slice, slice_mut, stride,
-    write_output,
+    Span, check_no_overlap, check_output, handle_out, optional_slice, positive, read_options,
+    reference, slice, slice_mut, stride, write_output,
 };
 use super::boundary::status_call;
 use super::context::{context_or_global, tern_context};
@@ -100,11 +100,12 @@ pub unsafe extern "C" fn tern_matrix_from_f32(
             }
             // The quantizer names its input `src` (the argument of tern_quantize); here the
             // caller's argument is `w`.
-            let (matrix, s) = Matrix::from_f32(ctx, layout, shape, w, &cfg).map_err(|e| {
-                match e.message.strip_prefix("src[") {
-                    Some(rest) => Error::new(e.kind, format!("w[{rest}")),
-                    None => e,
-                }
+            let (matrix, s) = Matrix::from_f32(ctx, layout, shape, w, &cfg).map_err(|e| match e
+                .message
+                .strip_prefix("src[")
+            {
+                Some(rest) => Error::new(e.kind, format!("w[{rest}")),
+                None => e,
             })?;
             if !stats.is_null() {
                 write_output(stats, &stats_out(&s));

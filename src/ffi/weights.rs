@@ -1,8 +1,8 @@
 //! Weight and activation entry points: sizes, quantize, pack, unpack, dequantize.
 
 use super::args::{
-    Span, check_no_overlap, check_output, optional_slice_mut, optional_span, positive, read_options, reference, slice, slice_mut, span, stride,
-    write_output,
+    Span, check_no_overlap, check_output, optional_slice_mut, optional_span, positive,
+    read_options, reference, slice, slice_mut, span, stride, write_output,
 };
 use super::boundary::status_call;
 use super::context::{context_or_global, tern_context};
