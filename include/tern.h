@@ -18,8 +18,8 @@
  * - Enum-typed parameters are plain integers and are validated.
  * - Contexts and matrices are immutable and may be used from many threads at once.
  * - Option structs start with `struct_size`; initialize them with their TERN_*_INIT macro.
- *   A `struct_size` above TERN_STRUCT_SIZE_MAX is refused; bytes between this library's
- *   struct and a larger `struct_size` (a newer header) must be zero.
+ *   A `struct_size` above TERN_STRUCT_SIZE_MAX is refused; bytes past the fields this
+ *   library knows, up to a larger `struct_size` (a newer header), must be zero.
  */
 
 #ifndef TERN_H
@@ -44,8 +44,8 @@
 #define TERN_NODISCARD
 #endif
 
-/** The largest struct_size any versioned struct may claim: a larger one is refused
- * (TERN_STATUS_INVALID_ARGUMENT) without reading past the struct this library knows. */
+/** The largest struct_size accepted in any versioned struct: a larger one is refused
+ * (TERN_STATUS_INVALID_ARGUMENT) without reading past the fields this library knows. */
 #define TERN_STRUCT_SIZE_MAX 4096
 
 /** Default of tern_context_options.spin_us, in microseconds. */
@@ -483,7 +483,7 @@ typedef struct tern_context_options {
    * between the GEMVs of one layer, while a host that runs its own threads between calls
    * (attention, sampling, its own thread pool) loses at most that much CPU per worker after
    * each call. Callers built against a header without this field (a smaller `struct_size`)
-   * get the default; a struct zeroed by hand instead of `TERN_CONTEXT_OPTIONS_INIT` gets 0.
+   * get the default; options zeroed by hand instead of `TERN_CONTEXT_OPTIONS_INIT` get 0.
    */
   uint32_t spin_us;
 } tern_context_options;

@@ -755,6 +755,46 @@ mod tern_context_create {
         });
     }
 
+    /// `TERN_STRUCT_SIZE_MAX` (the header's bound) is accepted with a zero tail; one byte more
+    /// is refused as garbage before the tail is read.
+    #[test]
+    fn struct_size_bound() {
+        let header =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/tern.h"))
+                .unwrap();
+        let max: usize = header
+            .lines()
+            .find_map(|l| l.strip_prefix("#define TERN_STRUCT_SIZE_MAX "))
+            .expect("tern.h defines TERN_STRUCT_SIZE_MAX")
+            .trim()
+            .parse()
+            .unwrap();
+        // u64 words: aligned for the struct, zero beyond it.
+        let mut buf = vec![0u64; max.div_ceil(8) + 1];
+        let opts = buf.as_mut_ptr().cast::<tern_context_options>();
+        let base = tern_context_options {
+            struct_size: max as u32,
+            max_isa: 0,
+            n_threads: 1,
+            spin_us: 100,
+        };
+        unsafe { opts.write(base) };
+        let mut ctx = null_mut();
+        ok(unsafe { tern_context_create(opts, &mut ctx) });
+        unsafe { tern_context_destroy(ctx) };
+        unsafe {
+            opts.write(tern_context_options {
+                struct_size: max as u32 + 1,
+                ..base
+            })
+        };
+        contract(|c| {
+            let mut ctx: *mut tern_context;
+            fails!(c, tern_context_create(opts, &mut ctx)
+                => TERN_STATUS_INVALID_ARGUMENT, ["struct_size"], handle: [ctx]);
+        });
+    }
+
     /// An options struct with a garbage `struct_size` (say, a struct the caller forgot to
     /// initialize) followed by zero bytes up to an unmapped page: the library must refuse the
     /// size instead of scanning `struct_size` bytes for a non-zero one.

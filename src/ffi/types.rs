@@ -150,7 +150,7 @@ pub struct tern_context_options {
     /// between the GEMVs of one layer, while a host that runs its own threads between calls
     /// (attention, sampling, its own thread pool) loses at most that much CPU per worker after
     /// each call. Callers built against a header without this field (a smaller `struct_size`)
-    /// get the default; a struct zeroed by hand instead of `TERN_CONTEXT_OPTIONS_INIT` gets 0.
+    /// get the default; options zeroed by hand instead of `TERN_CONTEXT_OPTIONS_INIT` get 0.
     pub spin_us: u32,
 }
 
