@@ -7,7 +7,9 @@
  *   - outputs are untouched: buffers are pre-filled with a sentinel byte and compared after,
  *     and handle out-params are NULL.
  * For each successful call it checks that tern_last_error_message() is NULL.
- * Also: tern_status_name for every status and unknown values, and header/library versions.
+ * Also: tern_status_name for every status and unknown values, header/library versions, and
+ * that every TERN_*_INIT macro sets struct_size to the struct's size. (tests/ffi_contract.rs
+ * is the exhaustive list of error cases; this file checks them through a real C compiler.)
  *
  * Exits 0 if every check passed, 1 otherwise (all failures are printed).
  */
@@ -908,6 +910,217 @@ static void test_matrix(const float *w, const unsigned char *packed, size_t need
     tern_matrix_destroy(NULL);
 }
 
+/* Every versioned struct's INIT macro sets struct_size = sizeof, as the library expects. */
+static void test_init_macros(void) {
+    tern_context_options co = TERN_CONTEXT_OPTIONS_INIT;
+    tern_layout la = TERN_LAYOUT_INIT(TERN_FORMAT_I2_S);
+    tern_quant_options qo = TERN_QUANT_OPTIONS_INIT;
+    tern_convert_options cv = TERN_CONVERT_OPTIONS_INIT;
+    tern_quant_stats qs = TERN_QUANT_STATS_INIT;
+    tern_gemm_options go = TERN_GEMM_OPTIONS_INIT;
+    tern_matrix_properties mp = TERN_MATRIX_PROPERTIES_INIT;
+    tern_gguf_open_options oo = TERN_GGUF_OPEN_OPTIONS_INIT;
+    tern_gguf_writer_options wo = TERN_GGUF_WRITER_OPTIONS_INIT;
+    tern_gguf_properties gp = TERN_GGUF_PROPERTIES_INIT;
+    tern_gguf_tensor gt = TERN_GGUF_TENSOR_INIT;
+    tern_gguf_kv gk = TERN_GGUF_KV_INIT;
+    tern_cuda_gemm_options cg = TERN_CUDA_GEMM_OPTIONS_INIT;
+    CHECK_TRUE(co.struct_size == sizeof co);
+    CHECK_TRUE(la.struct_size == sizeof la && la.format == TERN_FORMAT_I2_S);
+    CHECK_TRUE(qo.struct_size == sizeof qo && qo.eps == 1e-5f);
+    CHECK_TRUE(cv.struct_size == sizeof cv);
+    CHECK_TRUE(qs.struct_size == sizeof qs);
+    CHECK_TRUE(go.struct_size == sizeof go);
+    CHECK_TRUE(mp.struct_size == sizeof mp);
+    CHECK_TRUE(oo.struct_size == sizeof oo);
+    CHECK_TRUE(wo.struct_size == sizeof wo);
+    CHECK_TRUE(gp.struct_size == sizeof gp);
+    CHECK_TRUE(gt.struct_size == sizeof gt);
+    CHECK_TRUE(gk.struct_size == sizeof gk);
+    CHECK_TRUE(cg.struct_size == sizeof cg);
+}
+
+static void test_convert_and_ternarize(const unsigned char *packed, size_t need, const float *w) {
+    tern_layout from = TERN_LAYOUT_INIT(TERN_FORMAT_I2_S);
+    tern_layout to = TERN_LAYOUT_INIT(TERN_FORMAT_I2_S);
+    to.variant = TERN_I2S_ARM64;
+    unsigned char dst[M * K / 4 + 64];
+    tern_convert_options co = TERN_CONVERT_OPTIONS_INIT;
+
+    /* --- tern_convert --- */
+#define CONVERT_FAILS(status, needle_, ...)                                                     \
+    do {                                                                                        \
+        fill(dst, sizeof dst);                                                                  \
+        EXPECT_MSG(status, needle_, tern_convert(__VA_ARGS__));                                 \
+        CHECK_UNTOUCHED(dst, sizeof dst);                                                       \
+    } while (0)
+    CONVERT_FAILS(TERN_STATUS_NULL_POINTER, "from", NULL, packed, need, &to, dst, need, M, K, NULL);
+    CONVERT_FAILS(TERN_STATUS_NULL_POINTER, "src", &from, NULL, need, &to, dst, need, M, K, NULL);
+    CONVERT_FAILS(TERN_STATUS_NULL_POINTER, "to", &from, packed, need, NULL, dst, need, M, K, NULL);
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "dst", tern_convert(&from, packed, need, &to, NULL, need, M, K, NULL));
+    CONVERT_FAILS(TERN_STATUS_BUFFER_TOO_SMALL, "src_len", &from, packed, need - 1, &to, dst, need, M, K, NULL);
+    CONVERT_FAILS(TERN_STATUS_BUFFER_TOO_SMALL, "dst_len", &from, packed, need, &to, dst, need - 1, M, K, NULL);
+    CONVERT_FAILS(TERN_STATUS_INVALID_ARGUMENT, "cols", &from, packed, need, &to, dst, need, M, 100, NULL);
+    co.struct_size = 0;
+    CONVERT_FAILS(TERN_STATUS_INVALID_ARGUMENT, "struct_size", &from, packed, need, &to, dst, need, M, K, &co);
+    co = (tern_convert_options)TERN_CONVERT_OPTIONS_INIT;
+    co.allow_rounding = 2;
+    CONVERT_FAILS(TERN_STATUS_INVALID_ARGUMENT, "allow_rounding", &from, packed, need, &to, dst, need, M, K, &co);
+    to.format = 99;
+    CONVERT_FAILS(TERN_STATUS_INVALID_ARGUMENT, "format", &from, packed, need, &to, dst, need, M, K, NULL);
+    to = (tern_layout)TERN_LAYOUT_INIT(TERN_FORMAT_I2_S);
+    to.variant = TERN_I2S_ARM64;
+    co = (tern_convert_options)TERN_CONVERT_OPTIONS_INIT;
+    EXPECT(TERN_STATUS_OK, tern_convert(&from, packed, need, &to, dst, sizeof dst, M, K, &co));
+#undef CONVERT_FAILS
+
+    /* --- tern_ternarize --- */
+    int8_t t[M * K];
+    float s[M];
+    size_t count;
+    tern_quant_options qo = TERN_QUANT_OPTIONS_INIT;
+#define TERNARIZE_FAILS(status, needle_, ...)                                                   \
+    do {                                                                                        \
+        fill(t, sizeof t);                                                                      \
+        fill(s, sizeof s);                                                                      \
+        fill(&count, sizeof count);                                                             \
+        EXPECT_MSG(status, needle_, tern_ternarize(__VA_ARGS__));                               \
+        CHECK_UNTOUCHED(t, sizeof t);                                                           \
+        CHECK_UNTOUCHED(s, sizeof s);                                                           \
+        CHECK_UNTOUCHED(&count, sizeof count);                                                  \
+    } while (0)
+    TERNARIZE_FAILS(TERN_STATUS_NULL_POINTER, "src", NULL, NULL, M, K, t, s, M, &count);
+    TERNARIZE_FAILS(TERN_STATUS_NULL_POINTER, "ternary", NULL, w, M, K, NULL, s, M, &count);
+    TERNARIZE_FAILS(TERN_STATUS_NULL_POINTER, "scales", NULL, w, M, K, t, NULL, M, &count);
+    TERNARIZE_FAILS(TERN_STATUS_BUFFER_TOO_SMALL, "n_scales", NULL, w, M, K, t, s, 0, &count);
+    TERNARIZE_FAILS(TERN_STATUS_INVALID_ARGUMENT, "rows", NULL, w, 0, K, t, s, M, &count);
+    qo.struct_size = 0;
+    TERNARIZE_FAILS(TERN_STATUS_INVALID_ARGUMENT, "struct_size", &qo, w, M, K, t, s, M, &count);
+    qo = (tern_quant_options)TERN_QUANT_OPTIONS_INIT;
+    qo.method = 99;
+    TERNARIZE_FAILS(TERN_STATUS_INVALID_ARGUMENT, "method", &qo, w, M, K, t, s, M, &count);
+    qo.method = TERN_QUANT_ABSMEAN_ROW; /* M scales, one short */
+    TERNARIZE_FAILS(TERN_STATUS_BUFFER_TOO_SMALL, "n_scales", &qo, w, M, K, t, s, M - 1, &count);
+    EXPECT(TERN_STATUS_OK, tern_ternarize(&qo, w, M, K, t, s, M, &count));
+    CHECK_TRUE(count == M);
+#undef TERNARIZE_FAILS
+}
+
+/* The GGUF writer and reader: one error case per function, then a round trip. */
+static void test_gguf(const unsigned char *packed, size_t need) {
+    const char *path = "tern_errors_c.gguf";
+    tern_gguf_writer *w;
+    tern_gguf_writer_options wo = TERN_GGUF_WRITER_OPTIONS_INIT;
+    tern_layout l = TERN_LAYOUT_INIT(TERN_FORMAT_I2_S);
+    int64_t dims[2] = {4, 2};
+    float f[8] = {0};
+
+    wo.struct_size = 0;
+    w = (tern_gguf_writer *)(void *)&dummy_object;
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "struct_size", tern_gguf_writer_create(&wo, &w));
+    CHECK_TRUE(w == NULL);
+    wo = (tern_gguf_writer_options)TERN_GGUF_WRITER_OPTIONS_INIT;
+    wo.alignment = 3;
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "alignment", tern_gguf_writer_create(&wo, &w));
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "out", tern_gguf_writer_create(NULL, NULL));
+    EXPECT(TERN_STATUS_OK, tern_gguf_writer_create(NULL, &w));
+    if (!w) return;
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "writer", tern_gguf_writer_add_string(NULL, "k", "v"));
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "value", tern_gguf_writer_add_string(w, "k", NULL));
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "value_type", tern_gguf_writer_add_int(w, "k", TERN_GGUF_TYPE_STRING, 1));
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "value_type", tern_gguf_writer_add_float(w, "k", TERN_GGUF_TYPE_UINT32, 1.0));
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "data", tern_gguf_writer_add_array(w, "k", TERN_GGUF_TYPE_INT32, NULL, 3));
+    const char *strs[2] = {"a", NULL};
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "values[1]", tern_gguf_writer_add_string_array(w, "k", strs, 2));
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "n_dims", tern_gguf_writer_add_tensor(w, "t", 0, dims, 0, f, sizeof f));
+    EXPECT_MSG(TERN_STATUS_BUFFER_TOO_SMALL, "packed_len", tern_gguf_writer_add_ternary(w, "m", &l, packed, need - 1, M, K));
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "path", tern_gguf_writer_write(w, NULL));
+    EXPECT(TERN_STATUS_INVALID_ARGUMENT, tern_gguf_writer_write(w, "no-such-dir/x.gguf"));
+    EXPECT(TERN_STATUS_OK, tern_gguf_writer_add_string(w, "general.architecture", "bitnet"));
+    EXPECT(TERN_STATUS_OK, tern_gguf_writer_add_int(w, "n", TERN_GGUF_TYPE_UINT32, 7));
+    EXPECT(TERN_STATUS_OK, tern_gguf_writer_add_ternary(w, "m", &l, packed, need, M, K));
+    EXPECT(TERN_STATUS_OK, tern_gguf_writer_write(w, path));
+    tern_gguf_writer_destroy(w);
+
+    uint64_t size;
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "n_dims", tern_gguf_tensor_size(0, TERN_GGUF_DIALECT_AUTO, dims, 0, &size));
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "dialect", tern_gguf_tensor_size(0, 99, dims, 2, &size));
+
+    tern_gguf *g = (tern_gguf *)(void *)&dummy_object;
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "path", tern_gguf_open(NULL, &g));
+    CHECK_TRUE(g == NULL);
+    EXPECT(TERN_STATUS_INVALID_ARGUMENT, tern_gguf_open("no-such-dir/x.gguf", &g));
+    tern_gguf_open_options oo = TERN_GGUF_OPEN_OPTIONS_INIT;
+    oo.struct_size = 0;
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "struct_size", tern_gguf_open_with_options(path, &oo, &g));
+    oo = (tern_gguf_open_options)TERN_GGUF_OPEN_OPTIONS_INIT;
+    oo.dialect = 9;
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "dialect", tern_gguf_open_with_options(path, &oo, &g));
+    CHECK_TRUE(g == NULL);
+    EXPECT(TERN_STATUS_OK, tern_gguf_open(path, &g));
+    if (!g) return;
+
+    tern_gguf_properties gp;
+    fill(&gp, sizeof gp);
+    gp.struct_size = 0;
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "struct_size", tern_gguf_info(g, &gp));
+    CHECK_UNTOUCHED((char *)&gp + sizeof(uint32_t), sizeof gp - sizeof(uint32_t));
+    size_t n;
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "out", tern_gguf_tensor_count(g, NULL));
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "gguf", tern_gguf_kv_count(NULL, &n));
+    tern_gguf_tensor gt;
+    fill(&gt, sizeof gt);
+    gt.struct_size = sizeof gt;
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "index", tern_gguf_tensor_info(g, 99, &gt));
+    CHECK_UNTOUCHED((char *)&gt + sizeof(uint32_t), sizeof gt - sizeof(uint32_t));
+    tern_gguf_kv gk;
+    fill(&gk, sizeof gk);
+    gk.struct_size = 4;
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "struct_size", tern_gguf_kv_info(g, 0, &gk));
+    CHECK_UNTOUCHED((char *)&gk + sizeof(uint32_t), sizeof gk - sizeof(uint32_t));
+    int64_t idx;
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "name", tern_gguf_find_tensor(g, NULL, &idx));
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "key", tern_gguf_find_kv(g, NULL, &idx));
+    const char *str;
+    fill(&str, sizeof str);
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "missing", tern_gguf_get_string(g, "missing", &str, NULL));
+    CHECK_UNTOUCHED(&str, sizeof str);
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "general.architecture", tern_gguf_get_int(g, "general.architecture", &idx));
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "value", tern_gguf_get_int(g, "n", NULL));
+    double dv;
+    fill(&dv, sizeof dv);
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "n", tern_gguf_get_float(g, "n", &dv));
+    CHECK_UNTOUCHED(&dv, sizeof dv);
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "n", tern_gguf_get_array_string(g, "n", 0, &str, NULL));
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "n", tern_gguf_get_array_int(g, "n", 0, &idx));
+    tern_matrix *m = NOT_NULL_MATRIX;
+    EXPECT_MSG(TERN_STATUS_NULL_POINTER, "name", tern_matrix_from_gguf(NULL, g, NULL, &m));
+    CHECK_TRUE(m == NULL);
+    tern_layout bad = TERN_LAYOUT_INIT(TERN_FORMAT_TQ1_0);
+    m = NOT_NULL_MATRIX;
+    EXPECT_MSG(TERN_STATUS_INVALID_ARGUMENT, "layout", tern_matrix_from_gguf_layout(NULL, g, "m", &bad, &m));
+    CHECK_TRUE(m == NULL);
+    EXPECT(TERN_STATUS_OK, tern_matrix_from_gguf(NULL, g, "m", &m));
+    tern_matrix_destroy(m);
+    tern_gguf_close(g);
+    remove(path);
+}
+
+/* Without a CUDA driver and GPU every tern_cuda_* call is NO_DEVICE (handles still reset to
+ * NULL); with one, the NULL checks answer. */
+static void test_cuda(void) {
+    int gpu = tern_cuda_available();
+    tern_cuda_matrix *cm = (tern_cuda_matrix *)(void *)&dummy_object;
+    EXPECT(gpu ? TERN_STATUS_NULL_POINTER : TERN_STATUS_NO_DEVICE, tern_cuda_matrix_upload(NULL, NULL, 0, &cm));
+    CHECK_TRUE(cm == NULL);
+    float dev;
+    EXPECT(gpu ? TERN_STATUS_NULL_POINTER : TERN_STATUS_NO_DEVICE,
+           tern_cuda_gemm(NULL, &dev, TERN_DTYPE_F32, 1, &dev, TERN_DTYPE_F32, NULL));
+    tern_cuda_gemm_options o = TERN_CUDA_GEMM_OPTIONS_INIT;
+    EXPECT(gpu ? TERN_STATUS_NULL_POINTER : TERN_STATUS_NO_DEVICE,
+           tern_cuda_gemm_ex(NULL, &dev, TERN_DTYPE_F32, 1, &dev, TERN_DTYPE_F32, NULL, &o));
+}
+
 int main(void) {
     /* Deterministic test data: ternary values, a packed buffer of them with scale 0.5, and
      * floats that quantize to something non-trivial. */
@@ -939,6 +1152,10 @@ int main(void) {
     test_pack_unpack_dequantize(tern, packed, need);
     test_quantize_activations(x);
     test_matrix(w, packed, need, corrupt_code);
+    test_init_macros();
+    test_convert_and_ternarize(packed, need, w);
+    test_gguf(packed, need);
+    test_cuda();
 
     if (failures) {
         fprintf(stderr, "errors: %d of %d checks FAILED\n", failures, checks);

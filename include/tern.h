@@ -7,6 +7,8 @@
  *   tern_last_error_message() returns a message for the calling thread, and no output
  *   buffer or out-parameter has been written (handles are set to NULL).
  * - Buffers are owned by the caller; the library keeps no caller pointer after a call returns.
+ *   No output may share bytes with an input or with another output of the same call: such a
+ *   call fails with TERN_STATUS_INVALID_ARGUMENT naming both arguments, nothing written.
  *   Handles (::tern_context, ::tern_matrix) are owned by the caller once created and freed
  *   with their _destroy function, which accepts NULL.
  * - `ctx` may be NULL everywhere: the process-wide default context (best ISA, all cores),
@@ -16,6 +18,8 @@
  * - Enum-typed parameters are plain integers and are validated.
  * - Contexts and matrices are immutable and may be used from many threads at once.
  * - Option structs start with `struct_size`; initialize them with their TERN_*_INIT macro.
+ *   A `struct_size` above TERN_STRUCT_SIZE_MAX is refused; bytes past the fields this
+ *   library knows, up to a larger `struct_size` (a newer header), must be zero.
  */
 
 #ifndef TERN_H
@@ -39,6 +43,10 @@
 #else
 #define TERN_NODISCARD
 #endif
+
+/** The largest struct_size accepted in any versioned struct: a larger one is refused
+ * (TERN_STATUS_INVALID_ARGUMENT) without reading past the fields this library knows. */
+#define TERN_STRUCT_SIZE_MAX 4096
 
 /** Default of tern_context_options.spin_us, in microseconds. */
 #define TERN_DEFAULT_SPIN_US 100

@@ -7,7 +7,7 @@
 //!   each tile one sequential stream. The decision rule for the weight encoding: formats stored
 //!   in under 2 bits per weight (TQ1_0 at 1.69, TL2 at 1.67) keep a 1.6-bit copy (`Bits16`,
 //!   5 trits per byte) where the CPU can decode it (VBMI), so the matrix never grows and a GEMV
-//!   streams 20% fewer bytes than 2-bit codes; everything else (I2_S, TQ2_0, TL1) gets 2-bit
+//!   streams fewer bytes than with 2-bit codes; everything else (I2_S, TQ2_0, TL1) gets 2-bit
 //!   panels (`Bits2`), which decode with fewer instructions. Formats with a scale per 256-block
 //!   (TQ) use one panel group per block, so the kernel returns every block's exact integer dot
 //!   in one call and the epilogue scales them vectorized.
@@ -468,11 +468,12 @@ impl Matrix {
     /// The weights as the GEMM applies them (for other backends, e.g. the CUDA upload):
     /// row-major `rows × cols` ternary values, the scales as `TERN_COMPAT_DEFAULT` applies them
     /// (one, or one per (row, group) at `[row · n_groups + g]`), and the group width in columns
-    /// (meaningful with per-group scales).
+    /// (meaningful with per-group scales). Both copies are allocated fallibly: the upload runs
+    /// on a C call, where a refusal must be an error, not an abort.
     #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-    pub(crate) fn ternary_and_scales(&self) -> (Vec<i8>, Vec<f32>, usize) {
+    pub(crate) fn ternary_and_scales(&self) -> Result<(Vec<i8>, Vec<f32>, usize)> {
         let (rows, cols) = (self.shape.rows, self.shape.cols);
-        let mut ternary = vec![0i8; rows * cols];
+        let mut ternary = try_vec(rows * cols, 0i8, "the ternary values")?;
         let group_cols = match &self.store {
             Store::Rows {
                 codes,
@@ -515,9 +516,9 @@ impl Matrix {
         // As the per-token arithmetic applies them (the other backends have no Q8_K mode).
         let scales = match self.scales.for_call(false) {
             CallScales::One(s) => vec![s],
-            CallScales::PerGroup(v) => v.to_vec(),
+            CallScales::PerGroup(v) => try_to_vec(v, "the scales")?,
         };
-        (ternary, scales, group_cols)
+        Ok((ternary, scales, group_cols))
     }
 
     /// `y[t·y_stride + r] = Σ_k W[r][k]·x[t·x_stride + k]` for `n_tokens` tokens, BitNet style:
@@ -689,6 +690,18 @@ impl Matrix {
                 acts.sums.len()
             )));
         }
+        // Σq of `cols` int8 values lies in [-128·cols, 127·cols]; a sum outside it is corrupt
+        // input, and the epilogue's `dot - sum` would overflow int32.
+        let (lo, hi) = (-128 * cols as i64, 127 * cols as i64);
+        if let Some(t) = acts.sums[..n_tokens]
+            .iter()
+            .position(|&s| !(lo..=hi).contains(&(s as i64)))
+        {
+            return Err(Error::invalid(format!(
+                "sums[{t}] = {} is outside [{lo}, {hi}], the range of a sum of {cols} int8 values",
+                acts.sums[t]
+            )));
+        }
         let arith = opts.compat.arith(self.layout.format())?;
         self.check_i8_call(arith, n_tokens, y, y_stride, opts)?;
         let chunk = self.chunk_tokens(ctx, arith, n_tokens, false);
@@ -822,9 +835,8 @@ impl Matrix {
 
     /// The matrix's one scale when a one-token `gemm` has every task quantize the token itself
     /// (panel layouts with one scale per call, on several threads): no thread then waits for
-    /// the caller's quantization or reads its buffer from another core. From DRAM on two
-    /// threads, in-process A/B: 640×2560 I2_S 0.7–1.4 % faster, TQ1_0 1.8–2.1 %, 2560×2560
-    /// 0–0.3 %. Quantizing 2560 values again costs each thread less than that wait (a call the
+    /// the caller's quantization or reads its buffer from another core. Quantizing one token's
+    /// row again is cheaper for each thread than that wait and the cross-core read (a call the
     /// busy pool runs on its caller alone quantizes once per task).
     fn token_in_tasks(&self, ctx: &Context) -> Option<f32> {
         match (&self.store, self.scales.for_call(false)) {
@@ -978,8 +990,8 @@ impl Matrix {
         } = sc;
         let call_scales = self.scales.for_call(block_scales.is_some());
         let ibuf: &[i8] = if n_tokens == 1 && acts_padded {
-            // One token is interleaved already: its zero-padded row as it is (the copy cost
-            // ~0.4 µs of a 12 µs 640×2560 GEMV from DRAM).
+            // One token is interleaved already: its zero-padded row as it is, since a copy
+            // would add work to a call whose whole cost is streaming the weights once.
             &acts.q[..pc]
         } else {
             let ibuf = take(ibuf, n_tokens * pc);
@@ -1055,8 +1067,9 @@ impl Matrix {
             CallScales::PerGroup(_) => *geom,
         };
         // Decode (one token block): one kernel call streams a run of the task's tiles, so the
-        // weight stream is not broken by a return and an epilogue per tile (~10% of a GEMV from
-        // DRAM); runs are capped so their dots stay in L1. Prefill: one tile per call.
+        // weight stream is not broken by a return and an epilogue per tile (each break stalls
+        // the DRAM stream and the prefetcher); runs are capped so their dots stay in L1.
+        // Prefill: one tile per call.
         let tile_dots = TOKEN_BLOCK.min(n_tokens) * kgeom.n_dots() * TILE_ROWS;
         let run_len = if n_tokens <= TOKEN_BLOCK {
             (RUN_DOTS / tile_dots).max(1)
@@ -1107,8 +1120,8 @@ impl Matrix {
         let n_t = tile_hi - tile_lo;
         let threads = ctx.threads.count();
         // Decode: one run of consecutive tiles per thread, each one sequential stream from DRAM
-        // (15-17% faster on 2 threads than 4 runs per thread claimed in turn, whose stream
-        // restarts cost more than the balance gained). Prefill: one tile per task (≥ 2 per
+        // (several runs per thread claimed in turn would restart the stream at each claim, which
+        // costs more than the load balance gains). Prefill: one tile per task (≥ 2 per
         // thread), claimed in order, so the threads end together even when the tiles do not
         // divide evenly; with fewer tiles, token blocks are split too.
         let (tile_parts, block_parts) = if threads == 1 {
@@ -1190,7 +1203,7 @@ impl Matrix {
                     if matches!(call_scales, CallScales::One(_)) && (nb, kng) == (1, 1) {
                         // One token, one dot per row: the run's dots are its rows in
                         // order, so one epilogue covers the whole run (per tile, its setup
-                        // and copy cost 2-3% of a 2560×2560 GEMV, measured A/B).
+                        // and copy would be repeated for every 64 rows).
                         let r0 = run.start * TILE_ROWS;
                         let rows = range.start.max(r0)..range.end.min(run.end * TILE_ROWS);
                         epilogue_one(t0, &dots[rows.start - r0..rows.end - r0], &rows);

@@ -1,7 +1,8 @@
 //! Zeroed buffers for weight tiles, on transparent huge pages where Linux gives them: a GEMV
 //! streaming the weights from DRAM then walks one page table entry per 2 MiB instead of per
-//! 4 KiB (with 4 KiB pages the walks and the hardware prefetcher restarting at every page cost
-//! 25–45% of a 2560×2560 GEMV, and ~25% of a 640×2560 one, on the project's machine kind).
+//! 4 KiB (with 4 KiB pages the page walks and the hardware prefetcher, which stops at every
+//! page boundary, take a large share of a GEMV that is bound by memory bandwidth; see
+//! docs/performance.md).
 //!
 //! Huge pages need fresh memory: heap memory touched before (freed temporaries) keeps its 4 KiB
 //! pages whatever the advice. So a buffer of at least 1 MiB is its own 2 MiB-aligned anonymous

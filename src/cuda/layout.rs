@@ -7,7 +7,7 @@
 //! bytes. Unlike bitnet.cpp's buffer, words are not permuted into 16×32 tiles: the GEMV reads a
 //! row's words with consecutive lanes and the GEMM reads 64-weight runs of a row, both coalesced.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, try_vec};
 use crate::matrix::Matrix;
 
 /// Row length in weights is padded to a multiple of this (one GEMM k-tile).
@@ -70,7 +70,7 @@ impl GpuWeights {
         }
         let kp = cols.next_multiple_of(KP_ALIGN);
         let kw = kp / 16;
-        let mut words = vec![ZERO_WORD; rows * kw];
+        let mut words = try_vec(rows * kw, ZERO_WORD, "the GPU weight words")?;
         let mut chunk = [0i8; 16];
         for r in 0..rows {
             let row = &ternary[r * cols..][..cols];
@@ -98,7 +98,7 @@ impl GpuWeights {
     /// From a tern matrix of any format.
     pub fn from_matrix(m: &Matrix) -> Result<Self> {
         let shape = m.shape();
-        let (ternary, scales, group_cols) = m.ternary_and_scales();
+        let (ternary, scales, group_cols) = m.ternary_and_scales()?;
         let n_groups = if scales.len() == 1 {
             0
         } else {

@@ -2,6 +2,7 @@
 //! versioned `struct_size` structs. Every check returns an error that names the parameter.
 
 use std::mem::{align_of, size_of};
+use std::ops::Range;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -96,6 +97,150 @@ pub unsafe fn optional_slice_mut<'a, T>(
     }
 }
 
+/// The bytes of a caller's buffer that a call reads or writes: `n` rows at `base + t·stride`,
+/// bytes `[start, end)` of each (`start ≤ end ≤ stride`).
+#[derive(Clone, Copy)]
+pub struct Span {
+    name: &'static str,
+    written: bool,
+    base: usize,
+    n: usize,
+    stride: usize,
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    /// `n` rows of `stride` elements of `T`, elements `[start, end)` of each, read by the call.
+    /// Sizes saturate: a length too large for the address space is refused by the slice checks,
+    /// and a one-row span never uses its stride.
+    pub fn rows<T>(
+        name: &'static str,
+        ptr: *const T,
+        n: usize,
+        stride: usize,
+        cols: Range<usize>,
+    ) -> Self {
+        let size = size_of::<T>();
+        Self {
+            name,
+            written: false,
+            base: ptr as usize,
+            n,
+            stride: stride.saturating_mul(size),
+            start: cols.start.saturating_mul(size),
+            end: cols.end.saturating_mul(size),
+        }
+    }
+
+    /// `len` contiguous elements of `T`, read by the call.
+    pub fn flat<T>(name: &'static str, ptr: *const T, len: usize) -> Self {
+        Self::rows(name, ptr, 1, len, 0..len)
+    }
+
+    /// The same bytes, written by the call.
+    pub fn written(self) -> Self {
+        Self {
+            written: true,
+            ..self
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.base == 0 || self.n == 0 || self.start >= self.end
+    }
+
+    fn access(&self) -> &'static str {
+        if self.written { "written" } else { "read" }
+    }
+
+    /// Its first and one-past-last byte address (u128: no overflow).
+    fn bounds(&self) -> (u128, u128) {
+        let first = self.base as u128 + self.start as u128;
+        let row = (self.n as u128 - 1) * self.stride as u128;
+        (first, self.base as u128 + row + self.end as u128)
+    }
+
+    /// Whether a byte of `self` is also a byte of `other`: for each row of `self`, the first
+    /// row of `other` that ends after that row's start is the only one that may start before
+    /// its end (rows of one span do not overlap each other).
+    fn overlaps(&self, other: &Span) -> bool {
+        if self.is_empty() || other.is_empty() {
+            return false;
+        }
+        let ((lo, hi), (olo, ohi)) = (self.bounds(), other.bounds());
+        if hi <= olo || ohi <= lo {
+            return false;
+        }
+        let (ob, os) = (other.base as u128, other.stride as u128);
+        let (ostart, oend) = (other.start as u128, other.end as u128);
+        (0..self.n as u128).any(|u| {
+            let a = self.base as u128 + u * self.stride as u128 + self.start as u128;
+            let b = a + (self.end - self.start) as u128;
+            let t = if ob + oend > a {
+                0
+            } else {
+                (a - (ob + oend)) / os.max(1) + 1
+            };
+            t < other.n as u128 && ob + t * os + ostart < b
+        })
+    }
+}
+
+/// Refuses a call in which a written span shares a byte with any other span (an input it
+/// reads, or another output): Rust may not hold a mutable slice aliasing another slice, and
+/// multi-threaded kernels write outputs while other threads still read the inputs, so an
+/// in-place call would compute from half-written values. Checked on the raw pointers before
+/// any slice exists. NULL pointers and empty spans are left to the other checks.
+pub fn check_no_overlap(spans: &[Span]) -> Result<()> {
+    for (i, a) in spans.iter().enumerate() {
+        for b in &spans[i + 1..] {
+            if (a.written || b.written) && a.overlaps(b) {
+                let (w, o) = if a.written { (a, b) } else { (b, a) };
+                let ((lo, hi), (olo, ohi)) = (w.bounds(), o.bounds());
+                return Err(Error::invalid(format!(
+                    "{} (written bytes {lo:#x}..{hi:#x}) overlaps {} ({} bytes {olo:#x}..{ohi:#x}); \
+                     no output may share memory with an input or another output (in-place calls are not supported)",
+                    w.name,
+                    o.name,
+                    o.access()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a caller's buffer of `len` elements as `slice` does (NULL, alignment, size) without
+/// making a slice, and returns its span, read by the call: `check_no_overlap` runs on these
+/// before any slice of an aliasing pair could exist.
+pub fn span<T>(name: &'static str, ptr: *const T, len: usize) -> Result<Span> {
+    check_ptr(ptr, name)?;
+    check_len::<T>(len, name)?;
+    Ok(Span::flat(name, ptr, len))
+}
+
+/// Like `span`, but NULL means "not given" (an empty span).
+pub fn optional_span<T>(name: &'static str, ptr: *const T, len: usize) -> Result<Span> {
+    if ptr.is_null() {
+        Ok(Span::flat(name, ptr, 0))
+    } else {
+        span(name, ptr, len)
+    }
+}
+
+/// A handle out-param (`T **out`): NULL and misalignment are errors, checked before anything
+/// is stored through it; otherwise `*out` is set to NULL, so that a later failure leaves NULL.
+///
+/// # Safety
+/// Non-NULL, aligned `out` must be writable.
+pub unsafe fn handle_out<T>(out: *mut *mut T, name: &str) -> Result<()> {
+    check_ptr(out as *const *mut T, name)?;
+    // SAFETY: checked non-NULL and aligned; writable by the caller's contract.
+    unsafe { *out = std::ptr::null_mut() };
+    Ok(())
+}
+
 /// A caller's object passed by reference.
 ///
 /// # Safety
@@ -145,8 +290,19 @@ pub unsafe trait Versioned: Copy {
     const OLDER_SIZES: &'static [usize] = &[];
 }
 
+/// The largest `struct_size` accepted (`TERN_STRUCT_SIZE_MAX` in tern.h). A newer header's
+/// struct may be larger than ours, and its unknown tail is read to check that it is zero; a
+/// size beyond this bound is no header's `sizeof` but garbage (an uninitialized struct), and is
+/// refused before any byte past our struct is read, since those bytes may not be mapped.
+pub const STRUCT_SIZE_MAX: usize = 4096;
+
 fn check_struct_size<T: Versioned>(struct_size: u32, name: &str) -> Result<usize> {
     let (size, v1) = (struct_size as usize, T::V1_SIZE);
+    if size > STRUCT_SIZE_MAX {
+        return Err(Error::invalid(format!(
+            "{name}->struct_size = {size} > {STRUCT_SIZE_MAX} (TERN_STRUCT_SIZE_MAX) is no struct's size; initialize it with its TERN_*_INIT macro"
+        )));
+    }
     if size < v1 {
         return Err(Error::invalid(format!(
             "{name}->struct_size = {size} < {v1}, the size of the first version; initialize it with its TERN_*_INIT macro"
@@ -164,6 +320,7 @@ fn check_struct_size<T: Versioned>(struct_size: u32, name: &str) -> Result<usize
 
 /// Reads an options struct: NULL gives `default`; fields beyond the caller's `struct_size` keep
 /// their defaults; bytes beyond ours (a newer header) must be zero, since we cannot honour them.
+/// A `struct_size` above `STRUCT_SIZE_MAX` is refused without reading past our struct.
 ///
 /// # Safety
 /// Non-NULL `ptr` must point to at least `ptr->struct_size` readable bytes.

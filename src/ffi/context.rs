@@ -2,11 +2,11 @@
 
 use std::ffi::c_char;
 
-use super::args::{read_options, reference};
+use super::args::{handle_out, read_options, reference};
 use super::boundary::{status_call, value_call};
 use super::types::{tern_context_options, tern_status};
 use crate::context::{Context, DEFAULT_SPIN_US};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::format::Layout;
 
 /// Kernel dispatch table and threads, chosen once. Immutable after creation: one context may be
@@ -58,11 +58,7 @@ pub unsafe extern "C" fn tern_context_create(
     out: *mut *mut tern_context,
 ) -> tern_status {
     status_call(|| {
-        if out.is_null() {
-            return Err(Error::new(ErrorKind::NullPointer, "out is NULL"));
-        }
-        // SAFETY: `out` is non-NULL and the caller promises it is writable.
-        unsafe { *out = std::ptr::null_mut() };
+        unsafe { handle_out(out, "out") }?;
         let opts = unsafe { read_options(opts, DEFAULT_CONTEXT_OPTIONS, "opts") }?;
         let inner = Context::with_spin(opts.max_isa, opts.n_threads, opts.spin_us)?;
         // SAFETY: as above.

@@ -8,7 +8,7 @@
 
 use std::ffi::c_void;
 
-use super::args::{Versioned, positive, read_options, reference, stride};
+use super::args::{Versioned, handle_out, positive, read_options, reference, stride};
 use super::boundary::{status_call, value_call};
 use super::context::tern_context;
 use super::matrix::tern_matrix;
@@ -213,14 +213,10 @@ pub unsafe extern "C" fn tern_cuda_matrix_upload(
 ) -> tern_status {
     let _ = ctx;
     cuda_call(|| {
-        if !out.is_null() {
-            // SAFETY: non-NULL, writable by contract.
-            unsafe { *out = std::ptr::null_mut() };
-        }
+        // `*out` is NULL before the device check can fail; its own error comes after that check.
+        let out_checked = unsafe { handle_out(out, "out") };
         imp::check_device()?;
-        if out.is_null() {
-            return Err(Error::new(ErrorKind::NullPointer, "out is NULL").into());
-        }
+        lift(out_checked)?;
         let m = lift(unsafe { reference(matrix, "matrix") })?;
         let inner = imp::upload(&m.inner, device)?;
         unsafe { *out = Box::into_raw(Box::new(tern_cuda_matrix { inner })) };

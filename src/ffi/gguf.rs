@@ -6,7 +6,9 @@
 use std::ffi::{CStr, c_char, c_void};
 use std::path::Path;
 
-use super::args::{Versioned, check_output, read_options, reference, slice, write_output};
+use super::args::{
+    Versioned, check_output, handle_out, read_options, reference, slice, write_output,
+};
 use super::boundary::status_call;
 use super::context::{context_or_global, tern_context};
 use super::matrix::tern_matrix;
@@ -319,10 +321,7 @@ pub unsafe extern "C" fn tern_gguf_open_with_options(
     out: *mut *mut tern_gguf,
 ) -> tern_status {
     status_call(|| unsafe {
-        if out.is_null() {
-            return Err(Error::new(ErrorKind::NullPointer, "out is NULL"));
-        }
-        *out = std::ptr::null_mut();
+        handle_out(out, "out")?;
         let path = c_utf8(path, "path")?;
         let o = read_options(
             opts,
@@ -682,10 +681,7 @@ pub unsafe extern "C" fn tern_matrix_from_gguf_layout(
     out: *mut *mut tern_matrix,
 ) -> tern_status {
     status_call(|| unsafe {
-        if out.is_null() {
-            return Err(Error::new(ErrorKind::NullPointer, "out is NULL"));
-        }
-        *out = std::ptr::null_mut();
+        handle_out(out, "out")?;
         let ctx = context_or_global(ctx)?;
         let g = gguf_arg(gguf)?;
         let name = c_utf8(name, "name")?;
@@ -743,7 +739,7 @@ unsafe fn dims_arg(dims: *const i64, n_dims: u32) -> Result<[u64; 4]> {
     let elements = ne.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
     if elements.is_none_or(|e| e > i64::MAX as u64) {
         return Err(Error::invalid(format!(
-            "dims {:?} have more than INT64_MAX elements",
+            "the element count of dims {:?} overflows: more than INT64_MAX elements",
             &ne[..n_dims as usize]
         )));
     }
@@ -771,10 +767,7 @@ pub unsafe extern "C" fn tern_gguf_writer_create(
     out: *mut *mut tern_gguf_writer,
 ) -> tern_status {
     status_call(|| unsafe {
-        if out.is_null() {
-            return Err(Error::new(ErrorKind::NullPointer, "out is NULL"));
-        }
-        *out = std::ptr::null_mut();
+        handle_out(out, "out")?;
         let o = read_options(
             opts,
             tern_gguf_writer_options {

@@ -1,11 +1,10 @@
 //! `tern_matrix`: create from packed bytes or floats, inspect, multiply.
 
 use std::ffi::c_void;
-use std::ops::Range;
 
 use super::args::{
-    check_output, optional_slice, positive, read_options, reference, slice, slice_mut, stride,
-    write_output,
+    Span, check_no_overlap, check_output, handle_out, optional_slice, positive, read_options,
+    reference, slice, slice_mut, stride, write_output,
 };
 use super::boundary::status_call;
 use super::context::{context_or_global, tern_context};
@@ -14,7 +13,7 @@ use super::types::{
     tern_status,
 };
 use super::weights::{in_bytes, layout_arg, quant_config_arg, stats_out};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::format::{Layout, Shape};
 use crate::matrix::{Activations, GemmOptions, Matrix, strided_len};
 use crate::quant::Compat;
@@ -31,16 +30,12 @@ const _: () = {
     shareable::<tern_matrix>();
 };
 
-/// Stores a new matrix in `*out` (set to NULL first).
+/// Stores a new matrix in `*out` (set to NULL first; NULL or misaligned `out` is an error).
 ///
 /// # Safety
-/// `out` must be NULL-checked by the caller of this helper.
+/// Non-NULL, aligned `out` must be writable.
 unsafe fn publish(out: *mut *mut tern_matrix, make: impl FnOnce() -> Result<Matrix>) -> Result<()> {
-    if out.is_null() {
-        return Err(Error::new(ErrorKind::NullPointer, "out is NULL"));
-    }
-    // SAFETY: non-NULL and writable by the caller's contract.
-    unsafe { *out = std::ptr::null_mut() };
+    unsafe { handle_out(out, "out") }?;
     let inner = make()?;
     unsafe { *out = Box::into_raw(Box::new(tern_matrix { inner })) };
     Ok(())
@@ -103,7 +98,15 @@ pub unsafe extern "C" fn tern_matrix_from_f32(
             if !stats.is_null() {
                 check_output(stats, "stats")?;
             }
-            let (matrix, s) = Matrix::from_f32(ctx, layout, shape, w, &cfg)?;
+            // The quantizer names its input `src` (the argument of tern_quantize); here the
+            // caller's argument is `w`.
+            let (matrix, s) = Matrix::from_f32(ctx, layout, shape, w, &cfg).map_err(|e| match e
+                .message
+                .strip_prefix("src[")
+            {
+                Some(rest) => Error::new(e.kind, format!("w[{rest}")),
+                None => e,
+            })?;
             if !stats.is_null() {
                 write_output(stats, &stats_out(&s));
             }
@@ -168,7 +171,7 @@ fn y_span(y: *const f32, n: usize, y_stride: usize, opts: &GemmOptions) -> Span 
         .rows
         .clone()
         .expect("gemm_options_arg sets the row range");
-    Span::rows("y", y, n, y_stride, rows)
+    Span::rows("y", y, n, y_stride, rows).written()
 }
 
 /// The bias entries a call reads (`opts.rows`), or an empty span without a bias.
@@ -205,85 +208,6 @@ unsafe fn gemm_options_arg<'a>(
         rows: Some(o.row_begin as usize..end as usize),
         bias,
     })
-}
-
-/// The bytes of a strided buffer a call reads or writes: `n` rows at `base + t·stride`, bytes
-/// `[start, end)` of each (`start < end ≤ stride`).
-#[derive(Clone, Copy)]
-struct Span {
-    name: &'static str,
-    base: usize,
-    n: usize,
-    stride: usize,
-    start: usize,
-    end: usize,
-}
-
-impl Span {
-    /// `n` rows of `stride` elements of `T`, elements `[start, end)` of each.
-    fn rows<T>(
-        name: &'static str,
-        ptr: *const T,
-        n: usize,
-        stride: usize,
-        cols: Range<usize>,
-    ) -> Self {
-        let size = size_of::<T>();
-        Self {
-            name,
-            base: ptr as usize,
-            n,
-            stride: stride * size,
-            start: cols.start * size,
-            end: cols.end * size,
-        }
-    }
-
-    /// Its first and one-past-last byte address (u128: no overflow).
-    fn bounds(&self) -> (u128, u128) {
-        let first = self.base as u128 + self.start as u128;
-        let row = (self.n as u128 - 1) * self.stride as u128;
-        (first, self.base as u128 + row + self.end as u128)
-    }
-
-    /// Whether a byte of `self` is also a byte of `other`: for each row of `self`, the first
-    /// row of `other` that ends after that row's start is the only one that may start before
-    /// its end (rows of one span do not overlap each other).
-    fn overlaps(&self, other: &Span) -> bool {
-        let ((lo, hi), (olo, ohi)) = (self.bounds(), other.bounds());
-        if hi <= olo || ohi <= lo {
-            return false;
-        }
-        let (ob, os) = (other.base as u128, other.stride as u128);
-        let (ostart, oend) = (other.start as u128, other.end as u128);
-        (0..self.n as u128).any(|u| {
-            let a = self.base as u128 + u * self.stride as u128 + self.start as u128;
-            let b = a + (self.end - self.start) as u128;
-            let t = if ob + oend > a {
-                0
-            } else {
-                (a - (ob + oend)) / os + 1
-            };
-            t < other.n as u128 && ob + t * os + ostart < b
-        })
-    }
-}
-
-/// Refuses a call whose output `y` shares a byte with one of its inputs: tasks on several
-/// threads write y while others still read the inputs, so an in-place call would compute from
-/// half-written values. NULL pointers are left to the NULL checks.
-fn check_no_overlap(y: Span, inputs: &[Span]) -> Result<()> {
-    for input in inputs {
-        if y.base != 0 && input.base != 0 && y.overlaps(input) {
-            let ((lo, hi), (ilo, ihi)) = (y.bounds(), input.bounds());
-            return Err(Error::invalid(format!(
-                "{} (written bytes {lo:#x}..{hi:#x}) overlaps {} (read bytes {ilo:#x}..{ihi:#x}); \
-                 the output must not share memory with an input (in-place GEMM is not supported)",
-                y.name, input.name
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// `y[t][r] = Σ_k W[r][k]·x[t][k]` for `n_tokens` tokens, BitNet style: each token of `x` (row
@@ -326,13 +250,11 @@ pub unsafe extern "C" fn tern_gemm(
         let x = slice(x, strided_len("x", n, x_stride, cols)?, "x")?;
         let y_len = strided_len("y", n, y_stride, rows)?;
         let opts = gemm_options_arg(opts, rows)?;
-        check_no_overlap(
+        check_no_overlap(&[
             y_span(y, n, y_stride, &opts),
-            &[
-                Span::rows("x", x.as_ptr(), n, x_stride, 0..cols),
-                bias_span(&opts),
-            ],
-        )?;
+            Span::rows("x", x.as_ptr(), n, x_stride, 0..cols),
+            bias_span(&opts),
+        ])?;
         let y = slice_mut(y, y_len, "y")?;
         m.gemm(ctx, x, n, x_stride, y, y_stride, &opts)
     })
@@ -375,15 +297,13 @@ pub unsafe extern "C" fn tern_gemm_i8(
         };
         let y_len = strided_len("y", n, y_stride, rows)?;
         let opts = gemm_options_arg(opts, rows)?;
-        check_no_overlap(
+        check_no_overlap(&[
             y_span(y, n, y_stride, &opts),
-            &[
-                Span::rows("q", acts.q.as_ptr(), n, q_stride, 0..cols),
-                Span::rows("scales", acts.scales.as_ptr(), 1, n, 0..n),
-                Span::rows("sums", acts.sums.as_ptr(), 1, n, 0..n),
-                bias_span(&opts),
-            ],
-        )?;
+            Span::rows("q", acts.q.as_ptr(), n, q_stride, 0..cols),
+            Span::rows("scales", acts.scales.as_ptr(), 1, n, 0..n),
+            Span::rows("sums", acts.sums.as_ptr(), 1, n, 0..n),
+            bias_span(&opts),
+        ])?;
         let y = slice_mut(y, y_len, "y")?;
         m.gemm_i8(ctx, &acts, n, y, y_stride, &opts)
     })

@@ -1,8 +1,8 @@
 //! Weight and activation entry points: sizes, quantize, pack, unpack, dequantize.
 
 use super::args::{
-    check_output, optional_slice_mut, positive, read_options, reference, slice, slice_mut, stride,
-    write_output,
+    Span, check_no_overlap, check_output, optional_slice_mut, optional_span, positive,
+    read_options, reference, slice, slice_mut, span, stride, write_output,
 };
 use super::boundary::status_call;
 use super::context::{context_or_global, tern_context};
@@ -29,7 +29,10 @@ pub(crate) unsafe fn layout_arg(layout: *const tern_layout, name: &str) -> Resul
         simd_rows: 0,
     };
     let l = unsafe { read_options(layout, empty, name) }?;
+    // Name the argument: tern_convert takes two layouts, and "format 0 is unknown" alone
+    // does not say which one is wrong.
     Layout::new(l.format, l.variant, l.tile_rows, l.tile_k, l.simd_rows)
+        .map_err(|e| Error::new(e.kind, format!("{name}: {}", e.message)))
 }
 
 pub(crate) const DEFAULT_QUANT_OPTIONS: tern_quant_options = tern_quant_options {
@@ -64,6 +67,28 @@ pub(crate) fn stats_out(s: &QuantStats) -> tern_quant_stats {
     }
 }
 
+fn too_small(name: &str, len: usize, required: usize) -> Error {
+    Error::new(
+        ErrorKind::BufferTooSmall,
+        format!("{name}_len {len} < required {required} bytes"),
+    )
+}
+
+/// Checks a caller's byte buffer of `len` bytes that must hold `required` as `in_bytes` and
+/// `out_bytes` do, without making a slice; its span is the `required` bytes a call touches.
+fn bytes_span(
+    name: &'static str,
+    ptr: *const std::ffi::c_void,
+    len: usize,
+    required: usize,
+) -> Result<Span> {
+    span(name, ptr as *const u8, len)?;
+    if len < required {
+        return Err(too_small(name, len, required));
+    }
+    Ok(Span::flat(name, ptr as *const u8, required))
+}
+
 /// A caller's output byte buffer of `len` bytes that must hold `required`.
 ///
 /// # Safety
@@ -76,10 +101,7 @@ unsafe fn out_bytes<'a>(
 ) -> Result<&'a mut [u8]> {
     let buf = unsafe { slice_mut(ptr as *mut u8, len, name) }?;
     if len < required {
-        return Err(Error::new(
-            ErrorKind::BufferTooSmall,
-            format!("{name}_len {len} < required {required} bytes"),
-        ));
+        return Err(too_small(name, len, required));
     }
     Ok(&mut buf[..required])
 }
@@ -96,10 +118,7 @@ pub(crate) unsafe fn in_bytes<'a>(
 ) -> Result<&'a [u8]> {
     let buf = unsafe { slice(ptr as *const u8, len, name) }?;
     if len < required {
-        return Err(Error::new(
-            ErrorKind::BufferTooSmall,
-            format!("{name}_len {len} < required {required} bytes"),
-        ));
+        return Err(too_small(name, len, required));
     }
     Ok(&buf[..required])
 }
@@ -149,8 +168,11 @@ pub unsafe extern "C" fn tern_quantize(
         let layout = unsafe { layout_arg(layout, "layout") }?;
         let shape = Shape::new(rows, cols)?;
         let required = layout.packed_size(shape)?;
-        let src = unsafe { slice(src, shape.elements(), "src") }?;
+        let src_span = span("src", src, shape.elements())?;
         let cfg = unsafe { quant_config_arg(opts, layout) }?;
+        let dst_span = bytes_span("dst", dst, dst_len, required)?.written();
+        check_no_overlap(&[src_span, dst_span])?;
+        let src = unsafe { slice(src, shape.elements(), "src") }?;
         let dst = unsafe { out_bytes(dst, dst_len, required, "dst") }?;
         if !stats.is_null() {
             unsafe { check_output(stats, "stats") }?;
@@ -185,8 +207,8 @@ pub unsafe extern "C" fn tern_pack(
         let layout = unsafe { layout_arg(layout, "layout") }?;
         let shape = Shape::new(rows, cols)?;
         let required = layout.packed_size(shape)?;
-        let ternary = unsafe { slice(ternary, shape.elements(), "ternary") }?;
-        let scales = unsafe { slice(scales, n_scales, "scales") }?;
+        let ternary_span = span("ternary", ternary, shape.elements())?;
+        let scales_span = span("scales", scales, n_scales)?;
         let want = layout.scale_count(shape);
         if n_scales != want {
             return Err(Error::invalid(format!(
@@ -194,6 +216,10 @@ pub unsafe extern "C" fn tern_pack(
                 layout.format().name()
             )));
         }
+        let dst_span = bytes_span("dst", dst, dst_len, required)?.written();
+        check_no_overlap(&[ternary_span, scales_span, dst_span])?;
+        let ternary = unsafe { slice(ternary, shape.elements(), "ternary") }?;
+        let scales = unsafe { slice(scales, n_scales, "scales") }?;
         let dst = unsafe { out_bytes(dst, dst_len, required, "dst") }?;
         layout.pack(shape, ternary, scales, dst)
     })
@@ -220,9 +246,10 @@ pub unsafe extern "C" fn tern_unpack(
     status_call(|| {
         let layout = unsafe { layout_arg(layout, "layout") }?;
         let shape = Shape::new(rows, cols)?;
-        let src = unsafe { in_bytes(src, src_len, layout.packed_size(shape)?, "src") }?;
-        let ternary = unsafe { slice_mut(ternary, shape.elements(), "ternary") }?;
-        let scales_out = unsafe { slice_mut(scales, n_scales, "scales") }?;
+        let required = layout.packed_size(shape)?;
+        let src_span = bytes_span("src", src, src_len, required)?;
+        let ternary_span = span("ternary", ternary, shape.elements())?.written();
+        let scales_span = span("scales", scales, n_scales)?.written();
         let want = layout.scale_count(shape);
         if n_scales < want {
             return Err(Error::new(
@@ -230,6 +257,10 @@ pub unsafe extern "C" fn tern_unpack(
                 format!("n_scales {n_scales} < required {want}"),
             ));
         }
+        check_no_overlap(&[src_span, ternary_span, scales_span])?;
+        let src = unsafe { in_bytes(src, src_len, required, "src") }?;
+        let ternary = unsafe { slice_mut(ternary, shape.elements(), "ternary") }?;
+        let scales_out = unsafe { slice_mut(scales, n_scales, "scales") }?;
         let scales = layout.validate(shape, src)?;
         layout.unpack(shape, src, ternary)?;
         scales_out[..want].copy_from_slice(&scales);
@@ -255,7 +286,11 @@ pub unsafe extern "C" fn tern_dequantize(
     status_call(|| {
         let layout = unsafe { layout_arg(layout, "layout") }?;
         let shape = Shape::new(rows, cols)?;
-        let src = unsafe { in_bytes(src, src_len, layout.packed_size(shape)?, "src") }?;
+        let required = layout.packed_size(shape)?;
+        let src_span = bytes_span("src", src, src_len, required)?;
+        let dst_span = span("dst", dst, shape.elements())?.written();
+        check_no_overlap(&[src_span, dst_span])?;
+        let src = unsafe { in_bytes(src, src_len, required, "src") }?;
         let dst = unsafe { slice_mut(dst, shape.elements(), "dst") }?;
         layout.dequantize(shape, src, dst)
     })
@@ -284,10 +319,20 @@ pub unsafe extern "C" fn tern_quantize_activations(
     status_call(|| {
         unsafe { context_or_global(ctx) }?;
         let n = positive(n_tokens, "n_tokens")?;
-        let shape = Shape::new(n_tokens, cols)?;
+        // Shape names its dimensions rows and cols; the rows here are the caller's n_tokens.
+        let shape = Shape::new(n_tokens, cols)
+            .map_err(|e| Error::new(e.kind, e.message.replace("rows", "n_tokens")))?;
         let x_stride = stride(x_stride, shape.cols, "x_stride")?;
         let arith = Compat::from_i32(compat)?.token_arith()?;
-        let x = unsafe { slice(x, strided_len("x", n, x_stride, shape.cols)?, "x") }?;
+        let x_len = strided_len("x", n, x_stride, shape.cols)?;
+        span("x", x, x_len)?;
+        check_no_overlap(&[
+            Span::rows("x", x, n, x_stride, 0..shape.cols),
+            span("q", q, shape.elements())?.written(),
+            span("scales", scales, n)?.written(),
+            optional_span("sums", sums, n)?.written(),
+        ])?;
+        let x = unsafe { slice(x, x_len, "x") }?;
         let q = unsafe { slice_mut(q, shape.elements(), "q") }?;
         let scales = unsafe { slice_mut(scales, n, "scales") }?;
         let sums = unsafe { optional_slice_mut(sums, n, "sums") }?;
@@ -331,8 +376,13 @@ pub unsafe extern "C" fn tern_convert(
                 o.allow_rounding
             )));
         }
-        let src = unsafe { in_bytes(src, src_len, from.packed_size(shape)?, "src") }?;
-        let dst = unsafe { out_bytes(dst, dst_len, to.packed_size(shape)?, "dst") }?;
+        let (src_required, dst_required) = (from.packed_size(shape)?, to.packed_size(shape)?);
+        check_no_overlap(&[
+            bytes_span("src", src, src_len, src_required)?,
+            bytes_span("dst", dst, dst_len, dst_required)?.written(),
+        ])?;
+        let src = unsafe { in_bytes(src, src_len, src_required, "src") }?;
+        let dst = unsafe { out_bytes(dst, dst_len, dst_required, "dst") }?;
         crate::format::convert(from, to, shape, src, dst, o.allow_rounding == 1)
     })
 }
@@ -368,6 +418,12 @@ pub unsafe extern "C" fn tern_ternarize(
                 shape.cols
             )));
         }
+        check_no_overlap(&[
+            span("src", src, shape.elements())?,
+            span("ternary", ternary, shape.elements())?.written(),
+            span("scales", scales, n_scales)?.written(),
+            optional_span("n_scales_out", n_scales_out, 1)?.written(),
+        ])?;
         let src = unsafe { slice(src, shape.elements(), "src") }?;
         let ternary = unsafe { slice_mut(ternary, shape.elements(), "ternary") }?;
         let scales = unsafe { slice_mut(scales, n_scales, "scales") }?;

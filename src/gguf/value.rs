@@ -191,7 +191,9 @@ impl Array {
             Self::Strings(v) => v.get(i).map(|s| Value::String(GStr::new(s))),
             Self::Numeric { ty, raw } => {
                 let size = ty.scalar_size().expect("numeric");
-                let b = raw.get(i * size..(i + 1) * size)?;
+                // Checked: `i` comes from the C API and may be any size_t.
+                let start = i.checked_mul(size)?;
+                let b = raw.get(start..start.checked_add(size)?)?;
                 Some(Value::decode_scalar(*ty, b))
             }
         }

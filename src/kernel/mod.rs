@@ -196,7 +196,7 @@ pub type I2sDotsFn = fn(
 /// covering groups `d·merge..(d+1)·merge` (`n_dots = n_groups / merge`), codes {0, 1, 2}, exact
 /// in int32. `tiles` holds `n_tiles · geom.tile_bytes()` bytes (one call
 /// streams a run of tiles without returning in between: from DRAM, a return and epilogue per
-/// tile cost ~10% of a GEMV); `acts` holds `n_tokens` tokens of `geom.cols()` values interleaved
+/// tile would break the weight stream); `acts` holds `n_tokens` tokens of `geom.cols()` values interleaved
 /// by k-step (value (t, k) at `(k/4 · n_tokens + t)·4 + k%4`, see `panel::interleave_acts`).
 pub type PanelDotsFn = fn(
     geom: &panel::PanelGeom,
@@ -388,11 +388,11 @@ static I8MM: Kernels = Kernels {
 impl Kernels {
     /// The panel kernels of this level, if it has them: AVX-512 VNNI (1.6-bit with VBMI too),
     /// AVX-512BW's 512-bit `vpmaddubsw` ones and AVX2's 256-bit ones (2-bit only), and the
-    /// 256-bit AVX-VNNI ones on either of the last two levels where the CPU has AVX-VNNI. On Zen 4
-    /// the panels beat the row kernels at every format and token count (2560×2560 in cache,
-    /// I2_S, AVX2 panels against AVX-512BW's row kernel: 1 token 58 vs 82 µs, 128 tokens 6.2 vs
-    /// 7.3 ms; TQ2_0 with per-block scales 59 vs 127 µs, 6.4 vs 17 ms), and AVX-512BW's panels
-    /// beat AVX2's (`x86::panel_bw`).
+    /// 256-bit AVX-VNNI ones on either of the last two levels where the CPU has AVX-VNNI. Panels
+    /// are used wherever a level has them: each 64-row tile is one sequential stream and the
+    /// kernel returns exact integer dots per block, so they beat the row kernels at every
+    /// format and token count, and AVX-512BW's panels beat AVX2's (`x86::panel_bw`); the
+    /// timings are in docs/performance.md.
     pub fn panel(&self) -> Option<&'static PanelKernels> {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
