@@ -493,7 +493,7 @@ fn bad_inputs() {
 }
 
 #[test]
-fn cli() {
+fn cli_retypes_a_gguf() {
     let exe = env!("CARGO_BIN_EXE_tern");
     let src = tmp("cli-src.gguf");
     source(&src, 32, 0.75, MATS);

@@ -1,8 +1,8 @@
 //! GEMM scratch is bounded: a long prefill on a wide matrix keeps at most `SCRATCH_BOUND` bytes
 //! per calling thread during and after the call (it runs in chunks of tokens, with results
 //! identical to small calls), and a call whose single token block needs more frees its scratch
-//! afterwards. Measured with a counting allocator (this binary has one test, so nothing else
-//! allocates meanwhile; the pool's workers allocate nothing).
+//! afterwards. Measured with a counting allocator (this binary has one test, so only the test
+//! harness's own thread allocates beside it; the pool's workers allocate nothing).
 
 mod common;
 
@@ -102,13 +102,23 @@ fn gemm_on_fresh_thread(
             assert_eq!(st, TERN_STATUS_OK, "{}", last_error());
             let peak = PEAK.load(SeqCst) - base;
             let kept = LIVE.load(SeqCst).saturating_sub(base);
-            let count = COUNT.load(SeqCst);
-            let st = unsafe { tern_gemm(ctx, m, x, tokens as i64, 0, yp.0, 0, null()) };
-            assert_eq!(st, TERN_STATUS_OK, "{}", last_error());
-            let again = COUNT.load(SeqCst) - count;
+            // The counter is process-wide, so it also sees the test harness's own thread (which
+            // allocates, e.g., for its "running for over 60 seconds" notice under an emulator).
+            // An allocation on the steady path shows in every repeat; a foreign one in few.
+            let again: Vec<usize> = (0..3)
+                .map(|_| {
+                    let count = COUNT.load(SeqCst);
+                    let st = unsafe { tern_gemm(ctx, m, x, tokens as i64, 0, yp.0, 0, null()) };
+                    assert_eq!(st, TERN_STATUS_OK, "{}", last_error());
+                    COUNT.load(SeqCst) - count
+                })
+                .collect();
             // A call whose scratch was freed after it (over the bound) allocates it again.
             if peak <= SCRATCH_BOUND {
-                assert_eq!(again, 0, "the same call again made {again} allocations");
+                assert!(
+                    again.contains(&0),
+                    "every repeat of the same call allocated: {again:?} allocations"
+                );
             }
             (peak, kept)
         })
@@ -180,8 +190,9 @@ fn gemm_scratch_stays_under_the_bound() {
         }
     }
 
-    // So wide that one token block needs more than the bound: freed after the call.
-    let (rows, cols, tokens) = (64, 98_304, 12);
+    // So wide that one token block needs more than the bound at every ISA level (the scalar
+    // level's scratch is the smallest: one int8 row per token): freed after the call.
+    let (rows, cols, tokens) = (64, 196_608, 12);
     let x: Vec<f32> = (0..tokens * cols).map(|_| rng.uniform()).collect();
     let ctx = context(0, 2);
     let m = matrix(ctx, TERN_FORMAT_I2_S as i32, rows, cols);
