@@ -238,11 +238,12 @@ struct tensor_traits : ggml::cpu::tensor_traits {
     // shared state), then per expert calls tern_gemm on runs of its pairs whose src1 rows and
     // dst rows are each evenly spaced (one call for a run, e.g. consecutive tokens in the same
     // slot), one token per call otherwise.
-    // A faster version would quantize each src1 row to Q8_K once (tern_quantize_activations,
-    // threads splitting the rows, then a barrier) instead of once per (expert, thread) as
-    // tern_gemm does here, gather each expert's rows into one block for a single
-    // tern_gemm_i8 call, and scatter its outputs: more wdata and a barrier, for fewer calls
-    // and no repeated quantization in multi-token batches.
+    // A faster version would (1) copy each expert's src1 rows into one block of wdata and take
+    // its outputs in another, scattering them afterwards, so that every expert is one
+    // tern_gemm call whatever the ids; (2) quantize each src1 row to Q8_K once, split over the
+    // threads before a barrier, rather than once per (expert, thread) inside tern_gemm: that
+    // needs a tern entry point taking ggml's Q8_K blocks (tern_gemm_i8 takes one scale per
+    // token, not Q8_K's one per 256 values).
     void mul_mat_id(const ggml_compute_params * params, const ggml_tensor * op, const tern_gemm_options & go) const {
         const ggml_tensor * src1     = op->src[1];
         const ggml_tensor * ids      = op->src[2];
