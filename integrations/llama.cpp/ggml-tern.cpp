@@ -2,19 +2,20 @@
 //
 // Compiled inside ggml-cpu (the patch in this folder adds it under -DGGML_TERN=ON), next to
 // CPU_REPACK, AMX and KleidiAI, which plug in the same way (ggml-cpu/traits.h):
-//   * llama.cpp asks supports_op() for each weight's MUL_MAT; where it says yes, the weight is
+//   * llama.cpp asks supports_op() for each weight's MUL_MAT (2-D weights) or MUL_MAT_ID (3-D
+//     mixture-of-experts weights, one matrix per expert); where it says yes, the weight is
 //     allocated in this buffer type and loaded through set_tensor(), which turns the ggml bytes
-//     into a tern_matrix (tern's own kernel layout). The buffer keeps only a small slot per such
-//     tensor (get_alloc_size), so the original bytes are not held a second time.
+//     into tern_matrix objects (tern's own kernel layout), one per expert. The buffer keeps only
+//     a small slot per such tensor (get_alloc_size), so the original bytes are not held twice.
 //   * At compute time ggml's threads each call compute_forward() with params->ith / nth; every
 //     thread runs tern_gemm on its own range of output rows, with a tern context of one thread
 //     (tern starts and spins no threads of its own) and TERN_COMPAT_GGML (activations quantized
 //     to Q8_K as ggml does, block sums in ggml's order: the outputs are ggml's to float rounding).
 // Whatever tern does not run is declined in supports_op() and stays on ggml's own CPU code.
 //
-// GGML_TERN_STATS=1 in the environment prints, at exit, how many mat-muls tern ran and the
-// time they took (thread 0's wall time inside compute_forward, summed over calls), one-token
-// calls apart from multi-token ones.
+// GGML_TERN_STATS=1 in the environment prints, at exit, how many mat-muls (MUL_MAT and
+// MUL_MAT_ID ops) tern ran and the time they took (thread 0's wall time inside compute_forward,
+// summed over calls), one-token calls apart from multi-token ones.
 
 #include "ggml-backend-impl.h"
 #include "ggml-cpu.h"
@@ -22,8 +23,10 @@
 #include "traits.h"
 #include "tern.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -92,53 +95,92 @@ static bool is_tern_type(ggml_type t) {
     return t == GGML_TYPE_TQ1_0 || t == GGML_TYPE_TQ2_0;
 }
 
-// A weight this buffer type converts: 2-D TQ1_0/TQ2_0, contiguous (as every GGUF weight is).
+// A weight this buffer type converts: TQ1_0/TQ2_0, contiguous (as every GGUF weight is), 2-D
+// (a MUL_MAT weight) or 3-D (ne[2] experts of a MUL_MAT_ID, each a contiguous [ne1, ne0] slice).
 static bool is_tern_weight(const ggml_tensor * t) {
-    return is_tern_type(t->type) && ggml_n_dims(t) == 2 && ggml_is_contiguous(t) && t->view_src == nullptr;
+    return is_tern_type(t->type) && (ggml_n_dims(t) == 2 || ggml_n_dims(t) == 3) && ggml_is_contiguous(t) &&
+           t->view_src == nullptr;
 }
 
-// A MUL_MAT that tern_gemm computes as ggml would: a converted weight times f32 activations
-// whose tokens are contiguous rows (any row stride), writing f32 rows. src1 may have more
-// dimensions (broadcast over the 2-D weight).
+static bool in_tern_buffer(const ggml_tensor * t) {
+    return t->buffer && t->buffer->buft == ggml_backend_cpu_tern_buffer_type();
+}
+
+// f32 activations whose tokens are contiguous rows (any row stride) and f32 output rows, as
+// tern_gemm reads and writes them.
+static bool f32_rows(const ggml_tensor * op, const ggml_tensor * x) {
+    return x->type == GGML_TYPE_F32 && op->type == GGML_TYPE_F32 && x->nb[0] == sizeof(float) &&
+           x->nb[1] % sizeof(float) == 0 && x->nb[2] % sizeof(float) == 0 && x->nb[3] % sizeof(float) == 0 &&
+           op->nb[0] == sizeof(float) && op->nb[1] % sizeof(float) == 0 && op->nb[2] % sizeof(float) == 0 &&
+           op->nb[3] % sizeof(float) == 0 && (!x->buffer || ggml_backend_buft_is_host(x->buffer->buft));
+}
+
+// A MUL_MAT or MUL_MAT_ID that tern_gemm computes as ggml would. MUL_MAT: a converted 2-D
+// weight times src1 (which may have more dimensions, broadcast over the weight). MUL_MAT_ID: a
+// converted 3-D weight, src1 [K, ne11, n_tokens], ids I32 [n_expert_used, n_tokens].
 static bool runs_in_tern(const ggml_tensor * op) {
     const ggml_tensor * w = op->src[0];
     const ggml_tensor * x = op->src[1];
-    return op->op == GGML_OP_MUL_MAT && w->buffer && w->buffer->buft == ggml_backend_cpu_tern_buffer_type() &&
-           is_tern_weight(w) && x->type == GGML_TYPE_F32 && op->type == GGML_TYPE_F32 && x->ne[0] == w->ne[0] &&
-           x->nb[0] == sizeof(float) && x->nb[1] % sizeof(float) == 0 && op->nb[0] == sizeof(float) &&
-           op->nb[1] % sizeof(float) == 0 && (!x->buffer || ggml_backend_buft_is_host(x->buffer->buft));
+    if (!in_tern_buffer(w) || !is_tern_weight(w) || x->ne[0] != w->ne[0] || !f32_rows(op, x)) {
+        return false;
+    }
+    if (op->op == GGML_OP_MUL_MAT) {
+        return w->ne[2] == 1;  // ggml would broadcast a 3-D weight over src1's batches
+    }
+    const ggml_tensor * ids = op->src[2];
+    return op->op == GGML_OP_MUL_MAT_ID && ids && ids->type == GGML_TYPE_I32 && x->ne[3] == 1 &&
+           ids->ne[1] == x->ne[2] && x->ne[1] > 0 && ids->ne[0] % x->ne[1] == 0 && op->ne[0] == w->ne[1] &&
+           op->ne[1] == ids->ne[0] && op->ne[2] == ids->ne[1] &&
+           (!ids->buffer || ggml_backend_buft_is_host(ids->buffer->buft));
+}
+
+// MUL_MAT_ID's per-thread scratch (in ggml's wdata): the (token, slot) pairs grouped by expert,
+// as n_expert + 1 group bounds and n_expert_used * n_tokens pair indices; a cache-line multiple,
+// so that the threads' parts do not share a line.
+static size_t id_scratch_bytes(const ggml_tensor * op) {
+    const int64_t n_expert = op->src[0]->ne[2];
+    const int64_t n_pairs  = op->src[2]->ne[0] * op->src[2]->ne[1];
+    return GGML_PAD((size_t) (n_expert + 1 + n_pairs) * sizeof(int64_t), 64);
 }
 
 // One per converted weight, in tensor->extra.
 struct tensor_traits : ggml::cpu::tensor_traits {
-    tern_matrix *        matrix = nullptr;
+    // One matrix per expert (ne[2] of them; a 2-D weight has one).
+    std::vector<tern_matrix *> matrices;
     // Bytes of a weight written in several set_tensor pieces, until the last piece arrives.
-    std::vector<uint8_t> pending;
-    size_t               pending_bytes = 0;
+    std::vector<uint8_t>       pending;
+    size_t                     pending_bytes = 0;
 
-    ~tensor_traits() override { tern_matrix_destroy(matrix); }
+    ~tensor_traits() override { destroy(matrices); }
 
-    bool work_size(int, const ggml_tensor *, size_t & size) override {
-        size = 0;  // tern_gemm quantizes the activations into its own per-thread scratch
+    static void destroy(std::vector<tern_matrix *> & ms) {
+        for (tern_matrix * m : ms) {
+            tern_matrix_destroy(m);
+        }
+        ms.clear();
+    }
+
+    bool work_size(int n_threads, const ggml_tensor * op, size_t & size) override {
+        // MUL_MAT needs none: tern_gemm quantizes the activations into its own per-thread scratch.
+        size = op->op == GGML_OP_MUL_MAT_ID ? (size_t) n_threads * id_scratch_bytes(op) : 0;
         return true;
     }
 
     bool compute_forward(ggml_compute_params * params, ggml_tensor * op) override {
-        if (op->op != GGML_OP_MUL_MAT) {
+        if (op->op != GGML_OP_MUL_MAT && op->op != GGML_OP_MUL_MAT_ID) {
             return false;
         }
         // ggml runs an extra buffer's op here even where supports_op() declined it (a graph
         // computed without the scheduler), and cannot fall back: its own kernel would read the
         // weight's empty slot.
         if (!runs_in_tern(op)) {
-            GGML_ABORT("CPU_TERN: '%s' (%s x %s) is not a mat-mul tern can run", op->name, ggml_type_name(op->src[0]->type),
-                       ggml_type_name(op->src[1]->type));
+            GGML_ABORT("CPU_TERN: '%s' (%s %s x %s) is not a mat-mul tern can run", op->name, ggml_op_name(op->op),
+                       ggml_type_name(op->src[0]->type), ggml_type_name(op->src[1]->type));
         }
-        if (matrix == nullptr) {
+        if (matrices.empty()) {
             GGML_ABORT("CPU_TERN: weight '%s' was never loaded (no set_tensor before compute)", op->src[0]->name);
         }
-        const ggml_tensor * src1 = op->src[1];
-        const int64_t       rows = op->ne[0];
+        const int64_t rows = op->ne[0];
 
         // Thread ith computes output rows [r0, r1) of every token: the threads write disjoint
         // parts of dst and need no barrier.
@@ -155,38 +197,132 @@ struct tensor_traits : ggml::cpu::tensor_traits {
         go.compat            = TERN_COMPAT_GGML;
         go.row_begin         = r0;
         go.row_end           = r1;
+        int64_t tokens;
+        if (op->op == GGML_OP_MUL_MAT) {
+            mul_mat(op, go);
+            tokens = op->src[1]->ne[1] * op->src[1]->ne[2] * op->src[1]->ne[3];
+        } else {
+            mul_mat_id(params, op, go);
+            tokens = op->src[2]->ne[1];
+        }
+        if (g_stats.enabled && params->ith == 0) {
+            g_stats.add((uint64_t) tokens, (uint64_t) std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               std::chrono::steady_clock::now() - t0)
+                                               .count());
+        }
+        return true;
+    }
+
+    static void gemm(const ggml_tensor * op, const tern_matrix * m, const float * x, int64_t n, int64_t x_stride,
+                     float * y, int64_t y_stride, const tern_gemm_options & go) {
+        if (tern_gemm(single_thread_context(), m, x, n, x_stride, y, y_stride, &go) != TERN_STATUS_OK) {
+            // runs_in_tern() admitted only what tern_gemm accepts; no fallback (above).
+            GGML_ABORT("CPU_TERN: tern_gemm failed on '%s': %s", op->name, tern_last_error_message());
+        }
+    }
+
+    void mul_mat(const ggml_tensor * op, const tern_gemm_options & go) const {
+        const ggml_tensor * src1 = op->src[1];
         for (int64_t i3 = 0; i3 < src1->ne[3]; i3++) {
             for (int64_t i2 = 0; i2 < src1->ne[2]; i2++) {
                 const float * x =
                     (const float *) ((const char *) src1->data + i2 * src1->nb[2] + i3 * src1->nb[3]);
                 float * y = (float *) ((char *) op->data + i2 * op->nb[2] + i3 * op->nb[3]);
-                if (tern_gemm(single_thread_context(), matrix, x, src1->ne[1], src1->nb[1] / sizeof(float), y,
-                              op->nb[1] / sizeof(float), &go) != TERN_STATUS_OK) {
-                    // runs_in_tern() admitted only what tern_gemm accepts; no fallback (above).
-                    GGML_ABORT("CPU_TERN: tern_gemm failed on '%s': %s", op->name, tern_last_error_message());
-                }
+                gemm(op, matrices[0], x, src1->ne[1], src1->nb[1] / sizeof(float), y, op->nb[1] / sizeof(float), go);
             }
         }
-        if (g_stats.enabled && params->ith == 0) {
-            g_stats.add((uint64_t) (src1->ne[1] * src1->ne[2] * src1->ne[3]),
-                        (uint64_t) std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::steady_clock::now() - t0)
-                            .count());
-        }
-        return true;
     }
 
-    // Builds the matrix from the complete ggml bytes of `tensor`.
+    // dst row (e, t) = expert ids[e, t] times src1 row (e % ne11, t). Each thread groups the
+    // pairs by expert itself (a counting sort of n_expert_used * n_tokens ids: no barrier, no
+    // shared state), then per expert calls tern_gemm on runs of its pairs whose src1 rows and
+    // dst rows are each evenly spaced (one call for a run, e.g. consecutive tokens in the same
+    // slot), one token per call otherwise.
+    // A faster version would (1) copy each expert's src1 rows into one block of wdata and take
+    // its outputs in another, scattering them afterwards, so that every expert is one
+    // tern_gemm call whatever the ids; (2) quantize each src1 row to Q8_K once, split over the
+    // threads before a barrier, rather than once per (expert, thread) inside tern_gemm: that
+    // needs a tern entry point taking ggml's Q8_K blocks (tern_gemm_i8 takes one scale per
+    // token, not Q8_K's one per 256 values).
+    void mul_mat_id(const ggml_compute_params * params, const ggml_tensor * op, const tern_gemm_options & go) const {
+        const ggml_tensor * src1     = op->src[1];
+        const ggml_tensor * ids      = op->src[2];
+        const int64_t       n_expert = (int64_t) matrices.size();
+        const int64_t       n_used   = ids->ne[0];
+        const int64_t       n_tokens = ids->ne[1];
+        const size_t        scratch  = id_scratch_bytes(op);
+        GGML_ASSERT(params->wsize >= (size_t) params->nth * scratch);
+
+        // After the fill below, expert a's pairs are pairs[end[a - 1] .. end[a]) (end[-1] = 0),
+        // each p = t * n_used + e, in increasing p.
+        int64_t * end   = (int64_t *) ((char *) params->wdata + params->ith * scratch);
+        int64_t * pairs = end + n_expert + 1;
+        std::fill(end, end + n_expert + 1, 0);
+        auto expert_of = [&](int64_t p) {
+            const int32_t a = *(const int32_t *) ((const char *) ids->data + (p / n_used) * ids->nb[1] +
+                                                  (p % n_used) * ids->nb[0]);
+            if (a < 0 || a >= n_expert) {
+                GGML_ABORT("CPU_TERN: '%s': expert id %d out of range [0, %lld)", op->name, a, (long long) n_expert);
+            }
+            return a;
+        };
+        for (int64_t p = 0; p < n_used * n_tokens; p++) {
+            end[expert_of(p) + 1]++;
+        }
+        for (int64_t a = 0; a < n_expert; a++) {
+            end[a + 1] += end[a];  // end[a] = where expert a's pairs start
+        }
+        for (int64_t p = 0; p < n_used * n_tokens; p++) {
+            pairs[end[expert_of(p)]++] = p;  // leaves end[a] at the start of expert a + 1's pairs
+        }
+
+        auto x_of = [&](int64_t p) {
+            return (const char *) src1->data + (p % n_used % src1->ne[1]) * src1->nb[1] + (p / n_used) * src1->nb[2];
+        };
+        auto y_of = [&](int64_t p) { return (char *) op->data + (p % n_used) * op->nb[1] + (p / n_used) * op->nb[2]; };
+        const ptrdiff_t x_row = src1->ne[0] * sizeof(float), y_row = op->ne[0] * sizeof(float);
+        for (int64_t a = 0; a < n_expert; a++) {
+            for (int64_t i = a == 0 ? 0 : end[a - 1]; i < end[a];) {
+                const char * x  = x_of(pairs[i]);
+                char *       y  = y_of(pairs[i]);
+                int64_t      n  = 1;
+                ptrdiff_t    xs = 0, ys = 0;
+                if (i + 1 < end[a]) {
+                    xs = x_of(pairs[i + 1]) - x;
+                    ys = y_of(pairs[i + 1]) - y;
+                    // Strides of at least a row: rows that neither overlap nor repeat.
+                    if (xs >= x_row && ys >= y_row) {
+                        while (i + n < end[a] && x_of(pairs[i + n]) - x_of(pairs[i + n - 1]) == xs &&
+                               y_of(pairs[i + n]) - y_of(pairs[i + n - 1]) == ys) {
+                            n++;
+                        }
+                    }
+                }
+                gemm(op, matrices[a], (const float *) x, n, n > 1 ? xs / (ptrdiff_t) sizeof(float) : 0, (float *) y,
+                     n > 1 ? ys / (ptrdiff_t) sizeof(float) : 0, go);
+                i += n;
+            }
+        }
+    }
+
+    // Builds the matrices (one per expert) from the complete ggml bytes of `tensor`.
     void convert(const ggml_tensor * tensor, const void * data, size_t size) {
         tern_layout layout = TERN_LAYOUT_INIT(tensor->type == GGML_TYPE_TQ1_0 ? TERN_FORMAT_TQ1_0 : TERN_FORMAT_TQ2_0);
-        tern_matrix * m    = nullptr;
-        if (tern_matrix_create(single_thread_context(), &layout, data, size, tensor->ne[1], tensor->ne[0], &m) !=
-            TERN_STATUS_OK) {
-            // set_tensor returns nothing, and the weight's bytes are not kept: no way back to ggml.
-            GGML_ABORT("CPU_TERN: cannot load '%s' into tern: %s", tensor->name, tern_last_error_message());
+        const int64_t              n_expert = tensor->ne[2];
+        const size_t               bytes    = size / n_expert;  // contiguous: each expert one slice
+        std::vector<tern_matrix *> ms;
+        for (int64_t a = 0; a < n_expert; a++) {
+            tern_matrix * m = nullptr;
+            if (tern_matrix_create(single_thread_context(), &layout, (const uint8_t *) data + a * bytes, bytes,
+                                   tensor->ne[1], tensor->ne[0], &m) != TERN_STATUS_OK) {
+                // set_tensor returns nothing, and the weight's bytes are not kept: no way back.
+                GGML_ABORT("CPU_TERN: cannot load '%s' (expert %lld) into tern: %s", tensor->name, (long long) a,
+                           tern_last_error_message());
+            }
+            ms.push_back(m);
         }
-        tern_matrix_destroy(matrix);
-        matrix = m;
+        destroy(matrices);
+        matrices = std::move(ms);
     }
 };
 
@@ -311,17 +447,11 @@ static size_t get_alloc_size(ggml_backend_buffer_type_t, const ggml_tensor * ten
 
 class extra_buffer_type : ggml::cpu::extra_buffer_type {
     bool supports_op(ggml_backend_dev_t, const ggml_tensor * op) override {
-        // MUL_MAT_ID (MoE experts) is declined: its weights are 3-D (one matrix per expert) and
-        // its rows are gathered per expert; it stays on ggml's kernels.
-        if (op->op != GGML_OP_MUL_MAT) {
-            return false;
-        }
         return runs_in_tern(op);
     }
 
     ggml::cpu::tensor_traits * get_tensor_traits(const ggml_tensor * op) override {
-        if (op->op == GGML_OP_MUL_MAT && op->src[0]->buffer &&
-            op->src[0]->buffer->buft == ggml_backend_cpu_tern_buffer_type()) {
+        if ((op->op == GGML_OP_MUL_MAT || op->op == GGML_OP_MUL_MAT_ID) && in_tern_buffer(op->src[0])) {
             return traits_of(op->src[0]);
         }
         return nullptr;

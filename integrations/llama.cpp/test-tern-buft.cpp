@@ -7,6 +7,10 @@
 //   * for TQ1_0 and TQ2_0 and a range of shapes, token counts, thread counts, a broadcast src1
 //     and a src1 with padded rows: puts the same quantized weight in a plain CPU buffer and in
 //     CPU_TERN, runs MUL_MAT on both, and compares;
+//   * the same for MUL_MAT_ID (mixture-of-experts: a 3-D weight, one matrix per expert, and the
+//     experts each token uses), for several expert counts, used counts, token counts and thread
+//     counts, src1 with one row per token (broadcast to every slot) or one per slot, random or
+//     repeated expert choices;
 //   * checks what supports_op() must decline, that the buffer does not hold the weight's bytes,
 //     and that a weight written in two set_tensor pieces is converted once complete.
 //
@@ -25,6 +29,7 @@
 #include "ggml-cpu.h"
 #include "ggml.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -64,6 +69,43 @@ struct mm_case {
     int       threads;
     bool      split_set;                  // write the TERN weight in two set_tensor pieces
 };
+
+// The largest |error| of tern's outputs against the exact dot and against ggml's, as fractions
+// of the allowed bounds (see the top of the file).
+struct errors {
+    double exact = 0.0, ggml = 0.0;
+};
+
+// One output row: `w` the weight's `rows` x K (dequantized), `x` the activation row, `got`
+// tern's outputs, `ref` ggml's.
+static void check_row(const float * w, int64_t rows, int64_t K, const float * x, const float * got,
+                      const float * ref, errors & worst) {
+    // The exact dot on ggml's Q8_K activations (ggml's own from_float for its vec_dot_type).
+    const int64_t        n_blocks = K / 256;
+    const size_t         q8_row   = ggml_row_size(GGML_TYPE_Q8_K, K);
+    const size_t         q8_block = q8_row / n_blocks;  // f32 d, 256 int8, 16 int16 sums
+    std::vector<uint8_t> q8(q8_row);
+    ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float(x, q8.data(), K);
+    for (int64_t r = 0; r < rows; r++) {
+        double s = 0.0, exact = 0.0;
+        for (int64_t k = 0; k < K; k++) {
+            s += std::fabs((double) w[r * K + k] * x[k]);
+        }
+        for (int64_t blk = 0; blk < n_blocks; blk++) {
+            const uint8_t * qb = &q8[blk * q8_block];
+            float           d;
+            memcpy(&d, qb, sizeof(float));
+            double dot = 0.0;
+            for (int j = 0; j < 256; j++) {
+                dot += (double) w[r * K + blk * 256 + j] * (int8_t) qb[sizeof(float) + j];
+            }
+            exact += dot * d;
+        }
+        const double bound = (double) n_blocks * s + 1e-30;
+        worst.exact        = std::max(worst.exact, std::fabs(got[r] - exact) / (1e-6 * bound));
+        worst.ggml         = std::max(worst.ggml, std::fabs((double) ref[r] - got[r]) / (1e-5 * bound));
+    }
+}
 
 // Runs one case and prints its max error as a fraction of the allowed bound.
 static void run_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_backend_buffer_type_t tern_buft,
@@ -142,41 +184,135 @@ static void run_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_backen
     std::vector<float> a(M * N * B), b(M * N * B);
     ggml_backend_tensor_get(y_ref, a.data(), 0, a.size() * sizeof(float));
     ggml_backend_tensor_get(y_tern, b.data(), 0, b.size() * sizeof(float));
-    // The exact dot on ggml's Q8_K activations (ggml's own from_float for its vec_dot_type).
-    const int64_t        n_blocks = K / 256;
-    const size_t         q8_row   = ggml_row_size(GGML_TYPE_Q8_K, K);
-    std::vector<uint8_t> q8(q8_row);
-    double               worst_exact = 0.0, worst_ggml = 0.0;  // max |error| / allowed
+    errors worst;
     for (int64_t bt = 0; bt < B; bt++) {
         for (int64_t t = 0; t < N; t++) {
-            const float * xt_row = &xf[(bt * N + t) * xrow];
-            ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float(xt_row, q8.data(), K);
-            const size_t q8_block = q8_row / n_blocks;  // f32 d, 256 int8, 16 int16 sums
-            for (int64_t r = 0; r < M; r++) {
-                double s = 0.0, exact = 0.0;
-                for (int64_t k = 0; k < K; k++) {
-                    s += std::fabs((double) wd[r * K + k] * xt_row[k]);
-                }
-                for (int64_t blk = 0; blk < n_blocks; blk++) {
-                    const uint8_t * qb = &q8[blk * q8_block];
-                    float           d;
-                    memcpy(&d, qb, sizeof(float));
-                    double dot = 0.0;
-                    for (int j = 0; j < 256; j++) {
-                        dot += (double) wd[r * K + blk * 256 + j] * (int8_t) qb[sizeof(float) + j];
-                    }
-                    exact += dot * d;
-                }
-                const double bound = (double) n_blocks * s + 1e-30;
-                const size_t i     = (bt * N + t) * M + r;
-                worst_exact        = std::max(worst_exact, std::fabs(b[i] - exact) / (1e-6 * bound));
-                worst_ggml         = std::max(worst_ggml, std::fabs((double) a[i] - b[i]) / (1e-5 * bound));
-            }
+            const size_t i = (bt * N + t) * M;
+            check_row(wd.data(), M, K, &xf[(bt * N + t) * xrow], &b[i], &a[i], worst);
         }
     }
+    const double worst_exact = worst.exact, worst_ggml = worst.ggml;
     CHECK(worst_exact <= 1.0, "%s: tern vs exact: %.3g x the allowed bound", name.c_str(), worst_exact);
     CHECK(worst_ggml <= 1.0, "%s: tern vs ggml: %.3g x the allowed bound", name.c_str(), worst_ggml);
     printf("%-62s max error of the bound: vs exact %.3f, vs ggml %.3f\n", name.c_str(), worst_exact, worst_ggml);
+
+    ggml_backend_buffer_free(buf_ref);
+    ggml_backend_buffer_free(buf_tern);
+    ggml_backend_buffer_free(buf_x);
+    ggml_free(wctx_ref);
+    ggml_free(wctx_tern);
+    ggml_free(ctx);
+}
+
+struct id_case {
+    ggml_type type;
+    int64_t   rows, cols, n_expert, n_used, tokens;
+    bool      per_slot_x;  // src1 has one row per (slot, token), as for ffn_down; else one per token
+    bool      same_ids;    // every token uses experts 0..n_used-1 in slot order (one run per expert)
+    int       threads;
+    bool      split_set;
+};
+
+// MUL_MAT_ID: dst[e, t] = W[ids[e, t]] · src1 row (e % ne11, t), through ggml and through tern.
+static void run_id_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_backend_buffer_type_t tern_buft,
+                        const id_case & c, std::mt19937 & rng) {
+    const int64_t M = c.rows, K = c.cols, E = c.n_expert, U = c.n_used, N = c.tokens;
+    const int64_t X = c.per_slot_x ? U : 1;  // src1's ne[1]
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+
+    std::vector<float> wf(M * K * E);
+    for (auto & v : wf) {
+        v = nd(rng);
+    }
+    std::vector<uint8_t> wq(ggml_row_size(c.type, K) * M * E);
+    ggml_quantize_chunk(c.type, wf.data(), wq.data(), 0, M * E, K, nullptr);
+    std::vector<float> wd(M * K * E);
+    ggml_get_type_traits(c.type)->to_float(wq.data(), wd.data(), M * K * E);
+
+    std::vector<float> xf(K * X * N);
+    for (auto & v : xf) {
+        v = nd(rng);
+    }
+    // Each token picks U distinct experts (a top-k choice), in random slot order.
+    std::vector<int32_t> idv(U * N);
+    for (int64_t t = 0; t < N; t++) {
+        std::vector<int32_t> all(E);
+        for (int64_t a = 0; a < E; a++) {
+            all[a] = (int32_t) a;
+        }
+        if (!c.same_ids) {
+            std::shuffle(all.begin(), all.end(), rng);
+        }
+        std::copy(all.begin(), all.begin() + U, &idv[t * U]);
+    }
+
+    ggml_init_params ip = { ggml_tensor_overhead() * 16 + ggml_graph_overhead() * 2, nullptr, true };
+    ggml_context *   wctx_ref  = ggml_init(ip);
+    ggml_context *   wctx_tern = ggml_init(ip);
+    ggml_context *   ctx       = ggml_init(ip);
+
+    ggml_tensor * w_ref  = ggml_new_tensor_3d(wctx_ref, c.type, K, M, E);
+    ggml_tensor * w_tern = ggml_new_tensor_3d(wctx_tern, c.type, K, M, E);
+    ggml_set_name(w_tern, "w_tern_exps");
+    ggml_tensor * x      = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, X, N);
+    ggml_tensor * ids    = ggml_new_tensor_2d(ctx, GGML_TYPE_I32, U, N);
+    ggml_tensor * y_ref  = ggml_mul_mat_id(ctx, w_ref, x, ids);
+    ggml_tensor * y_tern = ggml_mul_mat_id(ctx, w_tern, x, ids);
+    // A plain MUL_MAT of the 3-D weight (ggml broadcasts it over src1's batches): declined.
+    ggml_tensor * xb     = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, 2, E);
+    ggml_tensor * y_decl = ggml_mul_mat(ctx, w_tern, xb);
+
+    ggml_backend_buffer_t buf_ref  = ggml_backend_alloc_ctx_tensors_from_buft(wctx_ref, ggml_backend_cpu_buffer_type());
+    ggml_backend_buffer_t buf_tern = ggml_backend_alloc_ctx_tensors_from_buft(wctx_tern, tern_buft);
+    ggml_backend_buffer_t buf_x    = ggml_backend_alloc_ctx_tensors(ctx, backend);
+    const std::string     name = std::string("MUL_MAT_ID ") + ggml_type_name(c.type) + " " + std::to_string(M) + "x" +
+                             std::to_string(K) + " experts=" + std::to_string(U) + "/" + std::to_string(E) +
+                             " tokens=" + std::to_string(N) + (c.per_slot_x ? " x-per-slot" : "") +
+                             (c.same_ids ? " same-ids" : "") + " threads=" + std::to_string(c.threads) +
+                             (c.split_set ? " split-set" : "");
+    CHECK(buf_ref && buf_tern && buf_x, "%s: buffer allocation failed", name.c_str());
+    if (!(buf_ref && buf_tern && buf_x)) {
+        return;
+    }
+    CHECK(ggml_backend_buffer_get_size(buf_tern) < ggml_nbytes(w_tern),
+          "%s: CPU_TERN buffer holds %zu bytes for a %zu-byte weight", name.c_str(),
+          ggml_backend_buffer_get_size(buf_tern), ggml_nbytes(w_tern));
+
+    ggml_backend_tensor_set(w_ref, wq.data(), 0, wq.size());
+    if (c.split_set) {
+        // Pieces that do not end on an expert's boundary.
+        const size_t cut = wq.size() / 2 + ggml_row_size(c.type, K);
+        ggml_backend_tensor_set(w_tern, wq.data(), 0, cut);
+        ggml_backend_tensor_set(w_tern, wq.data() + cut, cut, wq.size() - cut);
+    } else {
+        ggml_backend_tensor_set(w_tern, wq.data(), 0, wq.size());
+    }
+    ggml_backend_tensor_set(x, xf.data(), 0, xf.size() * sizeof(float));
+    ggml_backend_tensor_set(ids, idv.data(), 0, idv.size() * sizeof(int32_t));
+
+    CHECK(ggml_backend_dev_supports_op(dev, y_tern), "%s: CPU_TERN declined a MUL_MAT_ID", name.c_str());
+    CHECK(!ggml_backend_dev_supports_op(dev, y_decl), "%s: CPU_TERN accepted a MUL_MAT of a 3-D weight", name.c_str());
+
+    ggml_backend_cpu_set_n_threads(backend, c.threads);
+    for (ggml_tensor * y : { y_ref, y_tern }) {
+        ggml_cgraph * gf = ggml_new_graph(ctx);
+        ggml_build_forward_expand(gf, y);
+        CHECK(ggml_backend_graph_compute(backend, gf) == GGML_STATUS_SUCCESS, "%s: compute failed", name.c_str());
+    }
+
+    std::vector<float> a(M * U * N), b(M * U * N);
+    ggml_backend_tensor_get(y_ref, a.data(), 0, a.size() * sizeof(float));
+    ggml_backend_tensor_get(y_tern, b.data(), 0, b.size() * sizeof(float));
+    errors worst;
+    for (int64_t t = 0; t < N; t++) {
+        for (int64_t e = 0; e < U; e++) {
+            const int64_t i = (t * U + e) * M;
+            check_row(&wd[idv[t * U + e] * M * K], M, K, &xf[(t * X + e % X) * K], &b[i], &a[i], worst);
+        }
+    }
+    CHECK(worst.exact <= 1.0, "%s: tern vs exact: %.3g x the allowed bound", name.c_str(), worst.exact);
+    CHECK(worst.ggml <= 1.0, "%s: tern vs ggml: %.3g x the allowed bound", name.c_str(), worst.ggml);
+    printf("%-62s max error of the bound: vs exact %.3f, vs ggml %.3f\n", name.c_str(), worst.exact, worst.ggml);
 
     ggml_backend_buffer_free(buf_ref);
     ggml_backend_buffer_free(buf_tern);
@@ -218,11 +354,26 @@ int main() {
     for (const auto & c : cases) {
         run_case(backend, dev, tern_buft, c, rng);
     }
+
+    std::vector<id_case> id_cases;
+    for (ggml_type type : { GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0 }) {
+        // rows, cols, experts, used, tokens, x per slot, same ids, threads, split set
+        id_cases.push_back({ type, 64, 256, 4, 2, 1, false, false, 1, false });    // one token (generation)
+        id_cases.push_back({ type, 128, 512, 8, 2, 5, false, false, 2, false });
+        id_cases.push_back({ type, 100, 768, 8, 3, 7, true, false, 3, false });    // ffn_down-like src1
+        id_cases.push_back({ type, 192, 256, 32, 8, 33, false, false, 2, false }); // some experts unused
+        id_cases.push_back({ type, 64, 512, 2, 1, 16, false, false, 3, false });   // long same-slot runs
+        id_cases.push_back({ type, 128, 256, 6, 4, 9, true, true, 2, false });     // one run per expert
+        id_cases.push_back({ type, 128, 512, 4, 2, 3, false, false, 2, true });    // weight in two pieces
+    }
+    for (const auto & c : id_cases) {
+        run_id_case(backend, dev, tern_buft, c, rng);
+    }
     ggml_backend_free(backend);
     if (g_failures) {
         fprintf(stderr, "test-tern-buft: %d failure(s)\n", g_failures);
         return 1;
     }
-    printf("test-tern-buft: all %zu cases pass\n", cases.size());
+    printf("test-tern-buft: all %zu cases pass\n", cases.size() + id_cases.size());
     return 0;
 }

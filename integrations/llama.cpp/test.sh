@@ -2,9 +2,10 @@
 # tern inside a real llama.cpp: builds the pinned llama.cpp stock and with CPU_TERN, then checks
 #   (a) next-token logits of a random bitnet model (TQ1_0 and TQ2_0) agree between the builds,
 #       for a 48-token batch and 8 one-token steps, and the tern build ran its mat-muls in tern;
-#   (b) ggml-level: every TQ mat-mul shape/thread/stride case through CPU_TERN matches ggml's own
-#       CPU mat-mul (test-tern-buft.cpp; test-backend-ops does not exercise extra buffer types,
-#       see there), and test-backend-ops -o MUL_MAT still passes in the tern build;
+#   (b) ggml-level: every TQ MUL_MAT and MUL_MAT_ID (experts) shape/thread/stride case through
+#       CPU_TERN matches ggml's own CPU op (test-tern-buft.cpp; test-backend-ops does not exercise
+#       extra buffer types, see there), and test-backend-ops -o MUL_MAT still passes in the tern
+#       build;
 #   (c) an I2_S file (bitnet.cpp's format) retyped to TQ2_0 by `tern convert` loads in stock
 #       llama.cpp and gives the same logits as the TQ2_0 file made from the same weights.
 #
