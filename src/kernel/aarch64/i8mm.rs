@@ -55,7 +55,10 @@ unsafe fn dots<const L: usize>(job: &mut Job) {
         return unsafe { super::dotprod::dots::<L>(job) };
     }
     let t_pad = job.n_tokens.min(MAX_T).next_multiple_of(2);
-    let mut buf = vec![0i8; CHUNK_COLS.min(job.n_blocks * L) * t_pad];
+    // On the stack (16 KiB at most): the kernel runs inside every GEMM task, whose steady path
+    // allocates nothing.
+    let mut storage = [0i8; CHUNK_COLS * MAX_T];
+    let buf = &mut storage[..CHUNK_COLS.min(job.n_blocks * L) * t_pad];
     let mut t0 = 0;
     while t0 < job.n_tokens {
         let nt = (job.n_tokens - t0).min(MAX_T);
@@ -65,10 +68,10 @@ unsafe fn dots<const L: usize>(job: &mut Job) {
         unsafe {
             match nt {
                 1 => super::dotprod::dots::<L>(&mut sub),
-                2 => group::<L, 2>(&mut sub, &mut buf),
-                3 | 4 => group::<L, 4>(&mut sub, &mut buf),
-                5 | 6 => group::<L, 6>(&mut sub, &mut buf),
-                _ => group::<L, 8>(&mut sub, &mut buf),
+                2 => group::<L, 2>(&mut sub, buf),
+                3 | 4 => group::<L, 4>(&mut sub, buf),
+                5 | 6 => group::<L, 6>(&mut sub, buf),
+                _ => group::<L, 8>(&mut sub, buf),
             }
         }
         t0 += nt;
