@@ -36,6 +36,25 @@ struct Tensor<'a> {
 /// Progress of `Writer::write`: tensor index, tensor count, name, bytes written so far, total.
 pub type Progress<'p> = &'p mut dyn FnMut(usize, usize, &str, u64, u64);
 
+/// A `Progress` for a command line: a line to `log` at every 10 % step and at the end.
+pub fn percent_log(log: &mut dyn FnMut(&str)) -> impl FnMut(usize, usize, &str, u64, u64) + '_ {
+    let mut last_pct = u64::MAX;
+    move |i, n, name, done, total| {
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
+        if i == n || pct / 10 != last_pct / 10 {
+            last_pct = pct;
+            if i == n {
+                log(&format!("writing: 100% ({done} bytes)"));
+            } else {
+                log(&format!(
+                    "writing: {pct:>3}% ({done} / {total} bytes) tensor {}/{n} {name}",
+                    i + 1
+                ));
+            }
+        }
+    }
+}
+
 pub struct Writer<'a> {
     alignment: u64,
     dialect: Dialect,

@@ -506,21 +506,7 @@ pub fn convert(
         report.kept += 1;
     }
     report.tensors_out = w.tensor_count();
-    let mut last_pct = u64::MAX;
-    let mut progress = |i: usize, n: usize, name: &str, done: u64, total: u64| {
-        let pct = (done * 100).checked_div(total).unwrap_or(100);
-        if i == n || pct / 10 != last_pct / 10 {
-            last_pct = pct;
-            if i == n {
-                log(&format!("writing: 100% ({done} bytes)"));
-            } else {
-                log(&format!(
-                    "writing: {pct:>3}% ({done} / {total} bytes) tensor {}/{n} {name}",
-                    i + 1
-                ));
-            }
-        }
-    };
+    let mut progress = tern::gguf::writer::percent_log(log);
     report.bytes_out = w.write(output, &mut progress)?;
     Ok(report)
 }
