@@ -6,7 +6,7 @@ use tern::format::{Format, Layout};
 use tern::kernel::{self, Isa, Kernels, feature};
 
 /// `tern_cpu_feature` bits and their names, in bit order.
-const FEATURES: [(u64, &str); 10] = [
+const FEATURES: [(u64, &str); 11] = [
     (feature::AVX2, "avx2"),
     (feature::FMA, "fma"),
     (feature::AVX512F, "avx512f"),
@@ -17,6 +17,7 @@ const FEATURES: [(u64, &str); 10] = [
     (feature::NEON, "neon"),
     (feature::DOTPROD, "dotprod"),
     (feature::I8MM, "i8mm"),
+    (feature::AVX512VBMI, "avx512vbmi"),
 ];
 
 /// Names of the features tern detected, or "none".
