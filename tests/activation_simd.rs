@@ -153,3 +153,33 @@ fn simd_quantizer_is_bit_exact() {
         }
     }
 }
+
+/// On a CPU without AVX-512 F/BW (or AVX2) that level's quantizer refuses to run, with a message,
+/// instead of executing instructions the CPU lacks.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn quantizers_refuse_cpus_without_their_level() {
+    use tern::quant::activation::{quantize_token_avx2, quantize_token_avx512};
+    let cases: [(Isa, QuantizeTokenFn, &str); 2] = [
+        (Isa::Avx2, quantize_token_avx2, "needs AVX2"),
+        (Isa::Avx512, quantize_token_avx512, "needs AVX-512 F and BW"),
+    ];
+    for (isa, quantize, want) in cases {
+        if isa.is_available() {
+            println!(
+                "skipped: this CPU has {}, so its quantizer runs (tested above)",
+                isa.name()
+            );
+            continue;
+        }
+        let (x, mut q) = ([1.0f32; 32], [0i8; 32]);
+        let err = std::panic::catch_unwind(move || quantize(Arith::Default, &x, &mut q))
+            .expect_err("the quantizer ran without its CPU level");
+        let msg = err
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| err.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(msg.contains(want), "{}: {msg}", isa.name());
+    }
+}

@@ -219,6 +219,45 @@ fn table_rows() {
     }
 }
 
+/// Levels compare by rank, not by their `tern_isa` numbers (AVX-VNNI, 8, ranks between AVX-512BW,
+/// 3, and AVX-512 VNNI, 4); the best level is the highest-ranked one available; every level can be
+/// requested by number, and an unknown number's message lists them all.
+#[test]
+fn isa_levels_rank_and_requests() {
+    let ranked = [
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::Avx512,
+        Isa::AvxVnni,
+        Isa::Avx512Vnni,
+        Isa::Avx512Vbmi,
+    ];
+    assert!(
+        ranked
+            .windows(2)
+            .all(|w| w[0] < w[1] && w[0].rank() < w[1].rank())
+    );
+    assert!(Isa::AvxVnni > Isa::Avx512 && (Isa::AvxVnni as i32) > (Isa::Avx512Vnni as i32));
+    assert_eq!(Isa::best(), Isa::available().max().unwrap());
+    for isa in Isa::ALL {
+        match Isa::from_request(isa as i32) {
+            Ok(got) => assert!(got == isa && isa.is_available(), "{}", isa.name()),
+            Err(e) => {
+                assert!(!isa.is_available(), "{}: {}", isa.name(), e.message);
+                assert!(
+                    e.message.contains("not available on this CPU"),
+                    "{}",
+                    e.message
+                );
+            }
+        }
+    }
+    let e = Isa::from_request(10).err().expect("max_isa 10 is unknown");
+    for want in ["3 = AVX512", "8 = AVXVNNI", "9 = AVX512VBMI", "7 = I8MM"] {
+        assert!(e.message.contains(want), "{}", e.message);
+    }
+}
+
 #[test]
 fn table_names() {
     for isa in isas() {

@@ -100,7 +100,21 @@ pub fn print_info() {
     );
     let available: Vec<Isa> = Isa::available().collect();
     let names: Vec<&str> = available.iter().map(|i| i.name()).collect();
-    println!("isa levels: {}", names.join(" "));
+    // The levels of this architecture (those with their own row) that this CPU lacks.
+    let lacked: Vec<&str> = Isa::ALL
+        .into_iter()
+        .filter(|i| !i.is_available() && Kernels::for_isa(*i).isa == *i)
+        .map(Isa::name)
+        .collect();
+    if lacked.is_empty() {
+        println!("isa levels: {}", names.join(" "));
+    } else {
+        println!(
+            "isa levels: {} (not on this CPU: {})",
+            names.join(" "),
+            lacked.join(" ")
+        );
+    }
     let fmts = formats();
     let list = |want: bool| {
         let v: Vec<&str> = fmts
