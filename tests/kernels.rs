@@ -252,7 +252,7 @@ fn isa_levels_rank_and_requests() {
             }
         }
     }
-    let e = Isa::from_request(10).err().expect("max_isa 10 is unknown");
+    let e = Isa::from_request(10).expect_err("max_isa 10 is unknown");
     for want in ["3 = AVX512", "8 = AVXVNNI", "9 = AVX512VBMI", "7 = I8MM"] {
         assert!(e.message.contains(want), "{}", e.message);
     }
