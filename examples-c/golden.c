@@ -127,7 +127,7 @@ static const struct {
 } isas[] = {
     {TERN_ISA_SCALAR, "scalar"}, {TERN_ISA_AVX2, "avx2"},       {TERN_ISA_AVX512, "avx512"},
     {TERN_ISA_AVX512VNNI, "avx512vnni"}, {TERN_ISA_NEON, "neon"}, {TERN_ISA_DOTPROD, "dotprod"},
-    {TERN_ISA_I8MM, "i8mm"},
+    {TERN_ISA_I8MM, "i8mm"}, {TERN_ISA_AVXVNNI, "avxvnni"}, {TERN_ISA_AVX512VBMI, "avx512vbmi"},
 };
 #define N_ISAS (sizeof isas / sizeof isas[0])
 

@@ -296,10 +296,10 @@ arm_triple=aarch64-unknown-linux-gnu
 arm_sysroot=${TERN_AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 arm_target_dir=$root/target/aarch64
 arm_bin=$arm_target_dir/$arm_triple/release
-# info_features WANT CMD...: runs `CMD... info` (a tern binary, under an emulator) and checks that
-# the CPU features it reports are WANT.
+# info_features WANT ISAS CMD...: runs `CMD... info` (a tern binary, under an emulator) and checks
+# that the CPU features it reports are WANT and the ISA levels it can run are ISAS.
 info_features() {
-    local want=$1 out features; shift
+    local want=$1 want_isas=$2 out features isas; shift 2
     out=$("$@" info) || { echo "$out"; echo "tern info failed: $*"; return 1; }
     echo "tern info ($*):"
     echo "$out" | grep -E '^(arch|features|isa levels|default)' | sed 's/^/  /'
@@ -308,11 +308,17 @@ info_features() {
         echo "expected features '$want' from $*, tern info reports '$features'"
         return 1
     fi
+    isas=$(echo "$out" | sed -n 's/^isa levels: *\([^(]*[^( ]\).*/\1/p')
+    if [ "$isas" != "$want_isas" ]; then
+        echo "expected ISA levels '$want_isas' from $*, tern info reports '$isas'"
+        return 1
+    fi
 }
 
 # x86 under qemu-user: the host's test binaries run emulated on CPU models without AVX-512
-# (`max`: AVX2 + FMA) and without any SIMD level (`qemu64`), so the AVX2 and scalar-only
-# dispatch paths run the whole suite as they would on such machines.
+# (`max`: AVX2 + FMA; no emulator has AVX-VNNI, so the `avxvnni` level runs only on such CPUs and
+# its code, EVEX-encoded, on AVX-512 VNNI ones) and without any SIMD level (`qemu64`), so the AVX2
+# and scalar-only rows of the ISA table run the whole suite as they would on such machines.
 declare -A x86_isas=([max]="scalar avx2" [qemu64]="scalar")
 declare -A x86_features=([max]="avx2 fma" [qemu64]="none")
 
@@ -330,7 +336,7 @@ x86_tests() { # qemu CPU model
     x86_cargo "$cpu" || return 1
     x86_cargo "$cpu" --test kernels kernels_tested -- --nocapture 2>&1 |
         grep 'kernel ISAs tested' || { echo "kernels_tested did not run"; return 1; }
-    info_features "${x86_features[$cpu]}" qemu-x86_64 -cpu "$cpu" target/release/tern
+    info_features "${x86_features[$cpu]}" "${x86_isas[$cpu]}" qemu-x86_64 -cpu "$cpu" target/release/tern
 }
 x86_tests_max() { x86_tests max; }
 x86_tests_qemu64() { x86_tests qemu64; }
@@ -382,7 +388,7 @@ arm_tests() { # qemu CPU model
     TERN_EXPECT_ISAS=${arm_isas[$cpu]} arm_cargo "$cpu" test -- "${skip[@]}" || return 1
     TERN_EXPECT_ISAS=${arm_isas[$cpu]} arm_cargo "$cpu" test --test kernels kernels_tested \
         -- --nocapture 2>&1 | grep 'kernel ISAs tested' || { echo "kernels_tested did not run"; return 1; }
-    info_features "${arm_features[$cpu]}" qemu-aarch64 -L "$arm_sysroot" -cpu "$cpu" "$arm_bin/tern"
+    info_features "${arm_features[$cpu]}" "${arm_isas[$cpu]}" qemu-aarch64 -L "$arm_sysroot" -cpu "$cpu" "$arm_bin/tern"
 }
 arm_tests_max() { arm_tests max; }
 arm_tests_a53() { arm_tests cortex-a53; }

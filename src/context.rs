@@ -1,5 +1,5 @@
-//! A context: the kernel table chosen once from the CPU (capped by `max_isa`) and the threads
-//! that run it. Immutable after creation, so it is shared freely across threads.
+//! A context: its row of the ISA table (`Kernels`: every kernel and the activation quantizer of
+//! one level), chosen once from `max_isa` and the CPU, and the threads that run it. Immutable after creation, so it is shared freely across threads.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -247,6 +247,7 @@ impl Drop for Pool {
 }
 
 pub struct Context {
+    /// The level's row: what every GEMM and activation quantization on this context runs.
     pub kernels: &'static Kernels,
     pub threads: Threads,
 }

@@ -643,7 +643,8 @@ impl Matrix {
                 let (q, s, m) =
                     unsafe { (qs.rows(r.clone()), ss.rows(r.clone()), ms.rows(r.clone())) };
                 let x = &x[r.start * x_stride..];
-                arith.quantize_batch(x, x_stride, cols, r.len(), q, stride, s, Some(m));
+                let quantize = ctx.kernels.quantize_token;
+                arith.quantize_batch(quantize, x, x_stride, cols, r.len(), q, stride, s, Some(m));
                 zero_pad(q, stride, cols, r.len());
             });
             let acts = Activations {
@@ -1161,7 +1162,8 @@ impl Matrix {
                 Prepared::Token { x, w_scale } => {
                     // This task's own copy of the quantized token (zero-padded).
                     let q = take(token, pc);
-                    let (s, sum) = arith.quantize_token(x, &mut q[..cols]);
+                    let (s, sum) =
+                        arith.quantize_token(ctx.kernels.quantize_token, x, &mut q[..cols]);
                     zero_pad(q, pc, cols, 1);
                     (token_scale, token_sum) = ([s], [sum]);
                     token_post = [arith.post_scale(w_scale, s)];

@@ -1,9 +1,10 @@
-//! The SIMD activation quantizer (`Arith::quantize_token`, AVX-512 or AVX2 when present) is
+//! The activation quantizer of every ISA level this CPU runs (AVX-512 or AVX2 on x86) is
 //! bit-identical with its scalar definition in every per-token arithmetic, on adversarial
 //! inputs: exact ties at every rounding boundary, NaN, ±inf, ±0, huge and tiny values, every
 //! tail length.
 
-use tern::quant::activation::Arith;
+use tern::kernel::{Isa, Kernels};
+use tern::quant::activation::{Arith, QuantizeTokenFn};
 
 const MODES: [Arith; 4] = [
     Arith::Default,
@@ -25,31 +26,44 @@ impl Rng {
     }
 }
 
+/// The activation quantizer of every ISA level this CPU runs (its `Kernels` row).
+fn quantizers() -> Vec<(&'static str, QuantizeTokenFn)> {
+    Isa::available()
+        .map(|isa| (isa.name(), Kernels::for_isa(isa).quantize_token))
+        .collect()
+}
+
 fn check(x: &[f32], what: &str) {
     for mode in MODES {
-        let mut a = vec![0x55i8; x.len()];
         let mut b = vec![0x55i8; x.len()];
-        let (sa, ta) = mode.quantize_token(x, &mut a);
         let (sb, tb) = mode.quantize_token_scalar(x, &mut b);
-        assert_eq!(sa.to_bits(), sb.to_bits(), "{mode:?} {what}: scale");
-        assert_eq!(ta, tb, "{mode:?} {what}: sum");
-        assert_eq!(a, b, "{mode:?} {what}: q");
-        for avx512 in [false, true] {
+        for (isa, quantize) in quantizers() {
+            // Through the entry point (scalar below 16 values) and the level's quantizer itself
+            // (at every length, tails included).
+            let mut a = vec![0x55i8; x.len()];
+            let (sa, ta) = mode.quantize_token(quantize, x, &mut a);
+            assert_eq!(
+                (sa.to_bits(), ta),
+                (sb.to_bits(), tb),
+                "{mode:?} {what} {isa}"
+            );
+            assert_eq!(a, b, "{mode:?} {what}: q {isa}");
             let mut c = vec![0x55i8; x.len()];
-            if let Some((sc, tc)) = mode.quantize_token_simd(avx512, x, &mut c) {
-                assert_eq!(
-                    (sc.to_bits(), tc),
-                    (sb.to_bits(), tb),
-                    "{mode:?} {what} avx512={avx512}"
-                );
-                assert_eq!(c, b, "{mode:?} {what}: q avx512={avx512}");
-            }
+            let (sc, tc) = quantize(mode, x, &mut c);
+            assert_eq!(
+                (sc.to_bits(), tc),
+                (sb.to_bits(), tb),
+                "{mode:?} {what} {isa} direct"
+            );
+            assert_eq!(c, b, "{mode:?} {what}: q {isa} direct");
         }
     }
 }
 
 #[test]
 fn simd_quantizer_is_bit_exact() {
+    let names: Vec<&str> = quantizers().iter().map(|q| q.0).collect();
+    println!("quantizers of the levels: {}", names.join(", "));
     let mut rng = Rng(0x1234_5678_9abc_def1);
     for n in 0..200 {
         let x: Vec<f32> = (0..n).map(|_| rng.f() * 3.0).collect();
@@ -110,24 +124,62 @@ fn simd_quantizer_is_bit_exact() {
     let (cols, tokens, stride) = (300, 5, 311);
     let x: Vec<f32> = (0..tokens * stride).map(|_| rng.f() * 10.0).collect();
     for mode in MODES {
-        let mut q = vec![0i8; tokens * cols];
-        let mut s = vec![0f32; tokens];
-        let mut sums = vec![0i32; tokens];
-        mode.quantize_batch(
-            &x,
-            stride,
-            cols,
-            tokens,
-            &mut q,
-            cols,
-            &mut s,
-            Some(&mut sums),
-        );
-        for t in 0..tokens {
-            let mut r = vec![0i8; cols];
-            let (sc, su) = mode.quantize_token_scalar(&x[t * stride..][..cols], &mut r);
-            assert_eq!((s[t].to_bits(), sums[t]), (sc.to_bits(), su));
-            assert_eq!(&q[t * cols..][..cols], &r[..]);
+        for (isa, quantize) in quantizers() {
+            let mut q = vec![0i8; tokens * cols];
+            let mut s = vec![0f32; tokens];
+            let mut sums = vec![0i32; tokens];
+            mode.quantize_batch(
+                quantize,
+                &x,
+                stride,
+                cols,
+                tokens,
+                &mut q,
+                cols,
+                &mut s,
+                Some(&mut sums),
+            );
+            for t in 0..tokens {
+                let mut r = vec![0i8; cols];
+                let (sc, su) = mode.quantize_token_scalar(&x[t * stride..][..cols], &mut r);
+                let got = (s[t].to_bits(), sums[t]);
+                assert_eq!(got, (sc.to_bits(), su), "{mode:?} batch token {t} {isa}");
+                assert_eq!(
+                    &q[t * cols..][..cols],
+                    &r[..],
+                    "{mode:?} batch token {t} {isa}"
+                );
+            }
         }
+    }
+}
+
+/// On a CPU without AVX-512 F/BW (or AVX2) that level's quantizer refuses to run, with a message,
+/// instead of executing instructions the CPU lacks.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn quantizers_refuse_cpus_without_their_level() {
+    use tern::quant::activation::{quantize_token_avx2, quantize_token_avx512};
+    let cases: [(Isa, QuantizeTokenFn, &str); 2] = [
+        (Isa::Avx2, quantize_token_avx2, "needs AVX2"),
+        (Isa::Avx512, quantize_token_avx512, "needs AVX-512 F and BW"),
+    ];
+    for (isa, quantize, want) in cases {
+        if isa.is_available() {
+            println!(
+                "skipped: this CPU has {}, so its quantizer runs (tested above)",
+                isa.name()
+            );
+            continue;
+        }
+        let (x, mut q) = ([1.0f32; 32], [0i8; 32]);
+        let err = std::panic::catch_unwind(move || quantize(Arith::Default, &x, &mut q))
+            .expect_err("the quantizer ran without its CPU level");
+        let msg = err
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| err.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(msg.contains(want), "{}: {msg}", isa.name());
     }
 }

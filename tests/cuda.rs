@@ -385,7 +385,8 @@ fn gpu_exact_dots() {
         .collect();
     let mut q = vec![0i8; tokens * cols];
     let mut s = vec![0f32; tokens];
-    Arith::Default.quantize_batch(&x, cols, cols, tokens, &mut q, cols, &mut s, None);
+    let quantize = tern::kernel::Kernels::best().quantize_token;
+    Arith::Default.quantize_batch(quantize, &x, cols, cols, tokens, &mut q, cols, &mut s, None);
     for t in [1usize, tokens] {
         let cm = CudaMatrix::upload(&matrix, 0).unwrap();
         let x_dev = gpu::upload(&x);

@@ -222,6 +222,7 @@ fn check(case: Case, seed: u64) {
     let mut s_cpu = vec![0f32; tokens];
     let mut sum_cpu = vec![0i32; tokens];
     arith.quantize_batch(
+        tern::kernel::Kernels::best().quantize_token,
         &x_cpu,
         x_stride,
         cols,

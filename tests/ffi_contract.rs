@@ -719,7 +719,7 @@ mod tern_context_create {
             } as i32;
             for (isa, st) in [
                 (-1, inv),
-                (8, inv),
+                (10, inv),
                 (99, inv),
                 (i32::MAX, inv),
                 (i32::MIN, inv),

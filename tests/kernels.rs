@@ -50,8 +50,8 @@ fn isas() -> Vec<Isa> {
 }
 
 /// The panel kernel sets this CPU can run, labelled, with a note for each one it cannot: every
-/// level's (`Kernels::panel`) and the AVX-VNNI kernel's EVEX twin, which runs the AVX-VNNI code
-/// on CPUs with AVX-512 VL + VNNI but no AVX-VNNI.
+/// level's (`Kernels::panel`, the AVX-VNNI one at `Isa::AvxVnni`) and the AVX-VNNI kernel's EVEX
+/// twin, which runs the AVX-VNNI code on CPUs with AVX-512 VL + VNNI but no AVX-VNNI.
 fn panel_sets() -> Vec<(String, &'static PanelKernels)> {
     let mut sets = Vec::new();
     for isa in isas() {
@@ -59,10 +59,6 @@ fn panel_sets() -> Vec<(String, &'static PanelKernels)> {
             Some(pk) => sets.push((format!("{} ({:?})", isa.name(), pk.bits2.name), pk)),
             None => println!("{}: no panel kernels", isa.name()),
         }
-    }
-    #[cfg(target_arch = "x86_64")]
-    if !tern::kernel::x86::has_avxvnni() {
-        println!("skipped: the AVX-VNNI (VEX) panel kernel: no AVX-VNNI on this CPU");
     }
     match tern::kernel::avxvnni_evex_panels() {
         Some(pk) => sets.push(("avxvnni-evex".to_string(), pk)),
@@ -195,14 +191,81 @@ impl Case {
     }
 }
 
+/// Each level's row of the ISA table names its own panel kernels: plain AVX2 panels at AVX2, the
+/// VNNI ones only at the AVX-VNNI level, the 1.6-bit ones only at the VBMI level. Names only, so
+/// every row is checked on any CPU (running them is the oracle tests' job).
+#[test]
+fn table_rows() {
+    for isa in Isa::ALL {
+        let row = Kernels::for_isa(isa);
+        let x86 = cfg!(target_arch = "x86_64");
+        let name = |k: Option<&tern::kernel::Kernel<_>>| k.map(|k| k.name.to_str().unwrap());
+        let panels = row.panel();
+        let want = match isa {
+            Isa::Avx2 if x86 => (Some("i2_s/avx2"), None),
+            Isa::AvxVnni if x86 => (Some("i2_s/avxvnni"), None),
+            Isa::Avx512 if x86 => (Some("i2_s/avx512"), None),
+            Isa::Avx512Vnni if x86 => (Some("i2_s/avx512vnni"), None),
+            Isa::Avx512Vbmi if x86 => (Some("i2_s/avx512vnni"), Some("t1_6/avx512vnni")),
+            _ => (None, None),
+        };
+        let got = (
+            name(panels.map(|p| &p.bits2)),
+            name(panels.and_then(|p| p.bits16.as_ref())),
+        );
+        assert_eq!(got, want, "{}", isa.name());
+        // A level of another architecture gets the scalar row.
+        assert!(row.isa == isa || row.isa == Isa::Scalar, "{}", isa.name());
+    }
+}
+
+/// Levels compare by rank, not by their `tern_isa` numbers (AVX-VNNI, 8, ranks between AVX-512BW,
+/// 3, and AVX-512 VNNI, 4); the best level is the highest-ranked one available; every level can be
+/// requested by number, and an unknown number's message lists them all.
+#[test]
+fn isa_levels_rank_and_requests() {
+    let ranked = [
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::Avx512,
+        Isa::AvxVnni,
+        Isa::Avx512Vnni,
+        Isa::Avx512Vbmi,
+    ];
+    assert!(
+        ranked
+            .windows(2)
+            .all(|w| w[0] < w[1] && w[0].rank() < w[1].rank())
+    );
+    assert!(Isa::AvxVnni > Isa::Avx512 && (Isa::AvxVnni as i32) > (Isa::Avx512Vnni as i32));
+    assert_eq!(Isa::best(), Isa::available().max().unwrap());
+    for isa in Isa::ALL {
+        match Isa::from_request(isa as i32) {
+            Ok(got) => assert!(got == isa && isa.is_available(), "{}", isa.name()),
+            Err(e) => {
+                assert!(!isa.is_available(), "{}: {}", isa.name(), e.message);
+                assert!(
+                    e.message.contains("not available on this CPU"),
+                    "{}",
+                    e.message
+                );
+            }
+        }
+    }
+    let e = Isa::from_request(10).expect_err("max_isa 10 is unknown");
+    for want in ["3 = AVX512", "8 = AVXVNNI", "9 = AVX512VBMI", "7 = I8MM"] {
+        assert!(e.message.contains(want), "{}", e.message);
+    }
+}
+
 #[test]
 fn table_names() {
     for isa in isas() {
         let name = Kernels::for_isa(isa).i2s_dots.name.to_str().unwrap();
         let want = match isa {
-            Isa::Avx2 if cfg!(target_arch = "x86_64") => "i2_s/avx2",
+            Isa::Avx2 | Isa::AvxVnni if cfg!(target_arch = "x86_64") => "i2_s/avx2",
             Isa::Avx512 if cfg!(target_arch = "x86_64") => "i2_s/avx512",
-            Isa::Avx512Vnni if cfg!(target_arch = "x86_64") => "i2_s/avx512vnni",
+            Isa::Avx512Vnni | Isa::Avx512Vbmi if cfg!(target_arch = "x86_64") => "i2_s/avx512vnni",
             Isa::Neon if cfg!(target_arch = "aarch64") => "i2_s/neon",
             Isa::Dotprod if cfg!(target_arch = "aarch64") => "i2_s/dotprod",
             Isa::I8mm if cfg!(target_arch = "aarch64") => "i2_s/i8mm",
@@ -621,7 +684,7 @@ fn refusal(run: tern::kernel::PanelDotsFn) -> String {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn avxvnni_kernel_refuses_cpus_without_it() {
-    if tern::kernel::x86::has_avxvnni() {
+    if Isa::AvxVnni.is_available() {
         println!("skipped: this CPU has AVX-VNNI, so the kernel runs (the oracle tests cover it)");
         return;
     }

@@ -23,16 +23,17 @@ use super::args::{slice, slice_mut};
 use super::boundary::value_call;
 use crate::error::{Error, Result};
 use crate::format::{I2sVariant, i2s, tq};
-use crate::kernel::{Isa, Kernels};
+use crate::kernel::Kernels;
 use crate::quant::activation::Arith;
 use crate::quant::q8k;
 
 /// bitnet.cpp's x86 `PARALLEL_SIZE`: `nrc` divisible by it selects the activation-parallel path.
 const PARALLEL_SIZE: usize = 4;
 
+/// The raw tier has no context: it runs the best level's row of the ISA table.
 fn kernels() -> &'static Kernels {
     static BEST: OnceLock<&'static Kernels> = OnceLock::new();
-    BEST.get_or_init(|| Kernels::for_isa(Isa::best()))
+    BEST.get_or_init(Kernels::best)
 }
 
 /// Runs a raw-tier body at the C boundary: on error or panic the last error names `function`
@@ -306,7 +307,7 @@ unsafe fn quantize_row(
             slice_mut(sum, 1, "act_sums")?,
         )
     };
-    (scale[0], sum[0]) = arith.quantize_token(x, q);
+    (scale[0], sum[0]) = arith.quantize_token(kernels().quantize_token, x, q);
     Ok(())
 }
 

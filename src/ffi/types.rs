@@ -104,17 +104,22 @@ pub enum tern_isa {
     /// The best this CPU has.
     TERN_ISA_BEST = 0,
     TERN_ISA_SCALAR = 1,
-    /// AVX2 + FMA: 2-bit panel kernels for every format, "i2_s/avx2" (`vpmaddubsw`), or
-    /// "i2_s/avxvnni" on CPUs with AVX-VNNI (VEX `vpdpbusd`, e.g. Intel Alder Lake).
+    /// AVX2 + FMA: 2-bit panel kernels for every format, "i2_s/avx2" (`vpmaddubsw`).
     TERN_ISA_AVX2 = 2,
     /// AVX-512 F/BW/VL without VNNI: 2-bit panel kernels for every format, "i2_s/avx512"
-    /// (512-bit `vpmaddubsw`), or "i2_s/avxvnni" on CPUs with AVX-VNNI (the AVX-512BW row
-    /// kernel serves the `tern_ggml_*` tier on such CPUs).
+    /// (512-bit `vpmaddubsw`).
     TERN_ISA_AVX512 = 3,
+    /// AVX-512 VNNI: 2-bit panel kernels for every format, "i2_s/avx512vnni".
     TERN_ISA_AVX512VNNI = 4,
     TERN_ISA_NEON = 5,
     TERN_ISA_DOTPROD = 6,
     TERN_ISA_I8MM = 7,
+    /// AVX2 + FMA + AVX-VNNI (e.g. Intel Alder Lake): 2-bit panel kernels for every format,
+    /// "i2_s/avxvnni" (VEX `vpdpbusd`). Ranks above AVX512 and below AVX512VNNI.
+    TERN_ISA_AVXVNNI = 8,
+    /// AVX-512 VNNI + VBMI: as AVX512VNNI, and 1.6-bit panels ("t1_6/avx512vnni") for TQ1_0
+    /// and TL2. The highest x86 level.
+    TERN_ISA_AVX512VBMI = 9,
 }
 
 /// Bits of `tern_cpu_features()`.
@@ -131,6 +136,7 @@ pub enum tern_cpu_feature {
     TERN_CPU_FEATURE_NEON = 1 << 7,
     TERN_CPU_FEATURE_DOTPROD = 1 << 8,
     TERN_CPU_FEATURE_I8MM = 1 << 9,
+    TERN_CPU_FEATURE_AVX512VBMI = 1 << 10,
 }
 
 /// Options for `tern_context_create`. Initialize with `TERN_CONTEXT_OPTIONS_INIT`.

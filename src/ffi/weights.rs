@@ -317,7 +317,7 @@ pub unsafe extern "C" fn tern_quantize_activations(
     sums: *mut i32,
 ) -> tern_status {
     status_call(|| {
-        unsafe { context_or_global(ctx) }?;
+        let ctx = unsafe { context_or_global(ctx) }?;
         let n = positive(n_tokens, "n_tokens")?;
         // Shape names its dimensions rows and cols; the rows here are the caller's n_tokens.
         let shape = Shape::new(n_tokens, cols)
@@ -336,7 +336,10 @@ pub unsafe extern "C" fn tern_quantize_activations(
         let q = unsafe { slice_mut(q, shape.elements(), "q") }?;
         let scales = unsafe { slice_mut(scales, n, "scales") }?;
         let sums = unsafe { optional_slice_mut(sums, n, "sums") }?;
-        arith.quantize_batch(x, x_stride, shape.cols, n, q, shape.cols, scales, sums);
+        let quantize = ctx.kernels.quantize_token;
+        arith.quantize_batch(
+            quantize, x, x_stride, shape.cols, n, q, shape.cols, scales, sums,
+        );
         Ok(())
     })
 }

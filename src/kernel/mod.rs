@@ -15,6 +15,9 @@ use std::ffi::CStr;
 
 use crate::error::{Error, Result};
 use crate::format::I2sVariant;
+#[cfg(target_arch = "x86_64")]
+use crate::quant::activation;
+use crate::quant::activation::{Arith, QuantizeTokenFn};
 
 /// `tern_cpu_feature` bits reported by `tern_cpu_features`.
 pub mod feature {
@@ -28,6 +31,7 @@ pub mod feature {
     pub const NEON: u64 = 1 << 7;
     pub const DOTPROD: u64 = 1 << 8;
     pub const I8MM: u64 = 1 << 9;
+    pub const AVX512VBMI: u64 = 1 << 10;
 }
 
 /// Asks the CPU to start loading `data` into L1 (a hint: no fault, no effect on results). Where a
@@ -70,6 +74,10 @@ fn detect_features() -> u64 {
             AVX512VNNI,
         ),
         (std::arch::is_x86_feature_detected!("avxvnni"), AVXVNNI),
+        (
+            std::arch::is_x86_feature_detected!("avx512vbmi"),
+            AVX512VBMI,
+        ),
     ];
     checks.iter().filter(|c| c.0).fold(0, |acc, c| acc | c.1)
 }
@@ -90,8 +98,11 @@ fn detect_features() -> u64 {
     0
 }
 
-/// Instruction-set levels a context may be capped at (`tern_isa`; 0 = best available).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Instruction-set levels a context may be capped at (`tern_isa`; 0 = best available). Each level
+/// is one `Kernels` row (`Kernels::for_isa`). The numbers are the C ABI's and never change, so a
+/// new level gets the next free number wherever it ranks: levels compare by rank (`Isa::ALL`'s
+/// order), never by number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
     Scalar = 1,
     Avx2 = 2,
@@ -100,25 +111,45 @@ pub enum Isa {
     Neon = 5,
     Dotprod = 6,
     I8mm = 7,
+    /// AVX2 + FMA + AVX-VNNI: the 256-bit VEX `vpdpbusd` panels.
+    AvxVnni = 8,
+    /// AVX-512 VNNI + VBMI: adds the 1.6-bit panels (VBMI decodes them).
+    Avx512Vbmi = 9,
 }
 
 impl Isa {
-    pub const ALL: [Isa; 7] = [
+    /// Every level, lowest rank first: `best()` is the last one the CPU has. AVX-VNNI ranks above
+    /// AVX-512BW: a CPU with AVX-512BW and AVX-VNNI but not AVX-512 VNNI (no shipping CPU; a VM
+    /// can mask features that way) then runs the AVX-VNNI panels, since a `vpdpbusd` does the work of
+    /// AVX-512BW's `vpmaddubsw` + `vpmaddwd` + `vpaddd` and the panels are the hot path of every
+    /// format; its row kernel and activation quantizer are then the AVX2 ones, which only the
+    /// formats without panels and the per-token preparation use. Every CPU with AVX-VNNI and
+    /// AVX-512 VNNI takes an AVX-512 VNNI level, which ranks above both.
+    pub const ALL: [Isa; 9] = [
         Self::Scalar,
         Self::Avx2,
         Self::Avx512,
+        Self::AvxVnni,
         Self::Avx512Vnni,
+        Self::Avx512Vbmi,
         Self::Neon,
         Self::Dotprod,
         Self::I8mm,
     ];
 
+    /// The position in `ALL` (the order levels compare in).
+    pub fn rank(self) -> usize {
+        Self::ALL.iter().position(|&isa| isa == self).unwrap_or(0)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Scalar => "scalar",
             Self::Avx2 => "avx2",
+            Self::AvxVnni => "avxvnni",
             Self::Avx512 => "avx512",
             Self::Avx512Vnni => "avx512vnni",
+            Self::Avx512Vbmi => "avx512vbmi",
             Self::Neon => "neon",
             Self::Dotprod => "dotprod",
             Self::I8mm => "i8mm",
@@ -128,11 +159,14 @@ impl Isa {
     /// The CPU features an ISA level needs.
     pub fn required_features(self) -> u64 {
         use feature::*;
+        const AVX512: u64 = AVX512F | AVX512BW | AVX512VL;
         match self {
             Self::Scalar => 0,
             Self::Avx2 => AVX2 | FMA,
-            Self::Avx512 => AVX512F | AVX512BW | AVX512VL,
-            Self::Avx512Vnni => AVX512F | AVX512BW | AVX512VL | AVX512VNNI,
+            Self::AvxVnni => AVX2 | FMA | AVXVNNI,
+            Self::Avx512 => AVX512,
+            Self::Avx512Vnni => AVX512 | AVX512VNNI,
+            Self::Avx512Vbmi => AVX512 | AVX512VNNI | AVX512VBMI,
             Self::Neon => NEON,
             Self::Dotprod => NEON | DOTPROD,
             Self::I8mm => NEON | DOTPROD | I8MM,
@@ -143,7 +177,7 @@ impl Isa {
         cpu_features() & self.required_features() == self.required_features()
     }
 
-    /// Every level this CPU can run, lowest first.
+    /// Every level this CPU can run, lowest rank first.
     pub fn available() -> impl Iterator<Item = Isa> {
         Self::ALL.into_iter().filter(|isa| isa.is_available())
     }
@@ -159,11 +193,21 @@ impl Isa {
         if v == 0 {
             return Ok(Self::best());
         }
-        let isa = Self::ALL.into_iter().find(|isa| *isa as i32 == v).ok_or_else(|| {
-            Error::invalid(format!(
-                "max_isa {v} is unknown (allowed: 0 = best, 1 = SCALAR, 2 = AVX2, 3 = AVX512, 4 = AVX512VNNI, 5 = NEON, 6 = DOTPROD, 7 = I8MM)"
-            ))
-        })?;
+        let isa = Self::ALL
+            .into_iter()
+            .find(|isa| *isa as i32 == v)
+            .ok_or_else(|| {
+                let mut by_number = Self::ALL;
+                by_number.sort_by_key(|isa| *isa as i32);
+                let allowed: Vec<String> = by_number
+                    .iter()
+                    .map(|isa| format!("{} = {}", *isa as i32, isa.name().to_ascii_uppercase()))
+                    .collect();
+                Error::invalid(format!(
+                    "max_isa {v} is unknown (allowed: 0 = best, {})",
+                    allowed.join(", ")
+                ))
+            })?;
         if !isa.is_available() {
             return Err(Error::unsupported(format!(
                 "max_isa {} is not available on this CPU (available: {})",
@@ -175,6 +219,18 @@ impl Isa {
             )));
         }
         Ok(isa)
+    }
+}
+
+impl PartialOrd for Isa {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Isa {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
     }
 }
 
@@ -317,10 +373,17 @@ pub struct Kernel<F> {
     pub run: F,
 }
 
-/// The kernels a context uses, one per operation.
+/// One ISA level's row of the table: everything a context at that level runs. A context picks
+/// its row once (`Context::new`, from `max_isa`); the GEMM driver, the activation quantizers and
+/// the `tern_ggml_*` tier (the best row) take the row's kernels instead of probing the CPU.
 pub struct Kernels {
     pub isa: Isa,
+    /// The I2_S row-layout kernel: formats without panels at this level, and the ggml tier.
     pub i2s_dots: Kernel<I2sDotsFn>,
+    /// The panel kernels (2-bit, 1.6-bit, group scaling), if the level has them (`panel()`).
+    panels: Option<&'static PanelKernels>,
+    /// The per-token int8 activation quantizer (`Arith::quantize_token`).
+    pub quantize_token: QuantizeTokenFn,
 }
 
 static SCALAR: Kernels = Kernels {
@@ -329,6 +392,8 @@ static SCALAR: Kernels = Kernels {
         name: c"i2_s/scalar",
         run: scalar::i2s_dots,
     },
+    panels: None,
+    quantize_token: Arith::quantize_token_scalar,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -338,6 +403,16 @@ static AVX2: Kernels = Kernels {
         name: c"i2_s/avx2",
         run: x86::i2s_dots_avx2,
     },
+    panels: Some(&AVX2_PANELS),
+    quantize_token: activation::quantize_token_avx2,
+};
+
+/// AVX2's row with the AVX-VNNI panels (`vpdpbusd` in place of `vpmaddubsw` + `vpmaddwd`).
+#[cfg(target_arch = "x86_64")]
+static AVXVNNI: Kernels = Kernels {
+    isa: Isa::AvxVnni,
+    panels: Some(&AVXVNNI_PANELS),
+    ..AVX2
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -347,6 +422,8 @@ static AVX512: Kernels = Kernels {
         name: c"i2_s/avx512",
         run: x86::i2s_dots_avx512,
     },
+    panels: Some(&BW_PANELS),
+    quantize_token: activation::quantize_token_avx512,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -356,6 +433,16 @@ static AVX512VNNI: Kernels = Kernels {
         name: c"i2_s/avx512vnni",
         run: x86::i2s_dots_avx512vnni,
     },
+    panels: Some(&VNNI_PANELS),
+    quantize_token: activation::quantize_token_avx512,
+};
+
+/// AVX-512 VNNI's row with the 1.6-bit panels, which need VBMI to decode.
+#[cfg(target_arch = "x86_64")]
+static AVX512VBMI: Kernels = Kernels {
+    isa: Isa::Avx512Vbmi,
+    panels: Some(&VNNI_VBMI_PANELS),
+    ..AVX512VNNI
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -365,6 +452,7 @@ static NEON: Kernels = Kernels {
         name: c"i2_s/neon",
         run: aarch64::i2s_dots_neon,
     },
+    ..SCALAR
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -374,6 +462,7 @@ static DOTPROD: Kernels = Kernels {
         name: c"i2_s/dotprod",
         run: aarch64::i2s_dots_dotprod,
     },
+    ..SCALAR
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -383,43 +472,36 @@ static I8MM: Kernels = Kernels {
         name: c"i2_s/i8mm",
         run: aarch64::i2s_dots_i8mm,
     },
+    ..SCALAR
 };
 
 impl Kernels {
-    /// The panel kernels of this level, if it has them: AVX-512 VNNI (1.6-bit with VBMI too),
-    /// AVX-512BW's 512-bit `vpmaddubsw` ones and AVX2's 256-bit ones (2-bit only), and the
-    /// 256-bit AVX-VNNI ones on either of the last two levels where the CPU has AVX-VNNI. Panels
-    /// are used wherever a level has them: each 64-row tile is one sequential stream and the
-    /// kernel returns exact integer dots per block, so they beat the row kernels at every
-    /// format and token count, and AVX-512BW's panels beat AVX2's (`x86::panel_bw`); the
-    /// timings are in docs/performance.md.
+    /// The panel kernels of this level, if it has them: AVX-512 VNNI (1.6-bit too at the VBMI
+    /// level), AVX-VNNI's 256-bit `vpdpbusd` ones, AVX-512BW's 512-bit `vpmaddubsw` ones and
+    /// AVX2's 256-bit ones (the last three 2-bit only). Panels are used wherever a level has
+    /// them: each 64-row tile is one sequential stream and the kernel returns exact integer dots
+    /// per block, so they beat the row kernels at every format and token count; the timings are
+    /// in docs/performance.md.
     pub fn panel(&self) -> Option<&'static PanelKernels> {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512 if x86::has_avxvnni() => Some(&AVXVNNI_PANELS),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Some(&AVX2_PANELS),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some(&BW_PANELS),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Vnni if x86::has_vbmi() => Some(&VNNI_VBMI_PANELS),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Vnni => Some(&VNNI_PANELS),
-            _ => None,
-        }
+        self.panels
     }
 
-    /// The best kernels at or below `isa` (which the caller has checked is available). The SIMD
-    /// wrappers re-check the CPU features on every call, so a table for a missing level panics
-    /// instead of running illegal instructions.
+    /// The row of level `isa` (which the caller has checked is available: `Isa::from_request`).
+    /// The SIMD kernels re-check the CPU features on every call, so a row for a missing level
+    /// panics instead of running illegal instructions. A level of another architecture gets the
+    /// scalar row.
     pub fn for_isa(isa: Isa) -> &'static Kernels {
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => &AVX2,
             #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => &AVXVNNI,
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => &AVX512,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => &AVX512VNNI,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vbmi => &AVX512VBMI,
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => &NEON,
             #[cfg(target_arch = "aarch64")]
@@ -428,5 +510,10 @@ impl Kernels {
             Isa::I8mm => &I8MM,
             _ => &SCALAR,
         }
+    }
+
+    /// The row of the best level this CPU has (what `max_isa = 0` picks).
+    pub fn best() -> &'static Kernels {
+        Self::for_isa(Isa::best())
     }
 }

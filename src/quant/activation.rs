@@ -97,50 +97,45 @@ impl Compat {
     }
 }
 
-impl Arith {
-    /// Quantizes one token: writes `q` (same length as `x`), returns `(act_scale, act_sum)` where
-    /// `act_scale = 127/absmax` is a multiplier. Not for `Ggml` (blocks, see `q8k`).
-    ///
-    /// Runs the AVX-512 or AVX2 version when the CPU has it; both are bit-identical with
-    /// `quantize_token_scalar` (the definition), which the tests check on adversarial inputs.
-    pub fn quantize_token(self, x: &[f32], q: &mut [i8]) -> (f32, i32) {
-        let n = x.len().min(q.len());
-        let (x, q) = (&x[..n], &mut q[..n]);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if n >= 16 {
-                if simd::has_avx512() {
-                    // SAFETY: the CPU has AVX-512F/BW (checked above).
-                    return unsafe { simd::quantize_avx512(self, x, q) };
-                }
-                if simd::has_avx2() {
-                    // SAFETY: the CPU has AVX2 (checked above).
-                    return unsafe { simd::quantize_avx2(self, x, q) };
-                }
-            }
-        }
-        self.quantize_token_scalar(x, q)
-    }
+/// A per-token quantizer with `Arith::quantize_token`'s contract (any length, bit-identical with
+/// `Arith::quantize_token_scalar`). Each ISA level's `kernel::Kernels` row names one.
+pub type QuantizeTokenFn = fn(Arith, &[f32], &mut [i8]) -> (f32, i32);
 
-    /// Test hook: the SIMD version at one level (`avx512` or AVX2) when the CPU has it, else
-    /// `None`.
-    #[doc(hidden)]
-    pub fn quantize_token_simd(self, avx512: bool, x: &[f32], q: &mut [i8]) -> Option<(f32, i32)> {
+/// The AVX2 `QuantizeTokenFn`. Panics (before any AVX2 instruction) on a CPU without AVX2.
+#[cfg(target_arch = "x86_64")]
+pub fn quantize_token_avx2(arith: Arith, x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    let n = x.len().min(q.len());
+    assert!(simd::has_avx2(), "quantize_token_avx2 needs AVX2");
+    // SAFETY: the CPU has AVX2 (checked above); both slices hold `n` values.
+    unsafe { simd::quantize_avx2(arith, &x[..n], &mut q[..n]) }
+}
+
+/// The AVX-512 `QuantizeTokenFn`. Panics (before any AVX-512 instruction) on a CPU without
+/// AVX-512 F and BW.
+#[cfg(target_arch = "x86_64")]
+pub fn quantize_token_avx512(arith: Arith, x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    let n = x.len().min(q.len());
+    assert!(
+        simd::has_avx512(),
+        "quantize_token_avx512 needs AVX-512 F and BW"
+    );
+    // SAFETY: the CPU has AVX-512F/BW (checked above); both slices hold `n` values.
+    unsafe { simd::quantize_avx512(arith, &x[..n], &mut q[..n]) }
+}
+
+impl Arith {
+    /// Quantizes one token with `quantize` (the context's row, `Kernels::quantize_token`): writes
+    /// `q` (same length as `x`), returns `(act_scale, act_sum)` where `act_scale = 127/absmax` is
+    /// a multiplier. Not for `Ggml` (blocks, see `q8k`). Tokens under 16 values take the scalar
+    /// definition (a vector setup costs more than it saves there); every quantizer is
+    /// bit-identical with it, which the tests check on adversarial inputs.
+    pub fn quantize_token(self, quantize: QuantizeTokenFn, x: &[f32], q: &mut [i8]) -> (f32, i32) {
         let n = x.len().min(q.len());
         let (x, q) = (&x[..n], &mut q[..n]);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if avx512 && simd::has_avx512() {
-                // SAFETY: the CPU has AVX-512F/BW.
-                return Some(unsafe { simd::quantize_avx512(self, x, q) });
-            }
-            if !avx512 && simd::has_avx2() {
-                // SAFETY: the CPU has AVX2.
-                return Some(unsafe { simd::quantize_avx2(self, x, q) });
-            }
+        if n < 16 {
+            return self.quantize_token_scalar(x, q);
         }
-        let _ = (x, q, avx512);
-        None
+        quantize(self, x, q)
     }
 
     /// The multiplier `127/absmax` for a token whose f32 absmax (NaNs ignored) is `absmax`.
@@ -196,10 +191,11 @@ impl Arith {
     }
 
     /// Quantizes `n_tokens` tokens (token `t` at `x[t·x_stride..]`, `cols` values) into `q` (token
-    /// `t` at `q[t·q_stride..]`), `scales` and, when wanted, `sums`.
+    /// `t` at `q[t·q_stride..]`), `scales` and, when wanted, `sums`, with `quantize`.
     #[allow(clippy::too_many_arguments)]
     pub fn quantize_batch(
         self,
+        quantize: QuantizeTokenFn,
         x: &[f32],
         x_stride: usize,
         cols: usize,
@@ -210,8 +206,8 @@ impl Arith {
         mut sums: Option<&mut [i32]>,
     ) {
         for t in 0..n_tokens {
-            let (scale, sum) =
-                self.quantize_token(&x[t * x_stride..][..cols], &mut q[t * q_stride..][..cols]);
+            let (x, q) = (&x[t * x_stride..][..cols], &mut q[t * q_stride..][..cols]);
+            let (scale, sum) = self.quantize_token(quantize, x, q);
             scales[t] = scale;
             if let Some(sums) = sums.as_deref_mut() {
                 sums[t] = sum;

@@ -36,8 +36,8 @@ options:
   --formats LIST   i2_s, tl1, tl2, tq1_0, tq2_0 (tq needs in % 256 == 0)     [default: all five]
   --tokens LIST    token counts (activation columns)                              [default: 1,128]
   --threads LIST   context threads; 0 = all cores (duplicates are dropped)         [default: 1,0]
-  --isa LIST       ISA levels to run (scalar, avx2, avx512, avx512vnni, neon, dotprod, i8mm,
-                   or all)                                           [default: all this CPU has]
+  --isa LIST       ISA levels to run (scalar, avx2, avx512, avxvnni, avx512vnni, avx512vbmi,
+                   neon, dotprod, i8mm, or all)                      [default: all this CPU has]
   --quick          fewer repetitions (CI smoke test); not for numbers you quote
   --peers          every format (I2_S, TQ2_0, TQ1_0, TL1, TL2) with the best kernels against
                    the peers in the same run: ggml's TQ2_0/TQ1_0 through the real libggml

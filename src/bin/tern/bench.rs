@@ -271,15 +271,14 @@ fn runners(args: &BenchArgs) -> Result<(Vec<Runner>, Vec<String>), String> {
     let mut kernels: Vec<(Isa, &'static Kernels)> = Vec::new();
     for isa in isas {
         let k = Kernels::for_isa(isa);
-        match kernels
-            .iter()
-            .find(|(_, seen)| seen.i2s_dots.name == k.i2s_dots.name)
-        {
+        // Levels differ by any kernel a format runs (AVX2 and AVX-VNNI share the row kernel).
+        let runs = |k: &Kernels| machine::format_kernels(k);
+        match kernels.iter().find(|(_, seen)| runs(seen) == runs(k)) {
             Some((first, _)) => notes.push(format!(
-                "note:     {} uses the same kernel as {} ({}); not run twice",
+                "note:     {} uses the same kernels as {} ({}); not run twice",
                 isa.name(),
                 first.name(),
-                machine::name(k.i2s_dots.name)
+                machine::name(tern::matrix::kernel_name(k, Format::I2S))
             )),
             None => kernels.push((isa, k)),
         }
@@ -306,7 +305,7 @@ fn runners(args: &BenchArgs) -> Result<(Vec<Runner>, Vec<String>), String> {
             })?;
             runners.push(Runner {
                 isa,
-                kernel: machine::name(k.i2s_dots.name),
+                kernel: machine::name(tern::matrix::kernel_name(k, Format::I2S)),
                 slow: k.isa == Isa::Scalar,
                 ctx,
             });

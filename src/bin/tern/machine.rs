@@ -6,7 +6,7 @@ use tern::format::{Format, Layout};
 use tern::kernel::{self, Isa, Kernels, feature};
 
 /// `tern_cpu_feature` bits and their names, in bit order.
-const FEATURES: [(u64, &str); 10] = [
+const FEATURES: [(u64, &str); 11] = [
     (feature::AVX2, "avx2"),
     (feature::FMA, "fma"),
     (feature::AVX512F, "avx512f"),
@@ -17,6 +17,7 @@ const FEATURES: [(u64, &str); 10] = [
     (feature::NEON, "neon"),
     (feature::DOTPROD, "dotprod"),
     (feature::I8MM, "i8mm"),
+    (feature::AVX512VBMI, "avx512vbmi"),
 ];
 
 /// Names of the features tern detected, or "none".
@@ -99,7 +100,21 @@ pub fn print_info() {
     );
     let available: Vec<Isa> = Isa::available().collect();
     let names: Vec<&str> = available.iter().map(|i| i.name()).collect();
-    println!("isa levels: {}", names.join(" "));
+    // The levels of this architecture (those with their own row) that this CPU lacks.
+    let lacked: Vec<&str> = Isa::ALL
+        .into_iter()
+        .filter(|i| !i.is_available() && Kernels::for_isa(*i).isa == *i)
+        .map(Isa::name)
+        .collect();
+    if lacked.is_empty() {
+        println!("isa levels: {}", names.join(" "));
+    } else {
+        println!(
+            "isa levels: {} (not on this CPU: {})",
+            names.join(" "),
+            lacked.join(" ")
+        );
+    }
     let fmts = formats();
     let list = |want: bool| {
         let v: Vec<&str> = fmts
