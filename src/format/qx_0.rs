@@ -145,7 +145,11 @@ impl Codec {
     pub fn dequantize(&self, shape: Shape, src: &[u8], dst: &mut [f32]) -> Result<()> {
         let blocks = self.validate(shape, src)?.len();
         if dst.len() < blocks * self.block {
-            return Err(Error::too_small("dst", 4 * dst.len(), 4 * blocks * self.block));
+            return Err(Error::too_small(
+                "dst",
+                4 * dst.len(),
+                4 * blocks * self.block,
+            ));
         }
         self.dequantize_blocks(&src[..blocks * self.block_bytes], dst);
         Ok(())

@@ -90,7 +90,13 @@ pub fn vec_dot_q1_0_q8_0_avx2(x: &[u8], y: &[u8]) -> f32 {
             let (d1, qy) = q8_0::block(yk);
             for (l, a) in acc_block.iter_mut().enumerate() {
                 let s: i32 = (4 * l..4 * l + 4)
-                    .map(|e| (if v[e] > 0 { qy[e] } else { qy[e].wrapping_neg() }) as i32)
+                    .map(|e| {
+                        (if v[e] > 0 {
+                            qy[e]
+                        } else {
+                            qy[e].wrapping_neg()
+                        }) as i32
+                    })
                     .sum();
                 *a = if k == 0 {
                     d1 * s as f32

@@ -6,23 +6,14 @@ use half::f16;
 
 use crate::error::{Error, Result};
 use crate::format::{Shape, q1_0, q2_0};
+use crate::quant::q8_0::x86_f32_to_i32;
 use crate::quant::weight::{Method, QuantConfig, ternarize};
-
-/// C's `(int)f` as x86 computes it (`cvttss2si` / `cvttps2dq`): truncation, and the "integer
-/// indefinite" `i32::MIN` for NaN and out-of-range values, where C leaves the result undefined and
-/// Rust's `as` would saturate. ggml's Q2_0 quantizer reaches that case when `1/d` overflows (a
-/// block whose `max|x|` is below 2^-128) or on a NaN weight: all such codes become 0.
-fn x86_f32_to_i32(v: f32) -> i32 {
-    if v.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&v) {
-        i32::MIN
-    } else {
-        v as i32
-    }
-}
 
 /// ggml `quantize_row_q2_0_ref` for one block: `x` holds 64 floats, `out` gets 18 bytes.
 /// `d = max|x|` (NaN never wins the comparison), `id = 1/d` (0 when `d` is 0),
-/// `q = clamp(roundf(x·id) + 1, 0, 3)` with `roundf` half away from zero.
+/// `q = clamp(roundf(x·id) + 1, 0, 3)` with `roundf` half away from zero. Where `1/d` overflows
+/// (a block whose `max|x|` is below 2^-128) or on a NaN weight the `(int)` conversion is undefined
+/// in C; this gives what x86 gives (`q8_0::x86_f32_to_i32`): code 0.
 pub fn quantize_block_q2_0_ref(x: &[f32], out: &mut [u8]) {
     let amax = x[..q2_0::BLOCK].iter().fold(0.0f32, |m, &v| {
         let a = v.abs();
@@ -30,12 +21,11 @@ pub fn quantize_block_q2_0_ref(x: &[f32], out: &mut [u8]) {
     });
     let id = if amax > 0.0 { 1.0 / amax } else { 0.0 };
     out[..2].copy_from_slice(&f16::from_f32(amax).to_le_bytes());
-    for (byte, four) in out[2..q2_0::BLOCK_BYTES]
-        .iter_mut()
-        .zip(x.chunks_exact(4))
-    {
+    for (byte, four) in out[2..q2_0::BLOCK_BYTES].iter_mut().zip(x.chunks_exact(4)) {
         *byte = four.iter().enumerate().fold(0u8, |b, (l, &w)| {
-            let q = x86_f32_to_i32((w * id).round()).saturating_add(1).clamp(0, 3);
+            let q = x86_f32_to_i32((w * id).round())
+                .saturating_add(1)
+                .clamp(0, 3);
             b | ((q as u8) << (2 * l))
         });
     }
@@ -49,10 +39,7 @@ pub fn quantize_block_q1_0_ref(x: &[f32], out: &mut [u8]) {
     let sum = x.iter().fold(0.0f32, |s, v| s + v.abs());
     let d = sum / q1_0::BLOCK as f32;
     out[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
-    for (byte, eight) in out[2..q1_0::BLOCK_BYTES]
-        .iter_mut()
-        .zip(x.chunks_exact(8))
-    {
+    for (byte, eight) in out[2..q1_0::BLOCK_BYTES].iter_mut().zip(x.chunks_exact(8)) {
         *byte = eight
             .iter()
             .enumerate()
@@ -105,12 +92,7 @@ fn quantize_rows(
 pub fn quantize_q2_0_absmean(w: &[f32], shape: Shape, eps: f32) -> Result<Vec<u8>> {
     let codec = &q2_0::CODEC;
     codec.check_shape(shape)?;
-    let cfg = QuantConfig::new(
-        Method::AbsmeanGroup as i32,
-        q2_0::BLOCK as u32,
-        eps,
-        None,
-    )?;
+    let cfg = QuantConfig::new(Method::AbsmeanGroup as i32, q2_0::BLOCK as u32, eps, None)?;
     let t = ternarize(&cfg, w, shape)?;
     let mut packed = crate::error::try_vec(codec.packed_size(shape)?, 0u8, "the packed weights")?;
     codec.pack(shape, &t.values, &t.scales, &mut packed)?;

@@ -24,16 +24,21 @@ fn max_ps(a: f32, b: f32) -> f32 {
     if a > b { a } else { b }
 }
 
+/// C's `(int)f` as x86 computes it (`cvttss2si` / `cvttps2dq`): truncation, and the "integer
+/// indefinite" `i32::MIN` for NaN and out-of-range values, where C leaves the result undefined and
+/// Rust's `as` would saturate. ggml's quantizers reach it when a block's `1/d` overflows f32.
+pub(crate) fn x86_f32_to_i32(v: f32) -> i32 {
+    if v.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&v) {
+        i32::MIN
+    } else {
+        v as i32
+    }
+}
+
 /// `cvtps2dq` (current rounding mode: nearest even, the default) then the saturating
 /// `packs_epi32`/`packs_epi16` to int8: NaN and values beyond int32 give `i32::MIN`, so −128.
 fn x86_to_i8(v: f32) -> i8 {
-    let r = v.round_ties_even();
-    let i = if r.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&r) {
-        i32::MIN
-    } else {
-        r as i32
-    };
-    i.clamp(-128, 127) as i8
+    x86_f32_to_i32(v.round_ties_even()).clamp(-128, 127) as i8
 }
 
 /// ggml x86 `quantize_row_q8_0` (AVX/AVX2 path) for one block: `x` 32 floats, `out` 34 bytes.
@@ -72,8 +77,10 @@ pub fn quantize_block_neon(x: &[f32], out: &mut [u8]) {
     }
 }
 
-/// ggml `quantize_row_q8_0_ref` for one block of finite floats: `d = amax/127`, `id = 1/d`,
-/// `roundf` (half away from zero).
+/// ggml `quantize_row_q8_0_ref` for one block: `d = amax/127`, `id = 1/d`, `roundf` (half away
+/// from zero), stored through C's float → int8 conversion. Where `1/d` overflows (amax below
+/// about 4.3e-37) that conversion is undefined in C; this gives what x86 gives: the low byte of
+/// the integer indefinite, 0.
 pub fn quantize_block_ref(x: &[f32], out: &mut [u8]) {
     let amax = x[..BLOCK]
         .iter()
@@ -82,7 +89,7 @@ pub fn quantize_block_ref(x: &[f32], out: &mut [u8]) {
     out[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     for (q, &v) in out[2..BLOCK_BYTES].iter_mut().zip(&x[..BLOCK]) {
-        *q = (v * id).round() as i32 as i8 as u8;
+        *q = x86_f32_to_i32((v * id).round()) as u8;
     }
 }
 
@@ -98,6 +105,7 @@ pub fn quantize_blocks(quantize: fn(&[f32], &mut [u8]), x: &[f32], out: &mut [u8
 pub fn block(bytes: &[u8]) -> (f32, &[i8]) {
     let d = f32::from(f16::from_le_bytes([bytes[0], bytes[1]]));
     // SAFETY: i8 and u8 have the same layout; the range is in bounds.
-    let qs = unsafe { std::slice::from_raw_parts(bytes[2..BLOCK_BYTES].as_ptr() as *const i8, BLOCK) };
+    let qs =
+        unsafe { std::slice::from_raw_parts(bytes[2..BLOCK_BYTES].as_ptr() as *const i8, BLOCK) };
     (d, qs)
 }
