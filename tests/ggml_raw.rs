@@ -481,7 +481,7 @@ fn q_to_float_rows_reject_bad_input() {
         ),
     ];
     for (f, dequantize, block) in both {
-        let x = vec![0u8; 2 * 18];
+        let x = [0u8; 2 * 18];
         let mut y = vec![FSENTINEL; 256];
         let call = |x: *const u8, y: *mut f32, k| unsafe { dequantize(x.cast(), y, k) };
         let not_whole = format!("not a multiple of the block size {block}");
@@ -531,7 +531,7 @@ fn q_vec_dots_reject_bad_input() {
     ];
     let vy = vec![0u8; 8 * 34];
     for (f, dot, block) in both {
-        let vx = vec![0u8; 2 * 18];
+        let vx = [0u8; 2 * 18];
         let (px, py) = (vx.as_ptr().cast::<c_void>(), vy.as_ptr().cast::<c_void>());
         let mut s = FSENTINEL;
         let call = |n, s: *mut f32, vx, vy, nrc| unsafe { dot(n, s, 0, vx, 0, vy, 0, nrc) };
