@@ -7,15 +7,18 @@
  *      ggml_quantize_chunk equal tern_ggml_quantize_row_* and tern_ggml_quantize_* (chunk), on
  *      normal data at several scales (f16-subnormal scales, scales whose f16 underflows, block
  *      maxima so small that 1/d overflows f32), ternary data, ties of x/d at ±0.5, all-zero and
- *      all -0.0 blocks, negative-only, sparse and mixed-scale data.
+ *      all -0.0 blocks, negative-only, sparse and mixed-scale data, and data holding inf and NaN
+ *      (where C leaves ggml's float-to-int conversion undefined, tern gives what x86 gives).
  *   3. dequantization: ggml to_float == tern_ggml_dequantize_row_*, bitwise, on the quantized
  *      blocks and on random bytes (every Q2_0 code including 3, which ggml's quantizer never
  *      writes; random finite f16 scales, subnormal ones included).
  *   4. Q8_0 activations: ggml CPU from_float (what mul_mat quantizes src1 with) ==
  *      tern_ggml_quantize_row_q8_0, and ggml from_float_ref == tern_ggml_quantize_row_q8_0_ref,
- *      bytes, on normal data, exact ties of x·id, zero blocks and tiny blocks.
+ *      bytes, on normal data, exact ties of x·id, zero blocks and tiny blocks (127/amax overflows:
+ *      x86 stores −128); the CPU one also with inf and NaN at every lane position.
  *   5. vec_dot: ggml CPU vec_dot == tern_ggml_vec_dot_*, bitwise, with weights from (2) and (3)
- *      (code 3 injected) against activations from (4) and random Q8_0 bytes (−128 included).
+ *      (code 3 injected) against activations from (4) and random Q8_0 bytes (−128 included, which
+ *      ggml's AVX2 Q1_0 kernel negates with int8 wrap-around); block pointers at odd addresses.
  *
  * Exits 0 when every check passes; prints the first failures.
  */
@@ -108,11 +111,13 @@ enum {
     W_NEGATIVE,
     W_SPARSE,
     W_MIXED_SCALES,
+    W_NONFINITE, /* normal data with inf, -inf and NaN: quantization and to_float only */
     W_KINDS
 };
 static const char *W_NAMES[W_KINDS] = {"normal(1)", "normal(0.02)", "normal(300)", "normal(1e-5)",
                                        "normal(1e-9)", "tiny(1e-39)", "ternary", "ternary/block",
-                                       "ties", "zero blocks", "negative", "sparse", "mixed scales"};
+                                       "ties", "zero blocks", "negative", "sparse", "mixed scales",
+                                       "non-finite"};
 
 static void gen_weights(int kind, int qk, float *x, int64_t k) {
     for (int64_t b = 0; b < k / qk; b++) {
@@ -134,9 +139,14 @@ static void gen_weights(int kind, int qk, float *x, int64_t k) {
             case W_ZERO_BLOCKS: v = (b % 3 == 0) ? 0.0 : (b % 3 == 1) ? -0.0 : rand_normal(); break;
             case W_NEGATIVE: v = -fabs(rand_normal()); break;
             case W_SPARSE: v = rand_uniform() < 0.9 ? 0.0 : rand_normal(); break;
-            default: v = mixed * rand_normal();
+            case W_MIXED_SCALES: v = mixed * rand_normal(); break;
+            default: v = rand_normal();
             }
             xb[i] = (float)v;
+        }
+        if (kind == W_NONFINITE) {
+            static const float bad[3] = {INFINITY, -INFINITY, NAN};
+            if (b % 2 == 0) xb[rand_below(qk)] = bad[rand_below(3)];
         }
         if (kind == W_TIES) {
             float s = (float)block_scale, h = 0.5f * s;
@@ -155,6 +165,14 @@ static void gen_weights(int kind, int qk, float *x, int64_t k) {
 enum { A_NORMAL_1, A_NORMAL_1E3, A_TIES, A_ZERO_BLOCKS, A_F16_SUBNORMAL, A_TINY, A_KINDS };
 static const char *A_NAMES[A_KINDS] = {"normal(1)", "normal(1e3)", "ties", "zero blocks",
                                        "f16-subnormal d", "tiny(1e-38)"};
+
+/* inf, -inf and NaN among normal activations, at every lane position over the repetitions: the
+ * CPU (AVX) quantizer's maxps reduction order decides what a NaN does. */
+static void gen_nonfinite_acts(float *x, int64_t k, int rep) {
+    static const float bad[3] = {INFINITY, -INFINITY, NAN};
+    for (int64_t i = 0; i < k; i++) x[i] = (float)rand_normal();
+    for (int64_t b = 0; b < k / 32; b++) x[b * 32 + (rep * 7 + b) % 32] = bad[(rep + b) % 3];
+}
 
 static void gen_acts(int kind, float *x, int64_t k) {
     for (int64_t b = 0; b < k / 32; b++) {
@@ -263,8 +281,9 @@ static void check_weights(const q_type *q) {
             q->dequantize_row(g_w_ggml, g_f_tern, k);
             expect_floats("to_float vs tern_ggml_dequantize_row", kn, k, g_f_ggml, g_f_tern, k);
 
-            /* vec_dot against every activation kind, and against random Q8_0 bytes */
-            for (int ak = 0; ak <= A_KINDS; ak++) {
+            /* vec_dot against every activation kind, and against random Q8_0 bytes (finite
+             * weights: with an infinite scale both sides give NaN, in an unspecified payload) */
+            for (int ak = 0; kind != W_NONFINITE && ak <= A_KINDS; ak++) {
                 if (ak < A_KINDS) {
                     gen_acts(ak, g_a, k);
                     q8_cpu(g_a, g_q_ggml, k);
@@ -278,6 +297,19 @@ static void check_weights(const q_type *q) {
                        "ggml %a, tern %a", q->name, kn, ak < A_KINDS ? A_NAMES[ak] : "random q8",
                        (long long)k, sg, st);
             }
+        }
+        /* block pointers at odd addresses: ggml guarantees no alignment for them */
+        {
+            static uint8_t wo[MAX_K + 1], yo[MAX_K * 2 + 1];
+            random_blocks(g_w_ggml, blocks, q->block_bytes);
+            random_q8(g_q_ggml, k / 32);
+            memcpy(wo + 1, g_w_ggml, bytes);
+            memcpy(yo + 1, g_q_ggml, (size_t)(k / 32) * Q8_BYTES);
+            float sg = NAN, st = NAN;
+            cpu->vec_dot((int)k, &sg, 0, g_w_ggml, 0, g_q_ggml, 0, 1);
+            q->vec_dot((int)k, &st, 0, wo + 1, 0, yo + 1, 0, 1);
+            EXPECT(memcmp(&sg, &st, 4) == 0, "%s vec_dot at odd addresses, k = %lld: %a vs %a",
+                   q->name, (long long)k, sg, st);
         }
         /* random blocks: every code (Q2_0's 3 included), any finite scale */
         for (int rep = 0; rep < 4; rep++) {
@@ -314,6 +346,13 @@ static void check_q8_0(void) {
                              A_NAMES[kind], k, g_q_ggml, g_q_tern, (size_t)blocks * Q8_BYTES,
                              Q8_BYTES);
             }
+        }
+        for (int rep = 0; rep < 32; rep++) {
+            gen_nonfinite_acts(g_a, k, rep);
+            cpu(g_a, g_q_ggml, k);
+            tern_ggml_quantize_row_q8_0(g_a, g_q_tern, k);
+            expect_bytes("Q8_0 CPU from_float vs tern_ggml_quantize_row_q8_0", "non-finite", k,
+                         g_q_ggml, g_q_tern, (size_t)blocks * Q8_BYTES, Q8_BYTES);
         }
     }
 }
