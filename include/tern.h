@@ -1144,6 +1144,151 @@ size_t tern_ggml_quantize_tq2_0(const float *src,
                                 const float *imatrix);
 
 /**
+ * ggml `quantize_row_q2_0` (`from_float` of Q2_0 = `quantize_row_q2_0_ref`), bit-exact:
+ * per 64 floats `d = max|x|`, code `clamp(roundf(x/d) + 1, 0, 3)`.
+ *
+ * Checked: `k` ≥ 0 and a multiple of 64 (0 writes nothing); for `k` > 0, `x` (4-byte aligned)
+ * and `y` non-NULL. Otherwise nothing is written and the last error says why; a successful call
+ * clears it.
+ *
+ * # Safety
+ * `x` holds `k` floats, `y` `k/64·18` bytes.
+ */
+void tern_ggml_quantize_row_q2_0(const float *x, void *y, int64_t k);
+
+/**
+ * ggml `quantize_row_q1_0` (`from_float` of Q1_0 = `quantize_row_q1_0_ref`), bit-exact: per
+ * 128 floats `d = Σ|x|/128` (summed in order in f32), bit `x >= 0`.
+ *
+ * Checked: `k` ≥ 0 and a multiple of 128; otherwise as for `tern_ggml_quantize_row_q2_0`.
+ *
+ * # Safety
+ * `x` holds `k` floats, `y` `k/128·18` bytes.
+ */
+void tern_ggml_quantize_row_q1_0(const float *x, void *y, int64_t k);
+
+/**
+ * ggml `quantize_q2_0` (chunk quantizer): `nrow` rows of `n_per_row` floats; returns the bytes
+ * written (`nrow·n_per_row/64·18`). The importance matrix is ignored, as in ggml.
+ *
+ * Checked: `nrow` ≥ 0; `n_per_row` ≥ 0 and a multiple of 64; the product fits; for a non-empty
+ * chunk, `src` (4-byte aligned) and `dst` non-NULL. Otherwise it returns 0, writes nothing and
+ * the last error says why (an empty chunk also returns 0, with no error); a successful call
+ * clears it.
+ *
+ * # Safety
+ * `src` holds `nrow·n_per_row` floats, `dst` the bytes returned.
+ */
+size_t tern_ggml_quantize_q2_0(const float *src,
+                               void *dst,
+                               int64_t nrow,
+                               int64_t n_per_row,
+                               const float *imatrix);
+
+/**
+ * ggml `quantize_q1_0` (chunk quantizer; `nrow·n_per_row/128·18` bytes); see
+ * `tern_ggml_quantize_q2_0` (`n_per_row` a multiple of 128).
+ *
+ * Checked, and on failure: as for `tern_ggml_quantize_q2_0`.
+ *
+ * # Safety
+ * `src` holds `nrow·n_per_row` floats, `dst` the bytes returned.
+ */
+size_t tern_ggml_quantize_q1_0(const float *src,
+                               void *dst,
+                               int64_t nrow,
+                               int64_t n_per_row,
+                               const float *imatrix);
+
+/**
+ * ggml CPU `quantize_row_q8_0` (the `from_float` stock ggml's mul_mat quantizes Q2_0/Q1_0
+ * activations with), bit-exact with the one this CPU runs: on x86-64 with AVX the AVX/AVX2 code
+ * (`id = 127/amax`, round half to even), on aarch64 the NEON code (`id = 1/d`, half to even),
+ * elsewhere `quantize_row_q8_0_ref`. Per 32 floats: f16 `d = amax/127`, then 32 int8.
+ *
+ * Checked: `k` ≥ 0 and a multiple of 32 (0 writes nothing); for `k` > 0, `x` (4-byte aligned)
+ * and `y` non-NULL. Otherwise nothing is written and the last error says why; a successful call
+ * clears it.
+ *
+ * # Safety
+ * `x` holds `k` floats, `y` `k/32·34` bytes.
+ */
+void tern_ggml_quantize_row_q8_0(const float *x, void *y, int64_t k);
+
+/**
+ * ggml `quantize_row_q8_0_ref` (`id = 1/d`, `roundf` half away from zero: how model files and
+ * ggml's generic CPU path quantize), bit-exact.
+ *
+ * Checked, and on failure: as for `tern_ggml_quantize_row_q8_0`.
+ *
+ * # Safety
+ * `x` holds `k` floats, `y` `k/32·34` bytes.
+ */
+void tern_ggml_quantize_row_q8_0_ref(const float *x, void *y, int64_t k);
+
+/**
+ * ggml `dequantize_row_q2_0` (`to_float`): `(q − 1)·d`, code 3 included (`+2·d`).
+ *
+ * Checked: `k` ≥ 0 and a multiple of 64 (0 writes nothing); for `k` > 0, `x` and `y` (4-byte
+ * aligned) non-NULL. Otherwise nothing is written and the last error says why; a successful call
+ * clears it.
+ *
+ * # Safety
+ * `x` holds `k/64` blocks (18 bytes each), `y` `k` floats.
+ */
+void tern_ggml_dequantize_row_q2_0(const void *x, float *y, int64_t k);
+
+/**
+ * ggml `dequantize_row_q1_0` (`to_float`): `bit ? d : −d`.
+ *
+ * Checked: `k` ≥ 0 and a multiple of 128; otherwise as for `tern_ggml_dequantize_row_q2_0`.
+ *
+ * # Safety
+ * `x` holds `k/128` blocks (18 bytes each), `y` `k` floats.
+ */
+void tern_ggml_dequantize_row_q1_0(const void *x, float *y, int64_t k);
+
+/**
+ * ggml `ggml_vec_dot_q2_0_q8_0` (`bs`, `bx`, `by` are ignored): the generic code every CPU runs
+ * (x86 has no SIMD kernel for Q2_0), same float steps in the same order: bit-identical. Code 3
+ * counts as +2.
+ *
+ * Checked: `n` ≥ 0 and a multiple of 64 (0 gives `*s = 0`); `nrc` = 1; `s` non-NULL and 4-byte
+ * aligned; for `n` > 0, `vx` and `vy` non-NULL. Otherwise `*s` is not written and the last error
+ * says why; a successful call clears it.
+ *
+ * # Safety
+ * `vx` holds `n/64` Q2_0 blocks, `vy` `n/32` Q8_0 blocks.
+ */
+void tern_ggml_vec_dot_q2_0_q8_0(int n,
+                                 float *s,
+                                 size_t bs,
+                                 const void *vx,
+                                 size_t bx,
+                                 const void *vy,
+                                 size_t by,
+                                 int nrc);
+
+/**
+ * ggml `ggml_vec_dot_q1_0_q8_0` (`bs`, `bx`, `by` are ignored), in the float order of the code
+ * stock ggml runs on this CPU (x86-64 with AVX2: its eight-lane FMA kernel, including its int8
+ * wrap of −(−128); elsewhere the generic code), bit-identical to it.
+ *
+ * Checked: `n` ≥ 0 and a multiple of 128; otherwise as for `tern_ggml_vec_dot_q2_0_q8_0`.
+ *
+ * # Safety
+ * `vx` holds `n/128` Q1_0 blocks, `vy` `n/32` Q8_0 blocks.
+ */
+void tern_ggml_vec_dot_q1_0_q8_0(int n,
+                                 float *s,
+                                 size_t bs,
+                                 const void *vx,
+                                 size_t bx,
+                                 const void *vy,
+                                 size_t by,
+                                 int nrc);
+
+/**
  * Opens, maps and fully validates the GGUF file at `path` (UTF-8 path, NUL-terminated) with
  * the default options (dialect AUTO). A corrupt or truncated file is
  * `TERN_STATUS_INVALID_ARGUMENT` with a message naming the problem and byte offset; big-endian

@@ -29,6 +29,9 @@
 #      with cmake/aarch64-linux-gnu.cmake and run by ctest under qemu (both CPU models)
 #  12. fuzzing, short and bounded: every fuzz target for TERN_FUZZ_SECONDS (default 20) seconds
 #      from its committed seed corpus (scripts/fuzz.sh, cargo-fuzz on stable Rust)
+#  13. Q2_0 / Q1_0 / Q8_0 raw tier bitwise against the real ggml of the pinned llama.cpp, built
+#      alone from its source and cached (examples-c/ggml-pinned/run.sh; required with
+#      TERN_REQUIRE_GGML=1)
 # Exits non-zero if any step fails and prints a summary.
 #
 # usage: scripts/test-all.sh [--setup]   --setup first installs what is missing (scripts/setup.sh)
@@ -429,6 +432,23 @@ arm_ctest() {
     return $ok
 }
 
+# Q2_0 / Q1_0 / Q8_0 raw tier vs the real ggml of the pinned llama.cpp, built alone and cached
+# (examples-c/ggml-pinned). Without the pinned source (no network for its first download) this
+# is a skip with the reason, and an error when TERN_REQUIRE_GGML=1, as in CI.
+ggml_pinned() {
+    local why
+    if ! why=$("$root/integrations/llama.cpp/fetch-src.sh" 2>&1 >/dev/null); then
+        echo "the pinned llama.cpp source is not available: $why"
+        if [ "${TERN_REQUIRE_GGML:-0}" = 1 ]; then
+            echo "TERN_REQUIRE_GGML=1: the pinned-ggml conformance must run"
+            return 1
+        fi
+        echo "pinned-ggml conformance skipped; TERN_REQUIRE_GGML=1 makes this an error"
+        return 0
+    fi
+    JOBS=$jobs "$root/examples-c/ggml-pinned/run.sh"
+}
+
 # tern inside the pinned llama.cpp (CPU_TERN buffer type): logits vs stock, ggml-level mat-muls.
 llama_cpp() {
     JOBS=$jobs "$root/integrations/llama.cpp/test.sh"
@@ -458,6 +478,7 @@ step "aarch64: cargo test, qemu -cpu max (neon dotprod i8mm)" arm_tests_max
 step "aarch64: cargo test, qemu -cpu cortex-a53 (neon)"       arm_tests_a53
 step "aarch64: C examples, cross CMake + ctest under qemu"    arm_ctest
 step "fuzz every target (short)"     fuzz_short
+step "Q2_0/Q1_0 vs pinned ggml (examples-c/ggml-pinned)" ggml_pinned
 step "llama.cpp: stock vs CPU_TERN (integrations/llama.cpp)" llama_cpp
 summary+=("NOTE  Swift: only the module map/header were checked with clang; swift test did not run (no toolchain)")
 

@@ -404,3 +404,204 @@ fn tq_chunk_quantizers_reject_bad_input() {
         expect_clear();
     }
 }
+
+/// (name, from_float, elements and bytes per block) of mainline ggml's Q2_0 / Q1_0 / Q8_0.
+const Q_FROM_FLOAT: [(&str, RowFrom, i64, usize); 4] = [
+    (
+        "tern_ggml_quantize_row_q2_0",
+        tern_ggml_quantize_row_q2_0,
+        64,
+        18,
+    ),
+    (
+        "tern_ggml_quantize_row_q1_0",
+        tern_ggml_quantize_row_q1_0,
+        128,
+        18,
+    ),
+    (
+        "tern_ggml_quantize_row_q8_0",
+        tern_ggml_quantize_row_q8_0,
+        32,
+        34,
+    ),
+    (
+        "tern_ggml_quantize_row_q8_0_ref",
+        tern_ggml_quantize_row_q8_0_ref,
+        32,
+        34,
+    ),
+];
+
+#[test]
+fn q_from_float_rows_reject_bad_input() {
+    let x = vec![0.5f32; 256];
+    for (f, quantize, block, block_bytes) in Q_FROM_FLOAT {
+        let mut y = vec![SENTINEL; 2 * block_bytes];
+        let call = |x: *const f32, y: *mut u8, k| unsafe { quantize(x, y.cast(), k) };
+        let not_whole = format!("not a multiple of the block size {block}");
+        for (k, needle) in [
+            (-block, "must be >= 0"),
+            (block + 16, not_whole.as_str()),
+            (block / 2, "not a multiple"),
+            (1 << 62, "PTRDIFF_MAX"),
+        ] {
+            call(x.as_ptr(), y.as_mut_ptr(), k);
+            expect_error(f, needle);
+        }
+        call(null(), y.as_mut_ptr(), block);
+        expect_error(f, "x is NULL");
+        call(x.as_ptr(), null_mut(), block);
+        expect_error(f, "y is NULL");
+        let mut raw = vec![0u8; 4 * 128 + 4];
+        call(misaligned(&mut raw), y.as_mut_ptr(), block);
+        expect_error(f, "not aligned");
+        untouched(&y);
+
+        call(null(), null_mut(), 0);
+        expect_clear();
+        call(x.as_ptr(), y.as_mut_ptr(), 2 * block);
+        expect_clear();
+        assert!(y.iter().any(|&b| b != SENTINEL));
+    }
+}
+
+#[test]
+fn q_to_float_rows_reject_bad_input() {
+    let both: [(&str, RowTo, i64); 2] = [
+        (
+            "tern_ggml_dequantize_row_q2_0",
+            tern_ggml_dequantize_row_q2_0,
+            64,
+        ),
+        (
+            "tern_ggml_dequantize_row_q1_0",
+            tern_ggml_dequantize_row_q1_0,
+            128,
+        ),
+    ];
+    for (f, dequantize, block) in both {
+        let x = [0u8; 2 * 18];
+        let mut y = vec![FSENTINEL; 256];
+        let call = |x: *const u8, y: *mut f32, k| unsafe { dequantize(x.cast(), y, k) };
+        let not_whole = format!("not a multiple of the block size {block}");
+        for (k, needle) in [
+            (-block, "must be >= 0"),
+            (i64::MIN, "must be >= 0"),
+            (block + 32, not_whole.as_str()),
+            (1 << 62, "PTRDIFF_MAX"),
+        ] {
+            call(x.as_ptr(), y.as_mut_ptr(), k);
+            expect_error(f, needle);
+        }
+        call(null(), y.as_mut_ptr(), block);
+        expect_error(f, "x is NULL");
+        call(x.as_ptr(), null_mut(), block);
+        expect_error(f, "y is NULL");
+        let mut raw = vec![SENTINEL; 4 * 128 + 4];
+        call(x.as_ptr(), misaligned(&mut raw), block);
+        expect_error(f, "not aligned");
+        untouched(&raw);
+        untouched_f32(&y);
+
+        call(null(), null_mut(), 0);
+        expect_clear();
+        call(x.as_ptr(), y.as_mut_ptr(), 2 * block);
+        expect_clear();
+        assert!(
+            y[..2 * block as usize].iter().all(|&v| v == 0.0),
+            "zero blocks have scale 0"
+        );
+    }
+}
+
+#[test]
+fn q_vec_dots_reject_bad_input() {
+    let both: [(&str, VecDot, i32); 2] = [
+        (
+            "tern_ggml_vec_dot_q2_0_q8_0",
+            tern_ggml_vec_dot_q2_0_q8_0,
+            64,
+        ),
+        (
+            "tern_ggml_vec_dot_q1_0_q8_0",
+            tern_ggml_vec_dot_q1_0_q8_0,
+            128,
+        ),
+    ];
+    let vy = vec![0u8; 8 * 34];
+    for (f, dot, block) in both {
+        let vx = [0u8; 2 * 18];
+        let (px, py) = (vx.as_ptr().cast::<c_void>(), vy.as_ptr().cast::<c_void>());
+        let mut s = FSENTINEL;
+        let call = |n, s: *mut f32, vx, vy, nrc| unsafe { dot(n, s, 0, vx, 0, vy, 0, nrc) };
+        let not_whole = format!("not a multiple of the block size {block}");
+        for (n, nrc, needle) in [
+            (-block, 1, "must be >= 0"),
+            (block + 32, 1, not_whole.as_str()),
+            (32, 1, "not a multiple"),
+            (block, 2, "nrc must be 1"),
+            (block, 0, "nrc must be 1"),
+            (block, -1, "nrc must be 1"),
+        ] {
+            call(n, &mut s, px, py, nrc);
+            expect_error(f, needle);
+        }
+        call(block, null_mut(), px, py, 1);
+        expect_error(f, "s is NULL");
+        call(block, &mut s, null(), py, 1);
+        expect_error(f, "vx is NULL");
+        call(block, &mut s, px, null(), 1);
+        expect_error(f, "vy is NULL");
+        let mut raw = [SENTINEL; 8];
+        call(block, misaligned(&mut raw), px, py, 1);
+        expect_error(f, "not aligned");
+        untouched(&raw);
+        assert_eq!(s.to_bits(), FSENTINEL.to_bits(), "*s untouched");
+
+        call(0, &mut s, null(), null(), 1);
+        expect_clear();
+        assert_eq!(s, 0.0);
+        s = FSENTINEL;
+        call(2 * block, &mut s, px, py, 1);
+        expect_clear();
+        assert_eq!(s, 0.0);
+    }
+}
+
+#[test]
+fn q_chunk_quantizers_reject_bad_input() {
+    let both: [(&str, Chunk, i64); 2] = [
+        ("tern_ggml_quantize_q2_0", tern_ggml_quantize_q2_0, 64),
+        ("tern_ggml_quantize_q1_0", tern_ggml_quantize_q1_0, 128),
+    ];
+    let src = vec![0.5f32; 256];
+    for (f, quantize, block) in both {
+        let mut dst = vec![SENTINEL; 2 * 18];
+        let call = |src: *const f32, dst: *mut u8, nrow, npr| unsafe {
+            quantize(src, dst.cast(), nrow, npr, null())
+        };
+        let not_whole = format!("n_per_row = 100 is not a multiple of the block size {block}");
+        for (nrow, npr, needle) in [
+            (1, 100, not_whole.as_str()),
+            (2, block / 2, "not a multiple"),
+            (-1, block, "must be >= 0"),
+            (1, -block, "must be >= 0"),
+            (i64::MAX, block, "overflows int64"),
+            (1 << 40, 1 << 22, "PTRDIFF_MAX"),
+        ] {
+            assert_eq!(call(src.as_ptr(), dst.as_mut_ptr(), nrow, npr), 0);
+            expect_error(f, needle);
+        }
+        assert_eq!(call(null(), dst.as_mut_ptr(), 1, block), 0);
+        expect_error(f, "src is NULL");
+        assert_eq!(call(src.as_ptr(), null_mut(), 1, block), 0);
+        expect_error(f, "dst is NULL");
+        untouched(&dst);
+
+        assert_eq!(call(null(), null_mut(), 0, block), 0);
+        expect_clear();
+        assert_eq!(call(src.as_ptr(), dst.as_mut_ptr(), 2, block), 2 * 18);
+        expect_clear();
+    }
+}

@@ -24,21 +24,8 @@ mkdir -p "$cache"
 export CCACHE_DIR="${CCACHE_DIR:-$cache/ccache}"
 t_start=$(date +%s)
 
-if [[ $# -ge 1 ]]; then
-    src="$1"
-else
-    src="$cache/llama-cpp-python-$version/vendor/llama.cpp"
-    if [[ ! -f "$src/CMakeLists.txt" ]]; then
-        echo "test.sh: downloading the llama-cpp-python $version sdist (its vendor/llama.cpp)"
-        dl="$(mktemp -d)"
-        python3 -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
-            "llama-cpp-python==$version" -d "$dl"
-        tar -C "$cache" -xzf "$dl/llama_cpp_python-$version.tar.gz"
-        rm -rf "$cache/llama-cpp-python-$version"
-        mv "$cache/llama_cpp_python-$version" "$cache/llama-cpp-python-$version"
-        rm -rf "$dl"
-    fi
-fi
+# The pinned source (downloaded once into $cache by fetch-src.sh unless given) and its check.
+src="$("$here/fetch-src.sh" "$@")"
 
 key="$(cat "$here/pinned.sha256" "$here/build.sh" | sha256sum | cut -c1-12)"
 stock="$cache/stock-$version-$key"

@@ -38,14 +38,14 @@ fn kernels() -> &'static Kernels {
 
 /// Runs a raw-tier body at the C boundary: on error or panic the last error names `function`
 /// and `fallback` is returned.
-fn raw_call<T>(function: &str, fallback: T, body: impl FnOnce() -> Result<T>) -> T {
+pub(super) fn raw_call<T>(function: &str, fallback: T, body: impl FnOnce() -> Result<T>) -> T {
     value_call(fallback, || {
         body().map_err(|e| Error::new(e.kind, format!("{function}: {}", e.message)))
     })
 }
 
 /// A count of elements `v` that must be ≥ 0 and a multiple of `block`.
-fn whole_blocks(v: i64, block: usize, name: &str) -> Result<usize> {
+pub(super) fn whole_blocks(v: i64, block: usize, name: &str) -> Result<usize> {
     let n =
         usize::try_from(v).map_err(|_| Error::invalid(format!("{name} must be >= 0 (got {v})")))?;
     if !n.is_multiple_of(block) {
@@ -57,7 +57,7 @@ fn whole_blocks(v: i64, block: usize, name: &str) -> Result<usize> {
 }
 
 /// `rows · per_row` as an element count (both ≥ 0, the product fits).
-fn product(rows: i64, per_row: i64) -> Result<i64> {
+pub(super) fn product(rows: i64, per_row: i64) -> Result<i64> {
     if rows < 0 || per_row < 0 {
         return Err(Error::invalid(format!(
             "nrow = {rows} and n_per_row = {per_row} must be >= 0"
@@ -83,7 +83,7 @@ fn span(count: usize, stride: usize, len: usize, name: &str) -> Result<usize> {
 ///
 /// # Safety
 /// Non-NULL `ptr` must point to `len` readable elements for the returned lifetime.
-unsafe fn input<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<&'a [T]> {
+pub(super) unsafe fn input<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<&'a [T]> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -94,7 +94,7 @@ unsafe fn input<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<&'a [T]>
 ///
 /// # Safety
 /// Non-NULL `ptr` must point to `len` writable elements, not aliased, for the returned lifetime.
-unsafe fn output<'a, T>(ptr: *mut T, len: usize, name: &str) -> Result<&'a mut [T]> {
+pub(super) unsafe fn output<'a, T>(ptr: *mut T, len: usize, name: &str) -> Result<&'a mut [T]> {
     if len == 0 {
         return Ok(&mut []);
     }

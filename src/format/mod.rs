@@ -2,6 +2,9 @@
 //! description of how a matrix is stored; everything below the FFI works with it.
 
 pub mod i2s;
+pub mod q1_0;
+pub mod q2_0;
+pub mod qx_0;
 pub mod tl1;
 pub mod tl2;
 mod tl_common;

@@ -2,6 +2,9 @@
 //! rounding of each compatibility mode), with their configuration and its validation.
 
 pub mod activation;
+pub mod ggml_dot;
+pub mod ggml_q;
+pub mod q8_0;
 pub mod q8k;
 pub mod weight;
 
