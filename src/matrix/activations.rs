@@ -22,16 +22,16 @@ pub struct Activations<'a> {
 
 /// The quantized activations of one call (or chunk) as a weight plan runs them: `n_tokens`
 /// rows of at least `cols` values.
-pub(super) struct CallActs<'a> {
+pub(super) struct QuantizedActs<'a> {
     /// The arithmetic they were quantized with, which the epilogues follow.
     pub(super) arith: Arith,
     /// Per-token scales and sums (both empty with Q8_K blocks).
     pub(super) acts: Activations<'a>,
     pub(super) n_tokens: usize,
     pub(super) cols: usize,
-    /// Whether every row is already the plan's width (`stride` = its padded columns) with zero
-    /// weights' columns zeroed past `cols`: true for the buffer `gemm` quantizes into, false
-    /// for a caller's rows (`gemm_i8`), which the row layout then copies with padding.
+    /// Whether every row already has the plan's width (`stride` = its padded columns) and is
+    /// zeroed past `cols`: true for the buffer `gemm` quantizes into, false for a caller's rows
+    /// (`gemm_i8`), which the row layout then copies with padding.
     pub(super) zero_padded: bool,
     /// The Q8_K scale of each (token, 256-column block) with `Arith::Ggml`:
     /// `[t·n_blocks + b]`.
@@ -40,7 +40,7 @@ pub(super) struct CallActs<'a> {
 
 /// The caller's float activations of one call (or chunk): `n_tokens` rows of `cols` at
 /// `x[t·stride]`.
-pub(super) struct FloatRows<'a> {
+pub(super) struct FloatActs<'a> {
     pub(super) x: &'a [f32],
     pub(super) stride: usize,
     pub(super) cols: usize,
@@ -56,14 +56,14 @@ pub(super) struct QuantScratch {
     pub(super) block_scales: Vec<f32>,
 }
 
-impl FloatRows<'_> {
+impl FloatActs<'_> {
     /// Quantizes per 256-column Q8_K block (`Arith::Ggml`) into rows of `width` (zero-padded).
     pub(super) fn quantize_q8k<'s>(
         &self,
         ctx: &Context,
         width: usize,
         buf: &'s mut QuantScratch,
-    ) -> CallActs<'s> {
+    ) -> QuantizedActs<'s> {
         let (cols, n_tokens, x_stride) = (self.cols, self.n_tokens, self.stride);
         let q = take(&mut buf.q, n_tokens * width);
         let n_blocks = cols / q8k::BLOCK;
@@ -79,7 +79,7 @@ impl FloatRows<'_> {
             q8k::quantize_rows(x, x_stride, cols, r.len(), q, width, bs);
             zero_pad(q, width, cols, r.len());
         });
-        CallActs {
+        QuantizedActs {
             arith: Arith::Ggml,
             acts: Activations {
                 q,
@@ -101,7 +101,7 @@ impl FloatRows<'_> {
         arith: Arith,
         width: usize,
         buf: &'s mut QuantScratch,
-    ) -> CallActs<'s> {
+    ) -> QuantizedActs<'s> {
         let (cols, n_tokens, x_stride) = (self.cols, self.n_tokens, self.stride);
         let q = take(&mut buf.q, n_tokens * width);
         let (scales, sums) = (
@@ -120,7 +120,7 @@ impl FloatRows<'_> {
             arith.quantize_batch(x, x_stride, cols, r.len(), q, width, s, Some(m));
             zero_pad(q, width, cols, r.len());
         });
-        CallActs {
+        QuantizedActs {
             arith,
             acts: Activations {
                 q,
@@ -136,10 +136,10 @@ impl FloatRows<'_> {
     }
 }
 
-impl<'a> CallActs<'a> {
+impl<'a> QuantizedActs<'a> {
     /// These activations with rows of `width` zero-padded past `cols`: themselves when they
     /// are, else a padded copy in `buf`.
-    pub(super) fn padded_to<'b>(&self, width: usize, buf: &'b mut [i8]) -> CallActs<'b>
+    pub(super) fn padded_to<'b>(&self, width: usize, buf: &'b mut [i8]) -> QuantizedActs<'b>
     where
         'a: 'b,
     {
@@ -159,7 +159,7 @@ impl<'a> CallActs<'a> {
                 ..*acts
             }
         };
-        CallActs {
+        QuantizedActs {
             acts,
             zero_padded: true,
             ..*self

@@ -37,11 +37,11 @@ use std::ops::Range;
 pub use activations::Activations;
 pub use scratch::SCRATCH_BOUND;
 
-use activations::{CallActs, FloatRows};
+use activations::{FloatActs, QuantizedActs};
 use panels::{PanelWeights, TOKEN_BLOCK};
 use parallel::SharedOutputs;
 use rows::{ROW_CHUNK, RowWeights};
-use scratch::{CALL_SCRATCH, CallScratch, Need, with_scratch};
+use scratch::{CALL_SCRATCH, CallScratch, Need, WorkScratch, with_scratch};
 
 use crate::context::Context;
 use crate::error::{Error, Result, try_to_vec, try_vec};
@@ -225,13 +225,14 @@ impl Matrix {
         } else {
             Scales::Shared(stored[0])
         };
-        let source = (layout, shape, packed);
         let plan = match choose_kernel(ctx.kernels, layout.format()) {
-            KernelChoice::Panels(kind, kernel, scale_groups) => WeightPlan::Panels(
-                PanelWeights::build(ctx, source, &scales, kind, (kernel, scale_groups))?,
-            ),
+            KernelChoice::Panels(kind, kernel, scale_groups) => {
+                let kernels = (kernel, scale_groups);
+                let w = PanelWeights::build(ctx, layout, shape, packed, &scales, kind, kernels)?;
+                WeightPlan::Panels(w)
+            }
             KernelChoice::Rows(kernel) => {
-                WeightPlan::Rows(RowWeights::build(source, per_block, kernel)?)
+                WeightPlan::Rows(RowWeights::build(layout, shape, packed, per_block, kernel)?)
             }
         };
         Ok(Self {
@@ -359,7 +360,7 @@ impl Matrix {
         with_scratch(&CALL_SCRATCH, |sc| {
             sc.grow(&self.scratch_need(ctx, arith, chunk, true))?;
             for t0 in (0..n_tokens).step_by(chunk) {
-                let x = FloatRows {
+                let x = FloatActs {
                     x: &x[t0 * x_stride..],
                     stride: x_stride,
                     cols,
@@ -389,7 +390,7 @@ impl Matrix {
         &self,
         ctx: &Context,
         arith: Arith,
-        x: &FloatRows,
+        x: &FloatActs,
         out: Outputs,
         sc: &mut CallScratch,
     ) {
@@ -401,8 +402,8 @@ impl Matrix {
         } else if x.n_tokens == 1
             && let Some((panels, w_scale)) = self.token_in_tasks(ctx)
         {
-            let token = (arith, &x.x[..x.cols], w_scale);
-            panels.run_token(ctx, token, out, &mut work.slots);
+            let token = &x.x[..x.cols];
+            panels.run_token(ctx, arith, token, w_scale, out, &mut work.slots);
         } else {
             let acts = x.quantize_per_token(ctx, arith, width, quant);
             self.run(ctx, &acts, out, work)
@@ -453,7 +454,7 @@ impl Matrix {
         with_scratch(&CALL_SCRATCH, |sc| {
             sc.grow(&self.scratch_need(ctx, arith, chunk, false))?;
             for t0 in (0..n_tokens).step_by(chunk) {
-                let acts = CallActs {
+                let acts = QuantizedActs {
                     arith,
                     acts: Activations {
                         q: &acts.q[t0 * acts.stride..],
@@ -587,7 +588,7 @@ impl Matrix {
     }
 
     /// Runs a checked call on the matrix's weight plan.
-    fn run(&self, ctx: &Context, acts: &CallActs, out: Outputs, sc: &mut scratch::WorkScratch) {
+    fn run(&self, ctx: &Context, acts: &QuantizedActs, out: Outputs, sc: &mut WorkScratch) {
         let call_scales = self.scales.for_call(acts.block_scales.is_some());
         match &self.plan {
             WeightPlan::Panels(w) => w.run(ctx, acts, call_scales, out, sc),

@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use super::activations::{Activations, CallActs, Prepared, zero_pad};
+use super::activations::{Activations, Prepared, QuantizedActs, zero_pad};
 use super::epilogue::{acc_i32, epilogue_groups, epilogue_shared, summed_groups};
 use super::parallel::{SharedMut, Slots, split};
 use super::scratch::{TaskScratch, WorkScratch, take};
@@ -68,7 +68,9 @@ impl PanelWeights {
     /// Packs the tiles (in parallel) and the tile-ordered scales of a matrix.
     pub(super) fn build(
         ctx: &Context,
-        (layout, shape, packed): (Layout, Shape, &[u8]),
+        layout: Layout,
+        shape: Shape,
+        packed: &[u8],
         scales: &Scales,
         kind: PanelKind,
         (kernel, scale_groups): (Kernel<PanelDotsFn>, ScaleGroupsFn),
@@ -189,7 +191,7 @@ impl PanelWeights {
     pub(super) fn run(
         &self,
         ctx: &Context,
-        acts: &CallActs,
+        acts: &QuantizedActs,
         call_scales: CallScales,
         out: Outputs,
         sc: &mut WorkScratch,
@@ -200,8 +202,9 @@ impl PanelWeights {
             slots,
         } = sc;
         let prepared = acts.for_panels(ctx, &self.geom, call_scales, ibuf, epilogue);
-        let call = PanelCall::new(self, ctx, acts.arith, prepared, acts.n_tokens, out);
-        call.run(ctx, acts.block_scales, slots);
+        let (n, bs) = (acts.n_tokens, acts.block_scales);
+        let call = PanelCall::new(self, ctx, acts.arith, prepared, n, bs, out);
+        call.run(ctx, slots);
     }
 
     /// A one-token call whose tasks each quantize the token `x` themselves (`w_scale`: the
@@ -209,12 +212,15 @@ impl PanelWeights {
     pub(super) fn run_token(
         &self,
         ctx: &Context,
-        (arith, x, w_scale): (Arith, &[f32], f32),
+        arith: Arith,
+        x: &[f32],
+        w_scale: f32,
         out: Outputs,
         slots: &mut [TaskScratch],
     ) {
         let token = Prepared::Token { x, w_scale };
-        PanelCall::new(self, ctx, arith, token, 1, out).run(ctx, None, slots);
+        let call = PanelCall::new(self, ctx, arith, token, 1, None, out);
+        call.run(ctx, slots);
     }
 }
 
@@ -253,6 +259,8 @@ struct PanelCall<'a> {
     arith: Arith,
     prepared: Prepared<'a>,
     call_scales: CallScales<'a>,
+    /// The Q8_K scales of `Arith::Ggml` (`QuantizedActs::block_scales`).
+    block_scales: Option<&'a [f32]>,
     n_tokens: usize,
     n_blocks: usize,
     runs: DotRuns,
@@ -282,6 +290,7 @@ impl<'a> PanelCall<'a> {
         arith: Arith,
         prepared: Prepared<'a>,
         n_tokens: usize,
+        block_scales: Option<&'a [f32]>,
         out: Outputs<'a>,
     ) -> Self {
         let n_blocks = n_tokens.div_ceil(TOKEN_BLOCK);
@@ -311,6 +320,7 @@ impl<'a> PanelCall<'a> {
             arith,
             prepared,
             call_scales,
+            block_scales,
             n_tokens,
             n_blocks,
             runs,
@@ -323,19 +333,19 @@ impl<'a> PanelCall<'a> {
     }
 
     /// Runs every task on the context's threads.
-    fn run(&self, ctx: &Context, block_scales: Option<&[f32]>, slots: &mut [TaskScratch]) {
+    fn run(&self, ctx: &Context, slots: &mut [TaskScratch]) {
         let slots = Slots::new(slots);
         let task = |slot: usize, i: usize| {
             // SAFETY: tasks running at the same time have different slots.
             let ts = unsafe { slots.get(slot) };
-            self.task(i, block_scales, ts);
+            self.task(i, ts);
         };
         ctx.threads
             .for_each_slot(self.tile_parts * self.block_parts, task);
     }
 
     /// Task `i`: its part of the tiles for its part of the token blocks.
-    fn task(&self, i: usize, block_scales: Option<&[f32]>, ts: &mut TaskScratch) {
+    fn task(&self, i: usize, ts: &mut TaskScratch) {
         let (tp, bp) = (i / self.block_parts, i % self.block_parts);
         let tiles_r = split(self.tiles.clone(), self.tile_parts, tp);
         let blocks_r = split(0..self.n_blocks, self.block_parts, bp);
@@ -382,7 +392,7 @@ impl<'a> PanelCall<'a> {
         let acc = take(acc, TOKEN_BLOCK * TILE_ROWS);
         for run_start in tiles_r.clone().step_by(self.runs.run_len) {
             let run = run_start..(run_start + self.runs.run_len).min(tiles_r.end);
-            self.tile_run(run, blocks_r.clone(), &acts, block_scales, (dots, acc));
+            self.tile_run(run, blocks_r.clone(), &acts, dots, acc);
         }
     }
 
@@ -401,8 +411,8 @@ impl<'a> PanelCall<'a> {
         run: Range<usize>,
         blocks: Range<usize>,
         acts: &TaskActs,
-        block_scales: Option<&[f32]>,
-        (dots, acc): (&mut [i32], &mut [f32]),
+        dots: &mut [i32],
+        acc: &mut [f32],
     ) {
         let PanelWeights {
             tiles,
@@ -415,6 +425,7 @@ impl<'a> PanelCall<'a> {
         } = self.weights;
         let (pc, ng) = (geom.cols(), geom.n_groups);
         let (n_tokens, call_scales, kng) = (self.n_tokens, self.call_scales, self.row_dots);
+        let block_scales = self.block_scales;
         let range = &self.out.rows;
         let tile_bytes = geom.tile_bytes();
         let w = &tiles[run.start * tile_bytes..run.end * tile_bytes];

@@ -2,7 +2,7 @@
 //! by scale group, and its run path: tasks of `ROW_CHUNK` output rows, each computing its
 //! rows' dots group by group for every token.
 
-use super::activations::CallActs;
+use super::activations::QuantizedActs;
 use super::epilogue::group_sums;
 use super::parallel::Slots;
 use super::scratch::{EpilogueInputs, TaskScratch, WorkScratch, take};
@@ -39,7 +39,9 @@ impl RowWeights {
     /// rows padded with zero weights to a multiple of 128, group by group (`per_block`: one
     /// group per scale block).
     pub(super) fn build(
-        (layout, shape, packed): (Layout, Shape, &[u8]),
+        layout: Layout,
+        shape: Shape,
+        packed: &[u8],
         per_block: bool,
         kernel: Kernel<I2sDotsFn>,
     ) -> Result<Self> {
@@ -120,7 +122,7 @@ impl RowWeights {
     pub(super) fn run(
         &self,
         ctx: &Context,
-        acts: &CallActs,
+        acts: &QuantizedActs,
         call_scales: CallScales,
         out: Outputs,
         sc: &mut WorkScratch,
@@ -170,7 +172,7 @@ impl RowWeights {
     fn run_shared(
         &self,
         ctx: &Context,
-        call: &CallActs,
+        call: &QuantizedActs,
         w_scale: f32,
         out: Outputs,
         sc: &mut EpilogueInputs,
@@ -212,7 +214,7 @@ impl RowWeights {
     fn run_per_group(
         &self,
         ctx: &Context,
-        call: &CallActs,
+        call: &QuantizedActs,
         w_scales: &[f32],
         out: Outputs,
         sc: &mut EpilogueInputs,
@@ -252,7 +254,7 @@ impl RowWeights {
     }
 
     /// Code dots of rows `[r0, r0 + n)` over column group `g` against every token of `call`.
-    fn group_dots(&self, g: usize, r0: usize, n: usize, call: &CallActs, dots: &mut [i32]) {
+    fn group_dots(&self, g: usize, r0: usize, n: usize, call: &QuantizedActs, dots: &mut [i32]) {
         let g_cols = self.group_cols;
         let row_bytes = g_cols / 4;
         let base = g * self.rows * row_bytes;
