@@ -51,6 +51,8 @@ use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn, ScaleGroupsFn};
 use crate::quant::activation::Arith;
 use crate::quant::{Compat, QuantConfig, QuantStats, q8k, quantize_packed};
 
+/// A ternary matrix validated once and re-laid-out for one context's kernels (`WeightPlan`),
+/// with its scales; `gemm` and `gemm_i8` multiply it by activations.
 pub struct Matrix {
     layout: Layout,
     shape: Shape,
@@ -74,6 +76,7 @@ impl WeightPlan {
         }
     }
 }
+
 /// The weight scales as the GEMM applies them.
 #[derive(Clone, Debug, PartialEq)]
 enum Scales {
@@ -323,7 +326,7 @@ impl Matrix {
         Ok((ternary, scales, group_cols))
     }
 
-    /// `y[t·y_stride + r] = Σ_k W[r][k]·x[t·x_stride + k]` for `out.n_tokens` tokens, BitNet
+    /// `y[t·out.stride + r] = Σ_k W[r][k]·x[t·x_stride + k]` for `out.n_tokens` tokens, BitNet
     /// style: activations are quantized with the arithmetic of `opts.compat` for this format.
     /// Every check and the scratch allocation come before anything is written to `y`; calls
     /// whose scratch would exceed `SCRATCH_BOUND` run in chunks of tokens.
