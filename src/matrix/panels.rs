@@ -400,7 +400,8 @@ impl<'a> PanelCall<'a> {
     fn epilogue_one(&self, acts: &TaskActs, t: usize, dots: &[i32], rows: &Range<usize>) {
         let bias = self.out.bias.map(|b| &b[rows.clone()]);
         let (sum, s) = (acts.acts.sums[t], acts.acts.scales[t]);
-        // SAFETY: a task writes only rows of its own tiles for tokens of its own blocks.
+        // SAFETY: `rows` are requested rows of a tile of this task and t a token of its blocks
+        // (`check_call` verified that y holds them); no other task writes them.
         let y = unsafe { self.out.rows(t, rows) };
         epilogue_shared(self.arith, dots, sum, s, acts.post[t], bias, y);
     }
@@ -424,7 +425,7 @@ impl<'a> PanelCall<'a> {
             ..
         } = self.weights;
         let (pc, ng) = (geom.cols(), geom.n_groups);
-        let (n_tokens, call_scales, kng) = (self.n_tokens, self.call_scales, self.row_dots);
+        let (n_tokens, call_scales, row_dots) = (self.n_tokens, self.call_scales, self.row_dots);
         let block_scales = self.block_scales;
         let range = &self.out.rows;
         let tile_bytes = geom.tile_bytes();
@@ -444,7 +445,7 @@ impl<'a> PanelCall<'a> {
             let nb = TOKEN_BLOCK.min(n_tokens - t0);
             let acts_b = &acts.ibuf[t0 * pc..][..nb * pc];
             (kernel.run)(&self.runs.geom, w, run.len(), acts_b, nb, dots);
-            if matches!(call_scales, CallScales::One(_)) && (nb, kng) == (1, 1) {
+            if matches!(call_scales, CallScales::One(_)) && (nb, row_dots) == (1, 1) {
                 // One token, one dot per row: the run's dots are its rows in
                 // order, so one epilogue covers the whole run (per tile, its setup
                 // and copy would be repeated for every 64 rows).
@@ -454,7 +455,7 @@ impl<'a> PanelCall<'a> {
                 continue;
             }
             for (ri, tile) in run.clone().enumerate() {
-                let dots = &dots[ri * nb * kng * TILE_ROWS..][..nb * kng * TILE_ROWS];
+                let dots = &dots[ri * nb * row_dots * TILE_ROWS..][..nb * row_dots * TILE_ROWS];
                 if let CallScales::PerGroup(_) = call_scales {
                     let job = GroupScales {
                         n_groups: ng,
@@ -471,10 +472,10 @@ impl<'a> PanelCall<'a> {
                 let lanes = rows.start - r0..rows.end - r0;
                 for tl in 0..nb {
                     let t = t0 + tl;
-                    let d = &dots[tl * kng * TILE_ROWS..][..kng * TILE_ROWS];
+                    let d = &dots[tl * row_dots * TILE_ROWS..][..row_dots * TILE_ROWS];
                     match call_scales {
                         CallScales::One(_) => {
-                            self.epilogue_one(acts, t, &acc_i32(d, kng, lanes.clone()), &rows)
+                            self.epilogue_one(acts, t, &acc_i32(d, row_dots, lanes.clone()), &rows)
                         }
                         CallScales::PerGroup(_) => {
                             let ggml = block_scales.is_some();

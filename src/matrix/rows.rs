@@ -155,7 +155,8 @@ impl RowWeights {
         let out = out.shared();
         let emit = |t: usize, r: usize, v: f32| {
             let v = out.bias.map_or(v, |b| v + b[r]);
-            // SAFETY: each (t, r) is written by exactly one task.
+            // SAFETY: r is a requested row and t a token of the call (`check_call` verified that
+            // y holds them); each (t, r) is written by exactly one task.
             unsafe { *out.at(t, r) = v };
         };
         ctx.threads
