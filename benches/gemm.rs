@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tern::context::Context;
 use tern::format::{Layout, Shape};
-use tern::matrix::{GemmOptions, Matrix};
+use tern::matrix::{GemmOptions, GemmOutput, Matrix};
 use tern::quant::{QuantConfig, quantize_packed};
 
 const FORMATS: [(&str, i32); 5] = [
@@ -81,10 +81,12 @@ fn gemm(c: &mut Criterion) {
                             m.gemm(
                                 ctx,
                                 black_box(&x),
-                                tokens,
                                 cols,
-                                &mut y,
-                                rows,
+                                GemmOutput {
+                                    y: &mut y,
+                                    n_tokens: tokens,
+                                    stride: rows,
+                                },
                                 &GemmOptions::default(),
                             )
                             .expect("gemm");

@@ -18,7 +18,7 @@ use tern::context::Context;
 use tern::cuda::layout::{GpuWeights, decode_word, encode_word};
 use tern::cuda::plan::{self, Buffers, Call, Dtype, GemmParams, GpuKernel};
 use tern::format::{Layout, Shape};
-use tern::matrix::{GemmOptions, Matrix};
+use tern::matrix::{GemmOptions, GemmOutput, Matrix};
 use tern::quant::activation::Arith;
 use tern::quant::{Compat, QuantConfig, quantize_packed};
 
@@ -215,7 +215,17 @@ fn check(case: Case, seed: u64) {
         bias: case.bias.then_some(&bias[..]),
     };
     matrix
-        .gemm(ctx, &x_cpu, tokens, x_stride, &mut y_cpu, y_stride, &opts)
+        .gemm(
+            ctx,
+            &x_cpu,
+            x_stride,
+            GemmOutput {
+                y: &mut y_cpu,
+                n_tokens: tokens,
+                stride: y_stride,
+            },
+            &opts,
+        )
         .unwrap();
     let arith = case.compat.arith(layout.format()).unwrap();
     let mut q_cpu = vec![0i8; tokens * cols];

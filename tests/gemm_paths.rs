@@ -7,7 +7,7 @@
 use tern::context::Context;
 use tern::format::{Layout, Shape};
 use tern::kernel::Isa;
-use tern::matrix::{Activations, GemmOptions, Matrix};
+use tern::matrix::{Activations, GemmOptions, GemmOutput, Matrix};
 use tern::quant::{Compat, Method, QuantConfig};
 
 struct Rng(u64);
@@ -98,8 +98,18 @@ fn every_path_gives_the_same_bits() {
                         for (ctx, m) in ctxs.iter().zip(&ms) {
                             for _rep in 0..2 {
                                 let mut y = vec![f32::NAN; tokens * y_stride];
-                                m.gemm(ctx, &x, tokens, x_stride, &mut y, y_stride, &opts)
-                                    .unwrap();
+                                m.gemm(
+                                    ctx,
+                                    &x,
+                                    x_stride,
+                                    GemmOutput {
+                                        y: &mut y,
+                                        n_tokens: tokens,
+                                        stride: y_stride,
+                                    },
+                                    &opts,
+                                )
+                                .unwrap();
                                 let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
                                 match &first {
                                     None => first = Some(y),
@@ -135,8 +145,17 @@ fn every_path_gives_the_same_bits() {
                 let mut first: Option<Vec<u32>> = None;
                 for (ctx, m) in ctxs.iter().zip(&ms) {
                     let mut y = vec![0f32; tokens * rows];
-                    m.gemm_i8(ctx, &acts, tokens, &mut y, rows, &GemmOptions::default())
-                        .unwrap();
+                    m.gemm_i8(
+                        ctx,
+                        &acts,
+                        GemmOutput {
+                            y: &mut y,
+                            n_tokens: tokens,
+                            stride: rows,
+                        },
+                        &GemmOptions::default(),
+                    )
+                    .unwrap();
                     let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
                     match &first {
                         None => first = Some(bits),
@@ -181,10 +200,12 @@ fn equal_block_scales_compute_as_one_scale() {
                         m.gemm(
                             &ctx,
                             &x,
-                            tokens,
                             cols,
-                            &mut y,
-                            rows,
+                            GemmOutput {
+                                y: &mut y,
+                                n_tokens: tokens,
+                                stride: rows,
+                            },
                             &GemmOptions::default(),
                         )
                         .unwrap();
@@ -239,7 +260,17 @@ fn one_token_on_two_threads_rejects_bad_calls_untouched() {
             ];
             for (y_len, opts) in bad {
                 let mut y = vec![7f32; y_len];
-                let r = m.gemm(&ctx, &x, 1, cols, &mut y, rows, &opts);
+                let r = m.gemm(
+                    &ctx,
+                    &x,
+                    cols,
+                    GemmOutput {
+                        y: &mut y,
+                        n_tokens: 1,
+                        stride: rows,
+                    },
+                    &opts,
+                );
                 assert!(r.is_err(), "{name} {isa:?} y {y_len} {opts:?}");
                 assert!(y.iter().all(|&v| v == 7.0), "{name} {isa:?}: y written");
             }

@@ -15,7 +15,7 @@ use tern::gguf::reader::Metadata;
 use tern::gguf::{
     Array, Dialect, Gguf, ReadOptions, TensorData, Value, ValueType, Writer, ternary, types,
 };
-use tern::matrix::{GemmOptions, Matrix};
+use tern::matrix::{GemmOptions, GemmOutput, Matrix};
 use tern::quant::{QuantConfig, quantize_packed};
 
 const OK: tern_status = tern_status::TERN_STATUS_OK;
@@ -195,20 +195,24 @@ fn writer_reader_round_trip() {
             a.gemm(
                 ctx,
                 &x,
-                2,
                 shape.cols,
-                &mut ya,
-                shape.rows,
+                GemmOutput {
+                    y: &mut ya,
+                    n_tokens: 2,
+                    stride: shape.rows,
+                },
                 &GemmOptions::default(),
             )
             .unwrap();
             b.gemm(
                 ctx,
                 &x,
-                2,
                 shape.cols,
-                &mut yb,
-                shape.rows,
+                GemmOutput {
+                    y: &mut yb,
+                    n_tokens: 2,
+                    stride: shape.rows,
+                },
                 &GemmOptions::default(),
             )
             .unwrap();

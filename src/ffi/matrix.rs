@@ -15,7 +15,7 @@ use super::types::{
 use super::weights::{in_bytes, layout_arg, quant_config_arg, stats_out};
 use crate::error::{Error, Result};
 use crate::format::{Layout, Shape};
-use crate::matrix::{Activations, GemmOptions, Matrix, strided_len};
+use crate::matrix::{Activations, GemmOptions, GemmOutput, Matrix, strided_len};
 use crate::quant::Compat;
 
 /// A packed ternary weight matrix, validated once, with the kernel chosen by the context it was
@@ -256,7 +256,12 @@ pub unsafe extern "C" fn tern_gemm(
             bias_span(&opts),
         ])?;
         let y = slice_mut(y, y_len, "y")?;
-        m.gemm(ctx, x, n, x_stride, y, y_stride, &opts)
+        let out = GemmOutput {
+            y,
+            n_tokens: n,
+            stride: y_stride,
+        };
+        m.gemm(ctx, x, x_stride, out, &opts)
     })
 }
 
@@ -305,6 +310,11 @@ pub unsafe extern "C" fn tern_gemm_i8(
             bias_span(&opts),
         ])?;
         let y = slice_mut(y, y_len, "y")?;
-        m.gemm_i8(ctx, &acts, n, y, y_stride, &opts)
+        let out = GemmOutput {
+            y,
+            n_tokens: n,
+            stride: y_stride,
+        };
+        m.gemm_i8(ctx, &acts, out, &opts)
     })
 }

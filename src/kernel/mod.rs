@@ -1,6 +1,6 @@
 //! Compute kernels behind one dispatch table. A `Kernels` table is chosen once per context from
 //! the CPU's features (capped by `max_isa`); kernels never validate arguments — callers
-//! (`matrix.rs`, `ffi/ggml.rs`) hand them slices whose sizes are already checked.
+//! (`matrix/`, `ffi/ggml.rs`) hand them slices whose sizes are already checked.
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;

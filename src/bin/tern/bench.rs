@@ -6,7 +6,7 @@ use std::time::Instant;
 use tern::context::Context;
 use tern::format::{Format, Layout, Shape};
 use tern::kernel::{Isa, Kernels};
-use tern::matrix::{GemmOptions, Matrix};
+use tern::matrix::{GemmOptions, GemmOutput, Matrix};
 use tern::quant::{QuantConfig, quantize_packed};
 
 use crate::args::BenchArgs;
@@ -330,13 +330,23 @@ fn time_gemm(
     let opts = GemmOptions::default();
     let call = |y: &mut [f32]| -> Result<f64, String> {
         let t = Instant::now();
-        m.gemm(&r.ctx, x, tokens, cols, y, rows, &opts)
-            .map_err(|e| {
-                format!(
-                    "gemm failed ({} {rows}x{cols}, {tokens} tokens): {e}",
-                    r.kernel
-                )
-            })?;
+        m.gemm(
+            &r.ctx,
+            x,
+            cols,
+            GemmOutput {
+                y,
+                n_tokens: tokens,
+                stride: rows,
+            },
+            &opts,
+        )
+        .map_err(|e| {
+            format!(
+                "gemm failed ({} {rows}x{cols}, {tokens} tokens): {e}",
+                r.kernel
+            )
+        })?;
         Ok(t.elapsed().as_secs_f64())
     };
     if capped {

@@ -29,7 +29,7 @@ mod imp {
     use tern::cuda::plan::{Dtype, GEMV_MAX_TOKENS};
     use tern::cuda::{CudaMatrix, GemmCall};
     use tern::format::{I2sVariant, Layout, Shape};
-    use tern::matrix::{GemmOptions, Matrix};
+    use tern::matrix::{GemmOptions, GemmOutput, Matrix};
     use tern::quant::{Compat, QuantConfig, quantize_packed};
 
     use super::BenchArgs;
@@ -209,10 +209,12 @@ mod imp {
                     .gemm(
                         ctx,
                         &x_cpu,
-                        tokens,
                         cols,
-                        &mut y_cpu,
-                        rows,
+                        GemmOutput {
+                            y: &mut y_cpu,
+                            n_tokens: tokens,
+                            stride: rows,
+                        },
                         &GemmOptions::default(),
                     )
                     .map_err(|e| e.message)?;

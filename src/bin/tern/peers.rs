@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use tern::context::Context;
 use tern::format::{Layout, Shape};
-use tern::matrix::{GemmOptions, Matrix};
+use tern::matrix::{GemmOptions, GemmOutput, Matrix};
 use tern::pages::PageBuf;
 use tern::quant::{QuantConfig, quantize_packed};
 
@@ -309,8 +309,18 @@ impl Matrices {
                 Some(c) => (&ms[c % ms.len()], self.rows),
                 None => (&self.tern_p[ci][k], self.p_rows),
             };
-            m.gemm(ctx, x, tokens, self.cols, y, rows, &GemmOptions::default())
-                .map_err(|e| e.to_string())
+            m.gemm(
+                ctx,
+                x,
+                self.cols,
+                GemmOutput {
+                    y,
+                    n_tokens: tokens,
+                    stride: rows,
+                },
+                &GemmOptions::default(),
+            )
+            .map_err(|e| e.to_string())
         } else if k < nt + self.ggml.len() {
             let lib = setup.ggml.as_ref().expect("ggml rows only when loaded");
             let gs = &self.ggml[k - nt];

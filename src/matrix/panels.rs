@@ -1,0 +1,500 @@
+//! The panel layout (`PanelDotsFn`, levels with panel kernels): 64-row tiles, lanes = rows,
+//! each tile one sequential stream, 1.6- or 2-bit codes (see the module doc of `matrix`), and
+//! its run path: tasks of whole tiles, each tile × token block one kernel call whose integer
+//! dots the epilogues turn into outputs.
+
+use std::ops::Range;
+
+use super::activations::{Activations, Prepared, QuantizedActs, zero_pad};
+use super::epilogue::{acc_i32, epilogue_groups, epilogue_shared, summed_groups};
+use super::parallel::{SharedMut, Slots, split};
+use super::scratch::{TaskScratch, WorkScratch, take};
+use super::{CallScales, Outputs, Scales, SharedOutputs};
+use crate::context::Context;
+use crate::error::{Result, try_vec};
+use crate::format::{I2sVariant, Layout, Shape, i2s};
+use crate::kernel::panel::{self, MAX_DOT_STEPS, PanelGeom, PanelKind, TILE_ROWS};
+use crate::kernel::{GroupScales, Kernel, PanelDotsFn, ScaleGroupsFn};
+use crate::pages::PageBuf;
+use crate::quant::activation::{Arith, QuantizeTokenFn};
+
+/// Tokens per panel-kernel call (a multiple of the prefill micro-kernel's 12 would do; one
+/// block of 12 keeps the activations of a call in L1).
+pub(super) const TOKEN_BLOCK: usize = 12;
+
+/// Most dots (int32) one decode kernel call writes for its run of tiles (16 KiB: they stay in
+/// L1 for the epilogue).
+const RUN_DOTS: usize = 4096;
+
+/// The weights as `n_tiles` tiles of `geom.tile_bytes()` bytes, for `PanelDotsFn`.
+pub(super) struct PanelWeights {
+    tiles: PageBuf,
+    geom: PanelGeom,
+    n_tiles: usize,
+    /// The matrix's columns (`geom.cols()` pads them).
+    cols: usize,
+    /// Per-group scales tile by tile, `[tile · scales_stride + g·64 + r % 64]` (empty with
+    /// one scale): one sequential stream beside the tiles' when a GEMV streams from DRAM.
+    scales_t: Vec<f32>,
+    /// `n_groups · 64`, or 0 when every scale is the same: then all tiles share one tile's
+    /// worth, which stays in L1 (read only by `TERN_COMPAT_GGML`: the per-token modes
+    /// compute such a matrix as one-scale).
+    scales_stride: usize,
+    kernel: Kernel<PanelDotsFn>,
+    /// Applies `scales_t` to the dots of one tile and token (per-group scales only).
+    scale_groups: ScaleGroupsFn,
+}
+
+/// The ternary values a panel build reads.
+enum TernarySource<'a> {
+    /// Row-major, unpacked from the format.
+    Unpacked(Vec<i8>),
+    /// I2_S codes, decoded on the fly from the matrix's own bytes.
+    I2s(I2sVariant, &'a [u8]),
+}
+
+/// How the panel tasks of a call run the kernel (`PanelWeights::dot_runs`).
+#[derive(Clone, Copy)]
+pub(super) struct DotRuns {
+    /// The geometry the kernel computes dots in.
+    pub(super) geom: PanelGeom,
+    /// Tiles per kernel call.
+    pub(super) run_len: usize,
+    /// Dots one tile gives for one token block.
+    pub(super) tile_dots: usize,
+}
+
+impl PanelWeights {
+    /// Packs the tiles (in parallel) and the tile-ordered scales of a matrix.
+    pub(super) fn build(
+        ctx: &Context,
+        layout: Layout,
+        shape: Shape,
+        packed: &[u8],
+        scales: &Scales,
+        kind: PanelKind,
+        (kernel, scale_groups): (Kernel<PanelDotsFn>, ScaleGroupsFn),
+    ) -> Result<Self> {
+        let (rows, cols) = (shape.rows, shape.cols);
+        let geom = match scales {
+            Scales::PerGroup { .. } => {
+                let per = layout.elements_per_scale(shape);
+                debug_assert!(per.is_multiple_of(16) && cols.is_multiple_of(per));
+                PanelGeom {
+                    kind,
+                    group_steps: per / 4,
+                    n_groups: cols / per,
+                    merge: 1,
+                }
+            }
+            Scales::Shared(_) => {
+                let steps = cols.next_multiple_of(16) / 4;
+                let n_groups = steps.div_ceil(MAX_DOT_STEPS);
+                PanelGeom {
+                    kind,
+                    group_steps: steps.div_ceil(n_groups).next_multiple_of(4),
+                    n_groups,
+                    merge: 1,
+                }
+            }
+        };
+        let n_tiles = rows.div_ceil(TILE_ROWS);
+        let tile_bytes = geom.tile_bytes();
+        let mut tiles = PageBuf::zeroed(n_tiles * tile_bytes, "the matrix's weight tiles")?;
+        let ternary = match layout {
+            Layout::I2s(v) => TernarySource::I2s(v, packed),
+            _ => {
+                let mut t = try_vec(shape.elements(), 0i8, "the unpacked ternary values")?;
+                layout.unpack(shape, packed, &mut t)?;
+                TernarySource::Unpacked(t)
+            }
+        };
+        let at = |r: usize, k: usize| -> i8 {
+            if r >= rows || k >= cols {
+                return 0;
+            }
+            match &ternary {
+                TernarySource::Unpacked(t) => t[r * cols + k],
+                TernarySource::I2s(v, packed) => i2s::code_at(*v, packed, r * cols + k) as i8 - 1,
+            }
+        };
+        let out = SharedMut(tiles.as_mut_ptr());
+        ctx.threads.for_each(n_tiles, |i| {
+            // SAFETY: tile i's bytes are written by this task only, inside `tiles`.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.at(i * tile_bytes), tile_bytes) };
+            panel::pack_tile(&geom, |r, k| at(i * TILE_ROWS + r, k), dst);
+        });
+        let (scales_t, scales_stride) = tile_scales(scales, rows, n_tiles, geom.n_groups)?;
+        Ok(Self {
+            tiles,
+            geom,
+            n_tiles,
+            cols,
+            scales_t,
+            scales_stride,
+            kernel,
+            scale_groups,
+        })
+    }
+
+    pub(super) fn geom(&self) -> &PanelGeom {
+        &self.geom
+    }
+
+    pub(super) fn kernel_name(&self) -> &'static std::ffi::CStr {
+        self.kernel.name
+    }
+
+    pub(super) fn tiles(&self) -> &[u8] {
+        &self.tiles
+    }
+
+    /// Row-major `rows × cols` ternary values into `ternary`.
+    pub(super) fn unpack_ternary(&self, rows: usize, ternary: &mut [i8]) {
+        let (geom, cols) = (&self.geom, self.cols);
+        let tile_bytes = geom.tile_bytes();
+        for r in 0..rows {
+            let tile = &self.tiles[r / TILE_ROWS * tile_bytes..][..tile_bytes];
+            for k in 0..cols {
+                ternary[r * cols + k] = panel::code_at(geom, tile, r % TILE_ROWS, k) as i8 - 1;
+            }
+        }
+    }
+
+    /// How the panel tasks of a call of `n_tokens` call the kernel.
+    pub(super) fn dot_runs(&self, call_scales: CallScales, n_tokens: usize) -> DotRuns {
+        // One scale: the kernel sums a per-block matrix's blocks into one dot per row (as few as
+        // the int32 bound allows), instead of a dot per 256-column block.
+        let geom = match call_scales {
+            CallScales::One(_) => summed_groups(self.geom),
+            CallScales::PerGroup(_) => self.geom,
+        };
+        // Decode (one token block): one kernel call streams a run of the task's tiles, so the
+        // weight stream is not broken by a return and an epilogue per tile (each break stalls
+        // the DRAM stream and the prefetcher); runs are capped so their dots stay in L1.
+        // Prefill: one tile per call.
+        let tile_dots = TOKEN_BLOCK.min(n_tokens) * geom.n_dots() * TILE_ROWS;
+        let run_len = if n_tokens <= TOKEN_BLOCK {
+            (RUN_DOTS / tile_dots).max(1)
+        } else {
+            1
+        };
+        DotRuns {
+            geom,
+            run_len,
+            tile_dots,
+        }
+    }
+
+    /// The panel path on activations the caller quantized: interleaved, with their per-group
+    /// sums or per-token output factors, then `run_tasks`.
+    pub(super) fn run(
+        &self,
+        ctx: &Context,
+        acts: &QuantizedActs,
+        call_scales: CallScales,
+        out: Outputs,
+        sc: &mut WorkScratch,
+    ) {
+        let WorkScratch {
+            acts: ibuf,
+            epilogue,
+            slots,
+        } = sc;
+        let prepared = acts.for_panels(ctx, &self.geom, call_scales, ibuf, epilogue);
+        let (n, bs) = (acts.n_tokens, acts.block_scales);
+        let call = PanelCall::new(self, ctx, acts.arith, prepared, n, bs, out);
+        call.run(ctx, slots);
+    }
+
+    /// A one-token call whose tasks each quantize the token `x` themselves (`w_scale`: the
+    /// matrix's one scale; see `Matrix::token_in_tasks`).
+    pub(super) fn run_token(
+        &self,
+        ctx: &Context,
+        arith: Arith,
+        x: &[f32],
+        w_scale: f32,
+        out: Outputs,
+        slots: &mut [TaskScratch],
+    ) {
+        let token = Prepared::Token { x, w_scale };
+        let call = PanelCall::new(self, ctx, arith, token, 1, None, out);
+        call.run(ctx, slots);
+    }
+}
+
+/// The per-group scales in tile order and their stride per tile (see `PanelWeights`).
+fn tile_scales(
+    scales: &Scales,
+    rows: usize,
+    n_tiles: usize,
+    ng: usize,
+) -> Result<(Vec<f32>, usize)> {
+    Ok(match scales {
+        Scales::Shared(_) => (Vec::new(), 0),
+        Scales::PerGroup {
+            uniform: Some(s), ..
+        } => (try_vec(ng * TILE_ROWS, *s, "the tile scales")?, 0),
+        Scales::PerGroup {
+            scales: v,
+            uniform: None,
+        } => {
+            let mut t = try_vec(n_tiles * ng * TILE_ROWS, 0f32, "the tile scales")?;
+            for r in 0..rows {
+                for g in 0..ng {
+                    t[((r / TILE_ROWS) * ng + g) * TILE_ROWS + r % TILE_ROWS] = v[r * ng + g];
+                }
+            }
+            (t, ng * TILE_ROWS)
+        }
+    })
+}
+
+/// One call of the panel path: tasks of whole tiles on activations `prepared` (each task
+/// streams its own contiguous weights; decode and prefill alike split rows, and token blocks
+/// too when there are fewer tiles than twice the threads).
+struct PanelCall<'a> {
+    weights: &'a PanelWeights,
+    arith: Arith,
+    prepared: Prepared<'a>,
+    call_scales: CallScales<'a>,
+    /// The Q8_K scales of `Arith::Ggml` (`QuantizedActs::block_scales`).
+    block_scales: Option<&'a [f32]>,
+    n_tokens: usize,
+    n_blocks: usize,
+    runs: DotRuns,
+    /// Dots per row and token in `runs.geom`.
+    row_dots: usize,
+    /// The tiles that hold the requested rows.
+    tiles: Range<usize>,
+    /// Parts the tiles and the token blocks are split into: one task per pair.
+    tile_parts: usize,
+    block_parts: usize,
+    out: SharedOutputs<'a>,
+    /// The context's activation quantizer (`Prepared::Token` tasks quantize their own copy).
+    quantize: QuantizeTokenFn,
+}
+
+/// The activations one panel task reads.
+struct TaskActs<'a> {
+    acts: &'a Activations<'a>,
+    /// Interleaved per token block.
+    ibuf: &'a [i8],
+    gsums: &'a [i32],
+    post: &'a [f32],
+}
+
+impl<'a> PanelCall<'a> {
+    fn new(
+        weights: &'a PanelWeights,
+        ctx: &Context,
+        arith: Arith,
+        prepared: Prepared<'a>,
+        n_tokens: usize,
+        block_scales: Option<&'a [f32]>,
+        out: Outputs<'a>,
+    ) -> Self {
+        let n_blocks = n_tokens.div_ceil(TOKEN_BLOCK);
+        let call_scales = prepared.call_scales();
+        let runs = weights.dot_runs(call_scales, n_tokens);
+        let range = out.rows.clone();
+        let (tile_lo, tile_hi) = (range.start / TILE_ROWS, range.end.div_ceil(TILE_ROWS));
+        debug_assert!(tile_hi <= weights.n_tiles);
+        let n_t = tile_hi - tile_lo;
+        let threads = ctx.threads.count();
+        // Decode: one run of consecutive tiles per thread, each one sequential stream from DRAM
+        // (several runs per thread claimed in turn would restart the stream at each claim, which
+        // costs more than the load balance gains). Prefill: one tile per task (≥ 2 per
+        // thread), claimed in order, so the threads end together even when the tiles do not
+        // divide evenly; with fewer tiles, token blocks are split too.
+        let (tile_parts, block_parts) = if threads == 1 {
+            (1, 1)
+        } else if n_blocks == 1 {
+            (n_t.min(threads), 1)
+        } else if n_t >= 2 * threads {
+            (n_t, 1)
+        } else {
+            (n_t, n_blocks.min(threads))
+        };
+        Self {
+            weights,
+            arith,
+            prepared,
+            call_scales,
+            block_scales,
+            n_tokens,
+            n_blocks,
+            runs,
+            row_dots: runs.geom.n_dots(),
+            tiles: tile_lo..tile_hi,
+            tile_parts,
+            block_parts,
+            out: out.shared(),
+            quantize: ctx.kernels.quantize_token,
+        }
+    }
+
+    /// Runs every task on the context's threads.
+    fn run(&self, ctx: &Context, slots: &mut [TaskScratch]) {
+        let slots = Slots::new(slots);
+        let task = |slot: usize, i: usize| {
+            // SAFETY: tasks running at the same time have different slots.
+            let ts = unsafe { slots.get(slot) };
+            self.task(i, ts);
+        };
+        ctx.threads
+            .for_each_slot(self.tile_parts * self.block_parts, task);
+    }
+
+    /// Task `i`: its part of the tiles for its part of the token blocks.
+    fn task(&self, i: usize, ts: &mut TaskScratch) {
+        let (tp, bp) = (i / self.block_parts, i % self.block_parts);
+        let tiles_r = split(self.tiles.clone(), self.tile_parts, tp);
+        let blocks_r = split(0..self.n_blocks, self.block_parts, bp);
+        let TaskScratch { dots, acc, token } = ts;
+        let (cols, pc) = (self.weights.cols, self.weights.geom.cols());
+        let (token_scale, token_sum, token_post);
+        let own;
+        let acts = match self.prepared {
+            Prepared::Caller {
+                acts,
+                ibuf,
+                gsums,
+                post,
+                ..
+            } => TaskActs {
+                acts,
+                ibuf,
+                gsums,
+                post,
+            },
+            Prepared::Token { x, w_scale } => {
+                // This task's own copy of the quantized token (zero-padded).
+                let arith = self.arith;
+                let q = take(token, pc);
+                let (s, sum) = arith.quantize_token(self.quantize, x, &mut q[..cols]);
+                zero_pad(q, pc, cols, 1);
+                (token_scale, token_sum) = ([s], [sum]);
+                token_post = [arith.post_scale(w_scale, s)];
+                own = Activations {
+                    q,
+                    stride: pc,
+                    scales: &token_scale,
+                    sums: &token_sum,
+                };
+                TaskActs {
+                    acts: &own,
+                    ibuf: own.q,
+                    gsums: &[],
+                    post: &token_post,
+                }
+            }
+        };
+        let dots = take(dots, self.runs.run_len * self.runs.tile_dots);
+        let acc = take(acc, TOKEN_BLOCK * TILE_ROWS);
+        for run_start in tiles_r.clone().step_by(self.runs.run_len) {
+            let run = run_start..(run_start + self.runs.run_len).min(tiles_r.end);
+            self.tile_run(run, blocks_r.clone(), &acts, dots, acc);
+        }
+    }
+
+    /// One token's outputs of a one-scale matrix in rows `rows` from their dots.
+    fn epilogue_one(&self, acts: &TaskActs, t: usize, dots: &[i32], rows: &Range<usize>) {
+        let bias = self.out.bias.map(|b| &b[rows.clone()]);
+        let (sum, s) = (acts.acts.sums[t], acts.acts.scales[t]);
+        // SAFETY: `rows` are requested rows of a tile of this task and t a token of its blocks
+        // (`check_call` verified that y holds them); no other task writes them.
+        let y = unsafe { self.out.rows(t, rows) };
+        epilogue_shared(self.arith, dots, sum, s, acts.post[t], bias, y);
+    }
+
+    /// The kernel calls on tiles `run` for token blocks `blocks`, and their epilogues.
+    fn tile_run(
+        &self,
+        run: Range<usize>,
+        blocks: Range<usize>,
+        acts: &TaskActs,
+        dots: &mut [i32],
+        acc: &mut [f32],
+    ) {
+        let PanelWeights {
+            tiles,
+            geom,
+            scales_t,
+            scales_stride,
+            kernel,
+            scale_groups,
+            ..
+        } = self.weights;
+        let (pc, ng) = (geom.cols(), geom.n_groups);
+        let (n_tokens, call_scales, row_dots) = (self.n_tokens, self.call_scales, self.row_dots);
+        let block_scales = self.block_scales;
+        let range = &self.out.rows;
+        let tile_bytes = geom.tile_bytes();
+        let w = &tiles[run.start * tile_bytes..run.end * tile_bytes];
+        // Per-group scales (empty with one scale), read after the dots: loading
+        // while the kernel runs, unless all tiles share one (then they are in L1).
+        let tile_scales = |tile: usize| {
+            let at = tile * scales_stride;
+            scales_t.get(at..at + ng * TILE_ROWS).unwrap_or_default()
+        };
+        if *scales_stride > 0 {
+            run.clone()
+                .for_each(|tile| crate::kernel::prefetch(tile_scales(tile)));
+        }
+        for b in blocks {
+            let t0 = b * TOKEN_BLOCK;
+            let nb = TOKEN_BLOCK.min(n_tokens - t0);
+            let acts_b = &acts.ibuf[t0 * pc..][..nb * pc];
+            (kernel.run)(&self.runs.geom, w, run.len(), acts_b, nb, dots);
+            if matches!(call_scales, CallScales::One(_)) && (nb, row_dots) == (1, 1) {
+                // One token, one dot per row: the run's dots are its rows in
+                // order, so one epilogue covers the whole run (per tile, its setup
+                // and copy would be repeated for every 64 rows).
+                let r0 = run.start * TILE_ROWS;
+                let rows = range.start.max(r0)..range.end.min(run.end * TILE_ROWS);
+                self.epilogue_one(acts, t0, &dots[rows.start - r0..rows.end - r0], &rows);
+                continue;
+            }
+            for (ri, tile) in run.clone().enumerate() {
+                let dots = &dots[ri * nb * row_dots * TILE_ROWS..][..nb * row_dots * TILE_ROWS];
+                if let CallScales::PerGroup(_) = call_scales {
+                    let job = GroupScales {
+                        n_groups: ng,
+                        n_tokens: nb,
+                        dots,
+                        gsums: &acts.gsums[t0 * ng..][..nb * ng],
+                        scales: tile_scales(tile),
+                        block_scales: block_scales.map(|bs| &bs[t0 * ng..][..nb * ng]),
+                    };
+                    scale_groups(&job, acc);
+                }
+                let r0 = tile * TILE_ROWS;
+                let rows = range.start.max(r0)..range.end.min(r0 + TILE_ROWS);
+                let lanes = rows.start - r0..rows.end - r0;
+                for tl in 0..nb {
+                    let t = t0 + tl;
+                    let d = &dots[tl * row_dots * TILE_ROWS..][..row_dots * TILE_ROWS];
+                    match call_scales {
+                        CallScales::One(_) => {
+                            self.epilogue_one(acts, t, &acc_i32(d, row_dots, lanes.clone()), &rows)
+                        }
+                        CallScales::PerGroup(_) => {
+                            let ggml = block_scales.is_some();
+                            let s = if ggml { 1.0 } else { acts.acts.scales[t] };
+                            epilogue_groups(
+                                ggml,
+                                &acc[tl * TILE_ROWS..][lanes.clone()],
+                                s,
+                                self.out.bias.map(|b| &b[rows.clone()]),
+                                // SAFETY: as in `epilogue_one`.
+                                unsafe { self.out.rows(t, &rows) },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
