@@ -63,13 +63,43 @@
 //! A negative triple adds `−entry`. Rows sum in int16 per `BK` block (three part) and per 32-column
 //! block (two part), in int32 across blocks; `y = (float)(sum3 + sum2) / s · w_scale`.
 
-use super::Shape;
+use super::{Format, FormatSpec, GgufId, Layout, Params, Peer, Shape, no_variant};
 use super::tl_common::{
     PERM, TAIL_BYTES, check_len, check_padded, check_scale_tail, check_zero, divisor_multiples,
     fold_blocks, largest_divisor_multiple, list, pair_digits, pair_entries_i32, pair_index,
     round_up,
 };
 use crate::error::{Error, Result, try_vec};
+
+pub static SPEC: FormatSpec = FormatSpec {
+    format: Format::Tl2,
+    name: "TL2",
+    compact_panels: true,
+    per_block_scales: false,
+    f16_scales: false,
+    peer: Peer::BitnetLut,
+    gguf_id: GgufId::BitnetTl2,
+    file_type: 39,
+    takes_tiling: true,
+    layout: |variant, tiling| no_variant("TL2", variant).map(|_| Layout::Tl2(tiling)),
+    check_shape: |p, shape| tiling(p, shape).map(|_| ()),
+    packed_size: |p, shape| Ok(packed_size(&tiling(p, shape)?, shape)),
+    elements_per_scale: Shape::elements,
+    pack: |p, shape, ternary, scales, dst| {
+        pack(&tiling(p, shape)?, shape, ternary, scales[0], dst);
+        Ok(())
+    },
+    validate: |p, shape, src| Ok(vec![validate(&tiling(p, shape)?, shape, src)?]),
+    unpack: |p, shape, src, ternary| unpack(&tiling(p, shape)?, shape, src, ternary),
+};
+
+/// The tiling of a layout for `shape`: the caller's (checked) or the library's choice.
+fn tiling(p: Params, shape: Shape) -> Result<Tiling> {
+    match p.tiling {
+        Some(t) => check_tiling(&t, shape).map(|_| t),
+        None => choose_tiling(shape),
+    }
+}
 
 pub use super::tl_common::Tiling;
 

@@ -17,8 +17,8 @@
 //!   bitnet.cpp companion tensor `<name>_scale` (a 1-element F32/F16/BF16 tensor, which the TL
 //!   converter always writes), otherwise the mainline type (MXFP4 / Q2_0).
 
-use crate::error::{Error, Result};
-use crate::format::Format;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{Format, GgufId};
 
 /// A GGUF producer's id space (C: `tern_gguf_dialect`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,6 +177,9 @@ pub const TL1: GgmlType = GgmlType {
     ternary: Some(Format::Tl1),
 };
 
+/// bitnet.cpp's types whose id is the same in both of its dialects.
+const BITNET: &[GgmlType] = &[I2_S, TL1];
+
 /// TL2 with the id of `dialect` (39 legacy, 42 current).
 pub const fn tl2(id: u32) -> GgmlType {
     GgmlType {
@@ -241,18 +244,25 @@ pub fn resolve(id: u32, dialect: Dialect, has_scale_companion: bool) -> Result<G
 
 /// The registry entry for a ternary format when written under `dialect`.
 pub fn for_format(format: Format, dialect: Dialect) -> Result<GgmlType> {
-    Ok(match format {
-        Format::Tq1_0 => TQ1_0,
-        Format::Tq2_0 => TQ2_0,
-        Format::I2S | Format::Tl1 | Format::Tl2 if dialect == Dialect::Mainline => {
+    let ty = match format.spec().gguf_id {
+        GgufId::Mainline(id) => mainline(id),
+        GgufId::Bitnet(_) | GgufId::BitnetTl2 if dialect == Dialect::Mainline => {
             return Err(Error::unsupported(format!(
                 "{} is a bitnet.cpp type with no id in mainline ggml; write it with a BITNET dialect",
                 format.name()
             )));
         }
-        Format::I2S => I2_S,
-        Format::Tl1 => TL1,
-        Format::Tl2 => tl2(dialect.tl2_id().expect("not mainline")),
+        GgufId::Bitnet(id) => BITNET.iter().copied().find(|t| t.id == id),
+        GgufId::BitnetTl2 => dialect.tl2_id().map(tl2),
+    };
+    ty.filter(|t| t.ternary == Some(format)).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Internal,
+            format!(
+            "the format table's GGUF id for {} is not in the type registry",
+                format.name()
+            ),
+        )
     })
 }
 

@@ -3,7 +3,7 @@
 //! ggml's Q8_K path is in `q8k.rs`).
 
 use crate::error::{Error, Result};
-use crate::format::Format;
+use crate::format::{Format, Peer};
 
 /// `tern_compat`: whose rounding and float arithmetic the activations and outputs follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,14 +60,15 @@ impl Compat {
 
     /// The arithmetic of this mode for `format`, or an error naming the modes that apply.
     pub fn arith(self, format: Format) -> Result<Arith> {
-        let bitnet = matches!(format, Format::I2S | Format::Tl1 | Format::Tl2);
-        Ok(match (self, format) {
+        let peer = format.spec().peer;
+        Ok(match (self, peer) {
             (Self::Default, _) => Arith::Default,
-            (Self::BitnetCpp, Format::I2S) => Arith::I2sCurrent,
-            (Self::BitnetCppLegacy, Format::I2S) => Arith::I2sLegacy,
-            (Self::BitnetCpp | Self::BitnetCppLegacy, Format::Tl1 | Format::Tl2) => Arith::Lut,
-            (Self::Ggml, Format::Tq1_0 | Format::Tq2_0) => Arith::Ggml,
+            (Self::BitnetCpp, Peer::BitnetI2s) => Arith::I2sCurrent,
+            (Self::BitnetCppLegacy, Peer::BitnetI2s) => Arith::I2sLegacy,
+            (Self::BitnetCpp | Self::BitnetCppLegacy, Peer::BitnetLut) => Arith::Lut,
+            (Self::Ggml, Peer::GgmlQ8K) => Arith::Ggml,
             _ => {
+                let bitnet = matches!(peer, Peer::BitnetI2s | Peer::BitnetLut);
                 let allowed = if bitnet {
                     "TERN_COMPAT_DEFAULT, TERN_COMPAT_BITNET_CPP or TERN_COMPAT_BITNET_CPP_LEGACY"
                 } else {
