@@ -11,7 +11,7 @@ pub mod tq;
 pub mod tq1_0;
 pub mod tq2_0;
 
-use crate::error::{Error, Result, try_collect, try_reserve, try_vec};
+use crate::error::{CEnum, Error, Result, try_collect, try_reserve, try_vec};
 
 /// The ternary storage formats (numbers are the C enum `tern_format`, checked against it at
 /// compile time in `ffi::enums`).
@@ -214,20 +214,19 @@ pub enum I2sVariant {
     Arm64 = 1,
 }
 
-impl I2sVariant {
-    /// Every variant, in `tern_i2s_variant` order.
-    pub const ALL: [I2sVariant; 2] = [Self::X86, Self::Arm64];
+crate::c_enum!(
+    I2sVariant,
+    "I2_S variant",
+    [
+        (I2sVariant::X86, "TERN_I2S_X86"),
+        (I2sVariant::Arm64, "TERN_I2S_ARM64"),
+    ]
+);
 
+impl I2sVariant {
     /// Reads `tern_layout.variant` for I2_S.
     pub fn from_u32(v: u32) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|&x| x as u32 == v)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "I2_S variant {v} is unknown (allowed: 0 = TERN_I2S_X86, 1 = TERN_I2S_ARM64)"
-                ))
-            })
+        Self::from_c(v.into())
     }
 
     pub fn block_len(self) -> usize {

@@ -17,7 +17,7 @@
 //!   bitnet.cpp companion tensor `<name>_scale` (a 1-element F32/F16/BF16 tensor, which the TL
 //!   converter always writes), otherwise the mainline type (MXFP4 / Q2_0).
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{CEnum, Error, ErrorKind, Result};
 use crate::format::{Format, GgufId};
 
 /// A GGUF producer's id space (C: `tern_gguf_dialect`).
@@ -33,19 +33,20 @@ pub enum Dialect {
     BitnetCurrent = 3,
 }
 
+crate::c_enum!(
+    Dialect,
+    "GGUF dialect",
+    [
+        (Dialect::Auto, "AUTO"),
+        (Dialect::Mainline, "MAINLINE"),
+        (Dialect::BitnetLegacy, "BITNET_LEGACY"),
+        (Dialect::BitnetCurrent, "BITNET_CURRENT"),
+    ]
+);
+
 impl Dialect {
     pub fn from_i32(v: i32) -> Result<Self> {
-        Ok(match v {
-            0 => Self::Auto,
-            1 => Self::Mainline,
-            2 => Self::BitnetLegacy,
-            3 => Self::BitnetCurrent,
-            _ => {
-                return Err(Error::invalid(format!(
-                    "GGUF dialect {v} is unknown (allowed: 0 = AUTO, 1 = MAINLINE, 2 = BITNET_LEGACY, 3 = BITNET_CURRENT)"
-                )));
-            }
-        })
+        Self::from_c(v.into())
     }
 
     pub fn name(self) -> &'static str {
