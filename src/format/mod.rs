@@ -38,7 +38,10 @@ pub static SPECS: [&FormatSpec; 5] = [
 const _: () = {
     let mut i = 0;
     while i < SPECS.len() {
-        assert!(SPECS[i].format as usize == i + 1, "SPECS must be in tern_format order");
+        assert!(
+            SPECS[i].format as usize == i + 1,
+            "SPECS must be in tern_format order"
+        );
         i += 1;
     }
 };

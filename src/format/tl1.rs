@@ -49,11 +49,11 @@
 //! its entries in int16 per `BK` block, then in int32 across blocks;
 //! `y = (int32 sum) as f32 / s · w_scale`.
 
-use super::{Format, FormatSpec, GgufId, Layout, Params, Peer, Shape, no_variant};
 use super::tl_common::{
     TAIL_BYTES, check_len, check_padded, check_scale_tail, divisor_multiples, fold_blocks, gcd,
     largest_divisor_multiple, list, pair_digits, pair_entries_i32, pair_index, round_up,
 };
+use super::{Format, FormatSpec, GgufId, Layout, Params, Peer, Shape, no_variant};
 use crate::error::{Error, Result};
 
 pub static SPEC: FormatSpec = FormatSpec {

@@ -63,12 +63,12 @@
 //! A negative triple adds `−entry`. Rows sum in int16 per `BK` block (three part) and per 32-column
 //! block (two part), in int32 across blocks; `y = (float)(sum3 + sum2) / s · w_scale`.
 
-use super::{Format, FormatSpec, GgufId, Layout, Params, Peer, Shape, no_variant};
 use super::tl_common::{
     PERM, TAIL_BYTES, check_len, check_padded, check_scale_tail, check_zero, divisor_multiples,
     fold_blocks, largest_divisor_multiple, list, pair_digits, pair_entries_i32, pair_index,
     round_up,
 };
+use super::{Format, FormatSpec, GgufId, Layout, Params, Peer, Shape, no_variant};
 use crate::error::{Error, Result, try_vec};
 
 pub static SPEC: FormatSpec = FormatSpec {

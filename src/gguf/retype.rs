@@ -153,6 +153,18 @@ pub fn retype(
         ..Default::default()
     };
 
+    if let Some(t) = meta
+        .tensors
+        .iter()
+        .find(|t| super::types::NOT_CONVERTED.contains(&t.ty.name))
+    {
+        return Err(Error::unsupported(format!(
+            "tensor '{}' is {} (type {}), a mainline ggml low-bit type that tern reads but cannot convert yet",
+            t.name_str(),
+            t.ty.name,
+            t.type_id
+        )));
+    }
     // Tensors that change format, and what they leave behind in the source.
     let converted: Vec<&str> = meta
         .tensors

@@ -13,10 +13,23 @@
 //!   they are unambiguous. 37 (I8_S) is an activation-only type and never valid in a file.
 //! * 39 and 42 depend on the dialect: `Mainline` reads MXFP4 / Q2_0; `BitnetLegacy` reads 39 as
 //!   TL2 (42 does not exist there); `BitnetCurrent` reads 42 as TL2 and 39 as MXFP4.
-//! * `Auto` (the default) decides per tensor: 39 or 42 is TL2 when the file also has its
-//!   bitnet.cpp companion tensor `<name>_scale` (a 1-element F32/F16/BF16 tensor, which the TL
-//!   converter always writes), otherwise the mainline type (MXFP4 / Q2_0).
-
+//! * `Auto` (the default) decides per tensor from what the file holds (`resolve_tensor`):
+//!   1. **Size.** Both producers lay tensors out back to back, each padded to the alignment, so
+//!      the bytes from a tensor's offset to the next tensor's (its *room*) tell its size. A reading
+//!      *fits tightly* when `size ≤ room ≤ size` rounded up to the alignment (for the last tensor:
+//!      `size ≤ room`). TL2 stores about 0.21 bytes per weight, Q2_0 0.28 and MXFP4 0.53, so on
+//!      real shapes at most one reading fits tightly, and that reading wins.
+//!   2. **Companion.** bitnet.cpp's converter writes every TL tensor's scale as a 1-element
+//!      F32/F16/BF16 tensor `<name>_scale`. When size does not decide (both or neither reading
+//!      fits tightly: tiny tensors, the last tensor, files with gaps), a companion means TL2;
+//!      otherwise the mainline type — unless only TL2's size fits the room at all.
+//!   3. **Contradiction.** A tensor whose bytes fit only the mainline type but which has a TL2
+//!      scale companion is an error naming both readings; open such a file with an explicit
+//!      dialect. `general.architecture` does not enter the rule: both producers name BitNet models
+//!      `bitnet…`, so it cannot tell them apart.
+//!
+//!   Q2_0 (42) and Q1_0 (41) open and are named like every mainline type; their weights do not
+//!   become tern matrices yet (`NOT_CONVERTED`).
 use crate::error::{CEnum, Error, ErrorKind, Result};
 use crate::format::{Format, GgufId};
 
@@ -243,6 +256,59 @@ pub fn resolve(id: u32, dialect: Dialect, has_scale_companion: bool) -> Result<G
     })
 }
 
+/// Mainline's low-bit weight types that files may hold and the reader names, but whose weights
+/// tern does not convert yet: converting a file with one is an error naming it.
+pub const NOT_CONVERTED: &[&str] = &["Q1_0", "Q2_0"];
+
+/// What the reader knows about a tensor, for the `Auto` rule of ids 39 and 42 (module doc).
+pub struct Evidence<'a> {
+    pub name: &'a str,
+    pub dims: [u64; 4],
+    /// The file has a 1-element `<name>_scale` tensor.
+    pub companion: bool,
+    /// Bytes from the tensor's offset to the next tensor's, or to the end of the data section.
+    pub room: u64,
+    /// No tensor follows (the room may hold trailing bytes).
+    pub last: bool,
+    pub alignment: u64,
+}
+
+/// Resolves the stored type id of a tensor in a file under `dialect`; under `Auto`, ids 39 and
+/// 42 follow the module doc's rule.
+pub fn resolve_tensor(id: u32, dialect: Dialect, ev: &Evidence) -> Result<GgmlType> {
+    let main = mainline(id);
+    let (true, Dialect::Auto, Some(main)) = (matches!(id, 39 | 42), dialect, main) else {
+        return resolve(id, dialect, ev.companion);
+    };
+    let fork = tl2(id);
+    let size = |t: GgmlType| t.nbytes(&ev.dims).ok();
+    let fits = |s: Option<u64>| s.is_some_and(|s| s <= ev.room);
+    let tight = |s: Option<u64>| {
+        fits(s) && (ev.last || s.is_some_and(|s| ev.room <= s.next_multiple_of(ev.alignment)))
+    };
+    let (fork_size, main_size) = (size(fork), size(main));
+    let is_fork = match (tight(fork_size), tight(main_size)) {
+        (true, false) => true,
+        (false, true) if ev.companion => {
+            let shown = |s: Option<u64>| s.map_or("no valid size".into(), |s| format!("{s} bytes"));
+            return Err(Error::invalid(format!(
+                "tensor '{}' has type {id}, which is {} in mainline ggml and TL2 in bitnet.cpp: its {} bytes fit {} ({}) and not TL2 ({}), yet the file has TL2's scale companion '{}_scale'; the file contradicts itself: open it with the dialect MAINLINE or BITNET_{}",
+                ev.name,
+                main.name,
+                ev.room,
+                main.name,
+                shown(main_size),
+                shown(fork_size),
+                ev.name,
+                if id == 39 { "LEGACY" } else { "CURRENT" }
+            )));
+        }
+        (false, true) => false,
+        _ => (fits(fork_size) && !fits(main_size)) || ev.companion,
+    };
+    Ok(if is_fork { fork } else { main })
+}
+
 /// The registry entry for a ternary format when written under `dialect`.
 pub fn for_format(format: Format, dialect: Dialect) -> Result<GgmlType> {
     let ty = match format.spec().gguf_id {
@@ -260,7 +326,7 @@ pub fn for_format(format: Format, dialect: Dialect) -> Result<GgmlType> {
         Error::new(
             ErrorKind::Internal,
             format!(
-            "the format table's GGUF id for {} is not in the type registry",
+                "the format table's GGUF id for {} is not in the type registry",
                 format.name()
             ),
         )
