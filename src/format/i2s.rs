@@ -15,7 +15,7 @@ pub static SPEC: FormatSpec = FormatSpec {
     peer: Peer::BitnetI2s,
     gguf_id: GgufId::Bitnet(36),
     file_type: 40,
-    takes_tiling: false,
+    tiling: None,
     layout: |variant, _| I2sVariant::from_u32(variant).map(Layout::I2s),
     check_shape: |p, shape| check_shape(p.variant, shape),
     packed_size: |_, shape| Ok(packed_size(shape)),

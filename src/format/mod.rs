@@ -138,8 +138,10 @@ pub struct FormatSpec {
     pub gguf_id: GgufId,
     /// `general.file_type` (llama_ftype) of a file converted to this format.
     pub file_type: u32,
-    /// Takes a TL tiling (`tile_rows`, `tile_k`, `simd_rows` of `tern_layout`).
-    pub takes_tiling: bool,
+    /// TL formats: resolves the layout's tiling for a shape (the caller's, checked, or the
+    /// library's choice). `None`: the format takes no tiling (`tile_rows`, `tile_k` and
+    /// `simd_rows` of `tern_layout` must be 0).
+    pub tiling: Option<fn(Params, Shape) -> Result<Tiling>>,
     /// Builds the layout from `tern_layout.variant` and the parsed tiling (`None` for a format
     /// that takes none); rejects a variant the format does not have.
     pub layout: fn(variant: u32, tiling: Option<Tiling>) -> Result<Layout>,
@@ -149,12 +151,15 @@ pub struct FormatSpec {
     /// Consecutive row-major elements that share one scale.
     pub elements_per_scale: fn(Shape) -> usize,
     /// Packs checked ternary values and scales into exactly `packed_size` bytes.
-    pub pack: fn(Params, Shape, &[i8], &[f32], &mut [u8]) -> Result<()>,
+    pub pack: PackFn,
     /// Checks exactly `packed_size` bytes and returns the scales.
     pub validate: fn(Params, Shape, &[u8]) -> Result<Vec<f32>>,
     /// Writes the ternary values of a buffer that passed `validate`.
     pub unpack: fn(Params, Shape, &[u8], &mut [i8]) -> Result<()>,
 }
+
+/// `FormatSpec::pack`: (params, shape, ternary values, scales, destination).
+pub type PackFn = fn(Params, Shape, &[i8], &[f32], &mut [u8]) -> Result<()>;
 
 /// `layout` helper for formats without variants: `variant` must be 0.
 pub(crate) fn no_variant(name: &str, variant: u32) -> Result<()> {
@@ -269,7 +274,7 @@ impl Layout {
     ) -> Result<Self> {
         let spec = Format::from_i32(format)?.spec();
         let tiled = tile_rows != 0 || tile_k != 0 || simd_rows != 0;
-        if tiled && !spec.takes_tiling {
+        if tiled && spec.tiling.is_none() {
             return Err(Error::invalid(format!(
                 "{} takes no tiling: tile_rows, tile_k and simd_rows must be 0 (got {tile_rows}, {tile_k}, {simd_rows})",
                 spec.name
@@ -312,6 +317,14 @@ impl Layout {
             Self::Tq(_) => (I2sVariant::X86, None),
         };
         Params { variant, tiling }
+    }
+
+    /// The TL tiling this layout uses for `shape` (`None` for formats without one).
+    pub fn tiling(self, shape: Shape) -> Result<Option<Tiling>> {
+        self.spec()
+            .tiling
+            .map(|resolve| resolve(self.params(), shape))
+            .transpose()
     }
 
     /// Checks that this layout can store a matrix of `shape`.

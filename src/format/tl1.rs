@@ -65,7 +65,7 @@ pub static SPEC: FormatSpec = FormatSpec {
     peer: Peer::BitnetLut,
     gguf_id: GgufId::Bitnet(38),
     file_type: 38,
-    takes_tiling: true,
+    tiling: Some(tiling),
     layout: |variant, tiling| no_variant("TL1", variant).map(|_| Layout::Tl1(tiling)),
     check_shape: |p, shape| tiling(p, shape).map(|_| ()),
     packed_size: |p, shape| Ok(packed_size(&tiling(p, shape)?, shape)),

@@ -18,7 +18,7 @@ pub static SPEC: FormatSpec = FormatSpec {
     peer: Peer::GgmlQ8K,
     gguf_id: GgufId::Mainline(34),
     file_type: 36,
-    takes_tiling: false,
+    tiling: None,
     layout: |variant, _| no_variant("TQ1_0", variant).map(|_| Layout::Tq(Kind::Tq1_0)),
     check_shape: |_, shape| tq::check_shape("TQ1_0", shape),
     packed_size: |_, shape| Ok(tq::block_count(shape) * BLOCK_BYTES),
