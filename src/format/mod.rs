@@ -475,3 +475,31 @@ pub fn check_scales(scales: &[f32]) -> Result<()> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_builds_its_own_layout_and_parses_by_name_and_number() {
+        for f in Format::all() {
+            let spec = f.spec();
+            assert_eq!(spec.format, f);
+            assert_eq!(Layout::new(f as i32, 0, 0, 0, 0).unwrap().format(), f);
+            assert_eq!(Format::from_i32(f as i32).unwrap(), f);
+            assert_eq!(Format::from_name(&spec.name.to_ascii_lowercase()), Some(f));
+            // A variant only I2_S has; a tiling only TL formats take.
+            assert_eq!(Layout::new(f as i32, 1, 0, 0, 0).is_ok(), f == Format::I2S);
+            assert_eq!(
+                spec.tiling.is_some(),
+                matches!(f, Format::Tl1 | Format::Tl2)
+            );
+        }
+        assert_eq!(Format::from_name("i2s"), Some(Format::I2S));
+        assert_eq!(Format::from_name("q2_0"), None);
+        let e = Format::from_i32(9).unwrap_err().message;
+        assert!(e.contains("1 = I2_S") && e.contains("5 = TQ2_0"), "{e}");
+        let e = Layout::new(1, 7, 0, 0, 0).unwrap_err().message;
+        assert!(e.contains("0 = TERN_I2S_X86, 1 = TERN_I2S_ARM64"), "{e}");
+    }
+}

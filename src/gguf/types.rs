@@ -449,4 +449,58 @@ mod tests {
         assert!(F32.nbytes(&[u64::MAX, 2, 1, 1]).is_err());
         assert!(I2_S.nbytes(&[128, 4, 2, 1]).is_err());
     }
+
+    #[test]
+    fn auto_rule_for_39_and_42() {
+        let ev = |dims: [u64; 4], companion, room, last| Evidence {
+            name: "w",
+            dims,
+            companion,
+            room,
+            last,
+            alignment: 32,
+        };
+        let auto = |e: &Evidence| resolve_tensor(42, Dialect::Auto, e).map(|t| t.name);
+        let q2 = |k: u64, m: u64| k / 64 * 18 * m;
+        let t2 = |k: u64, m: u64| tl2_stored_bytes(k, m).unwrap();
+        let tight = |n: u64| n.next_multiple_of(32);
+        let dims = [2560, 640, 1, 1];
+        // Size decides, with or without a companion.
+        assert_eq!(
+            auto(&ev(dims, false, tight(q2(2560, 640)), false)),
+            Ok("Q2_0")
+        );
+        assert_eq!(
+            auto(&ev(dims, true, tight(t2(2560, 640)), false)),
+            Ok("TL2")
+        );
+        assert_eq!(
+            auto(&ev(dims, false, tight(t2(2560, 640)), false)),
+            Ok("TL2")
+        );
+        // Bytes that fit only Q2_0, next to a TL2 companion: a contradiction.
+        let e = auto(&ev(dims, true, tight(q2(2560, 640)), false)).unwrap_err();
+        assert!(e.message.contains("contradicts itself"), "{}", e.message);
+        // The last tensor (room may exceed the size): the companion decides.
+        assert_eq!(auto(&ev(dims, true, 1 << 30, true)), Ok("TL2"));
+        assert_eq!(auto(&ev(dims, false, 1 << 30, true)), Ok("Q2_0"));
+        // Room for TL2 only (a file with gaps): TL2 even without a companion.
+        assert_eq!(auto(&ev(dims, false, t2(2560, 640) + 64, false)), Ok("TL2"));
+        // Explicit dialects are not second-guessed.
+        let e = ev(dims, true, tight(q2(2560, 640)), false);
+        assert_eq!(
+            resolve_tensor(42, Dialect::Mainline, &e).unwrap().name,
+            "Q2_0"
+        );
+        assert_eq!(
+            resolve_tensor(42, Dialect::BitnetCurrent, &e).unwrap().name,
+            "TL2"
+        );
+        // 39: MXFP4 (17 bytes per 32) against legacy TL2.
+        let mx = ev(dims, false, tight(2560 / 32 * 17 * 640), false);
+        assert_eq!(
+            resolve_tensor(39, Dialect::Auto, &mx).unwrap().name,
+            "MXFP4"
+        );
+    }
 }
