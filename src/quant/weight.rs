@@ -92,7 +92,7 @@ impl QuantConfig {
         }
         let format = layout.map_or("the output", |l| l.format().name());
         // I2_S, TL1 and TL2 store one scale per tensor; TQ1_0/TQ2_0 one per 256-element block.
-        let per_tensor_only = layout.is_some_and(|l| !matches!(l, Layout::Tq(_)));
+        let per_tensor_only = layout.is_some_and(|l| !l.spec().per_block_scales);
         let block = if layout.is_some() { GGML_BLOCK } else { 1 };
         match method {
             Method::Absmean | Method::Prescaled => {}
