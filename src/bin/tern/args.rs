@@ -139,7 +139,7 @@ fn parse_info(args: &[String]) -> Result<Command, String> {
 fn parse_format(s: &str) -> Result<Format, String> {
     Format::from_name(s).ok_or_else(|| {
         format!(
-            "--formats: unknown format '{}' (known: {})",
+            "unknown format '{}' (known: {})",
             s.to_ascii_lowercase(),
             Format::names()
         )
