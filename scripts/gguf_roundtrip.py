@@ -21,6 +21,10 @@
    missing) accepts it and refuses the I2_S source, and converting back to I2_S gives the source
    file byte for byte. An I2_S file whose scales f16 cannot represent is refused (naming the
    tensor) unless --allow-rounding, which rounds them.
+4. Mainline's low-bit types (GGUF dialect rule, `tern::gguf::types`): gguf-py writes Q1_0 (id 41)
+   and, where this gguf-py knows it, Q2_0 (id 42) weights; `tern inspect` opens the file and names
+   each type (42 is read as Q2_0, not bitnet.cpp's TL2), and `tern convert` refuses the file,
+   naming the type (tern does not convert them yet).
 
 usage: gguf_roundtrip.py [--tern target/release/tern] [--lib target/release/libtern.so]
 Prints 'N passed, N failed' at the end; exits non-zero on any failure.
@@ -28,6 +32,7 @@ Prints 'N passed, N failed' at the end; exits non-zero on any failure.
 
 import argparse
 import ctypes as C
+import importlib.metadata
 import json
 import os
 import struct
@@ -633,6 +638,32 @@ def part3(tern_bin, T, d):
         T.lib.tern_gguf_close(g)
 
 
+def part4(tern_bin, d):
+    kinds = [("Q1_0", 128)]
+    if hasattr(QT, "Q2_0"):
+        kinds.append(("Q2_0", 64))
+    else:
+        print(f"note: gguf-py {importlib.metadata.version('gguf')} has no Q2_0; Q2_0 is covered by tests/gguf.rs only")
+    for name, block in kinds:
+        qt = getattr(QT, name)
+        path = os.path.join(d, f"gguf-py-{name}.gguf")
+        w = gguf.GGUFWriter(path, "bitnet")
+        # 18-byte blocks (f16 d + 16 bytes of codes or signs) of zeros: a valid payload of 0 weights.
+        w.add_tensor("blk.0.ffn_down.weight", np.zeros((32, 512 // block * 18), dtype=np.uint8), raw_dtype=qt)
+        w.add_tensor("output_norm.weight", np.ones(512, dtype=np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        r = subprocess.run([tern_bin, "inspect", path], capture_output=True, text=True)
+        check(r.returncode == 0 and name in r.stdout and "TL2" not in r.stdout,
+              f"tern inspect opens gguf-py's {name} file and names the type {r.stderr[-300:]}".rstrip())
+        r = subprocess.run([tern_bin, "convert", path, os.path.join(d, f"{name}-out.gguf"), "--type", "tq2_0"],
+                           capture_output=True, text=True)
+        check(r.returncode != 0 and name in r.stderr and "cannot convert" in r.stderr,
+              f"tern convert refuses {name}, naming the type")
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser()
@@ -654,6 +685,10 @@ def main():
             part3(a.tern, T, d)
         except Exception as e:  # noqa: BLE001
             check(False, f"part 3 raised {type(e).__name__}: {e}")
+        try:
+            part4(a.tern, d)
+        except Exception as e:  # noqa: BLE001
+            check(False, f"part 4 raised {type(e).__name__}: {e}")
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

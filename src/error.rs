@@ -91,3 +91,52 @@ pub fn try_collect<T>(items: impl ExactSizeIterator<Item = T>, what: &str) -> Re
     v.extend(items);
     Ok(v)
 }
+
+/// A Rust enum that mirrors a C enum (`ffi::enums` checks at compile time that both have the
+/// same values). Reading a C integer is a lookup in `TABLE`, whose labels the error lists.
+pub trait CEnum: Copy + 'static {
+    /// Every value with the label messages give it, in C order.
+    const TABLE: &'static [(Self, &'static str)];
+    /// What a value is called in messages ("compat", "GGUF dialect").
+    const WHAT: &'static str;
+
+    /// The C value.
+    fn value(self) -> i64;
+
+    /// The value `v`, or an error listing the allowed ones.
+    fn from_c(v: i64) -> Result<Self> {
+        Self::from_c_as(v, &format!("{} {v}", Self::WHAT))
+    }
+
+    /// `from_c` with `subject` (e.g. "x_dtype = 7") naming the value in the message.
+    fn from_c_as(v: i64, subject: &str) -> Result<Self> {
+        Self::TABLE
+            .iter()
+            .find(|(x, _)| x.value() == v)
+            .map(|&(x, _)| x)
+            .ok_or_else(|| {
+                let allowed: Vec<String> = Self::TABLE
+                    .iter()
+                    .map(|(x, label)| format!("{} = {label}", x.value()))
+                    .collect();
+                Error::invalid(format!(
+                    "{subject} is unknown (allowed: {})",
+                    allowed.join(", ")
+                ))
+            })
+    }
+}
+
+/// Implements `CEnum` for a fieldless enum from its table.
+#[macro_export]
+macro_rules! c_enum {
+    ($ty:ty, $what:expr, [$(($v:path, $label:expr)),* $(,)?]) => {
+        impl $crate::error::CEnum for $ty {
+            const TABLE: &'static [(Self, &'static str)] = &[$(($v, $label)),*];
+            const WHAT: &'static str = $what;
+            fn value(self) -> i64 {
+                self as i64
+            }
+        }
+    };
+}

@@ -1146,3 +1146,143 @@ fn cli_convert_and_inspect() {
     assert!(run(&["convert", "--help"]).status.success());
     assert!(run(&["inspect", "--help"]).status.success());
 }
+
+// --------------------------------------------------------------------------------------------
+// id 42 (and 39) under the AUTO dialect: mainline Q2_0 or bitnet.cpp's TL2 (rule: `gguf::types`)
+
+/// Writes `tensors` (name, type, dims, bytes) with `dialect`'s writer, then an F32 tensor, so
+/// every tensor of interest has a successor (the tight-fit test applies to it).
+fn file_with(dialect: Dialect, tensors: &[(&str, types::GgmlType, &[u64], Vec<u8>)]) -> Vec<u8> {
+    let mut w = Writer::new(32, dialect).unwrap();
+    w.add_kv("general.architecture", Value::string("bitnet"))
+        .unwrap();
+    for (name, ty, dims, bytes) in tensors {
+        w.add_tensor(name, *ty, dims, TensorData::Owned(bytes.clone()))
+            .unwrap();
+    }
+    w.add_tensor(
+        "output_norm.weight",
+        types::F32,
+        &[4],
+        TensorData::Owned(vec![0; 16]),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    w.write_to(&mut out, &mut |_, _, _, _, _| {}).unwrap();
+    out
+}
+
+fn type_of(bytes: &[u8], name: &str) -> &'static str {
+    parse(bytes).unwrap().find_tensor(name).unwrap().ty.name
+}
+
+#[test]
+fn auto_dialect_tells_mainline_q2_0_from_bitnet_tl2() {
+    let q2_0 = types::resolve(42, Dialect::Mainline, false).unwrap();
+    let q1_0 = types::resolve(41, Dialect::Mainline, false).unwrap();
+    assert_eq!((q2_0.name, q2_0.block_size()), ("Q2_0", 64));
+    assert_eq!((q1_0.name, q1_0.block_size()), ("Q1_0", 128));
+    // A mainline file: Q2_0 (18 bytes per 64 weights) and Q1_0 (18 per 128) weights, no
+    // companions. Both open and are named; neither is a ternary format yet.
+    let mainline = file_with(
+        Dialect::Mainline,
+        &[
+            (
+                "blk.0.ffn_down.weight",
+                q2_0,
+                &[512, 32],
+                vec![0; 8 * 18 * 32],
+            ),
+            (
+                "blk.0.ffn_up.weight",
+                q1_0,
+                &[512, 32],
+                vec![0; 4 * 18 * 32],
+            ),
+        ],
+    );
+    let m = parse(&mainline).unwrap();
+    for (name, ty, id) in [
+        ("blk.0.ffn_down.weight", "Q2_0", 42),
+        ("blk.0.ffn_up.weight", "Q1_0", 41),
+    ] {
+        let t = m.find_tensor(name).unwrap();
+        assert_eq!((t.ty.name, t.type_id, t.ty.ternary), (ty, id, None));
+    }
+    // A Q2_0 tensor that is the file's last one: size does not decide, no companion → Q2_0.
+    let mut w = Writer::new(32, Dialect::Mainline).unwrap();
+    w.add_tensor(
+        "w",
+        q2_0,
+        &[512, 32],
+        TensorData::Owned(vec![0; 8 * 18 * 32]),
+    )
+    .unwrap();
+    let mut last = Vec::new();
+    w.write_to(&mut last, &mut |_, _, _, _, _| {}).unwrap();
+    assert_eq!(type_of(&last, "w"), "Q2_0");
+
+    // A bitnet.cpp (current fork) file: TL2 at id 42 with its `_scale` companion.
+    let tl2 = Layout::new(3, 0, 0, 0, 0).unwrap();
+    let shape = Shape {
+        rows: 32,
+        cols: 512,
+    };
+    let mut w = Writer::new(32, Dialect::BitnetCurrent).unwrap();
+    w.add_ternary("blk.0.attn_q.weight", tl2, shape, &packed(tl2, 32, 512, 7))
+        .unwrap();
+    w.add_tensor(
+        "output_norm.weight",
+        types::F32,
+        &[4],
+        TensorData::Owned(vec![0; 16]),
+    )
+    .unwrap();
+    let mut bitnet = Vec::new();
+    w.write_to(&mut bitnet, &mut |_, _, _, _, _| {}).unwrap();
+    let m = parse(&bitnet).unwrap();
+    let t = m.find_tensor("blk.0.attn_q.weight").unwrap();
+    assert_eq!((t.ty.name, t.type_id), ("TL2", 42));
+    assert_eq!(t.ty.ternary, Some(tern::format::Format::Tl2));
+
+    // The same TL2 payload without its companion: its size alone says TL2 (Q2_0 would need more
+    // bytes than the tensor has before the next one).
+    let payload = {
+        let d = m.data_offset as usize + t.offset as usize;
+        bitnet[d..d + t.size as usize].to_vec()
+    };
+    let bare = file_with(
+        Dialect::BitnetCurrent,
+        &[("w", types::tl2(42), &[512, 32], payload.clone())],
+    );
+    assert_eq!(type_of(&bare, "w"), "TL2");
+    // And the legacy fork's id 39 against MXFP4.
+    let legacy = file_with(
+        Dialect::BitnetLegacy,
+        &[("w", types::tl2(39), &[512, 32], payload)],
+    );
+    assert_eq!(type_of(&legacy, "w"), "TL2");
+
+    // A contradiction: bytes that fit Q2_0 tightly (and not TL2), plus a TL2 scale companion.
+    let contradictory = file_with(
+        Dialect::Mainline,
+        &[
+            ("w", q2_0, &[512, 32], vec![0; 8 * 18 * 32]),
+            ("w_scale", types::F32, &[1], vec![0; 4]),
+        ],
+    );
+    let e = parse(&contradictory).unwrap_err();
+    assert!(
+        e.contains("contradicts itself") && e.contains("Q2_0") && e.contains("MAINLINE"),
+        "{e}"
+    );
+    // An explicit dialect settles it.
+    let m = Metadata::parse(
+        &contradictory,
+        ReadOptions {
+            dialect: Dialect::Mainline,
+        },
+    )
+    .unwrap();
+    assert_eq!(m.find_tensor("w").unwrap().ty.name, "Q2_0");
+}

@@ -547,3 +547,33 @@ fn cli_retypes_a_gguf() {
     let help = cmd(&["convert", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("IN.gguf OUT.gguf"));
 }
+
+#[test]
+fn mainline_q2_0_and_q1_0_files_are_not_converted_yet() {
+    for (id, name, block) in [(42, "Q2_0", 64u64), (41, "Q1_0", 128)] {
+        let ty = types::resolve(id, Dialect::Mainline, false).unwrap();
+        let mut w = Writer::new(32, Dialect::Mainline).unwrap();
+        let bytes = vec![0u8; (512 / block * 18 * 4) as usize];
+        w.add_tensor(
+            "blk.0.ffn_down.weight",
+            ty,
+            &[512, 4],
+            TensorData::Owned(bytes),
+        )
+        .unwrap();
+        let input = tmp(&format!("{name}.gguf"));
+        w.write(&input, &mut |_, _, _, _, _| {}).unwrap();
+        let err = run(
+            &input,
+            &tmp(&format!("{name}-out.gguf")),
+            &opts(Format::Tq2_0),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains(name)
+                && err.contains("blk.0.ffn_down.weight")
+                && err.contains("cannot convert"),
+            "{err}"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::ffi::CStr;
 
-use crate::error::{Error, Result};
+use crate::error::{CEnum, Error, Result};
 use crate::quant::activation::Arith;
 
 /// Token counts up to this use the GEMV kernel (dp4a); larger batches the tensor-core GEMM.
@@ -26,16 +26,19 @@ pub enum Dtype {
     Bf16 = 2,
 }
 
+crate::c_enum!(
+    Dtype,
+    "dtype",
+    [
+        (Dtype::F32, "TERN_DTYPE_F32"),
+        (Dtype::F16, "TERN_DTYPE_F16"),
+        (Dtype::Bf16, "TERN_DTYPE_BF16"),
+    ]
+);
+
 impl Dtype {
     pub fn from_i32(v: i32, what: &str) -> Result<Self> {
-        match v {
-            0 => Ok(Self::F32),
-            1 => Ok(Self::F16),
-            2 => Ok(Self::Bf16),
-            _ => Err(Error::invalid(format!(
-                "{what} = {v} is unknown (allowed: 0 = TERN_DTYPE_F32, 1 = TERN_DTYPE_F16, 2 = TERN_DTYPE_BF16)"
-            ))),
-        }
+        Self::from_c_as(v.into(), &format!("{what} = {v}"))
     }
     pub fn size(self) -> usize {
         match self {

@@ -3,7 +3,6 @@
 use std::ffi::c_char;
 
 use super::boundary::last_error_ptr;
-use super::types::tern_status;
 use crate::kernel::cpu_features;
 
 const fn version_number() -> u32 {
@@ -38,24 +37,10 @@ pub extern "C" fn tern_version_string() -> *const c_char {
 /// "TERN_STATUS_UNKNOWN" for a value that is not a status. Thread-safe; never NULL; do not free.
 #[unsafe(no_mangle)]
 pub extern "C" fn tern_status_name(status: i32) -> *const c_char {
-    let name: &'static std::ffi::CStr = match status {
-        s if s == tern_status::TERN_STATUS_OK as i32 => c"TERN_STATUS_OK",
-        s if s == tern_status::TERN_STATUS_NULL_POINTER as i32 => c"TERN_STATUS_NULL_POINTER",
-        s if s == tern_status::TERN_STATUS_INVALID_ARGUMENT as i32 => {
-            c"TERN_STATUS_INVALID_ARGUMENT"
-        }
-        s if s == tern_status::TERN_STATUS_MISALIGNED as i32 => c"TERN_STATUS_MISALIGNED",
-        s if s == tern_status::TERN_STATUS_BUFFER_TOO_SMALL as i32 => {
-            c"TERN_STATUS_BUFFER_TOO_SMALL"
-        }
-        s if s == tern_status::TERN_STATUS_UNSUPPORTED as i32 => c"TERN_STATUS_UNSUPPORTED",
-        s if s == tern_status::TERN_STATUS_NO_DEVICE as i32 => c"TERN_STATUS_NO_DEVICE",
-        s if s == tern_status::TERN_STATUS_CUDA_ERROR as i32 => c"TERN_STATUS_CUDA_ERROR",
-        s if s == tern_status::TERN_STATUS_OUT_OF_MEMORY as i32 => c"TERN_STATUS_OUT_OF_MEMORY",
-        s if s == tern_status::TERN_STATUS_PANIC as i32 => c"TERN_STATUS_PANIC",
-        s if s == tern_status::TERN_STATUS_INTERNAL as i32 => c"TERN_STATUS_INTERNAL",
-        _ => c"TERN_STATUS_UNKNOWN",
-    };
+    let name = usize::try_from(status)
+        .ok()
+        .and_then(|i| super::enums::STATUS_NAMES.get(i))
+        .map_or(c"TERN_STATUS_UNKNOWN", |&(_, name)| name);
     name.as_ptr()
 }
 

@@ -28,8 +28,10 @@ use crate::gguf::{
 #[repr(i32)]
 #[derive(Clone, Copy, Debug)]
 pub enum tern_gguf_dialect {
-    /// Reading: 36 = I2_S and 38 = TL1 always; 39/42 are TL2 only for a tensor that has a
-    /// `<name>_scale` companion tensor, else MXFP4/Q2_0. Writing: like BITNET_CURRENT.
+    /// Reading: 36 = I2_S and 38 = TL1 always; 39/42 per tensor: TL2 or MXFP4/Q2_0, whichever
+    /// size fits the bytes up to the next tensor; where both or neither fit, TL2 only for a
+    /// tensor with a `<name>_scale` companion tensor. Bytes that fit only MXFP4/Q2_0 next to
+    /// such a companion are an error. Writing: like BITNET_CURRENT.
     TERN_GGUF_DIALECT_AUTO = 0,
     /// Current ggml: 36–38 are removed types (rejected), 39 = MXFP4, 42 = Q2_0; the writer
     /// refuses I2_S/TL1/TL2.

@@ -138,9 +138,10 @@ pub unsafe extern "C" fn tern_matrix_info(
     status_call(|| unsafe {
         let m = &reference(matrix, "matrix")?.inner;
         check_output(info, "info")?;
+        // Only I2_S has variants; every other format reports 0.
         let variant = match m.layout() {
             Layout::I2s(v) => v as u32,
-            Layout::Tl1(_) | Layout::Tl2(_) | Layout::Tq(_) => 0,
+            _ => 0,
         };
         let value = tern_matrix_properties {
             struct_size: 0,

@@ -13,6 +13,7 @@ pub mod basics;
 pub mod boundary;
 pub mod context;
 pub mod cuda;
+mod enums;
 pub mod ggml;
 pub mod ggml_q;
 pub mod gguf;

@@ -3,8 +3,33 @@
 //! `p, p+Q, p+2Q, p+3Q` (Q = block/4) in bits 7:6, 5:4, 3:2, 1:0. After the `rows·cols/4` code
 //! bytes come the f32 tensor scale and 28 zero bytes (spec `bitnet_cpp.md` §2.2).
 
-use super::{I2sVariant, Shape};
+use super::{Format, FormatSpec, GgufId, I2sVariant, Layout, Peer, Shape};
 use crate::error::{Error, Result};
+
+pub static SPEC: FormatSpec = FormatSpec {
+    format: Format::I2S,
+    name: "I2_S",
+    compact_panels: false,
+    per_block_scales: false,
+    f16_scales: false,
+    peer: Peer::BitnetI2s,
+    gguf_id: GgufId::Bitnet(36),
+    file_type: 40,
+    tiling: None,
+    layout: |variant, _| I2sVariant::from_u32(variant).map(Layout::I2s),
+    check_shape: |p, shape| check_shape(p.variant, shape),
+    packed_size: |_, shape| Ok(packed_size(shape)),
+    elements_per_scale: Shape::elements,
+    pack: |p, _, ternary, scales, dst| {
+        pack(p.variant, ternary, scales[0], dst);
+        Ok(())
+    },
+    validate: |_, shape, src| Ok(vec![validate(src, shape)?]),
+    unpack: |p, shape, src, ternary| {
+        unpack(p.variant, &src[..code_bytes(shape)], ternary);
+        Ok(())
+    },
+};
 
 /// Bytes after the codes: the f32 scale plus 28 bytes that bitnet.cpp reserves (we write zeros).
 pub const TAIL_BYTES: usize = 32;

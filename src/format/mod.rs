@@ -14,9 +14,10 @@ pub mod tq;
 pub mod tq1_0;
 pub mod tq2_0;
 
-use crate::error::{Error, Result, try_collect, try_reserve, try_vec};
+use crate::error::{CEnum, Error, Result, try_collect, try_reserve, try_vec};
 
-/// The ternary storage formats (numbers are the C enum `tern_format`).
+/// The ternary storage formats (numbers are the C enum `tern_format`, checked against it at
+/// compile time in `ffi::enums`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     I2S = 1,
@@ -26,31 +27,151 @@ pub enum Format {
     Tq2_0 = 5,
 }
 
+/// Every format's row, in `tern_format` order (`SPECS[f as usize - 1]` is `f`'s row). Adding a
+/// format: its file with a `SPEC`, a `Format` value, a `Layout` variant if it carries parameters,
+/// and one line here.
+pub static SPECS: [&FormatSpec; 5] = [
+    &i2s::SPEC,
+    &tl1::SPEC,
+    &tl2::SPEC,
+    &tq1_0::SPEC,
+    &tq2_0::SPEC,
+];
+
+const _: () = {
+    let mut i = 0;
+    while i < SPECS.len() {
+        assert!(
+            SPECS[i].format as usize == i + 1,
+            "SPECS must be in tern_format order"
+        );
+        i += 1;
+    }
+};
+
 impl Format {
+    /// Every format, in `tern_format` order.
+    pub fn all() -> impl Iterator<Item = Format> {
+        SPECS.iter().map(|s| s.format)
+    }
+
     pub fn from_i32(v: i32) -> Result<Self> {
-        Ok(match v {
-            1 => Self::I2S,
-            2 => Self::Tl1,
-            3 => Self::Tl2,
-            4 => Self::Tq1_0,
-            5 => Self::Tq2_0,
-            _ => {
-                return Err(Error::invalid(format!(
-                    "format {v} is unknown (allowed: 1 = I2_S, 2 = TL1, 3 = TL2, 4 = TQ1_0, 5 = TQ2_0)"
-                )));
-            }
+        Self::all().find(|&f| f as i32 == v).ok_or_else(|| {
+            let allowed: Vec<String> = SPECS
+                .iter()
+                .map(|s| format!("{} = {}", s.format as i32, s.name))
+                .collect();
+            Error::invalid(format!(
+                "format {v} is unknown (allowed: {})",
+                allowed.join(", ")
+            ))
         })
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::I2S => "I2_S",
-            Self::Tl1 => "TL1",
-            Self::Tl2 => "TL2",
-            Self::Tq1_0 => "TQ1_0",
-            Self::Tq2_0 => "TQ2_0",
-        }
+    /// Looks a format up by its name, case-insensitive, with or without its underscore
+    /// ("tq2_0", "I2S").
+    pub fn from_name(name: &str) -> Option<Self> {
+        let bare = |s: &str| s.replace('_', "").to_ascii_lowercase();
+        Self::all().find(|f| bare(f.name()) == bare(name))
     }
+
+    /// The lower-case names of every format, for messages ("i2_s, tl1, …").
+    pub fn names() -> String {
+        let names: Vec<String> = Self::all().map(|f| f.name().to_ascii_lowercase()).collect();
+        names.join(", ")
+    }
+
+    /// This format's row of the format table.
+    pub fn spec(self) -> &'static FormatSpec {
+        SPECS[self as usize - 1]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+/// Whose kernels a format comes from, which decides the compat modes it allows
+/// (`quant::activation::Compat::arith`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// bitnet.cpp's I2_S kernels (current and merge-dev activation rules).
+    BitnetI2s,
+    /// bitnet.cpp's TL1/TL2 look-up-table kernels.
+    BitnetLut,
+    /// ggml's TQ kernels over Q8_K activations.
+    GgmlQ8K,
+}
+
+/// The GGUF type id a format is stored with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GgufId {
+    /// A mainline ggml type id, the same in every dialect.
+    Mainline(u32),
+    /// A bitnet.cpp fork id, the same in both of its dialects, absent from mainline.
+    Bitnet(u32),
+    /// bitnet.cpp's TL2, whose id moved between its dialects (legacy 39, current 42).
+    BitnetTl2,
+}
+
+/// The parameters a `Layout` carries beyond its format (defaults where a format has none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub variant: I2sVariant,
+    /// TL1/TL2: the caller's tiling, or `None` for the library's choice per shape.
+    pub tiling: Option<Tiling>,
+}
+
+/// One format's row: everything the library knows about a format. Each format file defines its
+/// `SPEC`; `Format`, `Layout`, the kernels' layout choice, the compat modes and the GGUF reader
+/// and writer read it from here.
+pub struct FormatSpec {
+    pub format: Format,
+    /// The name used in messages and by ggml/bitnet.cpp ("I2_S", "TQ2_0").
+    pub name: &'static str,
+    /// Stored in under 2 bits per weight: kernels prefer the compact (1.6-bit) panel layout.
+    pub compact_panels: bool,
+    /// One scale per block of elements (else one scale per tensor).
+    pub per_block_scales: bool,
+    /// Scales are stored as f16 (converting to it may need `allow_rounding`).
+    pub f16_scales: bool,
+    /// Whose kernels it comes from (the compat modes it allows).
+    pub peer: Peer,
+    /// Its GGUF type id.
+    pub gguf_id: GgufId,
+    /// `general.file_type` (llama_ftype) of a file converted to this format.
+    pub file_type: u32,
+    /// TL formats: resolves the layout's tiling for a shape (the caller's, checked, or the
+    /// library's choice). `None`: the format takes no tiling (`tile_rows`, `tile_k` and
+    /// `simd_rows` of `tern_layout` must be 0).
+    pub tiling: Option<fn(Params, Shape) -> Result<Tiling>>,
+    /// Builds the layout from `tern_layout.variant` and the parsed tiling (`None` for a format
+    /// that takes none); rejects a variant the format does not have.
+    pub layout: fn(variant: u32, tiling: Option<Tiling>) -> Result<Layout>,
+    pub check_shape: fn(Params, Shape) -> Result<()>,
+    /// Bytes of a packed matrix of a shape that passed `check_shape`.
+    pub packed_size: fn(Params, Shape) -> Result<usize>,
+    /// Consecutive row-major elements that share one scale.
+    pub elements_per_scale: fn(Shape) -> usize,
+    /// Packs checked ternary values and scales into exactly `packed_size` bytes.
+    pub pack: PackFn,
+    /// Checks exactly `packed_size` bytes and returns the scales.
+    pub validate: fn(Params, Shape, &[u8]) -> Result<Vec<f32>>,
+    /// Writes the ternary values of a buffer that passed `validate`.
+    pub unpack: fn(Params, Shape, &[u8], &mut [i8]) -> Result<()>,
+}
+
+/// `FormatSpec::pack`: (params, shape, ternary values, scales, destination).
+pub type PackFn = fn(Params, Shape, &[i8], &[f32], &mut [u8]) -> Result<()>;
+
+/// `layout` helper for formats without variants: `variant` must be 0.
+pub(crate) fn no_variant(name: &str, variant: u32) -> Result<()> {
+    if variant != 0 {
+        return Err(Error::invalid(format!(
+            "{name} has no variants: variant must be 0 (got {variant})"
+        )));
+    }
+    Ok(())
 }
 
 /// Largest supported `cols`: keeps every code dot (|code·act| ≤ 256 per element) exact in int32.
@@ -104,7 +225,21 @@ pub enum I2sVariant {
     Arm64 = 1,
 }
 
+crate::c_enum!(
+    I2sVariant,
+    "I2_S variant",
+    [
+        (I2sVariant::X86, "TERN_I2S_X86"),
+        (I2sVariant::Arm64, "TERN_I2S_ARM64"),
+    ]
+);
+
 impl I2sVariant {
+    /// Reads `tern_layout.variant` for I2_S.
+    pub fn from_u32(v: u32) -> Result<Self> {
+        Self::from_c(v.into())
+    }
+
     pub fn block_len(self) -> usize {
         match self {
             Self::X86 => 128,
@@ -140,12 +275,12 @@ impl Layout {
         tile_k: u32,
         simd_rows: u32,
     ) -> Result<Self> {
-        let format = Format::from_i32(format)?;
+        let spec = Format::from_i32(format)?.spec();
         let tiled = tile_rows != 0 || tile_k != 0 || simd_rows != 0;
-        if tiled && matches!(format, Format::I2S | Format::Tq1_0 | Format::Tq2_0) {
+        if tiled && spec.tiling.is_none() {
             return Err(Error::invalid(format!(
                 "{} takes no tiling: tile_rows, tile_k and simd_rows must be 0 (got {tile_rows}, {tile_k}, {simd_rows})",
-                format.name()
+                spec.name
             )));
         }
         let tiling = match (tile_rows, tile_k, simd_rows) {
@@ -159,25 +294,7 @@ impl Layout {
                 )));
             }
         };
-        if variant != 0 && format != Format::I2S {
-            return Err(Error::invalid(format!(
-                "{} has no variants: variant must be 0 (got {variant})",
-                format.name()
-            )));
-        }
-        match format {
-            Format::I2S => match variant {
-                0 => Ok(Self::I2s(I2sVariant::X86)),
-                1 => Ok(Self::I2s(I2sVariant::Arm64)),
-                v => Err(Error::invalid(format!(
-                    "I2_S variant {v} is unknown (allowed: 0 = TERN_I2S_X86, 1 = TERN_I2S_ARM64)"
-                ))),
-            },
-            Format::Tq1_0 => Ok(Self::Tq(tq::Kind::Tq1_0)),
-            Format::Tq2_0 => Ok(Self::Tq(tq::Kind::Tq2_0)),
-            Format::Tl1 => Ok(Self::Tl1(tiling)),
-            Format::Tl2 => Ok(Self::Tl2(tiling)),
-        }
+        (spec.layout)(variant, tiling)
     }
 
     pub fn format(self) -> Format {
@@ -190,47 +307,44 @@ impl Layout {
         }
     }
 
-    /// Checks that this layout can store a matrix of `shape`.
-    pub fn check_shape(self, shape: Shape) -> Result<()> {
-        match self {
-            Self::I2s(v) => i2s::check_shape(v, shape),
-            Self::Tl1(_) | Self::Tl2(_) => self.tiling(shape).map(|_| ()),
-            Self::Tq(_) => tq::check_shape(self.format().name(), shape),
-        }
+    /// The format's row of the format table.
+    pub fn spec(self) -> &'static FormatSpec {
+        self.format().spec()
     }
 
-    /// The TL tiling for `shape`: the caller's (checked) or the library's choice.
-    fn tiling(self, shape: Shape) -> Result<Tiling> {
-        match self {
-            Self::Tl1(Some(t)) => tl1::check_tiling(&t, shape).map(|_| t),
-            Self::Tl1(None) => tl1::choose_tiling(shape),
-            Self::Tl2(Some(t)) => tl2::check_tiling(&t, shape).map(|_| t),
-            Self::Tl2(None) => tl2::choose_tiling(shape),
-            _ => Err(Error::invalid(format!(
-                "{} has no tiling",
-                self.format().name()
-            ))),
-        }
+    /// The parameters this layout carries.
+    pub fn params(self) -> Params {
+        let (variant, tiling) = match self {
+            Self::I2s(v) => (v, None),
+            Self::Tl1(t) | Self::Tl2(t) => (I2sVariant::X86, t),
+            Self::Tq(_) => (I2sVariant::X86, None),
+        };
+        Params { variant, tiling }
+    }
+
+    /// The TL tiling this layout uses for `shape` (`None` for formats without one).
+    pub fn tiling(self, shape: Shape) -> Result<Option<Tiling>> {
+        self.spec()
+            .tiling
+            .map(|resolve| resolve(self.params(), shape))
+            .transpose()
+    }
+
+    /// Checks that this layout can store a matrix of `shape`.
+    pub fn check_shape(self, shape: Shape) -> Result<()> {
+        (self.spec().check_shape)(self.params(), shape)
     }
 
     /// Bytes of a packed matrix, including any trailing scale section.
     pub fn packed_size(self, shape: Shape) -> Result<usize> {
         self.check_shape(shape)?;
-        Ok(match self {
-            Self::I2s(_) => i2s::packed_size(shape),
-            Self::Tl1(_) => tl1::packed_size(&self.tiling(shape)?, shape),
-            Self::Tl2(_) => tl2::packed_size(&self.tiling(shape)?, shape),
-            Self::Tq(kind) => tq::block_count(shape) * kind.codec().block_bytes,
-        })
+        (self.spec().packed_size)(self.params(), shape)
     }
 
     /// Consecutive row-major elements that share one scale (a divisor of `cols` or the whole
     /// matrix).
     pub fn elements_per_scale(self, shape: Shape) -> usize {
-        match self {
-            Self::I2s(_) | Self::Tl1(_) | Self::Tl2(_) => shape.elements(),
-            Self::Tq(_) => tq::BLOCK,
-        }
+        (self.spec().elements_per_scale)(shape)
     }
 
     /// Number of scales the format stores for a matrix of `shape`.
@@ -249,44 +363,19 @@ impl Layout {
         );
         check_ternary(ternary)?;
         check_scales(scales)?;
-        match self {
-            Self::I2s(v) => i2s::pack(v, ternary, scales[0], dst),
-            Self::Tl1(_) => tl1::pack(&self.tiling(shape)?, shape, ternary, scales[0], dst),
-            Self::Tl2(_) => tl2::pack(&self.tiling(shape)?, shape, ternary, scales[0], dst),
-            Self::Tq(kind) => kind.codec().pack_all(ternary, scales, dst)?,
-        }
-        Ok(())
+        (self.spec().pack)(self.params(), shape, ternary, scales, dst)
     }
 
     /// Checks a packed buffer (at least `packed_size` bytes) and returns its scales.
     pub fn validate(self, shape: Shape, src: &[u8]) -> Result<Vec<f32>> {
         let size = self.packed_size(shape)?;
-        match self {
-            Self::I2s(_) => Ok(vec![i2s::validate(src, shape)?]),
-            Self::Tl1(_) => Ok(vec![tl1::validate(
-                &self.tiling(shape)?,
-                shape,
-                &src[..size],
-            )?]),
-            Self::Tl2(_) => Ok(vec![tl2::validate(
-                &self.tiling(shape)?,
-                shape,
-                &src[..size],
-            )?]),
-            Self::Tq(kind) => kind.codec().validate_all(&src[..size]),
-        }
+        (self.spec().validate)(self.params(), shape, &src[..size])
     }
 
     /// Writes the ternary values of a buffer that passed `validate` (so the shape is valid).
     pub fn unpack(self, shape: Shape, src: &[u8], ternary: &mut [i8]) -> Result<()> {
         let ternary = &mut ternary[..shape.elements()];
-        match self {
-            Self::I2s(v) => i2s::unpack(v, &src[..i2s::code_bytes(shape)], ternary),
-            Self::Tl1(_) => tl1::unpack(&self.tiling(shape)?, shape, src, ternary),
-            Self::Tl2(_) => tl2::unpack(&self.tiling(shape)?, shape, src, ternary)?,
-            Self::Tq(kind) => kind.codec().unpack_all(src, ternary),
-        }
-        Ok(())
+        (self.spec().unpack)(self.params(), shape, src, ternary)
     }
 
     /// Checks a packed buffer and writes its weights as floats (ternary × scale) to `dst`
@@ -343,7 +432,7 @@ pub fn convert(
             "the converted scales",
         )?
     };
-    if let Layout::Tq(_) = to
+    if to.spec().f16_scales
         && !allow_rounding
         && let Some(&s) = to_scales
             .iter()
@@ -387,5 +476,33 @@ pub fn check_scales(scales: &[f32]) -> Result<()> {
             scales[i]
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_builds_its_own_layout_and_parses_by_name_and_number() {
+        for f in Format::all() {
+            let spec = f.spec();
+            assert_eq!(spec.format, f);
+            assert_eq!(Layout::new(f as i32, 0, 0, 0, 0).unwrap().format(), f);
+            assert_eq!(Format::from_i32(f as i32).unwrap(), f);
+            assert_eq!(Format::from_name(&spec.name.to_ascii_lowercase()), Some(f));
+            // A variant only I2_S has; a tiling only TL formats take.
+            assert_eq!(Layout::new(f as i32, 1, 0, 0, 0).is_ok(), f == Format::I2S);
+            assert_eq!(
+                spec.tiling.is_some(),
+                matches!(f, Format::Tl1 | Format::Tl2)
+            );
+        }
+        assert_eq!(Format::from_name("i2s"), Some(Format::I2S));
+        assert_eq!(Format::from_name("q2_0"), None);
+        let e = Format::from_i32(9).unwrap_err().message;
+        assert!(e.contains("1 = I2_S") && e.contains("5 = TQ2_0"), "{e}");
+        let e = Layout::new(1, 7, 0, 0, 0).unwrap_err().message;
+        assert!(e.contains("0 = TERN_I2S_X86, 1 = TERN_I2S_ARM64"), "{e}");
     }
 }

@@ -49,12 +49,45 @@
 //! its entries in int16 per `BK` block, then in int32 across blocks;
 //! `y = (int32 sum) as f32 / s · w_scale`.
 
-use super::Shape;
 use super::tl_common::{
     TAIL_BYTES, check_len, check_padded, check_scale_tail, divisor_multiples, fold_blocks, gcd,
     largest_divisor_multiple, list, pair_digits, pair_entries_i32, pair_index, round_up,
 };
+use super::{Format, FormatSpec, GgufId, Layout, Params, Peer, Shape, no_variant};
 use crate::error::{Error, Result};
+
+pub static SPEC: FormatSpec = FormatSpec {
+    format: Format::Tl1,
+    name: "TL1",
+    compact_panels: false,
+    per_block_scales: false,
+    f16_scales: false,
+    peer: Peer::BitnetLut,
+    gguf_id: GgufId::Bitnet(38),
+    file_type: 38,
+    tiling: Some(tiling),
+    layout: |variant, tiling| no_variant("TL1", variant).map(|_| Layout::Tl1(tiling)),
+    check_shape: |p, shape| tiling(p, shape).map(|_| ()),
+    packed_size: |p, shape| Ok(packed_size(&tiling(p, shape)?, shape)),
+    elements_per_scale: Shape::elements,
+    pack: |p, shape, ternary, scales, dst| {
+        pack(&tiling(p, shape)?, shape, ternary, scales[0], dst);
+        Ok(())
+    },
+    validate: |p, shape, src| Ok(vec![validate(&tiling(p, shape)?, shape, src)?]),
+    unpack: |p, shape, src, ternary| {
+        unpack(&tiling(p, shape)?, shape, src, ternary);
+        Ok(())
+    },
+};
+
+/// The tiling of a layout for `shape`: the caller's (checked) or the library's choice.
+fn tiling(p: Params, shape: Shape) -> Result<Tiling> {
+    match p.tiling {
+        Some(t) => check_tiling(&t, shape).map(|_| t),
+        None => choose_tiling(shape),
+    }
+}
 
 pub use super::tl_common::Tiling;
 

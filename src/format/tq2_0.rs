@@ -5,7 +5,31 @@
 use half::f16;
 
 use super::tq::BLOCK;
+use super::tq::{self, Kind};
+use super::{Format, FormatSpec, GgufId, Layout, Peer, no_variant};
 use crate::error::{Error, Result};
+
+pub static SPEC: FormatSpec = FormatSpec {
+    format: Format::Tq2_0,
+    name: "TQ2_0",
+    compact_panels: false,
+    per_block_scales: true,
+    f16_scales: true,
+    peer: Peer::GgmlQ8K,
+    gguf_id: GgufId::Mainline(35),
+    file_type: 37,
+    tiling: None,
+    layout: |variant, _| no_variant("TQ2_0", variant).map(|_| Layout::Tq(Kind::Tq2_0)),
+    check_shape: |_, shape| tq::check_shape("TQ2_0", shape),
+    packed_size: |_, shape| Ok(tq::block_count(shape) * BLOCK_BYTES),
+    elements_per_scale: |_| tq::BLOCK,
+    pack: |_, _, ternary, scales, dst| Kind::Tq2_0.codec().pack_all(ternary, scales, dst),
+    validate: |_, _, src| Kind::Tq2_0.codec().validate_all(src),
+    unpack: |_, _, src, ternary| {
+        Kind::Tq2_0.codec().unpack_all(src, ternary);
+        Ok(())
+    },
+};
 
 pub const BLOCK_BYTES: usize = 66;
 

@@ -408,10 +408,26 @@ impl Metadata {
                 .get(name)
                 .is_some_and(|&j| raw[j].dims.iter().product::<u64>() == 1)
         };
+        let mut starts: Vec<u64> = raw.iter().map(|t| t.offset).collect();
+        starts.sort_unstable();
         let mut tensors = Vec::with_capacity(raw.len());
         for t in &raw {
-            let companion = is_scale(&format!("{}_scale", t.name));
-            let ty = types::resolve(t.type_id, opts.dialect, companion).map_err(|e| {
+            // The bytes up to the next tensor (or the end of the data): what the AUTO dialect
+            // weighs the candidate sizes of an id 39/42 tensor against.
+            let next = starts.partition_point(|&o| o <= t.offset);
+            let evidence = types::Evidence {
+                name: &t.name,
+                dims: t.dims,
+                companion: is_scale(&format!("{}_scale", t.name)),
+                room: starts
+                    .get(next)
+                    .copied()
+                    .unwrap_or(data_len)
+                    .saturating_sub(t.offset),
+                last: next == starts.len(),
+                alignment,
+            };
+            let ty = types::resolve_tensor(t.type_id, opts.dialect, &evidence).map_err(|e| {
                 Error::invalid(format!(
                     "corrupt or unsupported GGUF: tensor '{}' (info at byte {}): {}",
                     t.name, t.at, e.message

@@ -44,7 +44,7 @@ use super::types::Dialect;
 use super::value::Value;
 use super::writer::{TensorData, Writer};
 use crate::error::{Error, Result};
-use crate::format::{self, Format, Layout};
+use crate::format::{self, Format, GgufId, Layout};
 
 #[derive(Clone, Debug)]
 pub struct RetypeOptions {
@@ -77,13 +77,7 @@ impl RetypeOptions {
 /// `general.file_type` (llama_ftype) for the output format: mainline's `LLAMA_FTYPE_MOSTLY_TQ1_0`
 /// / `TQ2_0` (36 / 37), bitnet.cpp's `TL1` / `TL2` / `I2_S` (38 / 39 / 40).
 pub fn file_type(format: Format) -> u32 {
-    match format {
-        Format::Tq1_0 => 36,
-        Format::Tq2_0 => 37,
-        Format::Tl1 => 38,
-        Format::Tl2 => 39,
-        Format::I2S => 40,
-    }
+    format.spec().file_type
 }
 
 /// What a retype did.
@@ -159,6 +153,18 @@ pub fn retype(
         ..Default::default()
     };
 
+    if let Some(t) = meta
+        .tensors
+        .iter()
+        .find(|t| super::types::NOT_CONVERTED.contains(&t.ty.name))
+    {
+        return Err(Error::unsupported(format!(
+            "tensor '{}' is {} (type {}), a mainline ggml low-bit type that tern reads but cannot convert yet",
+            t.name_str(),
+            t.ty.name,
+            t.type_id
+        )));
+    }
     // Tensors that change format, and what they leave behind in the source.
     let converted: Vec<&str> = meta
         .tensors
@@ -273,7 +279,7 @@ pub fn retype(
         }
     }
     if let Some(arch) = opts.arch.as_deref().or(old_arch.as_deref())
-        && matches!(target, Format::Tq1_0 | Format::Tq2_0)
+        && matches!(target.spec().gguf_id, GgufId::Mainline(_))
         && arch.starts_with("bitnet")
         && arch != "bitnet"
     {
@@ -320,7 +326,7 @@ fn retype_tensor(
     ternary::file_payload_size_check(to, shape, dialect).map_err(cannot)?;
     let scales = from.validate(shape, &src).map_err(named)?;
     let mut rounding = 0.0;
-    if matches!(to, Layout::Tq(_)) {
+    if to.spec().f16_scales {
         rounding = f16_rounding(&scales);
         if rounding > 0.0 && !allow_rounding {
             let (s, r) = scales

@@ -161,21 +161,17 @@ pub fn packed<'g>(
             Ok((layout, shape, Cow::Borrowed(&data[..size])))
         }
         Format::Tl1 | Format::Tl2 => {
-            let (scale_off, bitnet) = match layout {
-                Layout::Tl1(_) => {
-                    let tiling = tl1_tiling(layout, shape)?;
-                    (
-                        tl1::scale_offset(&tiling, shape),
-                        tl1::is_bitnet_layout(&tiling, shape),
-                    )
-                }
-                _ => {
-                    let tiling = tl2_tiling(layout, shape)?;
-                    (
-                        tl2::scale_offset(&tiling, shape),
-                        tl2::is_bitnet_layout(&tiling, shape),
-                    )
-                }
+            let tiling = layout.tiling(shape)?.expect("TL layout");
+            let (scale_off, bitnet) = if format == Format::Tl1 {
+                (
+                    tl1::scale_offset(&tiling, shape),
+                    tl1::is_bitnet_layout(&tiling, shape),
+                )
+            } else {
+                (
+                    tl2::scale_offset(&tiling, shape),
+                    tl2::is_bitnet_layout(&tiling, shape),
+                )
             };
             if !bitnet || data.len() > scale_off {
                 return Err(Error::invalid(format!(
@@ -204,29 +200,6 @@ pub fn packed<'g>(
             buf[scale_off..scale_off + 4].copy_from_slice(&scale.to_le_bytes());
             Ok((layout, shape, Cow::Owned(buf)))
         }
-    }
-}
-
-fn tl1_tiling(layout: Layout, shape: Shape) -> Result<Tiling> {
-    match layout {
-        Layout::Tl1(Some(t)) => tl1::check_tiling(&t, shape).map(|_| t),
-        _ => tl1::choose_tiling(shape),
-    }
-}
-
-fn tl2_tiling(layout: Layout, shape: Shape) -> Result<Tiling> {
-    match layout {
-        Layout::Tl2(Some(t)) => tl2::check_tiling(&t, shape).map(|_| t),
-        _ => tl2::choose_tiling(shape),
-    }
-}
-
-/// The tiling a TL layout uses for `shape` (the given one or the library's choice).
-pub fn tiling_of(layout: Layout, shape: Shape) -> Result<Option<Tiling>> {
-    match layout {
-        Layout::Tl1(_) => tl1_tiling(layout, shape).map(Some),
-        Layout::Tl2(_) => tl2_tiling(layout, shape).map(Some),
-        _ => Ok(None),
     }
 }
 
@@ -262,7 +235,7 @@ pub fn file_payload_size_check(
     layout.check_shape(shape)?;
     let scale_off = match layout {
         Layout::Tl1(_) | Layout::Tl2(_) => {
-            let tiling = tiling_of(layout, shape)?.expect("TL layout");
+            let tiling = layout.tiling(shape)?.expect("TL layout");
             let (off, bitnet) = if layout.format() == Format::Tl1 {
                 (
                     tl1::scale_offset(&tiling, shape),

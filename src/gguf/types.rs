@@ -13,12 +13,25 @@
 //!   they are unambiguous. 37 (I8_S) is an activation-only type and never valid in a file.
 //! * 39 and 42 depend on the dialect: `Mainline` reads MXFP4 / Q2_0; `BitnetLegacy` reads 39 as
 //!   TL2 (42 does not exist there); `BitnetCurrent` reads 42 as TL2 and 39 as MXFP4.
-//! * `Auto` (the default) decides per tensor: 39 or 42 is TL2 when the file also has its
-//!   bitnet.cpp companion tensor `<name>_scale` (a 1-element F32/F16/BF16 tensor, which the TL
-//!   converter always writes), otherwise the mainline type (MXFP4 / Q2_0).
-
-use crate::error::{Error, Result};
-use crate::format::Format;
+//! * `Auto` (the default) decides per tensor from what the file holds (`resolve_tensor`):
+//!   1. **Size.** Both producers lay tensors out back to back, each padded to the alignment, so
+//!      the bytes from a tensor's offset to the next tensor's (its *room*) tell its size. A reading
+//!      *fits tightly* when `size ≤ room ≤ size` rounded up to the alignment (for the last tensor:
+//!      `size ≤ room`). TL2 stores about 0.21 bytes per weight, Q2_0 0.28 and MXFP4 0.53, so on
+//!      real shapes at most one reading fits tightly, and that reading wins.
+//!   2. **Companion.** bitnet.cpp's converter writes every TL tensor's scale as a 1-element
+//!      F32/F16/BF16 tensor `<name>_scale`. When size does not decide (both or neither reading
+//!      fits tightly: tiny tensors, the last tensor, files with gaps), a companion means TL2;
+//!      otherwise the mainline type — unless only TL2's size fits the room at all.
+//!   3. **Contradiction.** A tensor whose bytes fit only the mainline type but which has a TL2
+//!      scale companion is an error naming both readings; open such a file with an explicit
+//!      dialect. `general.architecture` does not enter the rule: both producers name BitNet models
+//!      `bitnet…`, so it cannot tell them apart.
+//!
+//!   Q2_0 (42) and Q1_0 (41) open and are named like every mainline type; their weights do not
+//!   become tern matrices yet (`NOT_CONVERTED`).
+use crate::error::{CEnum, Error, ErrorKind, Result};
+use crate::format::{Format, GgufId};
 
 /// A GGUF producer's id space (C: `tern_gguf_dialect`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,19 +46,20 @@ pub enum Dialect {
     BitnetCurrent = 3,
 }
 
+crate::c_enum!(
+    Dialect,
+    "GGUF dialect",
+    [
+        (Dialect::Auto, "AUTO"),
+        (Dialect::Mainline, "MAINLINE"),
+        (Dialect::BitnetLegacy, "BITNET_LEGACY"),
+        (Dialect::BitnetCurrent, "BITNET_CURRENT"),
+    ]
+);
+
 impl Dialect {
     pub fn from_i32(v: i32) -> Result<Self> {
-        Ok(match v {
-            0 => Self::Auto,
-            1 => Self::Mainline,
-            2 => Self::BitnetLegacy,
-            3 => Self::BitnetCurrent,
-            _ => {
-                return Err(Error::invalid(format!(
-                    "GGUF dialect {v} is unknown (allowed: 0 = AUTO, 1 = MAINLINE, 2 = BITNET_LEGACY, 3 = BITNET_CURRENT)"
-                )));
-            }
-        })
+        Self::from_c(v.into())
     }
 
     pub fn name(self) -> &'static str {
@@ -177,6 +191,9 @@ pub const TL1: GgmlType = GgmlType {
     ternary: Some(Format::Tl1),
 };
 
+/// bitnet.cpp's types whose id is the same in both of its dialects.
+const BITNET: &[GgmlType] = &[I2_S, TL1];
+
 /// TL2 with the id of `dialect` (39 legacy, 42 current).
 pub const fn tl2(id: u32) -> GgmlType {
     GgmlType {
@@ -239,20 +256,80 @@ pub fn resolve(id: u32, dialect: Dialect, has_scale_companion: bool) -> Result<G
     })
 }
 
+/// Mainline's low-bit weight types that files may hold and the reader names, but whose weights
+/// tern does not convert yet: converting a file with one is an error naming it.
+pub const NOT_CONVERTED: &[&str] = &["Q1_0", "Q2_0"];
+
+/// What the reader knows about a tensor, for the `Auto` rule of ids 39 and 42 (module doc).
+pub struct Evidence<'a> {
+    pub name: &'a str,
+    pub dims: [u64; 4],
+    /// The file has a 1-element `<name>_scale` tensor.
+    pub companion: bool,
+    /// Bytes from the tensor's offset to the next tensor's, or to the end of the data section.
+    pub room: u64,
+    /// No tensor follows (the room may hold trailing bytes).
+    pub last: bool,
+    pub alignment: u64,
+}
+
+/// Resolves the stored type id of a tensor in a file under `dialect`; under `Auto`, ids 39 and
+/// 42 follow the module doc's rule.
+pub fn resolve_tensor(id: u32, dialect: Dialect, ev: &Evidence) -> Result<GgmlType> {
+    let main = mainline(id);
+    let (true, Dialect::Auto, Some(main)) = (matches!(id, 39 | 42), dialect, main) else {
+        return resolve(id, dialect, ev.companion);
+    };
+    let fork = tl2(id);
+    let size = |t: GgmlType| t.nbytes(&ev.dims).ok();
+    let fits = |s: Option<u64>| s.is_some_and(|s| s <= ev.room);
+    let tight = |s: Option<u64>| {
+        fits(s) && (ev.last || s.is_some_and(|s| ev.room <= s.next_multiple_of(ev.alignment)))
+    };
+    let (fork_size, main_size) = (size(fork), size(main));
+    let is_fork = match (tight(fork_size), tight(main_size)) {
+        (true, false) => true,
+        (false, true) if ev.companion => {
+            let shown = |s: Option<u64>| s.map_or("no valid size".into(), |s| format!("{s} bytes"));
+            return Err(Error::invalid(format!(
+                "tensor '{}' has type {id}, which is {} in mainline ggml and TL2 in bitnet.cpp: its {} bytes fit {} ({}) and not TL2 ({}), yet the file has TL2's scale companion '{}_scale'; the file contradicts itself: open it with the dialect MAINLINE or BITNET_{}",
+                ev.name,
+                main.name,
+                ev.room,
+                main.name,
+                shown(main_size),
+                shown(fork_size),
+                ev.name,
+                if id == 39 { "LEGACY" } else { "CURRENT" }
+            )));
+        }
+        (false, true) => false,
+        _ => (fits(fork_size) && !fits(main_size)) || ev.companion,
+    };
+    Ok(if is_fork { fork } else { main })
+}
+
 /// The registry entry for a ternary format when written under `dialect`.
 pub fn for_format(format: Format, dialect: Dialect) -> Result<GgmlType> {
-    Ok(match format {
-        Format::Tq1_0 => TQ1_0,
-        Format::Tq2_0 => TQ2_0,
-        Format::I2S | Format::Tl1 | Format::Tl2 if dialect == Dialect::Mainline => {
+    let ty = match format.spec().gguf_id {
+        GgufId::Mainline(id) => mainline(id),
+        GgufId::Bitnet(_) | GgufId::BitnetTl2 if dialect == Dialect::Mainline => {
             return Err(Error::unsupported(format!(
                 "{} is a bitnet.cpp type with no id in mainline ggml; write it with a BITNET dialect",
                 format.name()
             )));
         }
-        Format::I2S => I2_S,
-        Format::Tl1 => TL1,
-        Format::Tl2 => tl2(dialect.tl2_id().expect("not mainline")),
+        GgufId::Bitnet(id) => BITNET.iter().copied().find(|t| t.id == id),
+        GgufId::BitnetTl2 => dialect.tl2_id().map(tl2),
+    };
+    ty.filter(|t| t.ternary == Some(format)).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Internal,
+            format!(
+                "the format table's GGUF id for {} is not in the type registry",
+                format.name()
+            ),
+        )
     })
 }
 
@@ -371,5 +448,59 @@ mod tests {
         assert!(tl2(42).nbytes(&[128, 32, 1, 1]).is_err());
         assert!(F32.nbytes(&[u64::MAX, 2, 1, 1]).is_err());
         assert!(I2_S.nbytes(&[128, 4, 2, 1]).is_err());
+    }
+
+    #[test]
+    fn auto_rule_for_39_and_42() {
+        let ev = |dims: [u64; 4], companion, room, last| Evidence {
+            name: "w",
+            dims,
+            companion,
+            room,
+            last,
+            alignment: 32,
+        };
+        let auto = |e: &Evidence| resolve_tensor(42, Dialect::Auto, e).map(|t| t.name);
+        let q2 = |k: u64, m: u64| k / 64 * 18 * m;
+        let t2 = |k: u64, m: u64| tl2_stored_bytes(k, m).unwrap();
+        let tight = |n: u64| n.next_multiple_of(32);
+        let dims = [2560, 640, 1, 1];
+        // Size decides, with or without a companion.
+        assert_eq!(
+            auto(&ev(dims, false, tight(q2(2560, 640)), false)),
+            Ok("Q2_0")
+        );
+        assert_eq!(
+            auto(&ev(dims, true, tight(t2(2560, 640)), false)),
+            Ok("TL2")
+        );
+        assert_eq!(
+            auto(&ev(dims, false, tight(t2(2560, 640)), false)),
+            Ok("TL2")
+        );
+        // Bytes that fit only Q2_0, next to a TL2 companion: a contradiction.
+        let e = auto(&ev(dims, true, tight(q2(2560, 640)), false)).unwrap_err();
+        assert!(e.message.contains("contradicts itself"), "{}", e.message);
+        // The last tensor (room may exceed the size): the companion decides.
+        assert_eq!(auto(&ev(dims, true, 1 << 30, true)), Ok("TL2"));
+        assert_eq!(auto(&ev(dims, false, 1 << 30, true)), Ok("Q2_0"));
+        // Room for TL2 only (a file with gaps): TL2 even without a companion.
+        assert_eq!(auto(&ev(dims, false, t2(2560, 640) + 64, false)), Ok("TL2"));
+        // Explicit dialects are not second-guessed.
+        let e = ev(dims, true, tight(q2(2560, 640)), false);
+        assert_eq!(
+            resolve_tensor(42, Dialect::Mainline, &e).unwrap().name,
+            "Q2_0"
+        );
+        assert_eq!(
+            resolve_tensor(42, Dialect::BitnetCurrent, &e).unwrap().name,
+            "TL2"
+        );
+        // 39: MXFP4 (17 bytes per 32) against legacy TL2.
+        let mx = ev(dims, false, tight(2560 / 32 * 17 * 640), false);
+        assert_eq!(
+            resolve_tensor(39, Dialect::Auto, &mx).unwrap().name,
+            "MXFP4"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::reader::{DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS, MAX_NAME};
-use super::ternary::{file_payload, scale_name, tiling_key, tiling_of, tiling_value};
+use super::ternary::{file_payload, scale_name, tiling_key, tiling_value};
 use super::types::{self, Dialect, GgmlType};
 use super::value::{Value, encode_str};
 use crate::error::{Error, ErrorKind, Result};
@@ -216,7 +216,7 @@ impl<'a> Writer<'a> {
             if self.keys.contains(&key) {
                 return Err(Error::invalid(format!("key '{key}' was already added")));
             }
-            let tiling = tiling_of(layout, shape)?.expect("TL layout");
+            let tiling = layout.tiling(shape)?.expect("TL layout");
             self.add_tensor(name, ty, &dims, TensorData::Owned(payload))?;
             self.add_tensor(
                 &sname,

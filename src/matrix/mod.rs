@@ -172,7 +172,7 @@ enum KernelChoice {
 fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
     match kernels.panel() {
         Some(pk) => match pk.bits16 {
-            Some(k) if matches!(format, Format::Tq1_0 | Format::Tl2) => {
+            Some(k) if format.spec().compact_panels => {
                 KernelChoice::Panels(PanelKind::Bits16, k, pk.scale_groups)
             }
             _ => KernelChoice::Panels(PanelKind::Bits2, pk.bits2, pk.scale_groups),

@@ -2,8 +2,8 @@
 //! exact arithmetic of each compatibility mode (spec `bitnet_cpp.md` §2.3, §2.5 and §3.2–3.3;
 //! ggml's Q8_K path is in `q8k.rs`).
 
-use crate::error::{Error, Result};
-use crate::format::Format;
+use crate::error::{CEnum, Error, Result};
+use crate::format::{Format, Peer};
 
 /// `tern_compat`: whose rounding and float arithmetic the activations and outputs follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +17,17 @@ pub enum Compat {
     /// ggml's mul_mat for TQ1_0/TQ2_0: Q8_K activations per 256 block.
     Ggml = 3,
 }
+
+crate::c_enum!(
+    Compat,
+    "compat",
+    [
+        (Compat::Default, "TERN_COMPAT_DEFAULT"),
+        (Compat::BitnetCpp, "TERN_COMPAT_BITNET_CPP"),
+        (Compat::BitnetCppLegacy, "TERN_COMPAT_BITNET_CPP_LEGACY"),
+        (Compat::Ggml, "TERN_COMPAT_GGML"),
+    ]
+);
 
 /// The arithmetic a GEMM runs: a compat mode resolved against the matrix's format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,36 +49,24 @@ pub enum Arith {
 
 impl Compat {
     pub fn from_i32(v: i32) -> Result<Self> {
-        match v {
-            0 => Ok(Self::Default),
-            1 => Ok(Self::BitnetCpp),
-            2 => Ok(Self::BitnetCppLegacy),
-            3 => Ok(Self::Ggml),
-            _ => Err(Error::invalid(format!(
-                "compat {v} is unknown (allowed: 0 = TERN_COMPAT_DEFAULT, 1 = TERN_COMPAT_BITNET_CPP, 2 = TERN_COMPAT_BITNET_CPP_LEGACY, 3 = TERN_COMPAT_GGML)"
-            ))),
-        }
+        Self::from_c(v.into())
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Default => "TERN_COMPAT_DEFAULT",
-            Self::BitnetCpp => "TERN_COMPAT_BITNET_CPP",
-            Self::BitnetCppLegacy => "TERN_COMPAT_BITNET_CPP_LEGACY",
-            Self::Ggml => "TERN_COMPAT_GGML",
-        }
+        Self::TABLE[self as usize].1
     }
 
     /// The arithmetic of this mode for `format`, or an error naming the modes that apply.
     pub fn arith(self, format: Format) -> Result<Arith> {
-        let bitnet = matches!(format, Format::I2S | Format::Tl1 | Format::Tl2);
-        Ok(match (self, format) {
+        let peer = format.spec().peer;
+        Ok(match (self, peer) {
             (Self::Default, _) => Arith::Default,
-            (Self::BitnetCpp, Format::I2S) => Arith::I2sCurrent,
-            (Self::BitnetCppLegacy, Format::I2S) => Arith::I2sLegacy,
-            (Self::BitnetCpp | Self::BitnetCppLegacy, Format::Tl1 | Format::Tl2) => Arith::Lut,
-            (Self::Ggml, Format::Tq1_0 | Format::Tq2_0) => Arith::Ggml,
+            (Self::BitnetCpp, Peer::BitnetI2s) => Arith::I2sCurrent,
+            (Self::BitnetCppLegacy, Peer::BitnetI2s) => Arith::I2sLegacy,
+            (Self::BitnetCpp | Self::BitnetCppLegacy, Peer::BitnetLut) => Arith::Lut,
+            (Self::Ggml, Peer::GgmlQ8K) => Arith::Ggml,
             _ => {
+                let bitnet = matches!(peer, Peer::BitnetI2s | Peer::BitnetLut);
                 let allowed = if bitnet {
                     "TERN_COMPAT_DEFAULT, TERN_COMPAT_BITNET_CPP or TERN_COMPAT_BITNET_CPP_LEGACY"
                 } else {

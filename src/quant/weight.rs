@@ -1,6 +1,6 @@
 //! Weight quantization: float matrix → ternary values in {-1, 0, 1} plus scales.
 
-use crate::error::{Error, Result, try_reserve, try_vec};
+use crate::error::{CEnum, Error, Result, try_reserve, try_vec};
 use crate::format::{Layout, Shape};
 
 /// `tern_quant_method` values.
@@ -18,15 +18,30 @@ pub enum Method {
     GgmlRef = 4,
 }
 
+crate::c_enum!(
+    Method,
+    "quantization method",
+    [
+        (Method::Absmean, "ABSMEAN"),
+        (Method::Prescaled, "PRESCALED"),
+        (Method::AbsmeanRow, "ABSMEAN_ROW"),
+        (Method::AbsmeanGroup, "ABSMEAN_GROUP"),
+        (Method::GgmlRef, "GGML_REF"),
+    ]
+);
+
+const C_NAMES: [&str; 5] = [
+    "TERN_QUANT_ABSMEAN",
+    "TERN_QUANT_PRESCALED",
+    "TERN_QUANT_ABSMEAN_ROW",
+    "TERN_QUANT_ABSMEAN_GROUP",
+    "TERN_QUANT_GGML_REF",
+];
+
 impl Method {
+    /// The C name (`TERN_QUANT_…`).
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Absmean => "TERN_QUANT_ABSMEAN",
-            Self::Prescaled => "TERN_QUANT_PRESCALED",
-            Self::AbsmeanRow => "TERN_QUANT_ABSMEAN_ROW",
-            Self::AbsmeanGroup => "TERN_QUANT_ABSMEAN_GROUP",
-            Self::GgmlRef => "TERN_QUANT_GGML_REF",
-        }
+        C_NAMES[self as usize]
     }
 }
 
@@ -62,18 +77,7 @@ impl QuantConfig {
     /// Validates the raw fields of `tern_quant_options` against the target layout (`None`: no
     /// storage constraint, for `tern_ternarize`).
     pub fn new(method: i32, group_size: u32, eps: f32, layout: Option<Layout>) -> Result<Self> {
-        let method = match method {
-            0 => Method::Absmean,
-            1 => Method::Prescaled,
-            2 => Method::AbsmeanRow,
-            3 => Method::AbsmeanGroup,
-            4 => Method::GgmlRef,
-            m => {
-                return Err(Error::invalid(format!(
-                    "quantization method {m} is unknown (allowed: 0 = ABSMEAN, 1 = PRESCALED, 2 = ABSMEAN_ROW, 3 = ABSMEAN_GROUP, 4 = GGML_REF)"
-                )));
-            }
-        };
+        let method = Method::from_c(method.into())?;
         if !(eps.is_finite() && eps > 0.0) {
             return Err(Error::invalid(format!(
                 "eps must be finite and > 0 (got {eps})"
@@ -88,7 +92,7 @@ impl QuantConfig {
         }
         let format = layout.map_or("the output", |l| l.format().name());
         // I2_S, TL1 and TL2 store one scale per tensor; TQ1_0/TQ2_0 one per 256-element block.
-        let per_tensor_only = layout.is_some_and(|l| !matches!(l, Layout::Tq(_)));
+        let per_tensor_only = layout.is_some_and(|l| !l.spec().per_block_scales);
         let block = if layout.is_some() { GGML_BLOCK } else { 1 };
         match method {
             Method::Absmean | Method::Prescaled => {}

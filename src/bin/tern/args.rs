@@ -93,13 +93,7 @@ impl Default for BenchArgs {
         Self {
             shapes: vec![(2560, 2560), (640, 2560), (6912, 2560), (2560, 6912)],
             tokens: vec![1, 128],
-            formats: vec![
-                Format::I2S,
-                Format::Tl1,
-                Format::Tl2,
-                Format::Tq1_0,
-                Format::Tq2_0,
-            ],
+            formats: Format::all().collect(),
             threads: vec![1, 0],
             isas: None,
             quick: false,
@@ -143,16 +137,13 @@ fn parse_info(args: &[String]) -> Result<Command, String> {
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "i2_s" | "i2s" => Ok(Format::I2S),
-        "tl1" => Ok(Format::Tl1),
-        "tl2" => Ok(Format::Tl2),
-        "tq1_0" => Ok(Format::Tq1_0),
-        "tq2_0" => Ok(Format::Tq2_0),
-        other => Err(format!(
-            "--formats: unknown format '{other}' (known: i2_s, tl1, tl2, tq1_0, tq2_0)"
-        )),
-    }
+    Format::from_name(s).ok_or_else(|| {
+        format!(
+            "unknown format '{}' (known: {})",
+            s.to_ascii_lowercase(),
+            Format::names()
+        )
+    })
 }
 
 /// Walks a subcommand's arguments: flags, `--name value`, `--name=value` and positionals.

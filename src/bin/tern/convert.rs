@@ -87,18 +87,8 @@ pub struct Args {
 }
 
 fn format(s: &str) -> Result<Format, String> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "i2_s" | "i2s" => Format::I2S,
-        "tl1" => Format::Tl1,
-        "tl2" => Format::Tl2,
-        "tq1_0" => Format::Tq1_0,
-        "tq2_0" => Format::Tq2_0,
-        _ => {
-            return Err(format!(
-                "--type: unknown format '{s}' (i2_s, tl1, tl2, tq1_0, tq2_0)"
-            ));
-        }
-    })
+    Format::from_name(s)
+        .ok_or_else(|| format!("--type: unknown format '{s}' ({})", Format::names()))
 }
 
 /// Parses the arguments after `convert`; `Ok(None)` = help.

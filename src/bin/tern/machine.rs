@@ -61,8 +61,7 @@ pub fn cores() -> usize {
 /// Formats tern knows of, with whether this build implements them. A format counts as
 /// implemented unless building its layout says `Unsupported`.
 pub fn formats() -> Vec<(Format, bool)> {
-    (1..=5)
-        .filter_map(|v| Format::from_i32(v).ok())
+    Format::all()
         .map(|f| {
             let implemented = match Layout::new(f as i32, 0, 0, 0, 0) {
                 Ok(_) => true,
