@@ -1950,7 +1950,14 @@ fn open_sample() -> *mut tern_gguf {
 }
 
 /// Files `tern_gguf_open*` must refuse, the status, and a word of the message.
-fn bad_files() -> Vec<(CString, tern_status, String)> {
+/// Written once per process: the two open functions' tests run in parallel and would otherwise
+/// rewrite (truncate, then fill) a file while the other reads it.
+fn bad_files() -> &'static [(CString, tern_status, String)] {
+    static FILES: OnceLock<Vec<(CString, tern_status, String)>> = OnceLock::new();
+    FILES.get_or_init(write_bad_files)
+}
+
+fn write_bad_files() -> Vec<(CString, tern_status, String)> {
     let inv = TERN_STATUS_INVALID_ARGUMENT;
     let write = |name: &str, bytes: &[u8]| {
         let p = scratch(name);
@@ -1990,7 +1997,7 @@ mod tern_gguf_open {
                 => TERN_STATUS_NULL_POINTER, ["path"], handle: [g]);
             for (path, st, needle) in bad_files() {
                 fails!(c, tern_gguf_open(path.as_ptr(), &mut g)
-                    => st, [needle.as_str()], handle: [g]);
+                    => *st, [needle.as_str()], handle: [g]);
             }
         });
     }
@@ -2049,7 +2056,7 @@ mod tern_gguf_open_with_options {
                 => inv, ["type 36"], handle: [g]);
             for (path, st, needle) in bad_files() {
                 fails!(c, tern_gguf_open_with_options(path.as_ptr(), &base, &mut g)
-                    => st, [needle.as_str()], handle: [g]);
+                    => *st, [needle.as_str()], handle: [g]);
             }
         });
     }
