@@ -391,7 +391,7 @@ impl Kernels {
     /// 256-bit AVX-VNNI ones on either of the last two levels where the CPU has AVX-VNNI. Panels
     /// are used wherever a level has them: each 64-row tile is one sequential stream and the
     /// kernel returns exact integer dots per block, so they beat the row kernels at every
-    /// format and token count, and AVX-512BW's panels beat AVX2's (`x86::panel_bw`); the
+    /// format and token count, and AVX-512BW's panels beat AVX2's (`x86::panels_avx512bw`); the
     /// timings are in docs/performance.md.
     pub fn panel(&self) -> Option<&'static PanelKernels> {
         match self.isa {

@@ -1,5 +1,5 @@
 //! AVX-512BW panel kernels for CPUs without VNNI (`PanelDotsFn`, `Bits2` only): the AVX2
-//! level's `vpmaddubsw` scheme (`panel256`, module `avx2`) on whole panel vectors, 16 rows per
+//! level's `vpmaddubsw` scheme (`panels_avx2`) on whole panel vectors, 16 rows per
 //! zmm. `vpmaddubsw` of a panel vector's codes against a token's broadcast k-step gives 32 int16
 //! pair sums (|·| ≤ 2·2·128 = 512, never saturating), added up in int16 for `WIDEN_CHUNKS`
 //! chunks and then widened into the int32 sums in `dots` by `vpmaddwd` with ones.
@@ -17,9 +17,9 @@
 
 use std::arch::x86_64::*;
 
-use super::panel::{Ptrs, checked_bits2, tile_ptrs};
 use crate::kernel::Isa;
-use crate::kernel::panel::{PANEL_ROWS, PanelGeom};
+use crate::kernel::panel::driver::{PanelMicroKernel, Ptrs, panel_dots, run_tiles};
+use crate::kernel::panel::{PANEL_ROWS, PanelGeom, PanelKind};
 
 /// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 512 < 2^15.
 const WIDEN_CHUNKS: usize = 8;
@@ -61,7 +61,7 @@ unsafe fn widen<const P: usize, const T: usize>(
 /// Panels `p0..p0+P` × tokens `t0..t0+T`, every dot; the int32 sums accumulate in `dots`.
 ///
 /// # Safety
-/// `ptrs` checked by `checked_bits2` against `geom`; `p0 + P ≤ 4`, `t0 + T ≤ nt`.
+/// `ptrs` checked by `checked_ptrs` against `geom`; `p0 + P ≤ 4`, `t0 + T ≤ nt`.
 #[target_feature(enable = "avx512f,avx512bw")]
 #[inline]
 unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: usize, t0: usize) {
@@ -83,7 +83,7 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
                 for p in 0..P {
                     let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p0 + p));
                     ptrs.prefetch_ahead(at);
-                    // SAFETY: the vector lies in the tile (checked by `checked_bits2`).
+                    // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
                     raw[p] = unsafe { _mm512_loadu_si512(at.cast()) };
                 }
                 for s in 0..4 {
@@ -118,47 +118,37 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
     }
 }
 
-/// Every tile of the run, its tokens in blocks (see the module doc).
-///
-/// # Safety
-/// The CPU has AVX-512 F and BW; `ptrs` checked by `checked_bits2` for `n_tiles` tiles of `geom`.
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn run_bits2(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-    for i in 0..n_tiles {
-        let ptrs = tile_ptrs(ptrs, geom, i);
-        let mut t0 = 0;
-        while t0 < ptrs.nt {
-            let left = ptrs.nt - t0;
-            let n = if left <= T_FEW {
-                left
-            } else {
-                left.min(T_MANY)
-            };
-            // SAFETY: t0 + n ≤ nt, panels within the tile, tile i of the checked run.
-            unsafe {
-                match n {
-                    1 => mk::<4, 1>(ptrs, geom, 0, t0),
-                    2 => mk::<4, 2>(ptrs, geom, 0, t0),
-                    3 => mk::<4, 3>(ptrs, geom, 0, t0),
-                    4 => mk::<4, 4>(ptrs, geom, 0, t0),
-                    _ => {
-                        for p0 in [0, 2] {
-                            match n {
-                                5 => mk::<2, 5>(ptrs, geom, p0, t0),
-                                6 => mk::<2, 6>(ptrs, geom, p0, t0),
-                                7 => mk::<2, 7>(ptrs, geom, p0, t0),
-                                _ => mk::<2, 8>(ptrs, geom, p0, t0),
-                            }
-                        }
-                    }
-                }
-            }
-            t0 += n;
-        }
+/// `Bits2` on AVX-512BW: `mk` for every block.
+struct Bw;
+
+impl PanelMicroKernel for Bw {
+    const KIND: PanelKind = PanelKind::Bits2;
+    const T_MAX: usize = T_MANY;
+    const T_WIDE: usize = T_FEW;
+    const T_HALF: usize = T_MANY;
+    const NEEDS: &'static str = "the AVX-512BW panel kernel needs AVX-512 F and BW";
+
+    fn cpu_ok() -> bool {
+        Isa::Avx512.is_available()
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn run(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { run_tiles::<Self>(ptrs, geom, n_tiles) }
+    }
+
+    #[inline(always)]
+    unsafe fn block<const P: usize, const T: usize>(
+        ptrs: Ptrs,
+        geom: &PanelGeom,
+        p0: usize,
+        t0: usize,
+    ) {
+        // SAFETY: the caller's contract (the features: `run` inlines this).
+        unsafe { mk::<P, T>(ptrs, geom, p0, t0) }
     }
 }
-
-const _: () = assert!(T_FEW == 4 && T_MANY == 8);
 
 /// AVX-512BW panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits2` only.
 pub fn panel_dots_bw(
@@ -169,13 +159,5 @@ pub fn panel_dots_bw(
     n_tokens: usize,
     dots: &mut [i32],
 ) {
-    let Some(ptrs) = checked_bits2(geom, tiles, n_tiles, acts, n_tokens, dots) else {
-        return;
-    };
-    assert!(
-        Isa::Avx512.is_available(),
-        "the AVX-512BW panel kernel needs AVX-512 F and BW"
-    );
-    // SAFETY: features asserted, sizes checked.
-    unsafe { run_bits2(ptrs, geom, n_tiles) }
+    panel_dots::<Bw>(geom, tiles, n_tiles, acts, n_tokens, dots);
 }

@@ -26,6 +26,9 @@
 //!
 //! Weights past the matrix (pad rows, pad columns, unused k-steps) are stored as 0 (code 1).
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod driver;
+
 /// Rows of one tile (4 panels of 16 rows).
 pub const TILE_ROWS: usize = 64;
 /// Rows of one panel: the int32 lanes of a 512-bit vector.
