@@ -5,7 +5,8 @@
 //!
 //! Everything here is `#[inline(always)]` and generic over the micro-kernel, so that each ISA's
 //! `#[target_feature]` entry point (`PanelMicroKernel::run`, which calls `run_tiles`) compiles the
-//! whole loop nest with that ISA's features and inlines the micro-kernels into it.
+//! whole loop nest with that ISA's features and inlines the micro-kernels into it. An ISA file
+//! declares its family with `panel_micro_kernel!` (one row: blocking, features, micro-kernels).
 
 use std::arch::x86_64::*;
 
@@ -297,3 +298,83 @@ pub(crate) fn panel_dots<K: PanelMicroKernel>(
     // SAFETY: features checked, sizes checked.
     unsafe { K::run(ptrs, geom, n_tiles) }
 }
+
+/// Declares one ISA's micro-kernel family for one layout: the struct, its `PanelMicroKernel`
+/// row (token blocking, `#[target_feature]` entry, CPU check, micro-kernels) and, where named,
+/// its public `PanelDotsFn`. The micro-kernels are functions of the ISA file:
+/// `$block::<P, T>(ptrs, geom, p0, t0)` and `$one(ptrs, geom, t0)`.
+macro_rules! panel_micro_kernel {
+    (
+        $(#[$attr:meta])*
+        struct $name:ident: $kind:ident, tokens $t_wide:expr, $t_half:expr, $t_max:expr;
+        features $features:literal, cpu $cpu:expr, needs $needs:expr;
+        block $block:ident $(, one token $one:ident)?;
+        $($(#[$fn_attr:meta])* pub fn $dots:ident;)?
+    ) => {
+        $(#[$attr])*
+        pub(super) struct $name;
+
+        impl $crate::kernel::panel::driver::PanelMicroKernel for $name {
+            const KIND: $crate::kernel::panel::PanelKind = $crate::kernel::panel::PanelKind::$kind;
+            const T_WIDE: usize = $t_wide;
+            const T_HALF: usize = $t_half;
+            const T_MAX: usize = $t_max;
+            const NEEDS: &'static str = $needs;
+
+            fn cpu_ok() -> bool {
+                $cpu
+            }
+
+            #[target_feature(enable = $features)]
+            unsafe fn run(
+                ptrs: $crate::kernel::panel::driver::Ptrs,
+                geom: &$crate::kernel::panel::PanelGeom,
+                n_tiles: usize,
+            ) {
+                // SAFETY: the caller's contract.
+                unsafe { $crate::kernel::panel::driver::run_tiles::<Self>(ptrs, geom, n_tiles) }
+            }
+
+            #[inline(always)]
+            unsafe fn block<const P: usize, const T: usize>(
+                ptrs: $crate::kernel::panel::driver::Ptrs,
+                geom: &$crate::kernel::panel::PanelGeom,
+                p0: usize,
+                t0: usize,
+            ) {
+                // SAFETY: the caller's contract (the features: `run` inlines this).
+                unsafe { $block::<P, T>(ptrs, geom, p0, t0) }
+            }
+
+            $(
+                const ONE_TOKEN_CALLS: bool = true;
+
+                #[inline(always)]
+                unsafe fn one_token(
+                    ptrs: $crate::kernel::panel::driver::Ptrs,
+                    geom: &$crate::kernel::panel::PanelGeom,
+                ) {
+                    // SAFETY: as `block`.
+                    unsafe { $one(ptrs, geom, 0) }
+                }
+            )?
+        }
+
+        $(
+            $(#[$fn_attr])*
+            pub fn $dots(
+                geom: &$crate::kernel::panel::PanelGeom,
+                tiles: &[u8],
+                n_tiles: usize,
+                acts: &[i8],
+                n_tokens: usize,
+                dots: &mut [i32],
+            ) {
+                $crate::kernel::panel::driver::panel_dots::<$name>(
+                    geom, tiles, n_tiles, acts, n_tokens, dots,
+                );
+            }
+        )?
+    };
+}
+pub(crate) use panel_micro_kernel;

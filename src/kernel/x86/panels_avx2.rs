@@ -16,8 +16,8 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::panel::driver::{PanelMicroKernel, Ptrs, panel_dots, run_tiles};
-use crate::kernel::panel::{PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS};
+use crate::kernel::panel::driver::{Ptrs, panel_micro_kernel};
+use crate::kernel::panel::{PANEL_ROWS, PanelGeom, TILE_ROWS};
 use crate::kernel::{GroupScales, Isa};
 
 /// Rows of one half panel vector (the int32 lanes of a ymm).
@@ -170,48 +170,13 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
     }
 }
 
-/// `Bits2` on AVX2: `mk` for every block.
-struct Avx2;
-
-impl PanelMicroKernel for Avx2 {
-    const KIND: PanelKind = PanelKind::Bits2;
-    const T_MAX: usize = 4;
-    const T_WIDE: usize = 1;
-    const T_HALF: usize = 2;
-    const NEEDS: &'static str = "the AVX2 panel kernel needs AVX2 and FMA";
-
-    fn cpu_ok() -> bool {
-        Isa::Avx2.is_available()
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-        // SAFETY: the caller's contract.
-        unsafe { run_tiles::<Self>(ptrs, geom, n_tiles) }
-    }
-
-    #[inline(always)]
-    unsafe fn block<const P: usize, const T: usize>(
-        ptrs: Ptrs,
-        geom: &PanelGeom,
-        p0: usize,
-        t0: usize,
-    ) {
-        // SAFETY: the caller's contract (the features: `run` inlines this).
-        unsafe { mk::<P, T>(ptrs, geom, p0, t0) }
-    }
-}
-
-/// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits2` only.
-pub fn panel_dots_avx2(
-    geom: &PanelGeom,
-    tiles: &[u8],
-    n_tiles: usize,
-    acts: &[i8],
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    panel_dots::<Avx2>(geom, tiles, n_tiles, acts, n_tokens, dots);
+panel_micro_kernel! {
+    /// `Bits2` on AVX2: `mk` for every block.
+    struct Avx2: Bits2, tokens 1, 2, 4;
+    features "avx2,fma", cpu Isa::Avx2.is_available(), needs "the AVX2 panel kernel needs AVX2 and FMA";
+    block mk;
+    /// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits2` only.
+    pub fn panel_dots_avx2;
 }
 
 /// AVX2 `ScaleGroupsFn`, used by every x86 level with panels (a small share of a call, so a

@@ -18,8 +18,8 @@
 use std::arch::x86_64::*;
 
 use crate::kernel::Isa;
-use crate::kernel::panel::driver::{PanelMicroKernel, Ptrs, panel_dots, run_tiles};
-use crate::kernel::panel::{PANEL_ROWS, PanelGeom, PanelKind};
+use crate::kernel::panel::driver::{Ptrs, panel_micro_kernel};
+use crate::kernel::panel::{PANEL_ROWS, PanelGeom};
 
 /// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 512 < 2^15.
 const WIDEN_CHUNKS: usize = 8;
@@ -118,46 +118,12 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
     }
 }
 
-/// `Bits2` on AVX-512BW: `mk` for every block.
-struct Bw;
-
-impl PanelMicroKernel for Bw {
-    const KIND: PanelKind = PanelKind::Bits2;
-    const T_MAX: usize = T_MANY;
-    const T_WIDE: usize = T_FEW;
-    const T_HALF: usize = T_MANY;
-    const NEEDS: &'static str = "the AVX-512BW panel kernel needs AVX-512 F and BW";
-
-    fn cpu_ok() -> bool {
-        Isa::Avx512.is_available()
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn run(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-        // SAFETY: the caller's contract.
-        unsafe { run_tiles::<Self>(ptrs, geom, n_tiles) }
-    }
-
-    #[inline(always)]
-    unsafe fn block<const P: usize, const T: usize>(
-        ptrs: Ptrs,
-        geom: &PanelGeom,
-        p0: usize,
-        t0: usize,
-    ) {
-        // SAFETY: the caller's contract (the features: `run` inlines this).
-        unsafe { mk::<P, T>(ptrs, geom, p0, t0) }
-    }
-}
-
-/// AVX-512BW panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits2` only.
-pub fn panel_dots_bw(
-    geom: &PanelGeom,
-    tiles: &[u8],
-    n_tiles: usize,
-    acts: &[i8],
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    panel_dots::<Bw>(geom, tiles, n_tiles, acts, n_tokens, dots);
+panel_micro_kernel! {
+    /// `Bits2` on AVX-512BW: `mk` for every block.
+    struct Bw: Bits2, tokens T_FEW, T_MANY, T_MANY;
+    features "avx512f,avx512bw", cpu Isa::Avx512.is_available(),
+        needs "the AVX-512BW panel kernel needs AVX-512 F and BW";
+    block mk;
+    /// AVX-512BW panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits2` only.
+    pub fn panel_dots_bw;
 }

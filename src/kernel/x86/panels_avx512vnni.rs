@@ -19,7 +19,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::panel::driver::{PanelMicroKernel, Ptrs, panel_dots, run_tiles};
+use crate::kernel::panel::driver::{Ptrs, panel_dots, panel_micro_kernel};
 use crate::kernel::panel::{BITS16, PANEL_ROWS, PanelGeom, PanelKind};
 
 /// Most tokens one micro-kernel call takes.
@@ -383,87 +383,40 @@ unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
     }
 }
 
-/// `Bits2` on AVX-512 VNNI: `mk_bits2` for every block, `mk_bits2_t1` for one token.
-pub(super) struct Vnni2;
-
-impl PanelMicroKernel for Vnni2 {
-    const KIND: PanelKind = PanelKind::Bits2;
-    const T_MAX: usize = T_MAX;
-    const T_WIDE: usize = T_WIDE;
-    const T_HALF: usize = T_MAX;
-    const NEEDS: &'static str = "the AVX-512 VNNI panel kernel needs AVX-512 VNNI";
-    const ONE_TOKEN_CALLS: bool = true;
-
-    fn cpu_ok() -> bool {
-        has_vnni()
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn run(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-        // SAFETY: the caller's contract.
-        unsafe { run_tiles::<Self>(ptrs, geom, n_tiles) }
-    }
-
-    #[inline(always)]
-    unsafe fn block<const P: usize, const T: usize>(
-        ptrs: Ptrs,
-        geom: &PanelGeom,
-        p0: usize,
-        t0: usize,
-    ) {
-        // SAFETY: the caller's contract (the features: `run` inlines this).
-        unsafe { mk_bits2::<P, T>(ptrs, geom, p0, t0) }
-    }
-
-    #[inline(always)]
-    unsafe fn one_token(ptrs: Ptrs, geom: &PanelGeom) {
-        // SAFETY: as `block`.
-        unsafe { mk_bits2_t1(ptrs, geom, 0) }
+/// `Bits16` blocks: `mk_bits16_quads` for the 4-panel ones (up to `T_WIDE` tokens),
+/// `mk_bits16_lookups` for the 2-panel ones.
+///
+/// # Safety
+/// As `mk_bits16_quads`.
+#[inline(always)]
+unsafe fn mk_bits16<const P: usize, const T: usize>(
+    ptrs: Ptrs,
+    geom: &PanelGeom,
+    p0: usize,
+    t0: usize,
+) {
+    // SAFETY (both): the caller's contract.
+    if const { T <= T_WIDE } {
+        unsafe { mk_bits16_quads::<P, T>(ptrs, geom, p0, t0) }
+    } else {
+        unsafe { mk_bits16_lookups::<P, T>(ptrs, geom, p0, t0) }
     }
 }
 
-/// `Bits16` on AVX-512 VNNI + VBMI: `mk_bits16_quads` for the 4-panel blocks,
-/// `mk_bits16_lookups` for the 2-panel ones, `mk_bits16_t1` for one token.
-pub(super) struct Vnni16;
+panel_micro_kernel! {
+    /// `Bits2` on AVX-512 VNNI.
+    struct Vnni2: Bits2, tokens T_WIDE, T_MAX, T_MAX;
+    features "avx512f,avx512bw,avx512vnni", cpu has_vnni(),
+        needs "the AVX-512 VNNI panel kernel needs AVX-512 VNNI";
+    block mk_bits2, one token mk_bits2_t1;
+}
 
-impl PanelMicroKernel for Vnni16 {
-    const KIND: PanelKind = PanelKind::Bits16;
-    const T_MAX: usize = T_MAX;
-    const T_WIDE: usize = T_WIDE;
-    const T_HALF: usize = T_MAX;
-    const NEEDS: &'static str = "the 1.6-bit panel kernel needs AVX-512 VNNI and VBMI";
-    const ONE_TOKEN_CALLS: bool = true;
-
-    fn cpu_ok() -> bool {
-        has_vbmi()
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
-    unsafe fn run(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-        // SAFETY: the caller's contract.
-        unsafe { run_tiles::<Self>(ptrs, geom, n_tiles) }
-    }
-
-    #[inline(always)]
-    unsafe fn block<const P: usize, const T: usize>(
-        ptrs: Ptrs,
-        geom: &PanelGeom,
-        p0: usize,
-        t0: usize,
-    ) {
-        // SAFETY (both): the caller's contract (the features: `run` inlines this).
-        if const { T <= T_WIDE } {
-            unsafe { mk_bits16_quads::<P, T>(ptrs, geom, p0, t0) }
-        } else {
-            unsafe { mk_bits16_lookups::<P, T>(ptrs, geom, p0, t0) }
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn one_token(ptrs: Ptrs, geom: &PanelGeom) {
-        // SAFETY: as `block`.
-        unsafe { mk_bits16_t1(ptrs, geom, 0) }
-    }
+panel_micro_kernel! {
+    /// `Bits16` on AVX-512 VNNI + VBMI.
+    struct Vnni16: Bits16, tokens T_WIDE, T_MAX, T_MAX;
+    features "avx512f,avx512bw,avx512vnni,avx512vbmi", cpu has_vbmi(),
+        needs "the 1.6-bit panel kernel needs AVX-512 VNNI and VBMI";
+    block mk_bits16, one token mk_bits16_t1;
 }
 
 pub fn has_vnni() -> bool {

@@ -28,8 +28,8 @@
 use std::arch::x86_64::*;
 
 use super::panels_avx2::{act, codes, halves, store};
-use crate::kernel::panel::driver::{PanelMicroKernel, Ptrs, panel_dots, run_tiles};
-use crate::kernel::panel::{PANELS, PanelGeom, PanelKind};
+use crate::kernel::panel::driver::{Ptrs, panel_micro_kernel};
+use crate::kernel::panel::{PANELS, PanelGeom};
 use crate::kernel::{Isa, cpu_features, feature};
 
 /// Most tokens one AVX-VNNI micro-kernel call takes.
@@ -130,61 +130,37 @@ macro_rules! avxvnni_kernels {
                 }
             }
 
-            /// `Bits2`: `mk_t1` token by token for blocks of 1 or 2 tokens, `mk` for 3–5.
-            pub(super) struct AvxVnni;
-
-            impl PanelMicroKernel for AvxVnni {
-                const KIND: PanelKind = PanelKind::Bits2;
-                const T_MAX: usize = T_MAX;
-                const T_WIDE: usize = T_MAX;
-                const T_HALF: usize = T_MAX;
-                const NEEDS: &'static str = concat!(
-                    "the AVX-VNNI panel kernel (",
-                    stringify!($module),
-                    ") needs ",
-                    $needs
-                );
-
-                fn cpu_ok() -> bool {
-                    $has()
-                }
-
-                #[target_feature(enable = $features)]
-                unsafe fn run(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-                    // SAFETY: the caller's contract.
-                    unsafe { run_tiles::<Self>(ptrs, geom, n_tiles) }
-                }
-
-                /// Always all 4 panels (`T_WIDE = T_MAX`): `mk` makes one pass per panel.
-                #[inline(always)]
-                unsafe fn block<const P: usize, const T: usize>(
-                    ptrs: Ptrs,
-                    geom: &PanelGeom,
-                    p0: usize,
-                    t0: usize,
-                ) {
-                    debug_assert!(P == PANELS && p0 == 0);
-                    // SAFETY (both): the caller's contract (the features: `run` inlines this).
-                    if const { T <= 2 } {
-                        for t in t0..t0 + T {
-                            unsafe { mk_t1(ptrs, geom, t) };
-                        }
-                    } else {
-                        unsafe { mk::<T>(ptrs, geom, t0) }
+            /// A block of `T` tokens, all 4 panels (`T_WIDE = T_MAX`): `mk_t1` token by
+            /// token for 1 or 2 tokens, `mk` for 3–5.
+            ///
+            /// # Safety
+            /// As `mk`.
+            #[inline(always)]
+            unsafe fn mk_block<const P: usize, const T: usize>(
+                ptrs: Ptrs,
+                geom: &PanelGeom,
+                p0: usize,
+                t0: usize,
+            ) {
+                debug_assert!(P == PANELS && p0 == 0);
+                // SAFETY (both): the caller's contract.
+                if const { T <= 2 } {
+                    for t in t0..t0 + T {
+                        unsafe { mk_t1(ptrs, geom, t) };
                     }
+                } else {
+                    unsafe { mk::<T>(ptrs, geom, t0) }
                 }
             }
 
-            /// Checks the call, its layout and the CPU, then runs the kernels.
-            pub fn panel_dots(
-                geom: &PanelGeom,
-                tiles: &[u8],
-                n_tiles: usize,
-                acts: &[i8],
-                n_tokens: usize,
-                dots: &mut [i32],
-            ) {
-                super::panel_dots::<AvxVnni>(geom, tiles, n_tiles, acts, n_tokens, dots);
+            panel_micro_kernel! {
+                /// `Bits2` with `$dpbusd`.
+                struct AvxVnni: Bits2, tokens T_MAX, T_MAX, T_MAX;
+                features $features, cpu $has(),
+                    needs concat!("the AVX-VNNI panel kernel (", stringify!($module), ") needs ", $needs);
+                block mk_block;
+                /// Checks the call, its layout and the CPU, then runs the kernels.
+                pub fn panel_dots;
             }
         }
     };
