@@ -228,7 +228,7 @@ fn checked_ptrs(
     dots: &mut [i32],
 ) -> Option<Ptrs> {
     assert!(
-        geom.kind != PanelKind::Bits2 || geom.group_steps.is_multiple_of(4),
+        geom.kind != PanelKind::Codes2 || geom.group_steps.is_multiple_of(4),
         "2-bit panels need group_steps % 4 == 0 (got {})",
         geom.group_steps
     );

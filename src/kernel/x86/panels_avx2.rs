@@ -1,7 +1,7 @@
-//! 256-bit panel kernels for the AVX2 level (`PanelDotsFn`, `Bits2` only), and the 256-bit
+//! 256-bit panel kernels for the AVX2 level (`PanelDotsFn`, `Codes2` only), and the 256-bit
 //! helpers the AVX-VNNI ones (`panels_avxvnni`) share. Lanes are still rows: a ymm holds half a
 //! panel vector (bytes 0..32 = rows 0..8, 32..64 = rows 8..16, one k-step of 4 columns each).
-//! `Bits16` needs `vpermb` (AVX-512 VBMI) and has no kernel here.
+//! `Trits5` needs `vpermb` (AVX-512 VBMI) and has no kernel here.
 //!
 //! Plain AVX2 micro-kernels (no VNNI): `vpmaddubsw` of a half panel's codes against a token's
 //! broadcast k-step gives 16 int16 pair sums (|·| ≤ 2·2·128 = 512, never saturating), added up
@@ -75,7 +75,7 @@ pub(super) unsafe fn store<const T: usize>(
     }
 }
 
-/// The codes of k-step `s` of a `Bits2` byte vector: `(v >> 2s) & 3`.
+/// The codes of k-step `s` of a `Codes2` byte vector: `(v >> 2s) & 3`.
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(super) fn codes(v: __m256i, s: usize, m3: __m256i) -> __m256i {
@@ -171,11 +171,11 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
 }
 
 panel_micro_kernel! {
-    /// `Bits2` on AVX2: `mk` for every block.
-    struct Avx2: Bits2, tokens 1, 2, 4;
+    /// `Codes2` on AVX2: `mk` for every block.
+    struct Avx2: Codes2, tokens 1, 2, 4;
     features "avx2,fma", cpu Isa::Avx2.is_available(), needs "the AVX2 panel kernel needs AVX2 and FMA";
     block mk;
-    /// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits2` only.
+    /// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Codes2` only.
     pub fn panel_dots_avx2;
 }
 

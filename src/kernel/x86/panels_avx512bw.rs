@@ -1,4 +1,4 @@
-//! AVX-512BW panel kernels for CPUs without VNNI (`PanelDotsFn`, `Bits2` only): the AVX2
+//! AVX-512BW panel kernels for CPUs without VNNI (`PanelDotsFn`, `Codes2` only): the AVX2
 //! level's `vpmaddubsw` scheme (`panels_avx2`) on whole panel vectors, 16 rows per
 //! zmm. `vpmaddubsw` of a panel vector's codes against a token's broadcast k-step gives 32 int16
 //! pair sums (|·| ≤ 2·2·128 = 512, never saturating), added up in int16 for `WIDEN_CHUNKS`
@@ -119,11 +119,11 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
 }
 
 panel_micro_kernel! {
-    /// `Bits2` on AVX-512BW: `mk` for every block.
-    struct Bw: Bits2, tokens T_FEW, T_MANY, T_MANY;
+    /// `Codes2` on AVX-512BW: `mk` for every block.
+    struct Bw: Codes2, tokens T_FEW, T_MANY, T_MANY;
     features "avx512f,avx512bw", cpu Isa::Avx512.is_available(),
         needs "the AVX-512BW panel kernel needs AVX-512 F and BW";
     block mk;
-    /// AVX-512BW panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits2` only.
+    /// AVX-512BW panel dots (`PanelDotsFn`, `vpmaddubsw`), `Codes2` only.
     pub fn panel_dots_bw;
 }

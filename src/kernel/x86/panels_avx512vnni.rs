@@ -9,8 +9,8 @@
 //! (24 accumulators), the decoded codes reused 12 times, the activations read as embedded
 //! broadcasts from the k-step-interleaved buffer (one sequential stream).
 //!
-//! Decoding: `Bits2` — `(v >> 2s) & 3`; `Bits16` — three `vpermb`s of 6-bit windows of the
-//! byte (`kernel::panel`): k-steps 0..4 as a `Bits2` byte, `quad_lo[v & 63] + quad_hi[v >> 2]`,
+//! Decoding: `Codes2` — `(v >> 2s) & 3`; `Trits5` — three `vpermb`s of 6-bit windows of the
+//! byte (`kernel::panel`): k-steps 0..4 as a `Codes2` byte, `quad_lo[v & 63] + quad_hi[v >> 2]`,
 //! and k-step 4's code `fifth[v >> 2]`. `vpermb` mostly issues beside the `vpdpbusd`s, while
 //! `vpermi2b` and `vpmovb2m` would take their issue slots, so the decode uses only `vpermb`s and
 //! the `and`s, `add` and shift that share the two pipes the `vpdpbusd`s leave
@@ -20,7 +20,7 @@
 use std::arch::x86_64::*;
 
 use crate::kernel::panel::driver::{Ptrs, panel_dots, panel_micro_kernel};
-use crate::kernel::panel::{BITS16, PANEL_ROWS, PanelGeom, PanelKind};
+use crate::kernel::panel::{PANEL_ROWS, PanelGeom, PanelKind, TRITS5};
 
 /// Most tokens one micro-kernel call takes.
 const T_MAX: usize = 12;
@@ -63,7 +63,7 @@ unsafe fn store<const RP: usize, const T: usize>(
     }
 }
 
-/// `Bits2`: panels `p0..p0+RP` × tokens `t0..t0+T` over every group.
+/// `Codes2`: panels `p0..p0+RP` × tokens `t0..t0+T` over every group.
 ///
 /// # Safety
 /// `ptrs` checked by `checked_ptrs` against `geom`; `p0 + RP ≤ 4`, `t0 + T ≤ nt`.
@@ -115,14 +115,14 @@ unsafe fn mk_bits2<const RP: usize, const T: usize>(
     }
 }
 
-/// The masks of the 4 k-steps of a `Bits2` byte, left in place.
+/// The masks of the 4 k-steps of a `Codes2` byte, left in place.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn quad_masks() -> [__m512i; 4] {
     [0x03u8, 0x0C, 0x30, 0xC0].map(|m| _mm512_set1_epi8(m as i8))
 }
 
-/// Adds the 4 k-steps of one `Bits2` byte vector against their activations `x`: each code
+/// Adds the 4 k-steps of one `Codes2` byte vector against their activations `x`: each code
 /// masked in place (code·4^s ≤ 128, a valid `vpdpbusd` u8) into its own accumulator `acc[s]`,
 /// which therefore holds 4^s × its exact sum: one `and` per code, and 4 independent chains.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -146,7 +146,7 @@ fn unscale(acc: &[__m512i; 4]) -> __m512i {
     )
 }
 
-/// `Bits2`, one token (decode), all 4 panels through `dp_quad`: 16 independent accumulators and
+/// `Codes2`, one token (decode), all 4 panels through `dp_quad`: 16 independent accumulators and
 /// ~40 instructions per 256 weight bytes, so the out-of-order window reaches far enough ahead to
 /// keep the weight stream at DRAM speed (`mk_bits2`'s one chain per panel does not).
 /// |4^3 · sum| < 2^31: `acc[s]` sees a quarter of a dot's ≤ `MAX_DOT_STEPS` = 2^16 k-steps,
@@ -182,11 +182,11 @@ unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
     }
 }
 
-/// The 1.6-bit lookups (`BITS16`): the quad's two halves and k-step 4's codes.
+/// The 1.6-bit lookups (`TRITS5`): the quad's two halves and k-step 4's codes.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn tables16() -> [__m512i; 3] {
-    let t = &BITS16;
+    let t = &TRITS5;
     // SAFETY: the tables are 64 bytes each.
     [&t.quad_lo, &t.quad_hi, &t.fifth].map(|v| unsafe { _mm512_loadu_si512(v.as_ptr().cast()) })
 }
@@ -199,7 +199,7 @@ fn high6(raw: __m512i) -> __m512i {
     _mm512_srli_epi16::<2>(raw)
 }
 
-/// One 1.6-bit panel vector decoded: k-steps 0..4 as a `Bits2` vector (`quad_lo[raw] +
+/// One 1.6-bit panel vector decoded: k-steps 0..4 as a `Codes2` vector (`quad_lo[raw] +
 /// quad_hi[high6]`) and k-step 4's codes (`fifth[high6]`): three `vpermb`s.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 #[inline]
@@ -212,7 +212,7 @@ fn decode16(raw: __m512i, tab: &[__m512i; 3]) -> (__m512i, __m512i) {
     (quad, _mm512_permutexvar_epi8(hi, tab[2]))
 }
 
-/// The loop of the multi-token `Bits16` kernels: for every dot, group and chunk, `decode` turns
+/// The loop of the multi-token `Trits5` kernels: for every dot, group and chunk, `decode` turns
 /// each of the `RP` panel vectors into what `codes` needs to give k-step `i`'s codes, which are
 /// reused for every token.
 ///
@@ -269,7 +269,7 @@ unsafe fn bits16_tokens<const RP: usize, const T: usize, D: Copy>(
     }
 }
 
-/// `Bits16`, blocks of up to `T_WIDE` tokens (a call of 2–5, or the last block of a longer
+/// `Trits5`, blocks of up to `T_WIDE` tokens (a call of 2–5, or the last block of a longer
 /// one): each panel vector decoded once by `decode16` and its quad split by shifts: fewer
 /// operations per vector than `mk_bits16_lookups`, which pays off while the held quads fit the
 /// registers.
@@ -298,7 +298,7 @@ unsafe fn mk_bits16_quads<const RP: usize, const T: usize>(
     unsafe { bits16_tokens::<RP, T, _>(ptrs, geom, p0, t0, decode, codes) }
 }
 
-/// `Bits16`, more than `T_WIDE` tokens: the codes of each k-step straight from its own lookups
+/// `Trits5`, more than `T_WIDE` tokens: the codes of each k-step straight from its own lookups
 /// (the field of k-step `i` of `quad_lo` and of `quad_hi`, added; `fifth`), which `vpermb` may
 /// read from memory, beside the 24 accumulators (`mk_bits16_quads`' shifts and masks of a held
 /// quad would spill here).
@@ -336,7 +336,7 @@ unsafe fn mk_bits16_lookups<const RP: usize, const T: usize>(
     unsafe { bits16_tokens::<RP, T, _>(ptrs, geom, p0, t0, decode, codes) }
 }
 
-/// `Bits16`, one token, all 4 panels: k-steps 0..4 decoded as one `Bits2` byte for `dp_quad`,
+/// `Trits5`, one token, all 4 panels: k-steps 0..4 decoded as one `Codes2` byte for `dp_quad`,
 /// k-step 4 into `acc[0]` (|4^3 · sum| < 2^31 as in `mk_bits2_t1`: `acc[s]` sees a fifth, `acc[0]`
 /// two fifths of a dot's k-steps).
 ///
@@ -383,7 +383,7 @@ unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
     }
 }
 
-/// `Bits16` blocks: `mk_bits16_quads` for the 4-panel ones (up to `T_WIDE` tokens),
+/// `Trits5` blocks: `mk_bits16_quads` for the 4-panel ones (up to `T_WIDE` tokens),
 /// `mk_bits16_lookups` for the 2-panel ones.
 ///
 /// # Safety
@@ -404,16 +404,16 @@ unsafe fn mk_bits16<const P: usize, const T: usize>(
 }
 
 panel_micro_kernel! {
-    /// `Bits2` on AVX-512 VNNI.
-    struct Vnni2: Bits2, tokens T_WIDE, T_MAX, T_MAX;
+    /// `Codes2` on AVX-512 VNNI.
+    struct Vnni2: Codes2, tokens T_WIDE, T_MAX, T_MAX;
     features "avx512f,avx512bw,avx512vnni", cpu has_vnni(),
         needs "the AVX-512 VNNI panel kernel needs AVX-512 VNNI";
     block mk_bits2, one token mk_bits2_t1;
 }
 
 panel_micro_kernel! {
-    /// `Bits16` on AVX-512 VNNI + VBMI.
-    struct Vnni16: Bits16, tokens T_WIDE, T_MAX, T_MAX;
+    /// `Trits5` on AVX-512 VNNI + VBMI.
+    struct Vnni16: Trits5, tokens T_WIDE, T_MAX, T_MAX;
     features "avx512f,avx512bw,avx512vnni,avx512vbmi", cpu has_vbmi(),
         needs "the 1.6-bit panel kernel needs AVX-512 VNNI and VBMI";
     block mk_bits16, one token mk_bits16_t1;
@@ -427,7 +427,7 @@ pub fn has_vbmi() -> bool {
     has_vnni() && std::arch::is_x86_feature_detected!("avx512vbmi")
 }
 
-/// AVX-512 VNNI panel dots (`PanelDotsFn`), both layouts (`Bits16` needs VBMI too).
+/// AVX-512 VNNI panel dots (`PanelDotsFn`), both layouts (`Trits5` needs VBMI too).
 pub fn panel_dots_vnni(
     geom: &PanelGeom,
     tiles: &[u8],
@@ -437,7 +437,7 @@ pub fn panel_dots_vnni(
     dots: &mut [i32],
 ) {
     match geom.kind {
-        PanelKind::Bits2 => panel_dots::<Vnni2>(geom, tiles, n_tiles, acts, n_tokens, dots),
-        PanelKind::Bits16 => panel_dots::<Vnni16>(geom, tiles, n_tiles, acts, n_tokens, dots),
+        PanelKind::Codes2 => panel_dots::<Vnni2>(geom, tiles, n_tiles, acts, n_tokens, dots),
+        PanelKind::Trits5 => panel_dots::<Vnni16>(geom, tiles, n_tiles, acts, n_tokens, dots),
     }
 }

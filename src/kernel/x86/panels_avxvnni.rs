@@ -1,4 +1,4 @@
-//! AVX-VNNI panel kernels for the AVX2 level (`PanelDotsFn`, `Bits2` only), for CPUs with AVX2
+//! AVX-VNNI panel kernels for the AVX2 level (`PanelDotsFn`, `Codes2` only), for CPUs with AVX2
 //! and AVX-VNNI but no AVX-512 (Intel Alder, Raptor and Arrow Lake), on `panels_avx2`'s half
 //! panel vectors: a `vpdpbusd` of one half against a token's broadcast k-step adds 32 exact
 //! products into 8 row sums.
@@ -35,7 +35,7 @@ use crate::kernel::{Isa, cpu_features, feature};
 /// Most tokens one AVX-VNNI micro-kernel call takes.
 const T_MAX: usize = 5;
 
-/// Expands to module `$module`: the `Bits2` panel kernels with every function compiled for
+/// Expands to module `$module`: the `Codes2` panel kernels with every function compiled for
 /// `$features` (so that all intrinsics inline), `$dpbusd` as the `vpdpbusd` intrinsic, and their
 /// entry point `panel_dots`, which needs `$has()` (the CPU has `$needs`).
 macro_rules! avxvnni_kernels {
@@ -154,8 +154,8 @@ macro_rules! avxvnni_kernels {
             }
 
             panel_micro_kernel! {
-                /// `Bits2` with `$dpbusd`.
-                struct AvxVnni: Bits2, tokens T_MAX, T_MAX, T_MAX;
+                /// `Codes2` with `$dpbusd`.
+                struct AvxVnni: Codes2, tokens T_MAX, T_MAX, T_MAX;
                 features $features, cpu $has(),
                     needs concat!("the AVX-VNNI panel kernel (", stringify!($module), ") needs ", $needs);
                 block mk_block;
@@ -181,7 +181,7 @@ avxvnni_kernels!(
     "AVX2, FMA and AVX-512 F, VL and VNNI"
 );
 
-/// AVX-VNNI panel dots (`PanelDotsFn`), `Bits2` only.
+/// AVX-VNNI panel dots (`PanelDotsFn`), `Codes2` only.
 pub use vex::panel_dots as panel_dots_avxvnni;
 
 /// `panel_dots_avxvnni`'s code with EVEX encodings (AVX-512 VL + VNNI), for the tests.
