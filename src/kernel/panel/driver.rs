@@ -153,7 +153,7 @@ unsafe fn token_block<K: PanelMicroKernel, const T: usize>(
     geom: &PanelGeom,
     t0: usize,
 ) {
-    // The conditions are constants: only the taken branch is instantiated.
+    // The conditions are constants: the branches not taken compile to nothing.
     // SAFETY (all calls): the panels lie in the tile, tokens within the caller's contract.
     if const { T > K::T_MAX } {
         unreachable!("token blocks stop at T_MAX")
