@@ -129,43 +129,76 @@ pub(crate) trait PanelMicroKernel {
     );
 
     /// Whether a call of exactly one token (decode) runs `one_token`, a micro-kernel of its
-    /// own, rather than `block::<4, 1>` (a one-token block of a longer call always does).
+    /// own, rather than the blocks below (where a one-token block takes `block::<4, 1>`).
     const ONE_TOKEN_CALLS: bool = false;
+    /// Blocks of up to this many tokens run `one_token` token by token (its one call site),
+    /// larger ones `block`.
+    const T_SINGLE: usize = 0;
 
-    /// A call of exactly one token, one tile (used where `ONE_TOKEN_CALLS`).
+    /// Token `t0` of one tile alone (used where `ONE_TOKEN_CALLS` or `T_SINGLE`).
     ///
     /// # Safety
-    /// As `block` with `nt = 1`.
+    /// As `block` with `T = 1`.
     #[inline(always)]
-    unsafe fn one_token(ptrs: Ptrs, geom: &PanelGeom) {
+    unsafe fn one_token(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
         // SAFETY: the caller's contract.
-        unsafe { Self::block::<PANELS, 1>(ptrs, geom, 0, 0) }
+        unsafe { Self::block::<PANELS, 1>(ptrs, geom, 0, t0) }
     }
 }
 
-/// Tokens `t0..t0+T` of one tile, in the calls `PanelMicroKernel` describes.
+/// `match $n` over the token counts `1..=T_LIMIT`, each arm running `$call` with the const
+/// `$t` set to its count; counts for which `$tier` (of `$t`) is false cannot occur (the caller
+/// chose the tier from `$n`), so their arms compile to nothing.
+macro_rules! by_tokens {
+    ($n:expr, $t:ident if $tier:expr => $call:expr) => {
+        by_tokens!(@arms $n, $t, $tier, $call, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    };
+    (@arms $n:expr, $t:ident, $tier:expr, $call:expr, [$($count:literal),*]) => {
+        match $n {
+            $(
+                $count => {
+                    const $t: usize = $count;
+                    if const { $tier } {
+                        $call
+                    } else {
+                        // SAFETY: the caller chose this tier because `$n` lies in it.
+                        unsafe { std::hint::unreachable_unchecked() }
+                    }
+                }
+            )*
+            // SAFETY: the caller's blocks have 1 ..= T_MAX ≤ T_LIMIT tokens.
+            _ => unsafe { std::hint::unreachable_unchecked() },
+        }
+    };
+}
+
+/// Tokens `t0..t0+n` of one tile, `1 ≤ n ≤ K::T_MAX`, in the calls `PanelMicroKernel`
+/// describes; the panel loop of a tier runs outside the match on `n`.
 ///
 /// # Safety
-/// As `PanelMicroKernel::block`, `T ≤ K::T_MAX`.
+/// As `PanelMicroKernel::block`.
 #[inline(always)]
-unsafe fn token_block<K: PanelMicroKernel, const T: usize>(
-    ptrs: Ptrs,
-    geom: &PanelGeom,
-    t0: usize,
-) {
-    // The conditions are constants: the branches not taken compile to nothing.
+unsafe fn token_block<K: PanelMicroKernel>(ptrs: Ptrs, geom: &PanelGeom, t0: usize, n: usize) {
     // SAFETY (all calls): the panels lie in the tile, tokens within the caller's contract.
-    if const { T > K::T_MAX } {
-        unreachable!("token blocks stop at T_MAX")
-    } else if const { T <= K::T_WIDE } {
-        unsafe { K::block::<PANELS, T>(ptrs, geom, 0, t0) }
-    } else if const { T <= K::T_HALF } {
+    if n <= K::T_SINGLE {
+        for t in t0..t0 + n {
+            unsafe { K::one_token(ptrs, geom, t) }
+        }
+    } else if n <= K::T_WIDE {
+        by_tokens!(n, T if K::T_SINGLE < T && T <= K::T_WIDE => unsafe {
+            K::block::<PANELS, T>(ptrs, geom, 0, t0)
+        })
+    } else if n <= K::T_HALF {
         for p0 in [0, 2] {
-            unsafe { K::block::<2, T>(ptrs, geom, p0, t0) }
+            by_tokens!(n, T if K::T_WIDE < T && T <= K::T_HALF => unsafe {
+                K::block::<2, T>(ptrs, geom, p0, t0)
+            })
         }
     } else {
         for p0 in 0..PANELS {
-            unsafe { K::block::<1, T>(ptrs, geom, p0, t0) }
+            by_tokens!(n, T if K::T_HALF < T && T <= K::T_MAX => unsafe {
+                K::block::<1, T>(ptrs, geom, p0, t0)
+            })
         }
     }
 }
@@ -179,7 +212,8 @@ unsafe fn token_block<K: PanelMicroKernel, const T: usize>(
 #[inline(always)]
 pub(crate) unsafe fn run_tiles<K: PanelMicroKernel>(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
     const {
-        assert!(K::T_WIDE <= K::T_HALF && K::T_HALF <= K::T_MAX && K::T_MAX <= T_LIMIT);
+        assert!(K::T_SINGLE <= K::T_WIDE && K::T_WIDE <= K::T_HALF);
+        assert!(K::T_HALF <= K::T_MAX && K::T_MAX <= T_LIMIT);
     }
     for i in 0..n_tiles {
         let ptrs = ptrs.tile(geom, i);
@@ -187,29 +221,14 @@ pub(crate) unsafe fn run_tiles<K: PanelMicroKernel>(ptrs: Ptrs, geom: &PanelGeom
         // one call site of `block::<4, 1>` below (a second one would stop its inlining).
         if K::ONE_TOKEN_CALLS && ptrs.nt == 1 {
             // SAFETY: one token, tile i of the checked run.
-            unsafe { K::one_token(ptrs, geom) };
+            unsafe { K::one_token(ptrs, geom, 0) };
             continue;
         }
         let mut t0 = 0;
         while t0 < ptrs.nt {
             let n = (ptrs.nt - t0).min(K::T_MAX);
-            // SAFETY: t0 + n ≤ nt, n ≤ T_MAX, tile i of the checked run.
-            unsafe {
-                match n {
-                    1 => token_block::<K, 1>(ptrs, geom, t0),
-                    2 => token_block::<K, 2>(ptrs, geom, t0),
-                    3 => token_block::<K, 3>(ptrs, geom, t0),
-                    4 => token_block::<K, 4>(ptrs, geom, t0),
-                    5 => token_block::<K, 5>(ptrs, geom, t0),
-                    6 => token_block::<K, 6>(ptrs, geom, t0),
-                    7 => token_block::<K, 7>(ptrs, geom, t0),
-                    8 => token_block::<K, 8>(ptrs, geom, t0),
-                    9 => token_block::<K, 9>(ptrs, geom, t0),
-                    10 => token_block::<K, 10>(ptrs, geom, t0),
-                    11 => token_block::<K, 11>(ptrs, geom, t0),
-                    _ => token_block::<K, 12>(ptrs, geom, t0),
-                }
-            }
+            // SAFETY: t0 + n ≤ nt, 1 ≤ n ≤ T_MAX, tile i of the checked run.
+            unsafe { token_block::<K>(ptrs, geom, t0, n) };
             t0 += n;
         }
     }
@@ -308,7 +327,7 @@ macro_rules! panel_micro_kernel {
         $(#[$attr:meta])*
         struct $name:ident: $kind:ident, tokens $t_wide:expr, $t_half:expr, $t_max:expr;
         features $features:literal, cpu $cpu:expr, needs $needs:expr;
-        block $block:ident $(, one token $one:ident)?;
+        block $block:ident $(, one token $one:ident: calls $calls:literal, blocks $single:expr)?;
         $($(#[$fn_attr:meta])* pub fn $dots:ident;)?
     ) => {
         $(#[$attr])*
@@ -347,15 +366,17 @@ macro_rules! panel_micro_kernel {
             }
 
             $(
-                const ONE_TOKEN_CALLS: bool = true;
+                const ONE_TOKEN_CALLS: bool = $calls;
+                const T_SINGLE: usize = $single;
 
                 #[inline(always)]
                 unsafe fn one_token(
                     ptrs: $crate::kernel::panel::driver::Ptrs,
                     geom: &$crate::kernel::panel::PanelGeom,
+                    t0: usize,
                 ) {
                     // SAFETY: as `block`.
-                    unsafe { $one(ptrs, geom, 0) }
+                    unsafe { $one(ptrs, geom, t0) }
                 }
             )?
         }

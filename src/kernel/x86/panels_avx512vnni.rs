@@ -408,7 +408,7 @@ panel_micro_kernel! {
     struct Vnni2: Codes2, tokens T_WIDE, T_MAX, T_MAX;
     features "avx512f,avx512bw,avx512vnni", cpu has_vnni(),
         needs "the AVX-512 VNNI panel kernel needs AVX-512 VNNI";
-    block mk_bits2, one token mk_bits2_t1;
+    block mk_bits2, one token mk_bits2_t1: calls true, blocks 0;
 }
 
 panel_micro_kernel! {
@@ -416,7 +416,7 @@ panel_micro_kernel! {
     struct Vnni16: Trits5, tokens T_WIDE, T_MAX, T_MAX;
     features "avx512f,avx512bw,avx512vnni,avx512vbmi", cpu has_vbmi(),
         needs "the 1.6-bit panel kernel needs AVX-512 VNNI and VBMI";
-    block mk_bits16, one token mk_bits16_t1;
+    block mk_bits16, one token mk_bits16_t1: calls true, blocks 0;
 }
 
 pub fn has_vnni() -> bool {

@@ -130,8 +130,7 @@ macro_rules! avxvnni_kernels {
                 }
             }
 
-            /// A block of `T` tokens, all 4 panels (`T_WIDE = T_MAX`): `mk_t1` token by
-            /// token for 1 or 2 tokens, `mk` for 3–5.
+            /// A block of 3–5 tokens, all 4 panels (`T_WIDE = T_MAX`): `mk`.
             ///
             /// # Safety
             /// As `mk`.
@@ -143,14 +142,8 @@ macro_rules! avxvnni_kernels {
                 t0: usize,
             ) {
                 debug_assert!(P == PANELS && p0 == 0);
-                // SAFETY (both): the caller's contract.
-                if const { T <= 2 } {
-                    for t in t0..t0 + T {
-                        unsafe { mk_t1(ptrs, geom, t) };
-                    }
-                } else {
-                    unsafe { mk::<T>(ptrs, geom, t0) }
-                }
+                // SAFETY: the caller's contract.
+                unsafe { mk::<T>(ptrs, geom, t0) }
             }
 
             panel_micro_kernel! {
@@ -158,7 +151,7 @@ macro_rules! avxvnni_kernels {
                 struct AvxVnni: Codes2, tokens T_MAX, T_MAX, T_MAX;
                 features $features, cpu $has(),
                     needs concat!("the AVX-VNNI panel kernel (", stringify!($module), ") needs ", $needs);
-                block mk_block;
+                block mk_block, one token mk_t1: calls false, blocks 2;
                 /// Checks the call, its layout and the CPU, then runs the kernels.
                 pub fn panel_dots;
             }
