@@ -91,9 +91,10 @@ impl Ptrs {
 }
 
 /// One ISA's micro-kernels for one panel layout, and how the driver blocks tokens for them: a
-/// block of `T ≤ T_MAX` tokens covers all 4 panels in one `block::<4, T>` call up to `T_WIDE`
-/// tokens, in two `block::<2, T>` calls up to `T_HALF`, else in four `block::<1, T>` calls
-/// (fewer panels per call leave registers for more tokens' accumulators).
+/// block of `T ≤ T_MAX` tokens runs `one_token` for each token up to `T_SINGLE` tokens, covers
+/// all 4 panels in one `block::<4, T>` call up to `T_WIDE`, in two `block::<2, T>` calls up to
+/// `T_HALF`, else in four `block::<1, T>` calls (fewer panels per call leave registers for more
+/// tokens' accumulators).
 pub(crate) trait PanelMicroKernel {
     /// The layout it decodes.
     const KIND: PanelKind;
