@@ -521,8 +521,8 @@ fn panel_kernels_match_the_oracle() {
     for (label, pk) in panel_sets() {
         let mut ran = 0;
         let kernels: Vec<_> = [
-            (PanelKind::Bits2, Some(pk.bits2)),
-            (PanelKind::Bits16, pk.bits16),
+            (PanelKind::Codes2, Some(pk.bits2)),
+            (PanelKind::Trits5, pk.bits16),
         ]
         .into_iter()
         .filter_map(|(kind, k)| k.map(|k| (kind, k)))
@@ -530,10 +530,10 @@ fn panel_kernels_match_the_oracle() {
         for (kind, k) in kernels {
             for iter in 0..40 {
                 let group_steps = match (kind, iter % 4) {
-                    (PanelKind::Bits2, 0) => 64,
-                    (PanelKind::Bits2, _) => 4 * rng.range(1, 6),
-                    (PanelKind::Bits16, 0) => 64,
-                    (PanelKind::Bits16, _) => rng.range(1, 23),
+                    (PanelKind::Codes2, 0) => 64,
+                    (PanelKind::Codes2, _) => 4 * rng.range(1, 6),
+                    (PanelKind::Trits5, 0) => 64,
+                    (PanelKind::Trits5, _) => rng.range(1, 23),
                 };
                 let n_groups = rng.range(1, 5);
                 // Groups summed per dot: 1 (per-block scales) or all of them (one scale).
@@ -605,7 +605,7 @@ fn panel_kernels_match_the_oracle() {
 fn panel_kernels_reject_bad_calls() {
     use tern::kernel::panel::{MAX_DOT_STEPS, PanelGeom, PanelKind, TILE_ROWS};
     let geom = PanelGeom {
-        kind: PanelKind::Bits2,
+        kind: PanelKind::Codes2,
         group_steps: 64,
         n_groups: 4,
         merge: 1,
@@ -645,7 +645,7 @@ fn panel_kernels_reject_bad_calls() {
         if pk.bits16.is_none() {
             // No 1.6-bit kernel: the 2-bit one refuses that layout.
             let geom = PanelGeom {
-                kind: PanelKind::Bits16,
+                kind: PanelKind::Trits5,
                 ..geom
             };
             let msg = run(geom, geom.tile_bytes(), 1, geom.n_groups * TILE_ROWS);
@@ -662,7 +662,7 @@ fn panel_kernels_reject_bad_calls() {
 fn refusal(run: tern::kernel::PanelDotsFn) -> String {
     use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS};
     let geom = PanelGeom {
-        kind: PanelKind::Bits2,
+        kind: PanelKind::Codes2,
         group_steps: 4,
         n_groups: 1,
         merge: 1,

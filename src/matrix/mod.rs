@@ -6,10 +6,10 @@
 //!
 //! * Levels with panel kernels (AVX-512 VNNI, `kernel::panel`): `panels::PanelWeights`, 64-row
 //!   tiles. The decision rule for the weight encoding: formats stored in under 2 bits per
-//!   weight (TQ1_0 at 1.69, TL2 at 1.67) keep a 1.6-bit copy (`Bits16`, 5 trits per byte)
+//!   weight (TQ1_0 at 1.69, TL2 at 1.67) keep a 1.6-bit copy (`Trits5`, 5 trits per byte)
 //!   where the CPU can decode it (VBMI), so the matrix never grows and a GEMV streams fewer
 //!   bytes than with 2-bit codes; everything else (I2_S, TQ2_0, TL1) gets 2-bit panels
-//!   (`Bits2`), which decode with fewer instructions. Formats with a scale per 256-block (TQ)
+//!   (`Codes2`), which decode with fewer instructions. Formats with a scale per 256-block (TQ)
 //!   use one panel group per block, so the kernel returns every block's exact integer dot in
 //!   one call and the epilogue scales them vectorized.
 //! * Other levels (`I2sDotsFn`): `rows::RowWeights`, I2_S codes row by row (I2_S matrices keep
@@ -173,9 +173,9 @@ fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
     match kernels.panel() {
         Some(pk) => match pk.bits16 {
             Some(k) if format.spec().compact_panels => {
-                KernelChoice::Panels(PanelKind::Bits16, k, pk.scale_groups)
+                KernelChoice::Panels(PanelKind::Trits5, k, pk.scale_groups)
             }
-            _ => KernelChoice::Panels(PanelKind::Bits2, pk.bits2, pk.scale_groups),
+            _ => KernelChoice::Panels(PanelKind::Codes2, pk.bits2, pk.scale_groups),
         },
         None => KernelChoice::Rows(kernels.i2s_dots),
     }

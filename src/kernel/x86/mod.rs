@@ -16,15 +16,16 @@
 
 mod avx2;
 mod avx512;
-mod panel;
-mod panel256;
-mod panel_bw;
+mod panels_avx2;
+mod panels_avx512bw;
+mod panels_avx512vnni;
+mod panels_avxvnni;
 
-pub use panel::{has_vbmi, panel_dots_vnni};
-pub use panel_bw::panel_dots_bw;
-pub use panel256::{
-    has_avxvnni, has_avxvnni_evex, panel_dots_avx2, panel_dots_avxvnni, panel_dots_avxvnni_evex,
-    scale_groups_avx2,
+pub use panels_avx2::{panel_dots_avx2, scale_groups_avx2};
+pub use panels_avx512bw::panel_dots_bw;
+pub use panels_avx512vnni::{has_vbmi, panel_dots_vnni};
+pub use panels_avxvnni::{
+    has_avxvnni, has_avxvnni_evex, panel_dots_avxvnni, panel_dots_avxvnni_evex,
 };
 
 use crate::format::I2sVariant;

@@ -1,5 +1,5 @@
-//! AVX-512BW panel kernels for CPUs without VNNI (`PanelDotsFn`, `Bits2` only): the AVX2
-//! level's `vpmaddubsw` scheme (`panel256`, module `avx2`) on whole panel vectors, 16 rows per
+//! AVX-512BW panel kernels for CPUs without VNNI (`PanelDotsFn`, `Codes2` only): the AVX2
+//! level's `vpmaddubsw` scheme (`panels_avx2`) on whole panel vectors, 16 rows per
 //! zmm. `vpmaddubsw` of a panel vector's codes against a token's broadcast k-step gives 32 int16
 //! pair sums (|·| ≤ 2·2·128 = 512, never saturating), added up in int16 for `WIDEN_CHUNKS`
 //! chunks and then widened into the int32 sums in `dots` by `vpmaddwd` with ones.
@@ -17,8 +17,8 @@
 
 use std::arch::x86_64::*;
 
-use super::panel::{Ptrs, checked_bits2, tile_ptrs};
 use crate::kernel::Isa;
+use crate::kernel::panel::driver::{Ptrs, panel_micro_kernel};
 use crate::kernel::panel::{PANEL_ROWS, PanelGeom};
 
 /// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 512 < 2^15.
@@ -61,7 +61,7 @@ unsafe fn widen<const P: usize, const T: usize>(
 /// Panels `p0..p0+P` × tokens `t0..t0+T`, every dot; the int32 sums accumulate in `dots`.
 ///
 /// # Safety
-/// `ptrs` checked by `checked_bits2` against `geom`; `p0 + P ≤ 4`, `t0 + T ≤ nt`.
+/// `ptrs` checked by `checked_ptrs` against `geom`; `p0 + P ≤ 4`, `t0 + T ≤ nt`.
 #[target_feature(enable = "avx512f,avx512bw")]
 #[inline]
 unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: usize, t0: usize) {
@@ -83,7 +83,7 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
                 for p in 0..P {
                     let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p0 + p));
                     ptrs.prefetch_ahead(at);
-                    // SAFETY: the vector lies in the tile (checked by `checked_bits2`).
+                    // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
                     raw[p] = unsafe { _mm512_loadu_si512(at.cast()) };
                 }
                 for s in 0..4 {
@@ -118,64 +118,12 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
     }
 }
 
-/// Every tile of the run, its tokens in blocks (see the module doc).
-///
-/// # Safety
-/// The CPU has AVX-512 F and BW; `ptrs` checked by `checked_bits2` for `n_tiles` tiles of `geom`.
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn run_bits2(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-    for i in 0..n_tiles {
-        let ptrs = tile_ptrs(ptrs, geom, i);
-        let mut t0 = 0;
-        while t0 < ptrs.nt {
-            let left = ptrs.nt - t0;
-            let n = if left <= T_FEW {
-                left
-            } else {
-                left.min(T_MANY)
-            };
-            // SAFETY: t0 + n ≤ nt, panels within the tile, tile i of the checked run.
-            unsafe {
-                match n {
-                    1 => mk::<4, 1>(ptrs, geom, 0, t0),
-                    2 => mk::<4, 2>(ptrs, geom, 0, t0),
-                    3 => mk::<4, 3>(ptrs, geom, 0, t0),
-                    4 => mk::<4, 4>(ptrs, geom, 0, t0),
-                    _ => {
-                        for p0 in [0, 2] {
-                            match n {
-                                5 => mk::<2, 5>(ptrs, geom, p0, t0),
-                                6 => mk::<2, 6>(ptrs, geom, p0, t0),
-                                7 => mk::<2, 7>(ptrs, geom, p0, t0),
-                                _ => mk::<2, 8>(ptrs, geom, p0, t0),
-                            }
-                        }
-                    }
-                }
-            }
-            t0 += n;
-        }
-    }
-}
-
-const _: () = assert!(T_FEW == 4 && T_MANY == 8);
-
-/// AVX-512BW panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits2` only.
-pub fn panel_dots_bw(
-    geom: &PanelGeom,
-    tiles: &[u8],
-    n_tiles: usize,
-    acts: &[i8],
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    let Some(ptrs) = checked_bits2(geom, tiles, n_tiles, acts, n_tokens, dots) else {
-        return;
-    };
-    assert!(
-        Isa::Avx512.is_available(),
-        "the AVX-512BW panel kernel needs AVX-512 F and BW"
-    );
-    // SAFETY: features asserted, sizes checked.
-    unsafe { run_bits2(ptrs, geom, n_tiles) }
+panel_micro_kernel! {
+    /// `Codes2` on AVX-512BW: `mk` for every block.
+    struct Bw: Codes2, tokens T_FEW, T_MANY, T_MANY;
+    features "avx512f,avx512bw", cpu Isa::Avx512.is_available(),
+        needs "the AVX-512BW panel kernel needs AVX-512 F and BW";
+    block mk;
+    /// AVX-512BW panel dots (`PanelDotsFn`, `vpmaddubsw`), `Codes2` only.
+    pub fn panel_dots_bw;
 }

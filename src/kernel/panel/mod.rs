@@ -9,11 +9,11 @@
 //! Byte `4·l + j` of a panel vector belongs to row `16·p + l` and column `4·ks + j` of the
 //! chunk's k-steps `ks`:
 //!
-//! * `Bits2` (2 bits/weight): a chunk is 4 k-steps; the byte holds the codes `ternary + 1` of
+//! * `Codes2` (2 bits/weight): a chunk is 4 k-steps; the byte holds the codes `ternary + 1` of
 //!   k-steps `s = 0..4` in bits `2s+1:2s`.
-//! * `Bits16` (1.6 bits/weight, compact): a chunk is 5 k-steps (the last chunk of a group may have
+//! * `Trits5` (1.6 bits/weight, compact): a chunk is 5 k-steps (the last chunk of a group may have
 //!   fewer); the byte holds the codes `c_i = t_i + 1` of k-steps `i = 0..5`, laid out so that
-//!   three 6-bit lookups decode it (`vpermb`, beside the `vpdpbusd`s; `BITS16`): the byte is a
+//!   three 6-bit lookups decode it (`vpermb`, beside the `vpdpbusd`s; `TRITS5`): the byte is a
 //!   row `h` (bits 7..6), a group `m` (bits 5..2) and a slot `l` (bits 1..0). Each of the 64
 //!   (group, slot) pairs holds a quad `(c_0..c_3)` (`quad_lo[byte & 63]`); rows 0, 1, 2 give it
 //!   with `c_4` = 1, 0, 2, and row 3 adds the group's translation (`quad_hi[byte >> 2]`) with the
@@ -25,6 +25,9 @@
 //!   has a byte (byte 0 is all zero); the packer writes the first of each.
 //!
 //! Weights past the matrix (pad rows, pad columns, unused k-steps) are stored as 0 (code 1).
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod driver;
 
 /// Rows of one tile (4 panels of 16 rows).
 pub const TILE_ROWS: usize = 64;
@@ -39,24 +42,24 @@ pub const VEC_BYTES: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PanelKind {
     /// 2-bit codes, 4 k-steps per chunk.
-    Bits2,
+    Codes2,
     /// 5 trits per byte (1.6 bits/weight), 5 k-steps per chunk.
-    Bits16,
+    Trits5,
 }
 
 impl PanelKind {
     /// k-steps per chunk.
     pub const fn steps_per_chunk(self) -> usize {
         match self {
-            Self::Bits2 => 4,
-            Self::Bits16 => 5,
+            Self::Codes2 => 4,
+            Self::Trits5 => 5,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            Self::Bits2 => "2-bit panels",
-            Self::Bits16 => "1.6-bit panels",
+            Self::Codes2 => "2-bit panels",
+            Self::Trits5 => "1.6-bit panels",
         }
     }
 }
@@ -69,7 +72,7 @@ pub const MAX_DOT_STEPS: usize = 1 << 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PanelGeom {
     pub kind: PanelKind,
-    /// k-steps (4 columns each) per group; a multiple of 4 for `Bits2`.
+    /// k-steps (4 columns each) per group; a multiple of 4 for `Codes2`.
     pub group_steps: usize,
     pub n_groups: usize,
     /// Consecutive groups a kernel sums into one dot (1: a dot per group, as per-block scales
@@ -114,16 +117,16 @@ impl PanelGeom {
     }
 }
 
-/// The `Bits16` lookups, each indexed by 6 bits of the byte so that one `vpermb` does it:
-/// `quad_lo[byte & 63] + quad_hi[byte >> 2]` (a byte add without carries) is the `Bits2` byte of
+/// The `Trits5` lookups, each indexed by 6 bits of the byte so that one `vpermb` does it:
+/// `quad_lo[byte & 63] + quad_hi[byte >> 2]` (a byte add without carries) is the `Codes2` byte of
 /// k-steps 0..4's codes (code of k-step `s` in bits `2s+1:2s`), `fifth[byte >> 2]` k-step 4's code.
-pub struct Bits16Tables {
+pub struct Trits5Tables {
     pub quad_lo: [u8; 64],
     pub quad_hi: [u8; 64],
     pub fifth: [u8; 64],
 }
 
-pub static BITS16: Bits16Tables = bits16_tables();
+pub static TRITS5: Trits5Tables = trits5_tables();
 
 /// Row 3's quad translation and k-step 4 code for a group of each role (module docs), the last
 /// for the fillers' group.
@@ -139,7 +142,7 @@ const ROW_FIFTH: [u8; 3] = [1, 0, 2];
 const FILLER: usize = 4;
 const TWIN: usize = 5;
 
-/// The `Bits2` byte of the codes `c`.
+/// The `Codes2` byte of the codes `c`.
 const fn quad(c: [u8; 4]) -> u8 {
     c[0] | c[1] << 2 | c[2] << 4 | c[3] << 6
 }
@@ -168,8 +171,8 @@ const fn role(c: [u8; 4]) -> usize {
     }
 }
 
-const fn bits16_tables() -> Bits16Tables {
-    let mut t = Bits16Tables {
+const fn trits5_tables() -> Trits5Tables {
+    let mut t = Trits5Tables {
         quad_lo: [0; 64],
         quad_hi: [0; 64],
         fifth: [0; 64],
@@ -231,8 +234,8 @@ const fn bits16_tables() -> Bits16Tables {
 /// byte `encode5` gives; bytes it never gives may hold a 3 or more.
 fn codes5(byte: u8) -> [u8; 5] {
     let (lo, hi) = (
-        BITS16.quad_lo[(byte & 63) as usize],
-        BITS16.quad_hi[(byte >> 2) as usize],
+        TRITS5.quad_lo[(byte & 63) as usize],
+        TRITS5.quad_hi[(byte >> 2) as usize],
     );
     let field = |s: usize| (lo >> (2 * s) & 3) + (hi >> (2 * s) & 3);
     [
@@ -240,17 +243,17 @@ fn codes5(byte: u8) -> [u8; 5] {
         field(1),
         field(2),
         field(3),
-        BITS16.fifth[(byte >> 2) as usize],
+        TRITS5.fifth[(byte >> 2) as usize],
     ]
 }
 
-/// The five trits of a `Bits16` byte, or `None` for the bytes the layout leaves unused.
+/// The five trits of a `Trits5` byte, or `None` for the bytes the layout leaves unused.
 pub fn decode5(byte: u8) -> Option<[i8; 5]> {
     let c = codes5(byte);
     c.iter().all(|&x| x <= 2).then(|| c.map(|x| x as i8 - 1))
 }
 
-/// The `Bits16` byte of five trits (each in {-1, 0, 1}).
+/// The `Trits5` byte of five trits (each in {-1, 0, 1}).
 pub fn encode5(t: [i8; 5]) -> u8 {
     static ENCODE: std::sync::OnceLock<[u8; 243]> = std::sync::OnceLock::new();
     let key = |c: &[i8; 5]| {
@@ -278,8 +281,8 @@ pub fn code_at(geom: &PanelGeom, tile: &[u8], r: usize, k: usize) -> u8 {
     let (p, l) = (r / PANEL_ROWS, r % PANEL_ROWS);
     let byte = tile[geom.vec_offset(g, c, p) + 4 * l + j];
     match geom.kind {
-        PanelKind::Bits2 => (byte >> (2 * pos)) & 3,
-        PanelKind::Bits16 => codes5(byte)[pos],
+        PanelKind::Codes2 => (byte >> (2 * pos)) & 3,
+        PanelKind::Trits5 => codes5(byte)[pos],
     }
 }
 
@@ -301,11 +304,11 @@ pub fn pack_tile(geom: &PanelGeom, tern: impl Fn(usize, usize) -> i8, out: &mut 
                             *ts = tern(r, 4 * (first + s) + j);
                         }
                         v[4 * l + j] = match geom.kind {
-                            PanelKind::Bits2 => t[..4]
+                            PanelKind::Codes2 => t[..4]
                                 .iter()
                                 .enumerate()
                                 .fold(0u8, |b, (s, &x)| b | (((x + 1) as u8) << (2 * s))),
-                            PanelKind::Bits16 => encode5(t),
+                            PanelKind::Trits5 => encode5(t),
                         };
                     }
                 }
@@ -433,15 +436,15 @@ mod tests {
         for b in (0..=255u8).filter(|&b| decode5(b).is_some()) {
             let c = codes5(b);
             let (lo, hi) = (
-                BITS16.quad_lo[(b & 63) as usize],
-                BITS16.quad_hi[(b >> 2) as usize],
+                TRITS5.quad_lo[(b & 63) as usize],
+                TRITS5.quad_hi[(b >> 2) as usize],
             );
             let sum = lo.wrapping_add(hi);
             for (i, &ci) in c[..4].iter().enumerate() {
                 assert_eq!((sum >> (2 * i)) & 3, ci, "byte {b:#x} k-step {i}");
                 assert_eq!(((lo >> (2 * i)) & 3) + ((hi >> (2 * i)) & 3), ci);
             }
-            assert_eq!(BITS16.fifth[(b >> 2) as usize], c[4]);
+            assert_eq!(TRITS5.fifth[(b >> 2) as usize], c[4]);
         }
     }
 
@@ -469,7 +472,7 @@ mod tests {
 
     #[test]
     fn pack_then_decode() {
-        for kind in [PanelKind::Bits2, PanelKind::Bits16] {
+        for kind in [PanelKind::Codes2, PanelKind::Trits5] {
             for (group_steps, n_groups) in [(64, 3), (8, 1), (12, 2)] {
                 let geom = PanelGeom {
                     kind,

@@ -9,8 +9,8 @@
 //! (24 accumulators), the decoded codes reused 12 times, the activations read as embedded
 //! broadcasts from the k-step-interleaved buffer (one sequential stream).
 //!
-//! Decoding: `Bits2` — `(v >> 2s) & 3`; `Bits16` — three `vpermb`s of 6-bit windows of the
-//! byte (`kernel::panel`): k-steps 0..4 as a `Bits2` byte, `quad_lo[v & 63] + quad_hi[v >> 2]`,
+//! Decoding: `Codes2` — `(v >> 2s) & 3`; `Trits5` — three `vpermb`s of 6-bit windows of the
+//! byte (`kernel::panel`): k-steps 0..4 as a `Codes2` byte, `quad_lo[v & 63] + quad_hi[v >> 2]`,
 //! and k-step 4's code `fifth[v >> 2]`. `vpermb` mostly issues beside the `vpdpbusd`s, while
 //! `vpermi2b` and `vpmovb2m` would take their issue slots, so the decode uses only `vpermb`s and
 //! the `and`s, `add` and shift that share the two pipes the `vpdpbusd`s leave
@@ -19,20 +19,8 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::panel::{
-    BITS16, MAX_DOT_STEPS, PANEL_ROWS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES,
-};
-
-/// How far ahead (bytes) the decode micro-kernels prefetch the weight stream: ~one DRAM latency
-/// × bandwidth, past what the out-of-order window and the hardware prefetchers cover.
-/// Tiles are contiguous, so the prefetch runs on into the next tile, up to the end of the run.
-const DECODE_PREFETCH: usize = 4096;
-
-/// How far ahead (bytes) the 1.6-bit decode kernel also prefetches into L2. That kernel's decode
-/// costs more per byte, so even when memory-bound it has little slack to catch up after a slow
-/// burst of DRAM latency; the deeper L2 queue absorbs those. The 2-bit kernel, with slack to
-/// spare, does without the extra instruction.
-const DECODE_PREFETCH_L2: usize = 12 << 10;
+use crate::kernel::panel::driver::{Ptrs, panel_dots, panel_micro_kernel};
+use crate::kernel::panel::{PANEL_ROWS, PanelGeom, PanelKind, TRITS5};
 
 /// Most tokens one micro-kernel call takes.
 const T_MAX: usize = 12;
@@ -40,59 +28,6 @@ const T_MAX: usize = 12;
 /// more chains than with two 2-panel calls); at 6 tokens the 4-panel accumulators no longer fit
 /// the registers.
 const T_WIDE: usize = 5;
-
-/// Raw pointers of one validated call.
-#[derive(Clone, Copy)]
-pub(super) struct Ptrs {
-    pub(super) tile: *const u8,
-    pub(super) acts: *const i8,
-    pub(super) dots: *mut i32,
-    /// Tokens of the whole call (the activation interleave and the `dots` rows).
-    pub(super) nt: usize,
-    /// The end of the run's weights: prefetches stop there (past it they would fetch another
-    /// thread's tiles or unrelated memory, a sizeable share of a small GEMV's traffic).
-    pub(super) end: *const u8,
-}
-
-impl Ptrs {
-    /// Prefetches the weight line `DECODE_PREFETCH` bytes after `at`, if it is in the run.
-    #[inline(always)]
-    pub(super) fn prefetch_ahead(self, at: *const u8) {
-        let line = at.wrapping_add(DECODE_PREFETCH);
-        if line < self.end {
-            // SAFETY: a prefetch reads no memory in the language's sense and never faults.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.cast()) };
-        }
-    }
-
-    /// Prefetches the weight line `DECODE_PREFETCH_L2` bytes after `at` into L2, if it is in
-    /// the run.
-    #[inline(always)]
-    fn prefetch_ahead_l2(self, at: *const u8) {
-        let line = at.wrapping_add(DECODE_PREFETCH_L2);
-        if line < self.end {
-            // SAFETY: as `prefetch_ahead`.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(line.cast()) };
-        }
-    }
-
-    /// The 4 activations of token `t` at k-step `ks`, as one dword.
-    ///
-    /// # Safety
-    /// `(ks·nt + t)·4 + 4` bytes readable at `acts`.
-    #[inline(always)]
-    pub(super) unsafe fn act_dword(self, ks: usize, t: usize) -> i32 {
-        // SAFETY: see the function contract.
-        unsafe { std::ptr::read_unaligned(self.acts.add((ks * self.nt + t) * 4).cast::<i32>()) }
-    }
-
-    /// Where, in `dots`, the sum of token `t`, dot `d`, tile row `row` goes.
-    #[inline(always)]
-    pub(super) fn dot_at(self, geom: &PanelGeom, t: usize, d: usize, row: usize) -> *mut i32 {
-        self.dots
-            .wrapping_add((t * geom.n_dots() + d) * TILE_ROWS + row)
-    }
-}
 
 /// The 4 activations of token `t` at k-step `ks` as an int32 broadcast to every lane.
 ///
@@ -128,10 +63,10 @@ unsafe fn store<const RP: usize, const T: usize>(
     }
 }
 
-/// `Bits2`: panels `p0..p0+RP` × tokens `t0..t0+T` over every group.
+/// `Codes2`: panels `p0..p0+RP` × tokens `t0..t0+T` over every group.
 ///
 /// # Safety
-/// `ptrs` checked by `check` against `geom`; `p0 + RP ≤ 4`, `t0 + T ≤ nt`.
+/// `ptrs` checked by `checked_ptrs` against `geom`; `p0 + RP ≤ 4`, `t0 + T ≤ nt`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
 unsafe fn mk_bits2<const RP: usize, const T: usize>(
@@ -149,7 +84,7 @@ unsafe fn mk_bits2<const RP: usize, const T: usize>(
                 let ks0 = g * geom.group_steps + 4 * c;
                 let mut raw = [_mm512_setzero_si512(); RP];
                 for p in 0..RP {
-                    // SAFETY: the vector lies in the tile (checked by `check`).
+                    // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
                     raw[p] = unsafe {
                         _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
                     };
@@ -180,14 +115,14 @@ unsafe fn mk_bits2<const RP: usize, const T: usize>(
     }
 }
 
-/// The masks of the 4 k-steps of a `Bits2` byte, left in place.
+/// The masks of the 4 k-steps of a `Codes2` byte, left in place.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn quad_masks() -> [__m512i; 4] {
     [0x03u8, 0x0C, 0x30, 0xC0].map(|m| _mm512_set1_epi8(m as i8))
 }
 
-/// Adds the 4 k-steps of one `Bits2` byte vector against their activations `x`: each code
+/// Adds the 4 k-steps of one `Codes2` byte vector against their activations `x`: each code
 /// masked in place (code·4^s ≤ 128, a valid `vpdpbusd` u8) into its own accumulator `acc[s]`,
 /// which therefore holds 4^s × its exact sum: one `and` per code, and 4 independent chains.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -211,7 +146,7 @@ fn unscale(acc: &[__m512i; 4]) -> __m512i {
     )
 }
 
-/// `Bits2`, one token (decode), all 4 panels through `dp_quad`: 16 independent accumulators and
+/// `Codes2`, one token (decode), all 4 panels through `dp_quad`: 16 independent accumulators and
 /// ~40 instructions per 256 weight bytes, so the out-of-order window reaches far enough ahead to
 /// keep the weight stream at DRAM speed (`mk_bits2`'s one chain per panel does not).
 /// |4^3 · sum| < 2^31: `acc[s]` sees a quarter of a dot's ≤ `MAX_DOT_STEPS` = 2^16 k-steps,
@@ -232,7 +167,7 @@ unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
                 // SAFETY: k-steps ks0..ks0 + 4 < n_groups · group_steps, token t0 < nt.
                 let x: [__m512i; 4] = std::array::from_fn(|s| unsafe { act(ptrs, ks0 + s, t0) });
                 for p in 0..RP {
-                    // SAFETY: the vector lies in the tile (checked by `check`).
+                    // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
                     let quad = unsafe {
                         _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast())
                     };
@@ -247,11 +182,11 @@ unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
     }
 }
 
-/// The 1.6-bit lookups (`BITS16`): the quad's two halves and k-step 4's codes.
+/// The 1.6-bit lookups (`TRITS5`): the quad's two halves and k-step 4's codes.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn tables16() -> [__m512i; 3] {
-    let t = &BITS16;
+    let t = &TRITS5;
     // SAFETY: the tables are 64 bytes each.
     [&t.quad_lo, &t.quad_hi, &t.fifth].map(|v| unsafe { _mm512_loadu_si512(v.as_ptr().cast()) })
 }
@@ -264,7 +199,7 @@ fn high6(raw: __m512i) -> __m512i {
     _mm512_srli_epi16::<2>(raw)
 }
 
-/// One 1.6-bit panel vector decoded: k-steps 0..4 as a `Bits2` vector (`quad_lo[raw] +
+/// One 1.6-bit panel vector decoded: k-steps 0..4 as a `Codes2` vector (`quad_lo[raw] +
 /// quad_hi[high6]`) and k-step 4's codes (`fifth[high6]`): three `vpermb`s.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 #[inline]
@@ -277,7 +212,7 @@ fn decode16(raw: __m512i, tab: &[__m512i; 3]) -> (__m512i, __m512i) {
     (quad, _mm512_permutexvar_epi8(hi, tab[2]))
 }
 
-/// The loop of the multi-token `Bits16` kernels: for every dot, group and chunk, `decode` turns
+/// The loop of the multi-token `Trits5` kernels: for every dot, group and chunk, `decode` turns
 /// each of the `RP` panel vectors into what `codes` needs to give k-step `i`'s codes, which are
 /// reused for every token.
 ///
@@ -301,7 +236,7 @@ unsafe fn bits16_tokens<const RP: usize, const T: usize, D: Copy>(
                 let ks0 = g * geom.group_steps + 5 * c;
                 let steps = 5.min(geom.group_steps - 5 * c);
                 let decoded: [D; RP] = std::array::from_fn(|p| {
-                    // SAFETY: the vector lies in the tile (checked by `check`).
+                    // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
                     decode(unsafe {
                         _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p0 + p)).cast())
                     })
@@ -334,7 +269,7 @@ unsafe fn bits16_tokens<const RP: usize, const T: usize, D: Copy>(
     }
 }
 
-/// `Bits16`, blocks of up to `T_WIDE` tokens (a call of 2–5, or the last block of a longer
+/// `Trits5`, blocks of up to `T_WIDE` tokens (a call of 2–5, or the last block of a longer
 /// one): each panel vector decoded once by `decode16` and its quad split by shifts: fewer
 /// operations per vector than `mk_bits16_lookups`, which pays off while the held quads fit the
 /// registers.
@@ -363,7 +298,7 @@ unsafe fn mk_bits16_quads<const RP: usize, const T: usize>(
     unsafe { bits16_tokens::<RP, T, _>(ptrs, geom, p0, t0, decode, codes) }
 }
 
-/// `Bits16`, more than `T_WIDE` tokens: the codes of each k-step straight from its own lookups
+/// `Trits5`, more than `T_WIDE` tokens: the codes of each k-step straight from its own lookups
 /// (the field of k-step `i` of `quad_lo` and of `quad_hi`, added; `fifth`), which `vpermb` may
 /// read from memory, beside the 24 accumulators (`mk_bits16_quads`' shifts and masks of a held
 /// quad would spill here).
@@ -401,7 +336,7 @@ unsafe fn mk_bits16_lookups<const RP: usize, const T: usize>(
     unsafe { bits16_tokens::<RP, T, _>(ptrs, geom, p0, t0, decode, codes) }
 }
 
-/// `Bits16`, one token, all 4 panels: k-steps 0..4 decoded as one `Bits2` byte for `dp_quad`,
+/// `Trits5`, one token, all 4 panels: k-steps 0..4 decoded as one `Codes2` byte for `dp_quad`,
 /// k-step 4 into `acc[0]` (|4^3 · sum| < 2^31 as in `mk_bits2_t1`: `acc[s]` sees a fifth, `acc[0]`
 /// two fifths of a dot's k-steps).
 ///
@@ -428,7 +363,7 @@ unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
                 }
                 let x4 = [x[0], x[1], x[2], x[3]];
                 for p in 0..RP {
-                    // SAFETY: the vector lies in the tile (checked by `check`).
+                    // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
                     let raw = unsafe {
                         _mm512_loadu_si512(ptrs.tile.add(geom.vec_offset(g, c, p)).cast())
                     };
@@ -448,161 +383,40 @@ unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
     }
 }
 
-/// Runs one micro-kernel family over all tokens: blocks of `T_MAX` tokens, each with the
-/// 4-panel tile when it has at most `T_WIDE` tokens, else twice the 2-panel one.
-macro_rules! token_blocks {
-    ($few:ident, $many:ident, $ptrs:expr, $geom:expr) => {{
-        let (ptrs, geom): (Ptrs, &PanelGeom) = ($ptrs, $geom);
-        let mut t0 = 0;
-        while t0 < ptrs.nt {
-            let n = (ptrs.nt - t0).min(T_MAX);
-            // SAFETY: t0 + n ≤ nt, panels within the tile; the caller checked `ptrs`.
-            unsafe {
-                match n {
-                    1 => $few::<4, 1>(ptrs, geom, 0, t0),
-                    2 => $few::<4, 2>(ptrs, geom, 0, t0),
-                    3 => $few::<4, 3>(ptrs, geom, 0, t0),
-                    4 => $few::<4, 4>(ptrs, geom, 0, t0),
-                    5 => $few::<4, 5>(ptrs, geom, 0, t0),
-                    _ => {
-                        for p0 in [0, 2] {
-                            match n {
-                                6 => $many::<2, 6>(ptrs, geom, p0, t0),
-                                7 => $many::<2, 7>(ptrs, geom, p0, t0),
-                                8 => $many::<2, 8>(ptrs, geom, p0, t0),
-                                9 => $many::<2, 9>(ptrs, geom, p0, t0),
-                                10 => $many::<2, 10>(ptrs, geom, p0, t0),
-                                11 => $many::<2, 11>(ptrs, geom, p0, t0),
-                                _ => $many::<2, 12>(ptrs, geom, p0, t0),
-                            }
-                        }
-                    }
-                }
-            }
-            t0 += n;
-        }
-    }};
-}
-
-const _: () = assert!(T_WIDE == 5 && T_MAX == 12);
-
-/// The pointers of tile `i` of a run (its weights and its block of `dots`).
-pub(super) fn tile_ptrs(ptrs: Ptrs, geom: &PanelGeom, i: usize) -> Ptrs {
-    Ptrs {
-        tile: ptrs.tile.wrapping_add(i * geom.tile_bytes()),
-        dots: ptrs
-            .dots
-            .wrapping_add(i * ptrs.nt * geom.n_dots() * TILE_ROWS),
-        ..ptrs
+/// `Trits5` blocks: `mk_bits16_quads` for the 4-panel ones (up to `T_WIDE` tokens),
+/// `mk_bits16_lookups` for the 2-panel ones.
+///
+/// # Safety
+/// As `mk_bits16_quads`.
+#[inline(always)]
+unsafe fn mk_bits16<const P: usize, const T: usize>(
+    ptrs: Ptrs,
+    geom: &PanelGeom,
+    p0: usize,
+    t0: usize,
+) {
+    // SAFETY (both): the caller's contract.
+    if const { T <= T_WIDE } {
+        unsafe { mk_bits16_quads::<P, T>(ptrs, geom, p0, t0) }
+    } else {
+        unsafe { mk_bits16_lookups::<P, T>(ptrs, geom, p0, t0) }
     }
 }
 
-/// Runs one kernel family over a run of tiles: its one-token kernel, or `token_blocks`.
-macro_rules! tile_run {
-    ($t1:ident, $few:ident, $many:ident, $ptrs:expr, $geom:expr, $n_tiles:expr) => {{
-        let (ptrs, geom): (Ptrs, &PanelGeom) = ($ptrs, $geom);
-        for i in 0..$n_tiles {
-            let ptrs = tile_ptrs(ptrs, geom, i);
-            if ptrs.nt == 1 {
-                // SAFETY: one token, tile i of the checked run.
-                unsafe { $t1(ptrs, geom, 0) };
-            } else {
-                token_blocks!($few, $many, ptrs, geom);
-            }
-        }
-    }};
+panel_micro_kernel! {
+    /// `Codes2` on AVX-512 VNNI.
+    struct Vnni2: Codes2, tokens T_WIDE, T_MAX, T_MAX;
+    features "avx512f,avx512bw,avx512vnni", cpu has_vnni(),
+        needs "the AVX-512 VNNI panel kernel needs AVX-512 VNNI";
+    block mk_bits2, one token mk_bits2_t1: calls true, blocks 0;
 }
 
-/// # Safety
-/// `ptrs` checked by `check` for `n_tiles` tiles of `geom`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn run_bits2(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-    tile_run!(mk_bits2_t1, mk_bits2, mk_bits2, ptrs, geom, n_tiles);
-}
-
-/// # Safety
-/// As `run_bits2`; the CPU has AVX-512 VBMI.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
-unsafe fn run_bits16(ptrs: Ptrs, geom: &PanelGeom, n_tiles: usize) {
-    tile_run!(
-        mk_bits16_t1,
-        mk_bits16_quads,
-        mk_bits16_lookups,
-        ptrs,
-        geom,
-        n_tiles
-    );
-}
-
-/// Checks one call's sizes (the micro-kernels use raw pointers) and returns its pointers, or
-/// `None` when there is nothing to do (no tokens).
-pub(super) fn checked_ptrs(
-    geom: &PanelGeom,
-    tiles: &[u8],
-    n_tiles: usize,
-    acts: &[i8],
-    n_tokens: usize,
-    dots: &mut [i32],
-) -> Option<Ptrs> {
-    assert!(
-        geom.kind != PanelKind::Bits2 || geom.group_steps.is_multiple_of(4),
-        "2-bit panels need group_steps % 4 == 0 (got {})",
-        geom.group_steps
-    );
-    assert!(geom.group_steps > 0, "empty groups");
-    assert!(
-        geom.merge > 0
-            && geom.n_groups.is_multiple_of(geom.merge)
-            && geom.merge * geom.group_steps <= MAX_DOT_STEPS,
-        "panel kernel: {} groups of {} k-steps cannot be summed {} at a time",
-        geom.n_groups,
-        geom.group_steps,
-        geom.merge
-    );
-    let tile_bytes = n_tiles.checked_mul(geom.tile_bytes());
-    assert!(
-        tile_bytes.is_some_and(|n| tiles.len() >= n),
-        "panel kernel: tiles hold {} bytes, {n_tiles} tiles of {} needed",
-        tiles.len(),
-        geom.tile_bytes()
-    );
-    assert!(
-        acts.len() >= n_tokens * geom.cols(),
-        "panel kernel: acts holds {} values, {} needed",
-        acts.len(),
-        n_tokens * geom.cols()
-    );
-    let n_dots = n_tiles * n_tokens * geom.n_dots() * TILE_ROWS;
-    assert!(
-        dots.len() >= n_dots,
-        "panel kernel: dots holds {} values, {n_dots} needed",
-        dots.len(),
-    );
-    const _: () = assert!(VEC_BYTES == 64 && TILE_ROWS == 64);
-    (n_tokens > 0).then_some(Ptrs {
-        tile: tiles.as_ptr(),
-        end: tiles.as_ptr().wrapping_add(n_tiles * geom.tile_bytes()),
-        acts: acts.as_ptr(),
-        dots: dots.as_mut_ptr(),
-        nt: n_tokens,
-    })
-}
-
-/// `checked_ptrs` for the kernels that have no `Bits16` layout (256-bit and AVX-512BW).
-pub(super) fn checked_bits2(
-    geom: &PanelGeom,
-    tiles: &[u8],
-    n_tiles: usize,
-    acts: &[i8],
-    n_tokens: usize,
-    dots: &mut [i32],
-) -> Option<Ptrs> {
-    let ptrs = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots);
-    assert!(
-        geom.kind == PanelKind::Bits2,
-        "this panel kernel has no 1.6-bit layout (it needs AVX-512 VNNI and VBMI)"
-    );
-    ptrs
+panel_micro_kernel! {
+    /// `Trits5` on AVX-512 VNNI + VBMI.
+    struct Vnni16: Trits5, tokens T_WIDE, T_MAX, T_MAX;
+    features "avx512f,avx512bw,avx512vnni,avx512vbmi", cpu has_vbmi(),
+        needs "the 1.6-bit panel kernel needs AVX-512 VNNI and VBMI";
+    block mk_bits16, one token mk_bits16_t1: calls true, blocks 0;
 }
 
 pub fn has_vnni() -> bool {
@@ -613,7 +427,7 @@ pub fn has_vbmi() -> bool {
     has_vnni() && std::arch::is_x86_feature_detected!("avx512vbmi")
 }
 
-/// AVX-512 VNNI panel dots (`PanelDotsFn`), both layouts (`Bits16` needs VBMI too).
+/// AVX-512 VNNI panel dots (`PanelDotsFn`), both layouts (`Trits5` needs VBMI too).
 pub fn panel_dots_vnni(
     geom: &PanelGeom,
     tiles: &[u8],
@@ -622,25 +436,8 @@ pub fn panel_dots_vnni(
     n_tokens: usize,
     dots: &mut [i32],
 ) {
-    let Some(ptrs) = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots) else {
-        return;
-    };
     match geom.kind {
-        PanelKind::Bits2 => {
-            assert!(
-                has_vnni(),
-                "the AVX-512 VNNI panel kernel needs AVX-512 VNNI"
-            );
-            // SAFETY: features asserted, sizes checked.
-            unsafe { run_bits2(ptrs, geom, n_tiles) }
-        }
-        PanelKind::Bits16 => {
-            assert!(
-                has_vbmi(),
-                "the 1.6-bit panel kernel needs AVX-512 VNNI and VBMI"
-            );
-            // SAFETY: features asserted, sizes checked.
-            unsafe { run_bits16(ptrs, geom, n_tiles) }
-        }
+        PanelKind::Codes2 => panel_dots::<Vnni2>(geom, tiles, n_tiles, acts, n_tokens, dots),
+        PanelKind::Trits5 => panel_dots::<Vnni16>(geom, tiles, n_tiles, acts, n_tokens, dots),
     }
 }
