@@ -156,6 +156,16 @@ enum tern_format
    * ggml TQ2_0: 2-bit codes, 66 bytes per 256 weights with an f16 scale (2.0625 bits/weight).
    */
   TERN_FORMAT_TQ2_0 = 5,
+  /**
+   * Mainline ggml Q2_0 (GGUF type 42): 64 weights in 18 bytes, an f16 scale `d` and 2-bit
+   * codes meaning −d, 0, +d and +2d (2.25 bits/weight).
+   */
+  TERN_FORMAT_Q2_0 = 6,
+  /**
+   * Mainline ggml Q1_0 (GGUF type 41): 128 binary weights ±d in 18 bytes, an f16 scale `d`
+   * and one sign bit each (1.125 bits/weight).
+   */
+  TERN_FORMAT_Q1_0 = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -105,11 +105,12 @@ pub trait CEnum: Copy + 'static {
 
     /// The value `v`, or an error listing the allowed ones.
     fn from_c(v: i64) -> Result<Self> {
-        Self::from_c_as(v, &format!("{} {v}", Self::WHAT))
+        Self::from_c_as(v, || format!("{} {v}", Self::WHAT))
     }
 
-    /// `from_c` with `subject` (e.g. "x_dtype = 7") naming the value in the message.
-    fn from_c_as(v: i64, subject: &str) -> Result<Self> {
+    /// `from_c` with `subject` (e.g. "x_dtype = 7") naming the value in the message. The subject
+    /// is built only on error: the GEMM's steady path parses enums and must not allocate.
+    fn from_c_as(v: i64, subject: impl FnOnce() -> String) -> Result<Self> {
         Self::TABLE
             .iter()
             .find(|(x, _)| x.value() == v)
@@ -120,7 +121,8 @@ pub trait CEnum: Copy + 'static {
                     .map(|(x, label)| format!("{} = {label}", x.value()))
                     .collect();
                 Error::invalid(format!(
-                    "{subject} is unknown (allowed: {})",
+                    "{} is unknown (allowed: {})",
+                    subject(),
                     allowed.join(", ")
                 ))
             })

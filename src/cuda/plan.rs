@@ -38,7 +38,7 @@ crate::c_enum!(
 
 impl Dtype {
     pub fn from_i32(v: i32, what: &str) -> Result<Self> {
-        Self::from_c_as(v.into(), &format!("{what} = {v}"))
+        Self::from_c_as(v.into(), || format!("{what} = {v}"))
     }
     pub fn size(self) -> usize {
         match self {

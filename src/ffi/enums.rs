@@ -66,6 +66,8 @@ paired!(tern_format => Format {
     TERN_FORMAT_TL2 => Format::Tl2,
     TERN_FORMAT_TQ1_0 => Format::Tq1_0,
     TERN_FORMAT_TQ2_0 => Format::Tq2_0,
+    TERN_FORMAT_Q2_0 => Format::Q2_0,
+    TERN_FORMAT_Q1_0 => Format::Q1_0,
 });
 
 paired!(table tern_i2s_variant => I2sVariant {

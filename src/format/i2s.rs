@@ -3,12 +3,13 @@
 //! `p, p+Q, p+2Q, p+3Q` (Q = block/4) in bits 7:6, 5:4, 3:2, 1:0. After the `rows·cols/4` code
 //! bytes come the f32 tensor scale and 28 zero bytes (spec `bitnet_cpp.md` §2.2).
 
-use super::{Format, FormatSpec, GgufId, I2sVariant, Layout, Peer, Shape};
+use super::{Format, FormatSpec, GgufId, I2sVariant, Layout, Peer, Shape, Values};
 use crate::error::{Error, Result};
 
 pub static SPEC: FormatSpec = FormatSpec {
     format: Format::I2S,
     name: "I2_S",
+    values: Values::Ternary,
     compact_panels: false,
     per_block_scales: false,
     f16_scales: false,

@@ -25,17 +25,21 @@ pub enum Format {
     Tl2 = 3,
     Tq1_0 = 4,
     Tq2_0 = 5,
+    Q2_0 = 6,
+    Q1_0 = 7,
 }
 
 /// Every format's row, in `tern_format` order (`SPECS[f as usize - 1]` is `f`'s row). Adding a
 /// format: its file with a `SPEC`, a `Format` value, a `Layout` variant if it carries parameters,
 /// and one line here.
-pub static SPECS: [&FormatSpec; 5] = [
+pub static SPECS: [&FormatSpec; 7] = [
     &i2s::SPEC,
     &tl1::SPEC,
     &tl2::SPEC,
     &tq1_0::SPEC,
     &tq2_0::SPEC,
+    &q2_0::SPEC,
+    &q1_0::SPEC,
 ];
 
 const _: () = {
@@ -101,6 +105,38 @@ pub enum Peer {
     BitnetLut,
     /// ggml's TQ kernels over Q8_K activations.
     GgmlQ8K,
+    /// ggml's Q2_0/Q1_0 kernels over Q8_0 activations.
+    GgmlQ8_0,
+}
+
+/// The weight values a format stores (before its scales).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Values {
+    /// −1, 0, +1.
+    Ternary,
+    /// −1, 0, +1, +2 (Q2_0's four codes).
+    TernaryPlusTwo,
+    /// −1, +1 (Q1_0's sign bits).
+    Binary,
+}
+
+impl Values {
+    pub fn holds(self, v: i8) -> bool {
+        match self {
+            Self::Ternary => (-1..=1).contains(&v),
+            Self::TernaryPlusTwo => (-1..=2).contains(&v),
+            Self::Binary => v == -1 || v == 1,
+        }
+    }
+
+    /// The values, for messages.
+    pub fn allowed(self) -> &'static str {
+        match self {
+            Self::Ternary => "-1, 0 or 1",
+            Self::TernaryPlusTwo => "-1, 0, 1 or 2",
+            Self::Binary => "-1 or 1",
+        }
+    }
 }
 
 /// The GGUF type id a format is stored with.
@@ -129,6 +165,8 @@ pub struct FormatSpec {
     pub format: Format,
     /// The name used in messages and by ggml/bitnet.cpp ("I2_S", "TQ2_0").
     pub name: &'static str,
+    /// The weight values it stores.
+    pub values: Values,
     /// Stored in under 2 bits per weight: kernels prefer the compact (1.6-bit) panel layout.
     pub compact_panels: bool,
     /// One scale per block of elements (else one scale per tensor).
@@ -264,6 +302,8 @@ pub enum Layout {
     Tl1(Option<Tiling>),
     Tl2(Option<Tiling>),
     Tq(tq::Kind),
+    Q2_0,
+    Q1_0,
 }
 
 impl Layout {
@@ -304,6 +344,8 @@ impl Layout {
             Self::Tl2(_) => Format::Tl2,
             Self::Tq(tq::Kind::Tq1_0) => Format::Tq1_0,
             Self::Tq(tq::Kind::Tq2_0) => Format::Tq2_0,
+            Self::Q2_0 => Format::Q2_0,
+            Self::Q1_0 => Format::Q1_0,
         }
     }
 
@@ -317,7 +359,7 @@ impl Layout {
         let (variant, tiling) = match self {
             Self::I2s(v) => (v, None),
             Self::Tl1(t) | Self::Tl2(t) => (I2sVariant::X86, t),
-            Self::Tq(_) => (I2sVariant::X86, None),
+            Self::Tq(_) | Self::Q2_0 | Self::Q1_0 => (I2sVariant::X86, None),
         };
         Params { variant, tiling }
     }
@@ -352,8 +394,9 @@ impl Layout {
         shape.elements() / self.elements_per_scale(shape)
     }
 
-    /// Packs ternary values and scales (`scale_count` of them) into `dst` (at least
-    /// `packed_size` bytes). Checks the values and scales first, so on error `dst` is untouched.
+    /// Packs weight values (`FormatSpec::values`: ternary for most formats) and scales
+    /// (`scale_count` of them) into `dst` (at least `packed_size` bytes). Checks the values and
+    /// scales first, so on error `dst` is untouched.
     pub fn pack(self, shape: Shape, ternary: &[i8], scales: &[f32], dst: &mut [u8]) -> Result<()> {
         let size = self.packed_size(shape)?;
         let (ternary, scales, dst) = (
@@ -361,7 +404,7 @@ impl Layout {
             &scales[..self.scale_count(shape)],
             &mut dst[..size],
         );
-        check_ternary(ternary)?;
+        check_values(self.spec().values, ternary)?;
         check_scales(scales)?;
         (self.spec().pack)(self.params(), shape, ternary, scales, dst)
     }
@@ -451,9 +494,14 @@ pub fn convert(
 
 /// Every value must be -1, 0 or 1.
 pub fn check_ternary(values: &[i8]) -> Result<()> {
+    check_values(Values::Ternary, values)
+}
+
+/// Every value must be one `kind` holds.
+pub fn check_values(kind: Values, values: &[i8]) -> Result<()> {
     // Blocks are tested without an early exit, so the test vectorizes.
     const BLOCK: usize = 4096;
-    let ok = |v: &i8| (-1..=1).contains(v);
+    let ok = |v: &i8| kind.holds(*v);
     let bad = values
         .chunks(BLOCK)
         .enumerate()
@@ -461,8 +509,9 @@ pub fn check_ternary(values: &[i8]) -> Result<()> {
         .and_then(|(b, block)| Some(b * BLOCK + block.iter().position(|v| !ok(v))?));
     match bad {
         Some(i) => Err(Error::invalid(format!(
-            "ternary[{i}] = {} is not -1, 0 or 1",
-            values[i]
+            "ternary[{i}] = {} is not {}",
+            values[i],
+            kind.allowed()
         ))),
         None => Ok(()),
     }

@@ -140,6 +140,16 @@ impl Codec {
         Ok(())
     }
 
+    /// Writes the values (`block` per block) of whole blocks that passed `validate`.
+    pub fn unpack_values(&self, src: &[u8], values: &mut [i8]) {
+        for (b, v) in src
+            .chunks_exact(self.block_bytes)
+            .zip(values.chunks_exact_mut(self.block))
+        {
+            (self.unpack_codes)(&b[2..], v);
+        }
+    }
+
     /// ggml's `dequantize_row_*` on a validated matrix (each element per `Codec::element`). On
     /// error `dst` is untouched.
     pub fn dequantize(&self, shape: Shape, src: &[u8], dst: &mut [f32]) -> Result<()> {

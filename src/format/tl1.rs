@@ -53,12 +53,13 @@ use super::tl_common::{
     TAIL_BYTES, check_len, check_padded, check_scale_tail, divisor_multiples, fold_blocks, gcd,
     largest_divisor_multiple, list, pair_digits, pair_entries_i32, pair_index, round_up,
 };
-use super::{Format, FormatSpec, GgufId, Layout, Params, Peer, Shape, no_variant};
+use super::{Format, FormatSpec, GgufId, Layout, Params, Peer, Shape, Values, no_variant};
 use crate::error::{Error, Result};
 
 pub static SPEC: FormatSpec = FormatSpec {
     format: Format::Tl1,
     name: "TL1",
+    values: Values::Ternary,
     compact_panels: false,
     per_block_scales: false,
     f16_scales: false,

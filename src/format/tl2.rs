@@ -67,7 +67,7 @@ use super::tl_common::{
     PERM, TAIL_BYTES, check_len, check_padded, check_scale_tail, check_zero, divisor_multiples,
     largest_divisor_multiple, list, pair_digits, pair_index, round_up,
 };
-use super::{Format, FormatSpec, GgufId, Layout, Params, Peer, Shape, no_variant};
+use super::{Format, FormatSpec, GgufId, Layout, Params, Peer, Shape, Values, no_variant};
 use crate::error::{Error, Result, try_vec};
 
 mod lut;
@@ -76,6 +76,7 @@ pub use lut::{build_three_lut, build_two_lut, lut_gemv, lut_scale};
 pub static SPEC: FormatSpec = FormatSpec {
     format: Format::Tl2,
     name: "TL2",
+    values: Values::Ternary,
     compact_panels: true,
     per_block_scales: false,
     f16_scales: false,

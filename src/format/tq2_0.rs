@@ -6,12 +6,13 @@ use half::f16;
 
 use super::tq::BLOCK;
 use super::tq::{self, Kind};
-use super::{Format, FormatSpec, GgufId, Layout, Peer, no_variant};
+use super::{Format, FormatSpec, GgufId, Layout, Peer, Values, no_variant};
 use crate::error::{Error, Result};
 
 pub static SPEC: FormatSpec = FormatSpec {
     format: Format::Tq2_0,
     name: "TQ2_0",
+    values: Values::Ternary,
     compact_panels: false,
     per_block_scales: true,
     f16_scales: true,

@@ -148,7 +148,7 @@ pub fn packed<'g>(
     let size = layout.packed_size(shape)?;
     let data = g.tensor_data(t);
     match format {
-        Format::I2S | Format::Tq1_0 | Format::Tq2_0 => {
+        Format::I2S | Format::Tq1_0 | Format::Tq2_0 | Format::Q2_0 | Format::Q1_0 => {
             if data.len() < size {
                 return Err(Error::invalid(format!(
                     "tensor '{name}' holds {} bytes, but a {}×{} {} matrix needs {size}",
