@@ -576,7 +576,7 @@ fn bad_layouts() -> Vec<BadLayout> {
     v.extend([
         (l(0, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
         (l(-1, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
-        (l(6, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
+        (l(8, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
         (l(i32::MAX, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
         (i2s(2), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
         (i2s(u32::MAX), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
