@@ -1,5 +1,5 @@
 //! `tern convert IN.gguf OUT.gguf --type FORMAT`: a GGUF → GGUF conversion that retypes the
-//! ternary tensors (I2_S, TL1, TL2, TQ1_0, TQ2_0, in any direction the values allow) and copies
+//! weight tensors (I2_S, TL1, TL2, TQ1_0, TQ2_0, Q2_0, Q1_0, in any direction the values allow) and copies
 //! everything else unchanged.
 //!
 //! * Ternary tensors are read with `ternary::packed` (so bitnet.cpp's I2_S payload with its f32
@@ -153,18 +153,6 @@ pub fn retype(
         ..Default::default()
     };
 
-    if let Some(t) = meta
-        .tensors
-        .iter()
-        .find(|t| super::types::NOT_CONVERTED.contains(&t.ty.name))
-    {
-        return Err(Error::unsupported(format!(
-            "tensor '{}' is {} (type {}), a mainline ggml low-bit type that tern reads but cannot convert yet",
-            t.name_str(),
-            t.ty.name,
-            t.type_id
-        )));
-    }
     // Tensors that change format, and what they leave behind in the source.
     let converted: Vec<&str> = meta
         .tensors
@@ -174,7 +162,7 @@ pub fn retype(
         .collect();
     if !meta.tensors.iter().any(|t| t.ty.ternary.is_some()) {
         return Err(Error::invalid(format!(
-            "'{}' has no ternary tensors (I2_S, TL1, TL2, TQ1_0, TQ2_0) to convert; a float model is converted from its safetensors",
+            "'{}' has no weight tensors tern converts (I2_S, TL1, TL2, TQ1_0, TQ2_0, Q2_0, Q1_0); a float model is converted from its safetensors",
             input.display()
         )));
     }
@@ -343,36 +331,6 @@ fn retype_tensor(
         }
     }
     let mut dst = vec![0u8; to.packed_size(shape)?];
-    if scales.len() > 1 && to.scale_count(shape) == 1 {
-        let mut values = vec![0i8; shape.elements()];
-        from.unpack(shape, &src, &mut values).map_err(named)?;
-        let scale = one_scale(&values, &scales, from.elements_per_scale(shape)).map_err(cannot)?;
-        to.pack(shape, &values, &[scale], &mut dst)
-            .map_err(cannot)?;
-    } else {
-        format::convert(from, to, shape, &src, &mut dst, allow_rounding).map_err(cannot)?;
-    }
+    format::convert(from, to, shape, &src, &mut dst, allow_rounding).map_err(cannot)?;
     Ok((to, shape, dst, rounding))
-}
-
-/// The one scale of a per-block-scaled matrix (`per` elements per scale). A block whose values
-/// are all zero dequantizes to zeros whatever its scale (ggml's TQ quantizer stores 0 there), so
-/// only the other blocks must agree; an all-zero matrix keeps its first scale.
-fn one_scale(values: &[i8], scales: &[f32], per: usize) -> Result<f32> {
-    let mut found: Option<(usize, f32)> = None;
-    for (i, (block, &s)) in values.chunks(per).zip(scales).enumerate() {
-        if block.iter().all(|&v| v == 0) {
-            continue;
-        }
-        match found {
-            None => found = Some((i, s)),
-            Some((j, first)) if first != s => {
-                return Err(Error::invalid(format!(
-                    "the target stores one scale per tensor, but blocks {j} and {i} have different scales ({first} and {s}); converting would change the weights"
-                )));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(found.map_or(scales[0], |(_, s)| s))
 }

@@ -28,8 +28,8 @@
 //!      dialect. `general.architecture` does not enter the rule: both producers name BitNet models
 //!      `bitnet…`, so it cannot tell them apart.
 //!
-//!   Q2_0 (42) and Q1_0 (41) open and are named like every mainline type; their weights do not
-//!   become tern matrices yet (`NOT_CONVERTED`).
+//!   A tensor read as Q2_0 (42) or Q1_0 (41) becomes a tern `Q2_0` / `Q1_0` matrix like every
+//!   weight type with a tern format; one read as TL2 becomes a TL2 matrix.
 use crate::error::{CEnum, Error, ErrorKind, Result};
 use crate::format::{Format, GgufId};
 
@@ -104,7 +104,7 @@ pub struct GgmlType {
     /// ggml's upper-case name (gguf-py's `GGMLQuantizationType` name).
     pub name: &'static str,
     pub sizing: Sizing,
-    /// The tern format of a ternary type.
+    /// The tern format of a weight type tern reads and writes (the ternary types, Q2_0, Q1_0).
     pub ternary: Option<Format>,
 }
 
@@ -168,8 +168,24 @@ const MAINLINE: &[GgmlType] = &[
     },
     blocks(39, "MXFP4", 32, 17),
     blocks(40, "NVFP4", 64, 36),
-    blocks(41, "Q1_0", 128, 18),
-    blocks(42, "Q2_0", 64, 18),
+    GgmlType {
+        id: 41,
+        name: "Q1_0",
+        sizing: Sizing::Blocks {
+            block: 128,
+            type_size: 18,
+        },
+        ternary: Some(Format::Q1_0),
+    },
+    GgmlType {
+        id: 42,
+        name: "Q2_0",
+        sizing: Sizing::Blocks {
+            block: 64,
+            type_size: 18,
+        },
+        ternary: Some(Format::Q2_0),
+    },
 ];
 
 pub const F32: GgmlType = MAINLINE[0];
@@ -255,10 +271,6 @@ pub fn resolve(id: u32, dialect: Dialect, has_scale_companion: bool) -> Result<G
         ))
     })
 }
-
-/// Mainline's low-bit weight types that files may hold and the reader names, but whose weights
-/// tern does not convert yet: converting a file with one is an error naming it.
-pub const NOT_CONVERTED: &[&str] = &["Q1_0", "Q2_0"];
 
 /// What the reader knows about a tensor, for the `Auto` rule of ids 39 and 42 (module doc).
 pub struct Evidence<'a> {

@@ -1,13 +1,15 @@
 //! `tern convert`: a safetensors model → a GGUF whose linear layers are ternary (I2_S, TL1, TL2,
-//! TQ1_0 or TQ2_0) and whose other tensors are kept as floats.
+//! TQ1_0, TQ2_0 or Q2_0) or binary (Q1_0), and whose other tensors are kept as floats.
 //!
 //! * Input: one `.safetensors` file, or a directory whose `*.safetensors` files (sorted by name)
 //!   together hold the model. A `config.json` in the same directory supplies the architecture keys.
 //! * Linear layers: 2-D float tensors whose source name ends in `.weight` and contains one of the
 //!   patterns (default: the HF projection names `q_proj`, `k_proj`, `v_proj`, `o_proj`,
 //!   `gate_proj`, `up_proj`, `down_proj` and their GGUF names `attn_q.`, `attn_k.`, `attn_v.`,
-//!   `attn_output.`, `ffn_gate.`, `ffn_up.`, `ffn_down.`) are ternarized with BitNet's absmean rule
-//!   (one scale per tensor, what bitnet.cpp's and llama.cpp's converters do) and packed.
+//!   `attn_output.`, `ffn_gate.`, `ffn_up.`, `ffn_down.`) are quantized with `method` and packed:
+//!   by default BitNet's absmean rule (one scale per tensor, what bitnet.cpp's and llama.cpp's
+//!   converters do; into Q1_0 its binary form, sign × mean|W|), or ggml's reference quantizer of
+//!   the format (`TERN_QUANT_GGML_REF`: TQ1_0, TQ2_0, Q2_0, Q1_0).
 //! * Offline-quantized BitNet checkpoints (spec `bitnet_cpp.md` §2.1): a `U8` tensor `X.weight`
 //!   with a sibling `X.weight_scale` holds 4 codes per byte; field `i` (bits `2i..2i+1`) of packed
 //!   row `r` is output row `r + i·rows/4`, code − 1 is the ternary value. The tensor scale is
@@ -34,7 +36,7 @@ use tern::format::{Format, Layout, Shape};
 use tern::gguf::retype::file_type;
 use tern::gguf::types::{self, Dialect, GgmlType};
 use tern::gguf::{TensorData, Value, Writer, ternary};
-use tern::quant::{QuantConfig, quantize_packed};
+use tern::quant::{Method, QuantConfig, quantize_packed};
 
 use crate::json::{self, Json};
 use crate::safetensors::{Dtype, SafeTensors, Tensor};
@@ -69,6 +71,8 @@ pub struct ConvertOptions {
     /// Keep a selected tensor as float (with a warning) when the format cannot store its shape.
     pub allow_fallback: bool,
     pub alignment: u32,
+    /// How float linear layers are quantized (`Absmean` or `GgmlRef`).
+    pub method: Method,
 }
 
 pub const DEFAULT_PATTERNS: &[&str] = &[
@@ -101,6 +105,7 @@ impl ConvertOptions {
             scale_mode: ScaleMode::Divide,
             allow_fallback: false,
             alignment: 32,
+            method: Method::Absmean,
         }
     }
 }
@@ -364,6 +369,12 @@ pub fn convert(
     )?;
 
     let layout = Layout::new(opts.format as i32, 0, 0, 0, 0)?;
+    let cfg = QuantConfig::new(
+        opts.method as i32,
+        0,
+        tern::quant::weight::DEFAULT_EPS,
+        Some(layout),
+    )?;
     let all: Vec<(usize, &Tensor)> = models
         .iter()
         .enumerate()
@@ -449,7 +460,7 @@ pub fn convert(
                     (buf, zeros as f64 / ternary.len() as f64)
                 } else {
                     let wf = st.to_f32(t)?;
-                    let (buf, stats) = quantize_packed(layout, shape, &wf, &QuantConfig::default())
+                    let (buf, stats) = quantize_packed(layout, shape, &wf, &cfg)
                         .map_err(|e| Error::new(e.kind, format!("'{}': {}", t.name, e.message)))?;
                     (buf, stats.sparsity)
                 };
