@@ -576,11 +576,25 @@ fn bad_layouts() -> Vec<BadLayout> {
     v.extend([
         (l(0, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
         (l(-1, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
-        (l(6, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
+        (l(8, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
         (l(i32::MAX, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
         (i2s(2), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
         (i2s(u32::MAX), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
         (l(5, 1), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
+        (l(6, 1), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
+        (l(7, 2), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
+        (
+            tiled(6, 32, 64, 8),
+            full,
+            TERN_STATUS_INVALID_ARGUMENT,
+            "tile_rows",
+        ),
+        (
+            tiled(7, 0, 0, 4),
+            full,
+            TERN_STATUS_INVALID_ARGUMENT,
+            "simd_rows",
+        ),
         (
             tiled(1, 32, 0, 0),
             full,

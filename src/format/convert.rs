@@ -109,7 +109,11 @@ struct Places {
 impl Places {
     /// "Q2_0 -> I2_S".
     fn what(&self) -> String {
-        format!("{} -> {}", self.from.format().name(), self.to.format().name())
+        format!(
+            "{} -> {}",
+            self.from.format().name(),
+            self.to.format().name()
+        )
     }
 
     /// The block length that locates a value: the target's block if it has per-block scales,

@@ -495,7 +495,8 @@ mod tests {
             );
         }
         assert_eq!(Format::from_name("i2s"), Some(Format::I2S));
-        assert_eq!(Format::from_name("q2_0"), None);
+        assert_eq!(Format::from_name("q2_0"), Some(Format::Q2_0));
+        assert_eq!(Format::from_name("q3_0"), None);
         let e = Format::from_i32(9).unwrap_err().message;
         assert!(e.contains("1 = I2_S") && e.contains("5 = TQ2_0"), "{e}");
         let e = Layout::new(1, 7, 0, 0, 0).unwrap_err().message;

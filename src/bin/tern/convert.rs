@@ -189,7 +189,8 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
             positional.len()
         ));
     };
-    opts.format = fmt.ok_or("'tern convert' needs --type (i2_s, tl1, tl2, tq1_0, tq2_0, q2_0, q1_0)")?;
+    opts.format =
+        fmt.ok_or("'tern convert' needs --type (i2_s, tl1, tl2, tq1_0, tq2_0, q2_0, q1_0)")?;
     Ok(Some(Args {
         input: input.into(),
         output: output.into(),
