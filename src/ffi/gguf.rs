@@ -31,14 +31,15 @@ pub enum tern_gguf_dialect {
     /// Reading: 36 = I2_S and 38 = TL1 always; 39/42 per tensor: TL2 or MXFP4/Q2_0, whichever
     /// size fits the bytes up to the next tensor; where both or neither fit, TL2 only for a
     /// tensor with a `<name>_scale` companion tensor. Bytes that fit only MXFP4/Q2_0 next to
-    /// such a companion are an error. Writing: like BITNET_CURRENT.
+    /// such a companion are an error. Writing: like BITNET_CURRENT, but Q2_0 is written too (as
+    /// 42, without a companion: this rule reads it back as Q2_0).
     TERN_GGUF_DIALECT_AUTO = 0,
     /// Current ggml: 36–38 are removed types (rejected), 39 = MXFP4, 42 = Q2_0; the writer
     /// refuses I2_S/TL1/TL2.
     TERN_GGUF_DIALECT_MAINLINE = 1,
-    /// bitnet.cpp merge-dev: I2_S 36, TL1 38, TL2 39.
+    /// bitnet.cpp merge-dev: I2_S 36, TL1 38, TL2 39 (no 40–42: Q2_0/Q1_0 are not written).
     TERN_GGUF_DIALECT_BITNET_LEGACY = 2,
-    /// bitnet.cpp current fork: I2_S 36, TL1 38, TL2 42.
+    /// bitnet.cpp current fork: I2_S 36, TL1 38, TL2 42 (Q2_0 is not written; Q1_0 is 41).
     TERN_GGUF_DIALECT_BITNET_CURRENT = 3,
 }
 
@@ -648,8 +649,9 @@ pub unsafe extern "C" fn tern_gguf_get_array_int(
     })
 }
 
-/// Creates a matrix from ternary tensor `name` (TQ1_0, TQ2_0, I2_S, TL1 or TL2) with the kernels
-/// of `ctx` (NULL = default). I2_S is read as x86 128-element blocks; TL1/TL2 take their scale
+/// Creates a matrix from weight tensor `name` (TQ1_0, TQ2_0, I2_S, TL1, TL2, Q2_0 or Q1_0) with
+/// the kernels of `ctx` (NULL = default). Type 42 is Q2_0 or TL2 by the file's dialect (AUTO:
+/// `tern_gguf_dialect`'s rule). I2_S is read as x86 128-element blocks; TL1/TL2 take their scale
 /// from the `<name>_scale` tensor and their tiling from the `tern.tiling.<name>` key, else the
 /// library's choice (bitnet.cpp's presets for its model shapes). Non-ternary tensors are
 /// `TERN_STATUS_UNSUPPORTED`; corrupt data `TERN_STATUS_INVALID_ARGUMENT`. Thread-safe.
@@ -1006,10 +1008,11 @@ pub unsafe extern "C" fn tern_gguf_writer_add_tensor(
 
 /// Adds a packed ternary matrix (`rows × cols` in `layout`, `packed_len` ≥ `tern_packed_size`;
 /// validated) as the GGUF type of its format: TQ1_0 34, TQ2_0 35, I2_S 36, TL1 38, TL2 39/42 by
-/// dialect. TL1/TL2 are written as bitnet.cpp's converter does (payload, then an F32
+/// dialect, Q1_0 41, Q2_0 42 (not in the BITNET_CURRENT dialect, where 42 is TL2; neither in
+/// BITNET_LEGACY). TL1/TL2 are written as bitnet.cpp's converter does (payload, then an F32
 /// `<name>_scale` tensor) plus a `tern.tiling.<name>` key; they need a shape bitnet.cpp can
 /// store (rows % 32 == 0; TL1 cols % 16 == 0, TL2 cols >= 256), else
-/// `TERN_STATUS_UNSUPPORTED`. The MAINLINE dialect accepts only TQ1_0/TQ2_0.
+/// `TERN_STATUS_UNSUPPORTED`. The MAINLINE dialect accepts only TQ1_0, TQ2_0, Q2_0 and Q1_0.
 ///
 /// # Safety
 /// `writer` live; `name` NUL-terminated; `packed` holds `packed_len` bytes.

@@ -2,14 +2,17 @@
 //! weight tensors (I2_S, TL1, TL2, TQ1_0, TQ2_0, Q2_0, Q1_0, in any direction the values allow) and copies
 //! everything else unchanged.
 //!
-//! * Ternary tensors are read with `ternary::packed` (so bitnet.cpp's I2_S payload with its f32
+//! * Weight tensors are read with `ternary::packed` (so bitnet.cpp's I2_S payload with its f32
 //!   tail, TL tensors with their `<name>_scale` companion, and tern's tiling keys are understood)
-//!   and converted with `format::convert`: the ternary values are kept exactly, and so are the
-//!   scales — I2_S/TL1/TL2 hold one scale per tensor, so a TQ source needs every block scale
-//!   equal (blocks of zeros aside, whose scale changes no weight); TQ1_0/TQ2_0 hold f16 block scales, so an f32 scale that f16 cannot represent is an
-//!   error unless `allow_rounding` (then it rounds to nearest even, as ggml does). Shapes a format
-//!   cannot store (TQ: `cols % 256 != 0`; I2_S: `cols % 128 != 0`; TL shapes without a
-//!   bitnet.cpp tiling) are errors too. Every error names the tensor.
+//!   and converted with `format::convert`, which keeps every weight or fails naming the row and
+//!   block: the values must fit the target (Q2_0's +2 only Q2_0, Q1_0 holds no 0), and
+//!   the scales must too — I2_S/TL1/TL2 hold one scale per tensor, so a TQ/Q source needs every
+//!   block scale equal (blocks of zeros aside, whose scale changes no weight), TQ's 256-element
+//!   blocks the Q2_0/Q1_0 blocks under them; TQ1_0/TQ2_0/Q2_0/Q1_0 hold f16 block scales, so an
+//!   f32 scale that f16 cannot represent is an error unless `allow_rounding` (then it rounds to
+//!   nearest even, as ggml does). Shapes a format cannot store (TQ: `cols % 256 != 0`; Q2_0 /
+//!   Q1_0: `cols % 64 / 128 != 0`; I2_S: `cols % 128 != 0`; TL shapes without a bitnet.cpp
+//!   tiling) are errors too. Every error names the tensor.
 //! * A ternary tensor already in the target format is copied byte for byte (I2_S's reserved tail
 //!   bytes included).
 //! * Every other tensor keeps its name, dims, type and bytes, in the same order. A TL tensor that
@@ -17,14 +20,15 @@
 //!   key (its scale moves into the new payload); a tensor converted to TL gains them, as
 //!   `Writer::add_ternary` writes them.
 //! * KV pairs are copied in order with their types and values; `general.file_type` is set to the
-//!   target's llama_ftype (mainline's 36 / 37 for TQ1_0 / TQ2_0, bitnet.cpp's 38 / 39 / 40 for
-//!   TL1 / TL2 / I2_S; appended if the source had none). `arch` optionally renames the
+//!   target's llama_ftype (mainline's 36 / 37 / 40 / 41 for TQ1_0 / TQ2_0 / Q1_0 / Q2_0,
+//!   bitnet.cpp's 38 / 39 / 40 for TL1 / TL2 / I2_S; appended if the source had none). `arch` optionally renames the
 //!   architecture: `general.architecture` and every `<old arch>.` key prefix.
 //! * The alignment is kept (`general.alignment` copied where present). The output is GGUF v3 with
 //!   ggml's contiguous offsets, as `Writer` writes every file.
 //!
 //! Output dialect: TQ1_0/TQ2_0 carry the ids 34/35 shared by mainline ggml (gguf-py, llama.cpp)
-//! and bitnet.cpp; I2_S (36), TL1 (38) and TL2 (`dialect`: 42 current fork, 39 legacy) are
+//! and bitnet.cpp, Q1_0/Q2_0 mainline's 41/42 (Q2_0 is refused under BITNET_CURRENT, where 42
+//! is TL2); I2_S (36), TL1 (38) and TL2 (`dialect`: 42 current fork, 39 legacy) are
 //! bitnet.cpp's ids. I2_S is read and written in the x86 128-element layout of bitnet.cpp's
 //! published files.
 //!

@@ -36,7 +36,8 @@ use crate::format::{Format, GgufId};
 /// A GGUF producer's id space (C: `tern_gguf_dialect`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
-    /// Decide per tensor (module doc). Writers treat it as `BitnetCurrent`.
+    /// Decide per tensor (module doc). Writers treat it as `BitnetCurrent`, but also write Q2_0
+    /// (42 without a companion, which this rule reads back as Q2_0).
     Auto = 0,
     /// Current ggml/llama.cpp: 36–38 are removed placeholders, 39 = MXFP4, 42 = Q2_0.
     Mainline = 1,
@@ -324,6 +325,19 @@ pub fn resolve_tensor(id: u32, dialect: Dialect, ev: &Evidence) -> Result<GgmlTy
 /// The registry entry for a ternary format when written under `dialect`.
 pub fn for_format(format: Format, dialect: Dialect) -> Result<GgmlType> {
     let ty = match format.spec().gguf_id {
+        // A reader of these dialects would take the id for another type.
+        GgufId::Mainline(id @ 40..=42) if dialect == Dialect::BitnetLegacy => {
+            return Err(Error::unsupported(format!(
+                "{} (type {id}) does not exist in bitnet.cpp's legacy dialect; write it with the dialect MAINLINE or AUTO",
+                format.name()
+            )));
+        }
+        GgufId::Mainline(42) if dialect == Dialect::BitnetCurrent => {
+            return Err(Error::unsupported(format!(
+                "type 42 is TL2 in bitnet.cpp's current dialect, so {} cannot be written there; write it with the dialect MAINLINE or AUTO",
+                format.name()
+            )));
+        }
         GgufId::Mainline(id) => mainline(id),
         GgufId::Bitnet(_) | GgufId::BitnetTl2 if dialect == Dialect::Mainline => {
             return Err(Error::unsupported(format!(
@@ -446,6 +460,19 @@ mod tests {
         assert!(resolve(42, BitnetLegacy, false).is_err());
         assert!(resolve(43, Auto, false).is_err());
         assert!(resolve(u32::MAX, Auto, false).is_err());
+    }
+
+    #[test]
+    fn q_formats_are_written_where_their_ids_mean_them() {
+        use Dialect::*;
+        for d in [Auto, Mainline] {
+            assert_eq!(for_format(Format::Q2_0, d).unwrap().id, 42);
+            assert_eq!(for_format(Format::Q1_0, d).unwrap().id, 41);
+        }
+        assert_eq!(for_format(Format::Q1_0, BitnetCurrent).unwrap().id, 41);
+        let e = for_format(Format::Q2_0, BitnetCurrent).unwrap_err();
+        assert!(e.message.contains("TL2"), "{}", e.message);
+        assert!(for_format(Format::Q1_0, BitnetLegacy).is_err());
     }
 
     #[test]
