@@ -6,10 +6,9 @@
 //! * Linear layers: 2-D float tensors whose source name ends in `.weight` and contains one of the
 //!   patterns (default: the HF projection names `q_proj`, `k_proj`, `v_proj`, `o_proj`,
 //!   `gate_proj`, `up_proj`, `down_proj` and their GGUF names `attn_q.`, `attn_k.`, `attn_v.`,
-//!   `attn_output.`, `ffn_gate.`, `ffn_up.`, `ffn_down.`) are quantized with `method` and packed:
-//!   by default BitNet's absmean rule (one scale per tensor, what bitnet.cpp's and llama.cpp's
-//!   converters do; into Q1_0 its binary form, sign × mean|W|), or ggml's reference quantizer of
-//!   the format (`TERN_QUANT_GGML_REF`: TQ1_0, TQ2_0, Q2_0, Q1_0).
+//!   `attn_output.`, `ffn_gate.`, `ffn_up.`, `ffn_down.`) are quantized with `method`: BitNet's
+//!   absmean per tensor (bitnet.cpp's and llama.cpp's converters; Q1_0: sign × mean|W|) or
+//!   ggml's reference quantizer of TQ1_0, TQ2_0, Q2_0, Q1_0 (`GgmlRef`), and packed.
 //! * Offline-quantized BitNet checkpoints (spec `bitnet_cpp.md` §2.1): a `U8` tensor `X.weight`
 //!   with a sibling `X.weight_scale` holds 4 codes per byte; field `i` (bits `2i..2i+1`) of packed
 //!   row `r` is output row `r + i·rows/4`, code − 1 is the ternary value. The tensor scale is
@@ -36,6 +35,7 @@ use tern::format::{Format, Layout, Shape};
 use tern::gguf::retype::file_type;
 use tern::gguf::types::{self, Dialect, GgmlType};
 use tern::gguf::{TensorData, Value, Writer, ternary};
+use tern::quant::weight::DEFAULT_EPS;
 use tern::quant::{Method, QuantConfig, quantize_packed};
 
 use crate::json::{self, Json};
@@ -369,12 +369,7 @@ pub fn convert(
     )?;
 
     let layout = Layout::new(opts.format as i32, 0, 0, 0, 0)?;
-    let cfg = QuantConfig::new(
-        opts.method as i32,
-        0,
-        tern::quant::weight::DEFAULT_EPS,
-        Some(layout),
-    )?;
+    let cfg = QuantConfig::new(opts.method as i32, 0, DEFAULT_EPS, Some(layout))?;
     let all: Vec<(usize, &Tensor)> = models
         .iter()
         .enumerate()
