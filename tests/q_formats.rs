@@ -346,6 +346,8 @@ fn awkward(rng: &mut Rng, rows: usize, cols: usize) -> Vec<f32> {
 const GGML_REF: i32 = tern_quant_method::TERN_QUANT_GGML_REF as i32;
 const ABSMEAN: i32 = tern_quant_method::TERN_QUANT_ABSMEAN as i32;
 const ABSMEAN_GROUP: i32 = tern_quant_method::TERN_QUANT_ABSMEAN_GROUP as i32;
+const ROW: i32 = tern_quant_method::TERN_QUANT_ABSMEAN_ROW as i32;
+const PRESCALED: i32 = tern_quant_method::TERN_QUANT_PRESCALED as i32;
 
 #[test]
 fn quantize_ggml_ref_is_ggml_s_reference_byte_for_byte() {
@@ -402,6 +404,20 @@ fn absmean_into_q2_0_and_binary_absmean_into_q1_0() {
         let mean = (x.iter().map(|v| v.abs() as f64).sum::<f64>() / 128.0) as f32;
         assert_eq!(d, half::f16::from_f32(mean).to_f32(), "block {b}");
     }
+    // Per row and PRESCALED (max|w| per tensor): the same signs, their own scales.
+    let row = quantize(&layout(Q1, 0), &w, rows, cols, &quant_options(ROW)).unwrap();
+    let (rv, rs) = unpack(&layout(Q1, 0), &row, rows, cols);
+    assert_eq!(rv, v);
+    for (r, x) in w.chunks(cols).enumerate() {
+        let mean = (x.iter().map(|v| v.abs() as f64).sum::<f64>() / cols as f64) as f32;
+        let want = half::f16::from_f32(mean).to_f32();
+        assert!(rs[r * 2..r * 2 + 2].iter().all(|&d| d == want), "row {r}");
+    }
+    let pre = quantize(&layout(Q1, 0), &w, rows, cols, &quant_options(PRESCALED)).unwrap();
+    let (pv, ps) = unpack(&layout(Q1, 0), &pre, rows, cols);
+    let max = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert_eq!(pv, v);
+    assert!(ps.iter().all(|&d| d == half::f16::from_f32(max).to_f32()));
     // A group that is not a multiple of Q1_0's block is refused by name.
     let o = tern_quant_options {
         group_size: 64,
