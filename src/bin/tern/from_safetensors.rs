@@ -451,7 +451,10 @@ pub fn convert(
                     let zeros = ternary.iter().filter(|&&v| v == 0).count();
                     let mut buf = vec![0u8; layout.packed_size(shape)?];
                     let scales = vec![scale; layout.scale_count(shape)];
-                    layout.pack(shape, &ternary, &scales, &mut buf)?;
+                    // A packed checkpoint is ternary: Q1_0 (±1) refuses its zeros, by tensor.
+                    layout
+                        .pack(shape, &ternary, &scales, &mut buf)
+                        .map_err(|e| Error::new(e.kind, format!("'{}': {}", t.name, e.message)))?;
                     (buf, zeros as f64 / ternary.len() as f64)
                 } else {
                     let wf = st.to_f32(t)?;
