@@ -48,8 +48,7 @@ fn safetensors(path: &Path, tensors: &[(&str, &str, Vec<u64>, Vec<u8>)]) {
 
 #[test]
 fn convert_float_and_packed_checkpoints() {
-    let tmp =
-        std::env::temp_dir().join(format!("tern-from-safetensors-{}", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!("tern-from-safetensors-{}", std::process::id()));
     let dir = tmp.join("model");
     std::fs::create_dir_all(&dir).unwrap();
     let q = weights(64, 256, 1);
