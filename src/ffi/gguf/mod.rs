@@ -37,14 +37,15 @@ pub enum tern_gguf_dialect {
     /// Reading: 36 = I2_S and 38 = TL1 always; 39/42 per tensor: TL2 or MXFP4/Q2_0, whichever
     /// size fits the bytes up to the next tensor; where both or neither fit, TL2 only for a
     /// tensor with a `<name>_scale` companion tensor. Bytes that fit only MXFP4/Q2_0 next to
-    /// such a companion are an error. Writing: like BITNET_CURRENT.
+    /// such a companion are an error. Writing: like BITNET_CURRENT, but Q2_0 is written too (as
+    /// 42, without a companion: this rule reads it back as Q2_0).
     TERN_GGUF_DIALECT_AUTO = 0,
     /// Current ggml: 36–38 are removed types (rejected), 39 = MXFP4, 42 = Q2_0; the writer
     /// refuses I2_S/TL1/TL2.
     TERN_GGUF_DIALECT_MAINLINE = 1,
-    /// bitnet.cpp merge-dev: I2_S 36, TL1 38, TL2 39.
+    /// bitnet.cpp merge-dev: I2_S 36, TL1 38, TL2 39 (no 40–42: Q2_0/Q1_0 are not written).
     TERN_GGUF_DIALECT_BITNET_LEGACY = 2,
-    /// bitnet.cpp current fork: I2_S 36, TL1 38, TL2 42.
+    /// bitnet.cpp current fork: I2_S 36, TL1 38, TL2 42 (Q2_0 is not written; Q1_0 is 41).
     TERN_GGUF_DIALECT_BITNET_CURRENT = 3,
 }
 

@@ -356,8 +356,9 @@ pub unsafe extern "C" fn tern_gguf_get_array_int(
     })
 }
 
-/// Creates a matrix from ternary tensor `name` (TQ1_0, TQ2_0, I2_S, TL1 or TL2) with the kernels
-/// of `ctx` (NULL = default). I2_S is read as x86 128-element blocks; TL1/TL2 take their scale
+/// Creates a matrix from weight tensor `name` (TQ1_0, TQ2_0, I2_S, TL1, TL2, Q2_0 or Q1_0) with
+/// the kernels of `ctx` (NULL = default). Type 42 is Q2_0 or TL2 by the file's dialect (AUTO:
+/// `tern_gguf_dialect`'s rule). I2_S is read as x86 128-element blocks; TL1/TL2 take their scale
 /// from the `<name>_scale` tensor and their tiling from the `tern.tiling.<name>` key, else the
 /// library's choice (bitnet.cpp's presets for its model shapes). Non-ternary tensors are
 /// `TERN_STATUS_UNSUPPORTED`; corrupt data `TERN_STATUS_INVALID_ARGUMENT`. Thread-safe.

@@ -251,10 +251,11 @@ pub unsafe extern "C" fn tern_gguf_writer_add_tensor(
 
 /// Adds a packed ternary matrix (`rows × cols` in `layout`, `packed_len` ≥ `tern_packed_size`;
 /// validated) as the GGUF type of its format: TQ1_0 34, TQ2_0 35, I2_S 36, TL1 38, TL2 39/42 by
-/// dialect. TL1/TL2 are written as bitnet.cpp's converter does (payload, then an F32
+/// dialect, Q1_0 41, Q2_0 42 (not in the BITNET_CURRENT dialect, where 42 is TL2; neither in
+/// BITNET_LEGACY). TL1/TL2 are written as bitnet.cpp's converter does (payload, then an F32
 /// `<name>_scale` tensor) plus a `tern.tiling.<name>` key; they need a shape bitnet.cpp can
 /// store (rows % 32 == 0; TL1 cols % 16 == 0, TL2 cols >= 256), else
-/// `TERN_STATUS_UNSUPPORTED`. The MAINLINE dialect accepts only TQ1_0/TQ2_0.
+/// `TERN_STATUS_UNSUPPORTED`. The MAINLINE dialect accepts only TQ1_0, TQ2_0, Q2_0 and Q1_0.
 ///
 /// # Safety
 /// `writer` live; `name` NUL-terminated; `packed` holds `packed_len` bytes.
