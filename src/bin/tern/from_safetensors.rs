@@ -323,10 +323,68 @@ pub fn convert(
         .map(|p| SafeTensors::open(p))
         .collect::<Result<Vec<_>>>()?;
     let mut report = Report::default();
-    let mut by_name: HashMap<&str, (usize, usize)> = HashMap::new();
+    let by_name = index_tensors(&models, &mut report)?;
+    let mut w = Writer::new(opts.alignment, opts.dialect)?;
+    add_header(&mut w, input, opts, cfg.as_ref())?;
+    let layout = Layout::new(opts.format as i32, 0, 0, 0, 0)?;
+    let mut run = Run {
+        opts,
+        layout,
+        quant: QuantConfig::new(opts.method as i32, 0, DEFAULT_EPS, Some(layout))?,
+        w,
+        report,
+        log,
+    };
+    let all: Vec<(&SafeTensors, &Tensor)> = models
+        .iter()
+        .flat_map(|m| m.tensors.iter().map(move |t| (m, t)))
+        .collect();
+    let total = all.len();
+    for (i, &(st, t)) in all.iter().enumerate() {
+        // weight_scale companions of packed checkpoints are consumed by their weight.
+        if let Some(base) = t.name.strip_suffix("_scale")
+            && by_name
+                .get(base)
+                .is_some_and(|&(f, j)| models[f].tensors[j].dtype == Dtype::U8)
+        {
+            continue;
+        }
+        let job = Job {
+            st,
+            t,
+            out_name: if opts.map_names {
+                gguf_name(&t.name).unwrap_or_else(|| t.name.clone())
+            } else {
+                t.name.clone()
+            },
+            step: format!("[{:>4}/{total}] {}", i + 1, t.name),
+            scale_sibling: by_name
+                .get(format!("{}_scale", t.name).as_str())
+                .map(|&(f, j)| (&models[f], &models[f].tensors[j])),
+        };
+        if !run.ternary(&job)? {
+            run.float(&job)?;
+        }
+    }
+    let Run {
+        mut w, mut report, ..
+    } = run;
+    report.tensors_out = w.tensor_count();
+    let mut progress = tern::gguf::writer::percent_log(log);
+    report.bytes_out = w.write(output, &mut progress)?;
+    Ok(report)
+}
+
+/// Every tensor of the inputs by name (file, index); a name in two files is an error. Counts the
+/// tensors and their bytes into `report`.
+fn index_tensors<'m>(
+    models: &'m [SafeTensors],
+    report: &mut Report,
+) -> Result<HashMap<&'m str, (usize, usize)>> {
+    let mut by_name = HashMap::new();
     for (fi, m) in models.iter().enumerate() {
         for (ti, t) in m.tensors.iter().enumerate() {
-            if by_name.insert(&t.name, (fi, ti)).is_some() {
+            if by_name.insert(t.name.as_str(), (fi, ti)).is_some() {
                 return Err(Error::invalid(format!(
                     "tensor '{}' appears in more than one input file",
                     t.name
@@ -336,13 +394,22 @@ pub fn convert(
         }
     }
     report.tensors_in = by_name.len();
+    Ok(by_name)
+}
 
-    let arch = architecture(opts, cfg.as_ref());
-    let mut w = Writer::new(opts.alignment, opts.dialect)?;
+/// The file's keys: architecture, name (the option, the config's `_name_or_path`, or the input's
+/// file name), file type, quantization version, the architecture's hyperparameters from the
+/// config, and the converter.
+fn add_header(
+    w: &mut Writer,
+    input: &Path,
+    opts: &ConvertOptions,
+    cfg: Option<&Json>,
+) -> Result<()> {
+    let arch = architecture(opts, cfg);
     w.add_kv("general.architecture", Value::string(&arch))?;
     let name = opts.name.clone().unwrap_or_else(|| {
-        cfg.as_ref()
-            .and_then(|c| c.get("_name_or_path"))
+        cfg.and_then(|c| c.get("_name_or_path"))
             .and_then(Json::as_str)
             .map(str::to_owned)
             .unwrap_or_else(|| {
@@ -358,7 +425,7 @@ pub fn convert(
     w.add_kv("general.name", Value::string(&name))?;
     w.add_kv("general.file_type", Value::U32(file_type(opts.format)))?;
     w.add_kv("general.quantization_version", Value::U32(2))?;
-    if let Some(c) = &cfg {
+    if let Some(c) = cfg {
         for (k, v) in arch_kvs(&arch, c) {
             w.add_kv(&k, v)?;
         }
@@ -366,124 +433,143 @@ pub fn convert(
     w.add_kv(
         "tern.converter",
         Value::string(&format!("tern {}", env!("CARGO_PKG_VERSION"))),
-    )?;
+    )
+}
 
-    let layout = Layout::new(opts.format as i32, 0, 0, 0, 0)?;
-    let cfg = QuantConfig::new(opts.method as i32, 0, DEFAULT_EPS, Some(layout))?;
-    let all: Vec<(usize, &Tensor)> = models
-        .iter()
-        .enumerate()
-        .flat_map(|(fi, m)| m.tensors.iter().map(move |t| (fi, t)))
-        .collect();
-    let total = all.len();
-    for (i, &(fi, t)) in all.iter().enumerate() {
-        let st = &models[fi];
-        let out_name = if opts.map_names {
-            gguf_name(&t.name).unwrap_or_else(|| t.name.clone())
-        } else {
-            t.name.clone()
-        };
-        let scale_sibling = by_name
-            .get(format!("{}_scale", t.name).as_str())
-            .map(|&(f, j)| (&models[f], &models[f].tensors[j]));
-        let step = format!("[{:>4}/{total}] {}", i + 1, t.name);
-        // weight_scale companions of packed checkpoints are consumed by their weight.
-        if let Some(base) = t.name.strip_suffix("_scale")
-            && by_name
-                .get(base)
-                .is_some_and(|&(f, j)| models[f].tensors[j].dtype == Dtype::U8)
-        {
-            continue;
-        }
+/// One conversion in progress: its settings, the output and the report.
+struct Run<'a, 'm> {
+    opts: &'a ConvertOptions,
+    layout: Layout,
+    quant: QuantConfig,
+    w: Writer<'m>,
+    report: Report,
+    log: &'a mut dyn FnMut(&str),
+}
+
+/// One input tensor to convert.
+struct Job<'m> {
+    st: &'m SafeTensors,
+    t: &'m Tensor,
+    out_name: String,
+    /// The progress prefix of its log lines.
+    step: String,
+    /// Its `<name>_scale` tensor, if any (a packed checkpoint's scale).
+    scale_sibling: Option<(&'m SafeTensors, &'m Tensor)>,
+}
+
+impl<'m> Run<'_, 'm> {
+    /// Stores `job` in the output format if it is a selected float weight or a packed checkpoint
+    /// and the format can store its shape. `false`: it is not one, or it falls back to float
+    /// (`--allow-fallback`).
+    fn ternary(&mut self, job: &Job<'m>) -> Result<bool> {
+        let (opts, layout, t) = (self.opts, self.layout, job.t);
         let selected = t.name.ends_with(".weight")
             && t.shape.len() == 2
             && opts
                 .patterns
                 .iter()
-                .any(|p| t.name.contains(p.as_str()) || out_name.contains(p.as_str()));
-        let packed_ckpt = t.dtype == Dtype::U8 && t.shape.len() == 2 && scale_sibling.is_some();
-
-        if packed_ckpt || (selected && t.dtype.is_float()) {
-            let (rows, cols) = if packed_ckpt {
-                (4 * t.shape[0], t.shape[1])
-            } else {
-                (t.shape[0], t.shape[1])
-            };
-            let shape = Shape::new(rows as i64, cols as i64)
-                .map_err(|e| Error::invalid(format!("tensor '{}': {}", t.name, e.message)))?;
-            let fits = layout.check_shape(shape).and_then(|_| {
-                ternary::file_payload_size_check(layout, shape, opts.dialect).map(|_| ())
-            });
-            if let Err(e) = fits {
-                if packed_ckpt || !opts.allow_fallback {
-                    return Err(Error::new(
-                        e.kind,
-                        format!(
-                            "tensor '{}' ({rows}×{cols}) cannot be stored as {}: {} (use --allow-fallback to keep such tensors as float)",
-                            t.name,
-                            opts.format.name(),
-                            e.message
-                        ),
-                    ));
-                }
-                log(&format!(
-                    "{step}: warning: kept as float, {} cannot store {rows}×{cols}: {}",
-                    opts.format.name(),
-                    e.message
-                ));
-                report.fallback.push(t.name.clone());
-            } else {
-                let (packed, sparsity) = if packed_ckpt {
-                    let (sst, stensor) = scale_sibling.expect("checked");
-                    let ws = scalar(sst, stensor)?;
-                    let scale = match opts.scale_mode {
-                        ScaleMode::Divide => 1.0 / ws,
-                        ScaleMode::Multiply => ws,
-                    };
-                    if !(scale.is_finite() && scale >= 0.0) {
-                        return Err(Error::invalid(format!(
-                            "'{}' = {ws} gives the tensor scale {scale}, which is not finite and >= 0",
-                            stensor.name
-                        )));
-                    }
-                    let ternary = unpack_bitnet_u8(st.data(t), t.shape[0] as usize, cols as usize)
-                        .map_err(|e| Error::invalid(format!("'{}': {}", t.name, e.message)))?;
-                    let zeros = ternary.iter().filter(|&&v| v == 0).count();
-                    let mut buf = vec![0u8; layout.packed_size(shape)?];
-                    let scales = vec![scale; layout.scale_count(shape)];
-                    // A packed checkpoint is ternary: Q1_0 (±1) refuses its zeros, by tensor.
-                    layout
-                        .pack(shape, &ternary, &scales, &mut buf)
-                        .map_err(|e| Error::new(e.kind, format!("'{}': {}", t.name, e.message)))?;
-                    (buf, zeros as f64 / ternary.len() as f64)
-                } else {
-                    let wf = st.to_f32(t)?;
-                    let (buf, stats) = quantize_packed(layout, shape, &wf, &cfg)
-                        .map_err(|e| Error::new(e.kind, format!("'{}': {}", t.name, e.message)))?;
-                    (buf, stats.sparsity)
-                };
-                w.add_ternary(&out_name, layout, shape, &packed)?;
-                log(&format!(
-                    "{step} {} {:?} -> {out_name} {} ({} bytes, sparsity {:.3})",
-                    t.dtype.name(),
-                    t.shape,
-                    opts.format.name(),
-                    packed.len(),
-                    sparsity
-                ));
-                report.ternary += 1;
-                report.sparsity.push((out_name, sparsity));
-                continue;
-            }
+                .any(|p| t.name.contains(p.as_str()) || job.out_name.contains(p.as_str()));
+        let packed_ckpt = t.dtype == Dtype::U8 && t.shape.len() == 2 && job.scale_sibling.is_some();
+        if !(packed_ckpt || (selected && t.dtype.is_float())) {
+            return Ok(false);
         }
+        let (rows, cols) = if packed_ckpt {
+            (4 * t.shape[0], t.shape[1])
+        } else {
+            (t.shape[0], t.shape[1])
+        };
+        let shape = Shape::new(rows as i64, cols as i64)
+            .map_err(|e| Error::invalid(format!("tensor '{}': {}", t.name, e.message)))?;
+        let fits = layout.check_shape(shape).and_then(|_| {
+            ternary::file_payload_size_check(layout, shape, opts.dialect).map(|_| ())
+        });
+        if let Err(e) = fits {
+            if packed_ckpt || !opts.allow_fallback {
+                return Err(Error::new(
+                    e.kind,
+                    format!(
+                        "tensor '{}' ({rows}×{cols}) cannot be stored as {}: {} (use --allow-fallback to keep such tensors as float)",
+                        t.name,
+                        opts.format.name(),
+                        e.message
+                    ),
+                ));
+            }
+            (self.log)(&format!(
+                "{}: warning: kept as float, {} cannot store {rows}×{cols}: {}",
+                job.step,
+                opts.format.name(),
+                e.message
+            ));
+            self.report.fallback.push(t.name.clone());
+            return Ok(false);
+        }
+        let (packed, sparsity) = if packed_ckpt {
+            self.pack_checkpoint(job, shape)?
+        } else {
+            let wf = job.st.to_f32(t)?;
+            let (buf, stats) = quantize_packed(layout, shape, &wf, &self.quant)
+                .map_err(|e| Error::new(e.kind, format!("'{}': {}", t.name, e.message)))?;
+            (buf, stats.sparsity)
+        };
+        self.w.add_ternary(&job.out_name, layout, shape, &packed)?;
+        (self.log)(&format!(
+            "{} {} {:?} -> {} {} ({} bytes, sparsity {:.3})",
+            job.step,
+            t.dtype.name(),
+            t.shape,
+            job.out_name,
+            opts.format.name(),
+            packed.len(),
+            sparsity
+        ));
+        self.report.ternary += 1;
+        self.report.sparsity.push((job.out_name.clone(), sparsity));
+        Ok(true)
+    }
 
+    /// A packed BitNet checkpoint (4 ternary values per byte and a `weight_scale`) repacked in
+    /// the output format: its bytes and sparsity.
+    fn pack_checkpoint(&self, job: &Job<'m>, shape: Shape) -> Result<(Vec<u8>, f64)> {
+        let (layout, t) = (self.layout, job.t);
+        let (sst, stensor) = job
+            .scale_sibling
+            .expect("a packed checkpoint has its scale");
+        let ws = scalar(sst, stensor)?;
+        let scale = match self.opts.scale_mode {
+            ScaleMode::Divide => 1.0 / ws,
+            ScaleMode::Multiply => ws,
+        };
+        if !(scale.is_finite() && scale >= 0.0) {
+            return Err(Error::invalid(format!(
+                "'{}' = {ws} gives the tensor scale {scale}, which is not finite and >= 0",
+                stensor.name
+            )));
+        }
+        let ternary = unpack_bitnet_u8(job.st.data(t), t.shape[0] as usize, shape.cols)
+            .map_err(|e| Error::invalid(format!("'{}': {}", t.name, e.message)))?;
+        let zeros = ternary.iter().filter(|&&v| v == 0).count();
+        let mut buf = vec![0u8; layout.packed_size(shape)?];
+        let scales = vec![scale; layout.scale_count(shape)];
+        // A packed checkpoint is ternary: Q1_0 (±1) refuses its zeros, by tensor.
+        layout
+            .pack(shape, &ternary, &scales, &mut buf)
+            .map_err(|e| Error::new(e.kind, format!("'{}': {}", t.name, e.message)))?;
+        Ok((buf, zeros as f64 / ternary.len() as f64))
+    }
+
+    /// Keeps `job` as float (its own type, or F32/F16 per `--float`; 0-D and 1-D tensors as
+    /// F32), or skips a tensor that is not float.
+    fn float(&mut self, job: &Job<'m>) -> Result<()> {
+        let (st, t) = (job.st, job.t);
         if !t.dtype.is_float() {
-            log(&format!(
-                "{step}: warning: skipped ({} tensors are not converted)",
+            (self.log)(&format!(
+                "{}: warning: skipped ({} tensors are not converted)",
+                job.step,
                 t.dtype.name()
             ));
-            report.skipped.push(t.name.clone());
-            continue;
+            self.report.skipped.push(t.name.clone());
+            return Ok(());
         }
         let dims: Vec<u64> = if t.shape.is_empty() {
             vec![1]
@@ -493,7 +579,7 @@ pub fn convert(
         let target = if t.shape.len() <= 1 {
             types::F32
         } else {
-            match opts.float_out {
+            match self.opts.float_out {
                 FloatOut::Keep => dtype_type(t.dtype),
                 FloatOut::F32 => types::F32,
                 FloatOut::F16 => types::F16,
@@ -502,22 +588,21 @@ pub fn convert(
         let data = if target == dtype_type(t.dtype) {
             TensorData::Borrowed(st.data(t))
         } else {
-            let (st, t) = (st, t.clone());
+            let t = t.clone();
             TensorData::Lazy(Box::new(move || Ok(float_bytes(&st.to_f32(&t)?, target))))
         };
-        w.add_tensor(&out_name, target, &dims, data)?;
-        log(&format!(
-            "{step} {} {:?} -> {out_name} {}",
+        self.w.add_tensor(&job.out_name, target, &dims, data)?;
+        (self.log)(&format!(
+            "{} {} {:?} -> {} {}",
+            job.step,
             t.dtype.name(),
             t.shape,
+            job.out_name,
             target.name
         ));
-        report.kept += 1;
+        self.report.kept += 1;
+        Ok(())
     }
-    report.tensors_out = w.tensor_count();
-    let mut progress = tern::gguf::writer::percent_log(log);
-    report.bytes_out = w.write(output, &mut progress)?;
-    Ok(report)
 }
 
 #[cfg(test)]
