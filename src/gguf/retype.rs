@@ -42,7 +42,7 @@ use std::path::Path;
 
 use half::f16;
 
-use super::reader::{Gguf, ReadOptions};
+use super::reader::{Gguf, Metadata, ReadOptions};
 use super::ternary::{self, scale_name, tiling_key};
 use super::types::Dialect;
 use super::value::Value;
@@ -170,58 +170,11 @@ pub fn retype(
             input.display()
         )));
     }
-    let mut drop_tensors: HashSet<String> = HashSet::new();
-    let mut drop_keys: HashSet<String> = HashSet::new();
-    for &name in &converted {
-        let t = meta.find_tensor(name).expect("listed");
-        if matches!(t.ty.ternary, Some(Format::Tl1 | Format::Tl2))
-            && meta.find_tensor(&scale_name(name)).is_some()
-        {
-            drop_tensors.insert(scale_name(name));
-        }
-        drop_keys.insert(tiling_key(name));
-    }
+    let (drop_tensors, drop_keys) = left_behind(meta, &converted);
 
-    // KVs: in order, file type set, architecture optionally renamed.
     let old_arch = meta.architecture().map(str::to_owned);
-    let rename = match (&opts.arch, &old_arch) {
-        (Some(new), _) if new.is_empty() => {
-            return Err(Error::invalid("the new architecture name is empty"));
-        }
-        (Some(new), Some(old)) => Some((format!("{old}."), format!("{new}."), new.clone())),
-        (Some(_), None) => {
-            return Err(Error::invalid(format!(
-                "'{}' has no general.architecture string to rename",
-                input.display()
-            )));
-        }
-        (None, _) => None,
-    };
-    let ftype = Value::U32(file_type(target));
     let mut w = Writer::new(meta.alignment as u32, opts.dialect)?;
-    let mut has_ftype = false;
-    for kv in &meta.kvs {
-        let key = kv.key_str();
-        if drop_keys.contains(key) {
-            continue;
-        }
-        let mut value = kv.value.clone();
-        let mut out_key = key.to_owned();
-        if key == "general.file_type" {
-            value = ftype.clone();
-            has_ftype = true;
-        } else if let Some((old_prefix, new_prefix, new)) = &rename {
-            if key == "general.architecture" {
-                value = Value::string(new);
-            } else if let Some(rest) = key.strip_prefix(old_prefix.as_str()) {
-                out_key = format!("{new_prefix}{rest}");
-            }
-        }
-        w.add_kv(&out_key, value)?;
-    }
-    if !has_ftype {
-        w.add_kv("general.file_type", ftype)?;
-    }
+    copy_kvs(&mut w, meta, input, opts, old_arch.as_deref(), &drop_keys)?;
 
     // Tensors, in order.
     let total = meta.tensors.len();
@@ -239,26 +192,7 @@ pub fn retype(
         let dims = &t.dims[..(t.n_dims as usize).max(1)];
         match t.ty.ternary {
             Some(from) if from != target => {
-                let (to, shape, bytes, rounding) =
-                    retype_tensor(&g, name, target, opts.allow_rounding, opts.dialect)?;
-                w.add_ternary(name, to, shape, &bytes)
-                    .map_err(|e| Error::new(e.kind, format!("tensor '{name}': {}", e.message)))?;
-                log(&format!(
-                    "{step} {}×{} {} -> {}{}",
-                    shape.rows,
-                    shape.cols,
-                    from.name(),
-                    target.name(),
-                    if rounding > 0.0 {
-                        format!(" (scales rounded to f16, largest relative change {rounding:.2e})")
-                    } else {
-                        String::new()
-                    }
-                ));
-                if rounding > 0.0 {
-                    report.rounded.push((name.to_owned(), rounding));
-                }
-                report.retyped += 1;
+                retype_one(&g, &mut w, (name, from, &step), opts, &mut report, log)?
             }
             _ => {
                 w.add_tensor(name, t.ty, dims, TensorData::Borrowed(g.tensor_data(t)))?;
@@ -284,6 +218,108 @@ pub fn retype(
     let mut progress = crate::gguf::writer::percent_log(log);
     report.bytes_out = w.write(output, &mut progress)?;
     Ok(report)
+}
+
+/// The tensors and keys that converting `converted` leaves behind: TL1/TL2 scale companions (the
+/// scale moves into the new payload) and the tiling keys.
+fn left_behind(meta: &Metadata, converted: &[&str]) -> (HashSet<String>, HashSet<String>) {
+    let mut drop_tensors: HashSet<String> = HashSet::new();
+    let mut drop_keys: HashSet<String> = HashSet::new();
+    for &name in converted {
+        let t = meta.find_tensor(name).expect("listed");
+        if matches!(t.ty.ternary, Some(Format::Tl1 | Format::Tl2))
+            && meta.find_tensor(&scale_name(name)).is_some()
+        {
+            drop_tensors.insert(scale_name(name));
+        }
+        drop_keys.insert(tiling_key(name));
+    }
+
+    (drop_tensors, drop_keys)
+}
+
+/// The input's keys in order, less `drop_keys`, with `general.file_type` set to the target's and
+/// the architecture (and its key prefix) renamed when asked.
+fn copy_kvs(
+    w: &mut Writer,
+    meta: &Metadata,
+    input: &Path,
+    opts: &RetypeOptions,
+    old_arch: Option<&str>,
+    drop_keys: &HashSet<String>,
+) -> Result<()> {
+    let rename = match (&opts.arch, old_arch) {
+        (Some(new), _) if new.is_empty() => {
+            return Err(Error::invalid("the new architecture name is empty"));
+        }
+        (Some(new), Some(old)) => Some((format!("{old}."), format!("{new}."), new.clone())),
+        (Some(_), None) => {
+            return Err(Error::invalid(format!(
+                "'{}' has no general.architecture string to rename",
+                input.display()
+            )));
+        }
+        (None, _) => None,
+    };
+    let ftype = Value::U32(file_type(opts.format));
+    let mut has_ftype = false;
+    for kv in &meta.kvs {
+        let key = kv.key_str();
+        if drop_keys.contains(key) {
+            continue;
+        }
+        let mut value = kv.value.clone();
+        let mut out_key = key.to_owned();
+        if key == "general.file_type" {
+            value = ftype.clone();
+            has_ftype = true;
+        } else if let Some((old_prefix, new_prefix, new)) = &rename {
+            if key == "general.architecture" {
+                value = Value::string(new);
+            } else if let Some(rest) = key.strip_prefix(old_prefix.as_str()) {
+                out_key = format!("{new_prefix}{rest}");
+            }
+        }
+        w.add_kv(&out_key, value)?;
+    }
+    if !has_ftype {
+        w.add_kv("general.file_type", ftype)?;
+    }
+    Ok(())
+}
+
+/// Converts one weight tensor (`name`, now `from`; `step` prefixes its log line) to the target
+/// format and adds it.
+fn retype_one(
+    g: &Gguf,
+    w: &mut Writer,
+    (name, from, step): (&str, Format, &str),
+    opts: &RetypeOptions,
+    report: &mut RetypeReport,
+    log: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let target = opts.format;
+    let (to, shape, bytes, rounding) =
+        retype_tensor(&g, name, target, opts.allow_rounding, opts.dialect)?;
+    w.add_ternary(name, to, shape, &bytes)
+        .map_err(|e| Error::new(e.kind, format!("tensor '{name}': {}", e.message)))?;
+    log(&format!(
+        "{step} {}×{} {} -> {}{}",
+        shape.rows,
+        shape.cols,
+        from.name(),
+        target.name(),
+        if rounding > 0.0 {
+            format!(" (scales rounded to f16, largest relative change {rounding:.2e})")
+        } else {
+            String::new()
+        }
+    ));
+    if rounding > 0.0 {
+        report.rounded.push((name.to_owned(), rounding));
+    }
+    report.retyped += 1;
+    Ok(())
 }
 
 /// Converts ternary tensor `name` to `target`: the target layout, shape, packed bytes (tern's
