@@ -300,7 +300,7 @@ fn retype_one(
 ) -> Result<()> {
     let target = opts.format;
     let (to, shape, bytes, rounding) =
-        retype_tensor(&g, name, target, opts.allow_rounding, opts.dialect)?;
+        retype_tensor(g, name, target, opts.allow_rounding, opts.dialect)?;
     w.add_ternary(name, to, shape, &bytes)
         .map_err(|e| Error::new(e.kind, format!("tensor '{name}': {}", e.message)))?;
     log(&format!(
