@@ -15,6 +15,8 @@ pub struct Tiling {
 }
 
 impl Tiling {
+    /// A tiling of `tile_rows` (`BM`), `tile_k` (`BK`) and `simd_rows` (`bm`); checked against
+    /// a shape when a layout uses it.
     pub const fn new(tile_rows: usize, tile_k: usize, simd_rows: usize) -> Self {
         Self {
             tile_rows,

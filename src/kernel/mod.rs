@@ -104,12 +104,19 @@ fn detect_features() -> u64 {
 /// order), never by number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
+    /// Portable Rust: the oracle every other level matches bit for bit.
     Scalar = 1,
+    /// x86-64 AVX2 + FMA (`vpmaddubsw`).
     Avx2 = 2,
+    /// AVX-512 F/BW/VL.
     Avx512 = 3,
+    /// AVX-512 VNNI (`vpdpbusd` panels).
     Avx512Vnni = 4,
+    /// aarch64 NEON.
     Neon = 5,
+    /// aarch64 NEON + dot product (`sdot`).
     Dotprod = 6,
+    /// aarch64 NEON + dot product + int8 matrix multiply (`smmla`).
     I8mm = 7,
     /// AVX2 + FMA + AVX-VNNI: the 256-bit VEX `vpdpbusd` panels.
     AvxVnni = 8,
@@ -142,6 +149,7 @@ impl Isa {
         Self::ALL.iter().position(|&isa| isa == self).unwrap_or(0)
     }
 
+    /// The lower-case name `tern info` prints ("avx2").
     pub fn name(self) -> &'static str {
         match self {
             Self::Scalar => "scalar",
@@ -173,6 +181,7 @@ impl Isa {
         }
     }
 
+    /// Whether this CPU can run the level.
     pub fn is_available(self) -> bool {
         cpu_features() & self.required_features() == self.required_features()
     }
