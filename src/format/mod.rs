@@ -58,6 +58,16 @@ use crate::error::{CEnum, Error, Result, try_collect, try_reserve, try_vec};
 
 /// The ternary storage formats (numbers are the C enum `tern_format`, checked against it at
 /// compile time in `ffi::enums`).
+///
+/// ```
+/// use tern::Format;
+///
+/// assert_eq!(Format::all().count(), 7);
+/// assert_eq!(Format::from_name("tq2_0"), Some(Format::Tq2_0));
+/// assert_eq!(Format::Tq2_0.name(), "TQ2_0");
+/// assert_eq!(Format::from_i32(1)?, Format::I2S);
+/// # Ok::<(), tern::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// bitnet.cpp I2_S: 2 bits per weight, one f32 scale per tensor ([`I2sVariant`] block size).

@@ -102,6 +102,15 @@ fn detect_features() -> u64 {
 /// is one `Kernels` row (`Kernels::for_isa`). The numbers are the C ABI's and never change, so a
 /// new level gets the next free number wherever it ranks: levels compare by rank (`Isa::ALL`'s
 /// order), never by number.
+///
+/// ```
+/// use tern::Isa;
+///
+/// let best = Isa::best();
+/// assert!(best.is_available() && Isa::Scalar.is_available());
+/// assert_eq!(Isa::available().last(), Some(best));
+/// println!("levels here: {:?}", Isa::available().map(Isa::name).collect::<Vec<_>>());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
     /// Portable Rust: the oracle every other level matches bit for bit.

@@ -6,6 +6,16 @@ use crate::error::{CEnum, Error, Result};
 use crate::format::{Format, Peer};
 
 /// `tern_compat`: whose rounding and float arithmetic the activations and outputs follow.
+/// A GEMM refuses a mode that does not apply to the matrix's format (`Ggml` needs TQ1_0/TQ2_0,
+/// the bitnet.cpp modes need I2_S, TL1 or TL2).
+///
+/// ```
+/// use tern::Compat;
+///
+/// assert_eq!(Compat::from_i32(3)?, Compat::Ggml);
+/// assert_eq!(Compat::Ggml.name(), "TERN_COMPAT_GGML");
+/// # Ok::<(), tern::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compat {
     /// f32 absmax, half-to-even (BitNet training), exact int `dot − sum`, all-zero token → 0.
