@@ -1,5 +1,6 @@
-//! A context: its row of the ISA table (`Kernels`: every kernel and the activation quantizer of
-//! one level), chosen once from `max_isa` and the CPU, and the threads that run it. Immutable after creation, so it is shared freely across threads.
+//! A [`Context`]: its row of the ISA table (every kernel and the activation quantizer of one
+//! [`Isa`] level), chosen once from `max_isa` and the CPU, and the threads that run it.
+//! Immutable after creation, so it is shared freely across threads.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -11,6 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::kernel::{Isa, Kernels};
 
 /// Where parallel work runs.
+#[doc(hidden)]
 pub enum Threads {
     /// Everything on the caller's thread (`n_threads = 1`).
     Caller,
@@ -19,6 +21,7 @@ pub enum Threads {
 }
 
 impl Threads {
+    /// Threads that take part in a call, the caller included.
     pub fn count(&self) -> usize {
         match self {
             Self::Caller => 1,
@@ -48,6 +51,7 @@ impl Threads {
 /// epoch for a while (`spin`) after their last task before they sleep (and are then woken by a
 /// condvar). One job at a time: a concurrent or nested `run` on a busy pool runs on its caller
 /// alone.
+#[doc(hidden)]
 pub struct Pool {
     n: usize,
     shared: Arc<Shared>,
@@ -246,9 +250,28 @@ impl Drop for Pool {
     }
 }
 
+/// The ISA level and the threads that GEMMs run on. Make one per process (or per thread
+/// budget) and pass it to [`Matrix::from_packed`](crate::Matrix::from_packed) and every
+/// [`Matrix::gemm`](crate::Matrix::gemm) of the matrices made with it. `Sync`: share it
+/// across threads.
+///
+/// ```
+/// use tern::{Context, Isa};
+///
+/// let ctx = Context::new(0, 1)?; // the best level of this CPU, the caller's thread only
+/// assert_eq!(ctx.isa(), Isa::best());
+/// assert_eq!(ctx.n_threads(), 1);
+/// // A level can be capped (the scalar oracle exists everywhere); one the CPU lacks is an error.
+/// let scalar = Context::with_spin(Isa::Scalar as i32, 2, 0)?;
+/// assert_eq!((scalar.isa(), scalar.n_threads()), (Isa::Scalar, 2));
+/// assert!(Context::new(0, 5000).is_err()); // above MAX_THREADS
+/// # Ok::<(), tern::Error>(())
+/// ```
 pub struct Context {
     /// The level's row: what every GEMM and activation quantization on this context runs.
+    #[doc(hidden)]
     pub kernels: &'static Kernels,
+    #[doc(hidden)]
     pub threads: Threads,
 }
 
@@ -290,6 +313,16 @@ impl Context {
             kernels: Kernels::for_isa(isa),
             threads,
         })
+    }
+
+    /// The ISA level its kernels run.
+    pub fn isa(&self) -> Isa {
+        self.kernels.isa
+    }
+
+    /// Threads that run a call, the caller included.
+    pub fn n_threads(&self) -> usize {
+        self.threads.count()
     }
 
     /// The process-wide context used when a C caller passes NULL: best ISA, all cores, default

@@ -8,18 +8,20 @@
 //! but reports only through the last error (see that module).
 #![allow(non_camel_case_types)]
 
-pub mod args;
-pub mod basics;
+// The exported functions and C types are reached through the re-exports below; `boundary`
+// (the panic/status wrappers) and `ggml` (the raw tier, named by its tests) stay reachable.
+pub(crate) mod args;
+pub(crate) mod basics;
 pub mod boundary;
-pub mod context;
-pub mod cuda;
+pub(crate) mod context;
+pub(crate) mod cuda;
 mod enums;
 pub mod ggml;
-pub mod ggml_q;
-pub mod gguf;
-pub mod matrix;
-pub mod types;
-pub mod weights;
+pub(crate) mod ggml_q;
+pub(crate) mod gguf;
+pub(crate) mod matrix;
+pub(crate) mod types;
+pub(crate) mod weights;
 
 pub use basics::*;
 pub use context::*;

@@ -1,40 +1,97 @@
-//! Weight formats: one file per format with its sizes, pack and unpack. `Layout` is a validated
-//! description of how a matrix is stored; everything below the FFI works with it.
+//! Weight formats: which [`Format`]s exist, how a matrix is stored ([`Layout`]: a format and
+//! its parameters), its [`Shape`], and the byte-level operations on packed matrices: sizes,
+//! [`Layout::pack`], [`Layout::unpack`], [`Layout::validate`], [`Layout::dequantize`] and the
+//! lossless [`convert`] between formats.
+//!
+//! ```
+//! use tern::{Layout, Shape, I2sVariant, convert};
+//! use tern::format::TqKind;
+//!
+//! // A 64×256 ternary matrix with one scale, packed as TQ2_0, converted to I2_S and back.
+//! let shape = Shape::new(64, 256)?;
+//! let ternary: Vec<i8> = (0..shape.elements()).map(|i| (i % 3) as i8 - 1).collect();
+//! let tq2 = Layout::Tq(TqKind::Tq2_0);
+//! let scales = vec![0.5f32; tq2.scale_count(shape)];
+//! let mut packed = vec![0u8; tq2.packed_size(shape)?];
+//! tq2.pack(shape, &ternary, &scales, &mut packed)?;
+//!
+//! let i2s = Layout::I2s(I2sVariant::X86);
+//! let mut as_i2s = vec![0u8; i2s.packed_size(shape)?];
+//! convert(tq2, i2s, shape, &packed, &mut as_i2s, false)?;
+//! assert_eq!(i2s.validate(shape, &as_i2s)?, vec![0.5]);
+//! let mut back = vec![0u8; packed.len()];
+//! convert(i2s, tq2, shape, &as_i2s, &mut back, false)?;
+//! assert_eq!(back, packed);
+//!
+//! let mut values = vec![0i8; shape.elements()];
+//! i2s.unpack(shape, &as_i2s, &mut values)?;
+//! assert_eq!(values, ternary);
+//! # Ok::<(), tern::Error>(())
+//! ```
 
 mod convert;
+// The per-format files: their codecs are reached through `Layout` and `FormatSpec`; the
+// modules stay reachable (hidden) for the byte-level tests and the CLI.
+#[doc(hidden)]
 pub mod i2s;
+#[doc(hidden)]
 pub mod q1_0;
+#[doc(hidden)]
 pub mod q2_0;
+#[doc(hidden)]
 pub mod qx_0;
+#[doc(hidden)]
 pub mod tl1;
+#[doc(hidden)]
 pub mod tl2;
 mod tl_common;
 
 pub use convert::convert;
 pub use tl_common::Tiling;
+pub use tq::Kind as TqKind;
+#[doc(hidden)]
 pub mod tq;
+#[doc(hidden)]
 pub mod tq1_0;
+#[doc(hidden)]
 pub mod tq2_0;
 
 use crate::error::{CEnum, Error, Result, try_vec};
 
 /// The ternary storage formats (numbers are the C enum `tern_format`, checked against it at
 /// compile time in `ffi::enums`).
+///
+/// ```
+/// use tern::Format;
+///
+/// assert_eq!(Format::all().count(), 7);
+/// assert_eq!(Format::from_name("tq2_0"), Some(Format::Tq2_0));
+/// assert_eq!(Format::Tq2_0.name(), "TQ2_0");
+/// assert_eq!(Format::from_i32(1)?, Format::I2S);
+/// # Ok::<(), tern::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// bitnet.cpp I2_S: 2 bits per weight, one f32 scale per tensor ([`I2sVariant`] block size).
     I2S = 1,
+    /// bitnet.cpp TL1: 2 bits per weight in look-up-table tiles, one scale per tensor.
     Tl1 = 2,
+    /// bitnet.cpp TL2: 1.67 bits per weight in look-up-table tiles, one scale per tensor.
     Tl2 = 3,
+    /// ggml TQ1_0: base-3 packed (1.69 bits per weight), one f16 scale per 256 weights.
     Tq1_0 = 4,
+    /// ggml TQ2_0: 2 bits per weight, one f16 scale per 256 weights.
     Tq2_0 = 5,
+    /// ggml Q2_0: values −1, 0, 1, 2 in 2 bits, one f16 scale per 64 weights.
     Q2_0 = 6,
+    /// ggml Q1_0: values ±1 in 1 bit, one f16 scale per 128 weights.
     Q1_0 = 7,
 }
 
 /// Every format's row, in `tern_format` order (`SPECS[f as usize - 1]` is `f`'s row). Adding a
 /// format: its file with a `SPEC`, a `Format` value, a `Layout` variant if it carries parameters,
 /// and one line here.
-pub static SPECS: [&FormatSpec; 7] = [
+pub(crate) static SPECS: [&FormatSpec; 7] = [
     &i2s::SPEC,
     &tl1::SPEC,
     &tl2::SPEC,
@@ -61,6 +118,7 @@ impl Format {
         SPECS.iter().map(|s| s.format)
     }
 
+    /// The format with C value `v` (`tern_format`), or an error listing the allowed values.
     pub fn from_i32(v: i32) -> Result<Self> {
         Self::all().find(|&f| f as i32 == v).ok_or_else(|| {
             let allowed: Vec<String> = SPECS
@@ -88,10 +146,12 @@ impl Format {
     }
 
     /// This format's row of the format table.
+    #[doc(hidden)]
     pub fn spec(self) -> &'static FormatSpec {
         SPECS[self as usize - 1]
     }
 
+    /// The name ggml and bitnet.cpp use ("I2_S", "TQ2_0").
     pub fn name(self) -> &'static str {
         self.spec().name
     }
@@ -100,6 +160,7 @@ impl Format {
 /// Whose kernels a format comes from, which decides the compat modes it allows
 /// (`quant::activation::Compat::arith`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Peer {
     /// bitnet.cpp's I2_S kernels (current and merge-dev activation rules).
     BitnetI2s,
@@ -113,6 +174,7 @@ pub enum Peer {
 
 /// The weight values a format stores (before its scales).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Values {
     /// −1, 0, +1.
     Ternary,
@@ -123,6 +185,7 @@ pub enum Values {
 }
 
 impl Values {
+    /// Whether `v` is one of these values.
     pub fn holds(self, v: i8) -> bool {
         match self {
             Self::Ternary => (-1..=1).contains(&v),
@@ -143,6 +206,7 @@ impl Values {
 
 /// The GGUF type id a format is stored with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum GgufId {
     /// A mainline ggml type id, the same in every dialect.
     Mainline(u32),
@@ -154,7 +218,9 @@ pub enum GgufId {
 
 /// The parameters a `Layout` carries beyond its format (defaults where a format has none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct Params {
+    /// I2_S: the block size (`X86` for the other formats).
     pub variant: I2sVariant,
     /// TL1/TL2: the caller's tiling, or `None` for the library's choice per shape.
     pub tiling: Option<Tiling>,
@@ -163,7 +229,9 @@ pub struct Params {
 /// One format's row: everything the library knows about a format. Each format file defines its
 /// `SPEC`; `Format`, `Layout`, the kernels' layout choice, the compat modes and the GGUF reader
 /// and writer read it from here.
+#[doc(hidden)]
 pub struct FormatSpec {
+    /// The format this row describes.
     pub format: Format,
     /// The name used in messages and by ggml/bitnet.cpp ("I2_S", "TQ2_0").
     pub name: &'static str,
@@ -188,6 +256,7 @@ pub struct FormatSpec {
     /// Builds the layout from `tern_layout.variant` and the parsed tiling (`None` for a format
     /// that takes none); rejects a variant the format does not have.
     pub layout: fn(variant: u32, tiling: Option<Tiling>) -> Result<Layout>,
+    /// Rejects a shape the format cannot store (e.g. `cols` not a multiple of its block).
     pub check_shape: fn(Params, Shape) -> Result<()>,
     /// Bytes of a packed matrix of a shape that passed `check_shape`.
     pub packed_size: fn(Params, Shape) -> Result<usize>,
@@ -202,7 +271,7 @@ pub struct FormatSpec {
 }
 
 /// `FormatSpec::pack`: (params, shape, ternary values, scales, destination).
-pub type PackFn = fn(Params, Shape, &[i8], &[f32], &mut [u8]) -> Result<()>;
+pub(crate) type PackFn = fn(Params, Shape, &[i8], &[f32], &mut [u8]) -> Result<()>;
 
 /// `layout` helper for formats without variants: `variant` must be 0.
 pub(crate) fn no_variant(name: &str, variant: u32) -> Result<()> {
@@ -220,11 +289,15 @@ pub const MAX_COLS: usize = 1 << 22;
 /// A validated matrix shape: both dimensions positive, `rows·cols` fits in memory arithmetic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shape {
+    /// Output rows (`M`): one output per row and token.
     pub rows: usize,
+    /// Inputs per row (`K`): the length of one token's activations.
     pub cols: usize,
 }
 
 impl Shape {
+    /// A `rows` × `cols` shape: both positive, `cols` at most [`MAX_COLS`], `rows·cols` f32s
+    /// addressable.
     pub fn new(rows: i64, cols: i64) -> Result<Self> {
         if rows <= 0 || cols <= 0 {
             return Err(Error::invalid(format!(
@@ -251,6 +324,7 @@ impl Shape {
         }
     }
 
+    /// `rows · cols`.
     pub fn elements(self) -> usize {
         self.rows * self.cols
     }
@@ -280,6 +354,7 @@ impl I2sVariant {
         Self::from_c(v.into())
     }
 
+    /// Weights per block: 128 (`X86`) or 64 (`Arm64`).
     pub fn block_len(self) -> usize {
         match self {
             Self::X86 => 128,
@@ -287,6 +362,7 @@ impl I2sVariant {
         }
     }
 
+    /// A name for messages.
     pub fn name(self) -> &'static str {
         match self {
             Self::X86 => "x86 (128-element blocks)",
@@ -299,12 +375,17 @@ impl I2sVariant {
 /// rejected with `Unsupported` when a layout is built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
+    /// I2_S with its block size.
     I2s(I2sVariant),
-    /// TL1 / TL2 with a tiling, or `None` to let the library choose one for each shape.
+    /// TL1 with a tiling, or `None` to let the library choose one for each shape.
     Tl1(Option<Tiling>),
+    /// TL2 with a tiling, or `None` to let the library choose one for each shape.
     Tl2(Option<Tiling>),
+    /// TQ1_0 or TQ2_0.
     Tq(tq::Kind),
+    /// Q2_0.
     Q2_0,
+    /// Q1_0.
     Q1_0,
 }
 
@@ -339,6 +420,7 @@ impl Layout {
         (spec.layout)(variant, tiling)
     }
 
+    /// The format this layout stores.
     pub fn format(self) -> Format {
         match self {
             Self::I2s(_) => Format::I2S,
@@ -352,11 +434,13 @@ impl Layout {
     }
 
     /// The format's row of the format table.
+    #[doc(hidden)]
     pub fn spec(self) -> &'static FormatSpec {
         self.format().spec()
     }
 
     /// The parameters this layout carries.
+    #[doc(hidden)]
     pub fn params(self) -> Params {
         let (variant, tiling) = match self {
             Self::I2s(v) => (v, None),
@@ -439,13 +523,8 @@ impl Layout {
     }
 }
 
-/// Every value must be -1, 0 or 1.
-pub fn check_ternary(values: &[i8]) -> Result<()> {
-    check_values(Values::Ternary, values)
-}
-
 /// Every value must be one `kind` holds.
-pub fn check_values(kind: Values, values: &[i8]) -> Result<()> {
+pub(crate) fn check_values(kind: Values, values: &[i8]) -> Result<()> {
     // Blocks are tested without an early exit, so the test vectorizes.
     const BLOCK: usize = 4096;
     let ok = |v: &i8| kind.holds(*v);
@@ -465,7 +544,7 @@ pub fn check_values(kind: Values, values: &[i8]) -> Result<()> {
 }
 
 /// Every scale must be finite and >= 0 (a negative scale would flip the weights' signs).
-pub fn check_scales(scales: &[f32]) -> Result<()> {
+pub(crate) fn check_scales(scales: &[f32]) -> Result<()> {
     match scales.iter().position(|s| !(s.is_finite() && *s >= 0.0)) {
         Some(i) => Err(Error::invalid(format!(
             "scales[{i}] = {} is not a finite value >= 0",

@@ -4,6 +4,15 @@
 use crate::error::{Error, Result};
 
 /// A bitnet.cpp LUT-kernel tiling (`kernel_config.ini` keys `bm`, `bk`, `bmm`).
+///
+/// ```
+/// use tern::{Layout, Shape};
+///
+/// // With `None` the library picks a tiling for each shape (bitnet.cpp's for its model shapes).
+/// let t = Layout::Tl1(None).tiling(Shape::new(256, 256)?)?.expect("TL1 has a tiling");
+/// assert!(t.tile_rows > 0 && t.tile_k > 0 && t.simd_rows > 0);
+/// # Ok::<(), tern::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiling {
     /// `BM`: rows per tile (tiles are independent units of work).
@@ -15,6 +24,8 @@ pub struct Tiling {
 }
 
 impl Tiling {
+    /// A tiling of `tile_rows` (`BM`), `tile_k` (`BK`) and `simd_rows` (`bm`); checked against
+    /// a shape when a layout uses it.
     pub const fn new(tile_rows: usize, tile_k: usize, simd_rows: usize) -> Self {
         Self {
             tile_rows,

@@ -47,10 +47,12 @@ pub fn quantize_block_ref(x: &[f32], ternary: &mut [i8]) -> f32 {
     d
 }
 
-/// ggml's two ternary block types.
+/// ggml's two ternary block types (`tern::format::TqKind`, for [`Layout::Tq`](super::Layout::Tq)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// TQ1_0: base-3 packed (mostly 5 weights per byte), 54 bytes per 256 weights.
     Tq1_0,
+    /// TQ2_0: 2 bits per weight, 66 bytes per 256 weights.
     Tq2_0,
 }
 

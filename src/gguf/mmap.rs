@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// A read-only memory map of a whole file.
 pub struct Mmap {
     ptr: *const u8,
     len: usize,
@@ -82,6 +83,7 @@ impl Mmap {
         })
     }
 
+    /// The mapped bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr` maps `len` readable bytes (or is dangling with len 0) for our lifetime.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }

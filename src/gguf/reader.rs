@@ -25,15 +25,16 @@ use super::value::{Array, GStr, StrList, Value, ValueType, numeric_array};
 const INITIAL_CAPACITY: usize = 1024;
 use crate::error::{Error, Result};
 
-pub const MAGIC: &[u8; 4] = b"GGUF";
-pub const DEFAULT_ALIGNMENT: u64 = 32;
+pub(crate) const MAGIC: &[u8; 4] = b"GGUF";
+pub(crate) const DEFAULT_ALIGNMENT: u64 = 32;
 /// ggml's `GGML_MAX_NAME` (64, NUL included): names must be shorter.
-pub const MAX_NAME: usize = 64;
-pub const MAX_DIMS: usize = 4;
+pub(crate) const MAX_NAME: usize = 64;
+pub(crate) const MAX_DIMS: usize = 4;
 
 /// Reader settings (C: `tern_gguf_open_options`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadOptions {
+    /// How type ids that producers disagree on are read (`Auto`: decided per tensor).
     pub dialect: Dialect,
 }
 
@@ -45,23 +46,28 @@ impl Default for ReadOptions {
     }
 }
 
+/// A key-value pair of the metadata.
 #[derive(Clone, Debug)]
 pub struct Kv {
     /// UTF-8, with a trailing NUL for C.
     pub key: GStr,
+    /// The value.
     pub value: Value,
 }
 
 impl Kv {
+    /// The key.
     pub fn key_str(&self) -> &str {
         std::str::from_utf8(self.key.as_bytes()).expect("checked at parse time")
     }
 }
 
+/// A tensor's entry in the header.
 #[derive(Clone, Debug)]
 pub struct TensorInfo {
     /// UTF-8, without NUL, with a trailing NUL for C.
     pub name: GStr,
+    /// Dimensions used (1 to 4).
     pub n_dims: u32,
     /// ggml order (`ne[0]` = row length); unused dimensions are 1.
     pub dims: [u64; 4],
@@ -76,9 +82,11 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// The name.
     pub fn name_str(&self) -> &str {
         std::str::from_utf8(self.name.as_bytes()).expect("checked at parse time")
     }
+    /// Elements: the product of the dims.
     pub fn elements(&self) -> u64 {
         self.dims.iter().product()
     }
@@ -87,12 +95,17 @@ impl TensorInfo {
 /// The parsed header of a GGUF file (everything but the tensor data).
 #[derive(Clone, Debug)]
 pub struct Metadata {
+    /// GGUF version (2 or 3).
     pub version: u32,
+    /// Alignment of the tensor data (`general.alignment`, default 32).
     pub alignment: u64,
     /// Absolute offset of the data section.
     pub data_offset: u64,
+    /// Bytes in the file.
     pub file_size: u64,
+    /// The KV pairs, in file order.
     pub kvs: Vec<Kv>,
+    /// The tensor entries, in file order.
     pub tensors: Vec<TensorInfo>,
     /// Whether tensor offsets are exactly ggml's contiguous layout (each offset = the sum of the
     /// previous tensors' sizes rounded up to the alignment), which current ggml requires.
@@ -551,18 +564,22 @@ fn check_disjoint(tensors: &[TensorInfo]) -> Result<()> {
 }
 
 impl Metadata {
+    /// The KV pair with key `key`.
     pub fn find_kv(&self, key: &str) -> Option<&Kv> {
         self.kv_index.get(key).map(|&i| &self.kvs[i])
     }
 
+    /// The index of `key` in `kvs`.
     pub fn kv_position(&self, key: &str) -> Option<usize> {
         self.kv_index.get(key).copied()
     }
 
+    /// The tensor named `name`.
     pub fn find_tensor(&self, name: &str) -> Option<&TensorInfo> {
         self.tensor_index.get(name).map(|&i| &self.tensors[i])
     }
 
+    /// The index of tensor `name` in `tensors`.
     pub fn tensor_position(&self, name: &str) -> Option<usize> {
         self.tensor_index.get(name).copied()
     }
@@ -594,6 +611,8 @@ pub struct Gguf {
 }
 
 impl Gguf {
+    /// Maps `path` read-only and validates its header: every size, offset and type checked, so
+    /// that reading tensors afterwards cannot go out of bounds.
     pub fn open(path: &Path, opts: ReadOptions) -> Result<Self> {
         let map = Mmap::open(path)?;
         let meta = Metadata::parse(map.bytes(), opts)
@@ -601,6 +620,7 @@ impl Gguf {
         Ok(Self { map, meta })
     }
 
+    /// The header: KVs and tensor entries.
     pub fn meta(&self) -> &Metadata {
         &self.meta
     }

@@ -29,12 +29,12 @@ use crate::format::{Format, I2sVariant, Layout, Shape, Tiling, tl1, tl2};
 use crate::matrix::Matrix;
 
 /// The KV key holding the TL tiling tern used for tensor `name`.
-pub fn tiling_key(name: &str) -> String {
+pub(crate) fn tiling_key(name: &str) -> String {
     format!("tern.tiling.{name}")
 }
 
 /// The KV value for a TL tiling.
-pub fn tiling_value(t: &Tiling) -> Value {
+pub(crate) fn tiling_value(t: &Tiling) -> Value {
     Value::Array(Array::from_u32(&[
         t.tile_rows as u32,
         t.tile_k as u32,
@@ -43,12 +43,13 @@ pub fn tiling_value(t: &Tiling) -> Value {
 }
 
 /// The name of a TL tensor's scale companion.
+#[doc(hidden)]
 pub fn scale_name(name: &str) -> String {
     format!("{name}_scale")
 }
 
 /// The matrix shape of a 2-D tensor: rows = `ne1`, cols = `ne0`.
-pub fn matrix_shape(t: &TensorInfo) -> Result<Shape> {
+pub(crate) fn matrix_shape(t: &TensorInfo) -> Result<Shape> {
     if t.dims[2] != 1 || t.dims[3] != 1 {
         return Err(Error::invalid(format!(
             "tensor '{}' has dims {:?}; a matrix needs ne2 = ne3 = 1",
@@ -229,6 +230,7 @@ pub fn census(g: &Gguf, name: &str) -> Result<([u64; 4], f32)> {
 /// Checks that a `shape` matrix in `layout` can be written to a GGUF under `dialect`: the
 /// format has an id there and, for TL1/TL2, the shape is one bitnet.cpp can store unpadded.
 /// Returns the registry type and, for TL, the byte offset of the scale in tern's packed bytes.
+#[doc(hidden)]
 pub fn file_payload_size_check(
     layout: Layout,
     shape: Shape,
@@ -269,7 +271,7 @@ pub fn file_payload_size_check(
 
 /// The bytes tern stores for a packed ternary matrix in a GGUF tensor, the registry type, and
 /// the TL scale (which goes to the `<name>_scale` companion).
-pub fn file_payload(
+pub(crate) fn file_payload(
     layout: Layout,
     shape: Shape,
     packed: &[u8],

@@ -59,10 +59,12 @@ crate::c_enum!(
 );
 
 impl Dialect {
+    /// The dialect with C value `v` (`tern_gguf_dialect`).
     pub fn from_i32(v: i32) -> Result<Self> {
         Self::from_c(v.into())
     }
 
+    /// The name `tern convert --dialect` takes.
     pub fn name(self) -> &'static str {
         match self {
             Self::Auto => "auto",
@@ -86,6 +88,7 @@ impl Dialect {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sizing {
     /// `(ne0 / block) · type_size · ne1 · ne2 · ne3`, `ne0 % block == 0` (mainline types).
+    #[allow(missing_docs)]
     Blocks { block: u64, type_size: u64 },
     /// bitnet.cpp I2_S: `ne0·ne1/4 + 32` (codes, then the f32 scale and 28 reserved bytes).
     I2s,
@@ -104,6 +107,7 @@ pub struct GgmlType {
     pub id: u32,
     /// ggml's upper-case name (gguf-py's `GGMLQuantizationType` name).
     pub name: &'static str,
+    /// How its byte size follows from the dims.
     pub sizing: Sizing,
     /// The tern format of a weight type tern reads and writes (the ternary types, Q2_0, Q1_0).
     pub ternary: Option<Format>,
@@ -189,18 +193,25 @@ const MAINLINE: &[GgmlType] = &[
     },
 ];
 
+/// 32-bit floats.
 pub const F32: GgmlType = MAINLINE[0];
+/// 16-bit IEEE floats.
 pub const F16: GgmlType = MAINLINE[1];
+/// bfloat16.
 pub const BF16: GgmlType = MAINLINE[28];
+/// ggml's TQ1_0 ([`Format::Tq1_0`]).
 pub const TQ1_0: GgmlType = MAINLINE[29];
+/// ggml's TQ2_0 ([`Format::Tq2_0`]).
 pub const TQ2_0: GgmlType = MAINLINE[30];
 
+/// bitnet.cpp's I2_S ([`Format::I2S`]), id 36 in its fork.
 pub const I2_S: GgmlType = GgmlType {
     id: 36,
     name: "I2_S",
     sizing: Sizing::I2s,
     ternary: Some(Format::I2S),
 };
+/// bitnet.cpp's TL1 ([`Format::Tl1`]), id 38 in its fork.
 pub const TL1: GgmlType = GgmlType {
     id: 38,
     name: "TL1",
@@ -212,6 +223,7 @@ pub const TL1: GgmlType = GgmlType {
 const BITNET: &[GgmlType] = &[I2_S, TL1];
 
 /// TL2 with the id of `dialect` (39 legacy, 42 current).
+#[doc(hidden)]
 pub const fn tl2(id: u32) -> GgmlType {
     GgmlType {
         id,
@@ -234,6 +246,7 @@ fn known_ids() -> String {
 
 /// Resolves a stored type id under `dialect`. `has_scale_companion` says whether the file has a
 /// `<name>_scale` tensor (only consulted for 39/42 under `Auto`).
+#[doc(hidden)]
 pub fn resolve(id: u32, dialect: Dialect, has_scale_companion: bool) -> Result<GgmlType> {
     let bitnet = dialect != Dialect::Mainline;
     let ty = match id {
@@ -274,7 +287,7 @@ pub fn resolve(id: u32, dialect: Dialect, has_scale_companion: bool) -> Result<G
 }
 
 /// What the reader knows about a tensor, for the `Auto` rule of ids 39 and 42 (module doc).
-pub struct Evidence<'a> {
+pub(crate) struct Evidence<'a> {
     pub name: &'a str,
     pub dims: [u64; 4],
     /// The file has a 1-element `<name>_scale` tensor.
@@ -288,7 +301,7 @@ pub struct Evidence<'a> {
 
 /// Resolves the stored type id of a tensor in a file under `dialect`; under `Auto`, ids 39 and
 /// 42 follow the module doc's rule.
-pub fn resolve_tensor(id: u32, dialect: Dialect, ev: &Evidence) -> Result<GgmlType> {
+pub(crate) fn resolve_tensor(id: u32, dialect: Dialect, ev: &Evidence) -> Result<GgmlType> {
     let main = mainline(id);
     let (true, Dialect::Auto, Some(main)) = (matches!(id, 39 | 42), dialect, main) else {
         return resolve(id, dialect, ev.companion);
@@ -323,7 +336,7 @@ pub fn resolve_tensor(id: u32, dialect: Dialect, ev: &Evidence) -> Result<GgmlTy
 }
 
 /// The registry entry for a ternary format when written under `dialect`.
-pub fn for_format(format: Format, dialect: Dialect) -> Result<GgmlType> {
+pub(crate) fn for_format(format: Format, dialect: Dialect) -> Result<GgmlType> {
     let ty = match format.spec().gguf_id {
         // A reader of these dialects would take the id for another type.
         GgufId::Mainline(id @ 40..=42) if dialect == Dialect::BitnetLegacy => {
@@ -360,6 +373,7 @@ pub fn for_format(format: Format, dialect: Dialect) -> Result<GgmlType> {
 }
 
 /// Looks a type up by its name (case-insensitive), for command-line options.
+#[doc(hidden)]
 pub fn by_name(name: &str, dialect: Dialect) -> Option<GgmlType> {
     let up = name.to_ascii_uppercase();
     match up.as_str() {
@@ -432,7 +446,7 @@ impl GgmlType {
 
 /// bitnet.cpp's TL2 payload size `(K − 256)·M/3·5/8 + 256·M/2·4/8` (C integer arithmetic, left
 /// to right); `k ≥ 256`.
-pub fn tl2_stored_bytes(k: u64, m: u64) -> Option<u64> {
+pub(crate) fn tl2_stored_bytes(k: u64, m: u64) -> Option<u64> {
     let a = (k - 256).checked_mul(m)? / 3;
     let a = a.checked_mul(5)? / 8;
     let b = 256u64.checked_mul(m)? / 2;

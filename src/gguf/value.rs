@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 
 /// `gguf_type` ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // the variants are the GGUF spec's type names
 pub enum ValueType {
     U8 = 0,
     I8 = 1,
@@ -21,6 +22,7 @@ pub enum ValueType {
 }
 
 impl ValueType {
+    /// The type with id `v`.
     pub fn from_u32(v: u32) -> Option<Self> {
         use ValueType::*;
         Some(match v {
@@ -53,6 +55,7 @@ impl ValueType {
         }
     }
 
+    /// The spec's name ("UINT32").
     pub fn name(self) -> &'static str {
         use ValueType::*;
         match self {
@@ -72,6 +75,7 @@ impl ValueType {
         }
     }
 
+    /// Whether it is an integer type.
     pub fn is_integer(self) -> bool {
         use ValueType::*;
         matches!(self, U8 | I8 | U16 | I16 | U32 | I32 | U64 | I64)
@@ -84,6 +88,7 @@ impl ValueType {
 pub struct GStr(Box<[u8]>);
 
 impl GStr {
+    /// A string of `bytes`.
     pub fn new(bytes: &[u8]) -> Self {
         let mut v = Vec::with_capacity(bytes.len() + 1);
         v.extend_from_slice(bytes);
@@ -98,6 +103,7 @@ impl GStr {
     pub fn as_bytes_with_nul(&self) -> &[u8] {
         &self.0
     }
+    /// The bytes as UTF-8, invalid sequences replaced.
     pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(self.as_bytes())
     }
@@ -119,17 +125,21 @@ pub struct StrList {
 }
 
 impl StrList {
+    /// An empty list.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Appends a string.
     pub fn push(&mut self, s: &[u8]) {
         self.buf.extend_from_slice(s);
         self.ends.push(self.buf.len());
         self.buf.push(0);
     }
+    /// Strings in the list.
     pub fn len(&self) -> usize {
         self.ends.len()
     }
+    /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
@@ -146,6 +156,7 @@ impl StrList {
         let end = *self.ends.get(i)?;
         Some(&self.buf[self.start(i)..=end])
     }
+    /// The strings, in order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         (0..self.len()).map(|i| self.get(i).expect("in range"))
     }
@@ -162,11 +173,19 @@ impl<S: AsRef<[u8]>> FromIterator<S> for StrList {
 /// An array value: numeric elements kept as their little-endian bytes, or strings.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Array {
-    Numeric { ty: ValueType, raw: Vec<u8> },
+    /// Numbers of type `ty`, little-endian in `raw`.
+    Numeric {
+        /// The element type (not `String` or `Array`).
+        ty: ValueType,
+        /// The elements' bytes.
+        raw: Vec<u8>,
+    },
+    /// Strings.
     Strings(StrList),
 }
 
 impl Array {
+    /// The element type.
     pub fn elem_type(&self) -> ValueType {
         match self {
             Self::Numeric { ty, .. } => *ty,
@@ -174,6 +193,7 @@ impl Array {
         }
     }
 
+    /// Elements in the array.
     pub fn len(&self) -> usize {
         match self {
             Self::Numeric { ty, raw } => raw.len() / ty.scalar_size().expect("numeric"),
@@ -181,6 +201,7 @@ impl Array {
         }
     }
 
+    /// Whether the array is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -208,7 +229,9 @@ impl Array {
     }
 }
 
+/// A metadata value, one variant per GGUF type.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(missing_docs)] // the variants are the GGUF spec's types
 pub enum Value {
     U8(u8),
     I8(i8),
@@ -226,10 +249,12 @@ pub enum Value {
 }
 
 impl Value {
+    /// A string value.
     pub fn string(s: &str) -> Self {
         Self::String(GStr::new(s.as_bytes()))
     }
 
+    /// The value's type.
     pub fn ty(&self) -> ValueType {
         match self {
             Self::U8(_) => ValueType::U8,
@@ -250,7 +275,7 @@ impl Value {
 
     /// Decodes a scalar of a numeric type from exactly `scalar_size` bytes (BOOL: nonzero =
     /// true; the reader rejects values other than 0/1 before this).
-    pub fn decode_scalar(ty: ValueType, b: &[u8]) -> Self {
+    pub(crate) fn decode_scalar(ty: ValueType, b: &[u8]) -> Self {
         let a2 = || [b[0], b[1]];
         let a4 = || [b[0], b[1], b[2], b[3]];
         let a8 = || b[..8].try_into().expect("8 bytes");
@@ -286,6 +311,7 @@ impl Value {
         }
     }
 
+    /// A float value (F32, F64) as f64 (`None` for other types).
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
             Self::F32(v) => Some(v.into()),
@@ -294,6 +320,7 @@ impl Value {
         }
     }
 
+    /// A string value's bytes.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             Self::String(s) => Some(s.as_bytes()),
@@ -356,13 +383,13 @@ impl Value {
     }
 }
 
-pub fn encode_str(s: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn encode_str(s: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(s.len() as u64).to_le_bytes());
     out.extend_from_slice(s);
 }
 
 /// Checks a numeric array's element type and byte length.
-pub fn numeric_array(ty: ValueType, raw: Vec<u8>) -> Result<Array> {
+pub(crate) fn numeric_array(ty: ValueType, raw: Vec<u8>) -> Result<Array> {
     let size = ty.scalar_size().ok_or_else(|| {
         Error::invalid(format!(
             "{} arrays are not numeric (use a string array; nested arrays are not allowed)",

@@ -18,7 +18,9 @@ use crate::format::{Layout, Shape};
 
 /// Where a tensor's bytes come from at write time.
 pub enum TensorData<'a> {
+    /// Bytes the writer owns.
     Owned(Vec<u8>),
+    /// Bytes the caller keeps alive until the file is written.
     Borrowed(&'a [u8]),
     /// Produced when the tensor is written (keeps memory to one tensor at a time); must return
     /// exactly the declared size.
@@ -37,6 +39,7 @@ struct Tensor<'a> {
 pub type Progress<'p> = &'p mut dyn FnMut(usize, usize, &str, u64, u64);
 
 /// A `Progress` for a command line: a line to `log` at every 10 % step and at the end.
+#[doc(hidden)]
 pub fn percent_log(log: &mut dyn FnMut(&str)) -> impl FnMut(usize, usize, &str, u64, u64) + '_ {
     let mut last_pct = u64::MAX;
     move |i, n, name, done, total| {
@@ -55,6 +58,9 @@ pub fn percent_log(log: &mut dyn FnMut(&str)) -> impl FnMut(usize, usize, &str, 
     }
 }
 
+/// A GGUF v3 file being assembled: KVs and tensors are added (and checked) in memory, then
+/// [`write`](Writer::write) writes the file in one pass, through a temporary file renamed into
+/// place (see the [module](crate::gguf) example).
 pub struct Writer<'a> {
     alignment: u64,
     dialect: Dialect,
@@ -87,14 +93,17 @@ impl<'a> Writer<'a> {
         })
     }
 
+    /// The dialect it writes type ids in.
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
 
+    /// The tensor data alignment.
     pub fn alignment(&self) -> u64 {
         self.alignment
     }
 
+    /// Tensors added so far.
     pub fn tensor_count(&self) -> usize {
         self.tensors.len()
     }

@@ -102,14 +102,30 @@ fn detect_features() -> u64 {
 /// is one `Kernels` row (`Kernels::for_isa`). The numbers are the C ABI's and never change, so a
 /// new level gets the next free number wherever it ranks: levels compare by rank (`Isa::ALL`'s
 /// order), never by number.
+///
+/// ```
+/// use tern::Isa;
+///
+/// let best = Isa::best();
+/// assert!(best.is_available() && Isa::Scalar.is_available());
+/// assert_eq!(Isa::available().last(), Some(best));
+/// println!("levels here: {:?}", Isa::available().map(Isa::name).collect::<Vec<_>>());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
+    /// Portable Rust: the oracle every other level matches bit for bit.
     Scalar = 1,
+    /// x86-64 AVX2 + FMA (`vpmaddubsw`).
     Avx2 = 2,
+    /// AVX-512 F/BW/VL.
     Avx512 = 3,
+    /// AVX-512 VNNI (`vpdpbusd` panels).
     Avx512Vnni = 4,
+    /// aarch64 NEON.
     Neon = 5,
+    /// aarch64 NEON + dot product (`sdot`).
     Dotprod = 6,
+    /// aarch64 NEON + dot product + int8 matrix multiply (`smmla`).
     I8mm = 7,
     /// AVX2 + FMA + AVX-VNNI: the 256-bit VEX `vpdpbusd` panels.
     AvxVnni = 8,
@@ -142,6 +158,7 @@ impl Isa {
         Self::ALL.iter().position(|&isa| isa == self).unwrap_or(0)
     }
 
+    /// The lower-case name `tern info` prints ("avx2").
     pub fn name(self) -> &'static str {
         match self {
             Self::Scalar => "scalar",
@@ -173,6 +190,7 @@ impl Isa {
         }
     }
 
+    /// Whether this CPU can run the level.
     pub fn is_available(self) -> bool {
         cpu_features() & self.required_features() == self.required_features()
     }

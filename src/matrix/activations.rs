@@ -14,9 +14,13 @@ use crate::quant::q8k;
 
 /// Quantized activations: `n_tokens` rows of `q` (row `t` at `t·stride`), a scale and a sum each.
 pub struct Activations<'a> {
+    /// The int8 values, `cols` per token.
     pub q: &'a [i8],
+    /// Values from one token's row to the next (≥ cols).
     pub stride: usize,
+    /// Per token: the multiplier the floats were quantized with (`q ≈ x·scale`, 127/absmax).
     pub scales: &'a [f32],
+    /// Per token: `Σq` over its `cols` values.
     pub sums: &'a [i32],
 }
 

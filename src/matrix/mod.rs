@@ -35,6 +35,7 @@ use std::ffi::CStr;
 use std::ops::Range;
 
 pub use activations::Activations;
+#[doc(hidden)]
 pub use scratch::SCRATCH_BOUND;
 
 use activations::{FloatActs, QuantizedActs};
@@ -52,7 +53,40 @@ use crate::quant::activation::Arith;
 use crate::quant::{Compat, QuantConfig, QuantStats, q8k, quantize_packed};
 
 /// A ternary matrix validated once and re-laid-out for one context's kernels (`WeightPlan`),
-/// with its scales; `gemm` and `gemm_i8` multiply it by activations.
+/// with its scales; `gemm` and `gemm_i8` multiply it by activations. Immutable: share it across
+/// threads and call it from several at once. Use it with the [`Context`] it was made for.
+///
+/// ```
+/// use tern::{Activations, Compat, Context, GemmOptions, GemmOutput, I2sVariant, Layout, Matrix,
+///            QuantConfig, Shape};
+///
+/// let ctx = Context::new(0, 2)?; // best ISA level, two threads
+/// let shape = Shape::new(128, 256)?;
+/// let w: Vec<f32> = (0..shape.elements()).map(|i| ((i * 5 % 17) as f32 - 8.0) / 8.0).collect();
+/// let layout = Layout::I2s(I2sVariant::X86);
+/// let (m, _stats) = Matrix::from_f32(&ctx, layout, shape, &w, &QuantConfig::default())?;
+/// assert_eq!(m.shape(), shape);
+///
+/// // One token whose values are already int8 (absmax 127: the quantization is exact).
+/// let q: Vec<i8> = (0..shape.cols).map(|k| if k == 0 { 127 } else { (k % 11) as i8 - 5 }).collect();
+/// let x: Vec<f32> = q.iter().map(|&v| v as f32).collect();
+/// let bias = vec![1.0f32; shape.rows]; // indexed by row: one per matrix row
+/// let opts = GemmOptions { compat: Compat::Default, rows: Some(32..64), bias: Some(&bias) };
+///
+/// let mut y = vec![0.0f32; shape.rows];
+/// let out = GemmOutput { y: &mut y, n_tokens: 1, stride: shape.rows };
+/// m.gemm(&ctx, &x, shape.cols, out, &opts)?;
+///
+/// // The same token quantized by the caller: scale = 127 / absmax, sum = Σq.
+/// let sum: i32 = q.iter().map(|&v| v as i32).sum();
+/// let acts = Activations { q: &q, stride: shape.cols, scales: &[1.0], sums: &[sum] };
+/// let mut y8 = vec![0.0f32; shape.rows];
+/// let out = GemmOutput { y: &mut y8, n_tokens: 1, stride: shape.rows };
+/// m.gemm_i8(&ctx, &acts, out, &opts)?;
+/// assert_eq!(y, y8);
+/// assert!(y[..32].iter().all(|&v| v == 0.0)); // only rows 32..64 are written
+/// # Ok::<(), tern::Error>(())
+/// ```
 pub struct Matrix {
     layout: Layout,
     shape: Shape,
@@ -125,6 +159,7 @@ enum CallScales<'a> {
 /// Per-call GEMM settings (the validated `tern_gemm_options`).
 #[derive(Clone, Debug)]
 pub struct GemmOptions<'a> {
+    /// Whose activation rounding and arithmetic to follow (must apply to the matrix's format).
     pub compat: Compat,
     /// Output rows to compute; `None` = all.
     pub rows: Option<Range<usize>>,
@@ -143,7 +178,7 @@ impl Default for GemmOptions<'_> {
 }
 
 /// Elements a strided buffer of `n` rows of `row_len` must hold, or an error on overflow.
-pub fn strided_len(what: &str, n: usize, stride: usize, row_len: usize) -> Result<usize> {
+pub(crate) fn strided_len(what: &str, n: usize, stride: usize, row_len: usize) -> Result<usize> {
     if stride < row_len {
         return Err(Error::invalid(format!(
             "{what} stride {stride} < row length {row_len}"
@@ -182,6 +217,7 @@ fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
 }
 
 /// The name of the kernel a matrix of `format` runs with `kernels` (`tern_context_kernel_name`).
+#[doc(hidden)]
 pub fn kernel_name(kernels: &Kernels, format: Format) -> &'static CStr {
     match choose_kernel(kernels, format) {
         KernelChoice::Panels(_, k, _) => k.name,
@@ -191,8 +227,11 @@ pub fn kernel_name(kernels: &Kernels, format: Format) -> &'static CStr {
 
 /// The output side of a call: `n_tokens` rows of outputs, token `t`'s at `y[t·stride..]`.
 pub struct GemmOutput<'a> {
+    /// The outputs: at least `(n_tokens − 1)·stride + rows` floats.
     pub y: &'a mut [f32],
+    /// Tokens (activation rows) in the call.
     pub n_tokens: usize,
+    /// Floats from one token's outputs to the next (≥ the matrix's rows).
     pub stride: usize,
 }
 
@@ -259,12 +298,15 @@ impl Matrix {
         Ok((Self::from_packed(ctx, layout, shape, &packed)?, stats))
     }
 
+    /// How the matrix was stored when it was made.
     pub fn layout(&self) -> Layout {
         self.layout
     }
+    /// Its shape.
     pub fn shape(&self) -> Shape {
         self.shape
     }
+    /// The size of its packed bytes in `layout` (what `from_packed` read).
     pub fn packed_bytes(&self) -> usize {
         self.packed_bytes
     }
@@ -275,6 +317,7 @@ impl Matrix {
             Scales::PerGroup { scales, .. } => scales[0],
         }
     }
+    /// The name of the kernel its GEMMs run ("avx2_i2s", …), for reports.
     pub fn kernel_name(&self) -> &'static CStr {
         match &self.plan {
             WeightPlan::Rows(w) => w.kernel_name(),
@@ -284,6 +327,7 @@ impl Matrix {
 
     /// The weight layout the kernels read, for reports: `"rows"`, `"2-bit panels"` or
     /// `"1.6-bit panels"`, and its size in bytes.
+    #[doc(hidden)]
     pub fn kernel_layout(&self) -> (&'static str, usize) {
         match &self.plan {
             WeightPlan::Rows(w) => ("rows", w.codes().len()),
@@ -292,6 +336,7 @@ impl Matrix {
     }
 
     /// The bytes the kernels stream (benchmarks compare a GEMV with a plain read of them).
+    #[doc(hidden)]
     pub fn kernel_bytes(&self) -> &[u8] {
         match &self.plan {
             WeightPlan::Rows(w) => w.codes(),

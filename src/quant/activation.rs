@@ -6,6 +6,16 @@ use crate::error::{CEnum, Error, Result};
 use crate::format::{Format, Peer};
 
 /// `tern_compat`: whose rounding and float arithmetic the activations and outputs follow.
+/// A GEMM refuses a mode that does not apply to the matrix's format (`Ggml` needs TQ1_0/TQ2_0,
+/// the bitnet.cpp modes need I2_S, TL1 or TL2).
+///
+/// ```
+/// use tern::Compat;
+///
+/// assert_eq!(Compat::from_i32(3)?, Compat::Ggml);
+/// assert_eq!(Compat::Ggml.name(), "TERN_COMPAT_GGML");
+/// # Ok::<(), tern::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compat {
     /// f32 absmax, half-to-even (BitNet training), exact int `dot − sum`, all-zero token → 0.
@@ -48,15 +58,18 @@ pub enum Arith {
 }
 
 impl Compat {
+    /// The mode with C value `v` (`tern_compat`), or an error listing the allowed values.
     pub fn from_i32(v: i32) -> Result<Self> {
         Self::from_c(v.into())
     }
 
+    /// The C name (`TERN_COMPAT_…`).
     pub fn name(self) -> &'static str {
         Self::TABLE[self as usize].1
     }
 
     /// The arithmetic of this mode for `format`, or an error naming the modes that apply.
+    #[doc(hidden)]
     pub fn arith(self, format: Format) -> Result<Arith> {
         let peer = format.spec().peer;
         Ok(match (self, peer) {
@@ -102,7 +115,7 @@ pub type QuantizeTokenFn = fn(Arith, &[f32], &mut [i8]) -> (f32, i32);
 
 /// The AVX2 `QuantizeTokenFn`. Panics (before any AVX2 instruction) on a CPU without AVX2.
 #[cfg(target_arch = "x86_64")]
-pub fn quantize_token_avx2(arith: Arith, x: &[f32], q: &mut [i8]) -> (f32, i32) {
+pub(crate) fn quantize_token_avx2(arith: Arith, x: &[f32], q: &mut [i8]) -> (f32, i32) {
     let n = x.len().min(q.len());
     assert!(simd::has_avx2(), "quantize_token_avx2 needs AVX2");
     // SAFETY: the CPU has AVX2 (checked above); both slices hold `n` values.
@@ -112,7 +125,7 @@ pub fn quantize_token_avx2(arith: Arith, x: &[f32], q: &mut [i8]) -> (f32, i32) 
 /// The AVX-512 `QuantizeTokenFn`. Panics (before any AVX-512 instruction) on a CPU without
 /// AVX-512 F and BW.
 #[cfg(target_arch = "x86_64")]
-pub fn quantize_token_avx512(arith: Arith, x: &[f32], q: &mut [i8]) -> (f32, i32) {
+pub(crate) fn quantize_token_avx512(arith: Arith, x: &[f32], q: &mut [i8]) -> (f32, i32) {
     let n = x.len().min(q.len());
     assert!(
         simd::has_avx512(),
@@ -447,3 +460,6 @@ mod simd {
         (scale, total)
     }
 }
+
+#[cfg(test)]
+mod tests;

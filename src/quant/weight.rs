@@ -51,7 +51,9 @@ impl Method {
 /// A validated quantization configuration.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct QuantConfig {
+    /// How scales are computed.
     pub method: Method,
+    /// Floor of the absmean scale (all-zero or tiny weights).
     pub eps: f32,
     /// Elements per scale for `AbsmeanGroup` (0 otherwise).
     pub group_size: usize,
@@ -131,8 +133,11 @@ impl QuantConfig {
 /// `i` uses `scales[i / per_scale]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ternarized {
+    /// One value in {-1, 0, 1} per element, row-major.
     pub values: Vec<i8>,
+    /// The scales, one per `per_scale` elements.
     pub scales: Vec<f32>,
+    /// Consecutive row-major elements that share a scale.
     pub per_scale: usize,
 }
 
@@ -317,16 +322,24 @@ pub fn prescaled(src: &[f32], ternary: &mut [i8]) -> f32 {
 /// What quantization did to a matrix (the C struct `tern_quant_stats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct QuantStats {
+    /// Fraction of zero weights.
     pub sparsity: f64,
+    /// Packed bits per weight (scales included).
     pub bits_per_weight: f64,
+    /// f32 size over packed size.
     pub compression_vs_f32: f64,
+    /// f16 size over packed size.
     pub compression_vs_f16: f64,
+    /// Smallest scale.
     pub scale_min: f32,
+    /// Largest scale.
     pub scale_max: f32,
+    /// Root mean square of `w − value·scale` over all weights.
     pub rmse: f64,
 }
 
 impl QuantStats {
+    /// The stats of `t`, quantized from `src`, packed into `packed_bytes` bytes.
     pub fn measure(src: &[f32], t: &Ternarized, packed_bytes: usize) -> Self {
         let n = t.values.len();
         let (zeros, acc) = zeros_and_sq_err(src, t);

@@ -3,8 +3,8 @@
 //! inputs: exact ties at every rounding boundary, NaN, ±inf, ±0, huge and tiny values, every
 //! tail length.
 
-use tern::kernel::{Isa, Kernels};
-use tern::quant::activation::{Arith, QuantizeTokenFn};
+use super::{Arith, QuantizeTokenFn};
+use crate::kernel::{Isa, Kernels};
 
 const MODES: [Arith; 4] = [
     Arith::Default,
@@ -159,7 +159,7 @@ fn simd_quantizer_is_bit_exact() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn quantizers_refuse_cpus_without_their_level() {
-    use tern::quant::activation::{quantize_token_avx2, quantize_token_avx512};
+    use super::{quantize_token_avx2, quantize_token_avx512};
     let cases: [(Isa, QuantizeTokenFn, &str); 2] = [
         (Isa::Avx2, quantize_token_avx2, "needs AVX2"),
         (Isa::Avx512, quantize_token_avx512, "needs AVX-512 F and BW"),
