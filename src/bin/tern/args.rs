@@ -33,7 +33,8 @@ and every kernel this CPU has, and checks each result against an f64 reference.
 options:
   --shapes LIST    weight shapes out x in, e.g. 2560x2560,640x2560 (in must be a multiple of 128)
                    [default: 2560x2560,640x2560,6912x2560,2560x6912 (BitNet-b1.58-2B-4T layers)]
-  --formats LIST   i2_s, tl1, tl2, tq1_0, tq2_0 (tq needs in % 256 == 0)     [default: all five]
+  --formats LIST   i2_s, tl1, tl2, tq1_0, tq2_0, q2_0, q1_0 (tq needs in % 256 == 0,
+                   q2_0 in % 64, q1_0 in % 128)                         [default: all seven]
   --tokens LIST    token counts (activation columns)                              [default: 1,128]
   --threads LIST   context threads; 0 = all cores (duplicates are dropped)         [default: 1,0]
   --isa LIST       ISA levels to run (scalar, avx2, avx512, avxvnni, avx512vnni, avx512vbmi,
