@@ -173,7 +173,7 @@ fn shapes(q: Q, rng: &mut Rng) -> Vec<(usize, usize)> {
 
 /// A call's row range and bias (every other call uses both).
 fn call_opts(rows: usize, i: usize, bias: &[f32]) -> (std::ops::Range<usize>, Option<&[f32]>) {
-    if i % 2 == 0 || rows < 3 {
+    if i.is_multiple_of(2) || rows < 3 {
         (0..rows, None)
     } else {
         (1..rows - 1, Some(bias))
@@ -379,7 +379,7 @@ fn code_3_against_minus_128_is_exact() {
     let mut packed = Vec::new();
     for b in 0..rows * cols / q2_0::BLOCK {
         // Scales 1 and 0.5 (exact); a uniform and a per-block matrix.
-        let d = if b % 3 == 0 { 0.5f32 } else { 1.0 };
+        let d = if b.is_multiple_of(3) { 0.5f32 } else { 1.0 };
         packed.extend_from_slice(&f16::from_f32(d).to_le_bytes());
         packed.extend_from_slice(&[0xffu8; 16]);
     }
@@ -420,7 +420,7 @@ fn code_3_against_minus_128_is_exact() {
                 } else {
                     (0..blocks_per_row)
                         .map(|b| {
-                            if (r * blocks_per_row + b) % 3 == 0 {
+                            if (r * blocks_per_row + b).is_multiple_of(3) {
                                 0.5
                             } else {
                                 1.0
