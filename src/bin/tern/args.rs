@@ -12,7 +12,7 @@ commands:
   info     version, CPU features, ISA levels and the kernel each one uses
   bench    time the GEMM kernels on BitNet-b1.58-2B-4T layer shapes (the default command)
   convert  safetensors model -> GGUF with ternary linear layers, or a GGUF -> the same GGUF
-           with its ternary tensors in another format (I2_S, TL1, TL2, TQ1_0, TQ2_0)
+           with its weight tensors in another format (I2_S, TL1, TL2, TQ1_0, TQ2_0, Q2_0, Q1_0)
   inspect  list the key-value pairs and tensors of a GGUF file, with ternary sparsity
   help     this text
 
