@@ -23,14 +23,6 @@ const REF_BUDGET: usize = 1 << 28;
 /// Standard deviation of the latent weights (BitNet-like init scale).
 const WEIGHT_SIGMA: f64 = 0.02;
 
-/// Q1_0 weights for the bench: ggml's reference quantizer (signs, the block's mean |w| as its
-/// scale); tern's ternary quantizers write 0, which Q1_0 cannot hold.
-fn pack_signs(layout: Layout, shape: Shape, w: &[f32]) -> tern::error::Result<Vec<u8>> {
-    let mut packed = vec![0u8; layout.packed_size(shape)?];
-    tern::quant::ggml_q::quantize_row_q1_0_ref(&w[..shape.elements()], &mut packed)?;
-    Ok(packed)
-}
-
 /// How many timed calls a point gets.
 struct Reps {
     /// Seconds of timed calls to aim for.
@@ -151,11 +143,8 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         let mut w = vec![0f32; shape.elements()];
         Rng::new(0x7e5_0001 ^ ((rows as u64) << 32) ^ cols as u64)
             .fill_normal(&mut w, WEIGHT_SIGMA);
-        let packed = match format {
-            Format::Q1_0 => pack_signs(layout, shape, &w),
-            _ => quantize_packed(layout, shape, &w, &QuantConfig::default()).map(|p| p.0),
-        }
-        .map_err(|e| e.to_string())?;
+        let (packed, _) = quantize_packed(layout, shape, &w, &QuantConfig::default())
+            .map_err(|e| e.to_string())?;
         let mut wdq = w;
         layout
             .dequantize(shape, &packed, &mut wdq)
