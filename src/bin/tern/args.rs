@@ -40,6 +40,8 @@ options:
   --isa LIST       ISA levels to run (scalar, avx2, avx512, avxvnni, avx512vnni, avx512vbmi,
                    neon, dotprod, i8mm, or all)                      [default: all this CPU has]
   --quick          fewer repetitions (CI smoke test); not for numbers you quote
+  --ggml-ref       per-block formats (TQ, Q2_0, Q1_0) take ggml's reference quantizers, whose
+                   per-block scales differ (as in ggml's model files) instead of absmean's one
   --peers          every format (I2_S, TQ2_0, TQ1_0, TL1, TL2) with the best kernels against
                    the peers in the same run: ggml's TQ2_0/TQ1_0 through the real libggml
                    (pip install libggml-python; skipped with a note when missing), a blocked
@@ -82,6 +84,8 @@ pub struct BenchArgs {
     /// `None` = every available level.
     pub isas: Option<Vec<Isa>>,
     pub quick: bool,
+    /// `--ggml-ref`: per-block formats take ggml's reference quantizers (per-block scales).
+    pub ggml_ref: bool,
     pub json: bool,
     /// `--cuda`: the CUDA kernels instead of the CPU ones.
     pub cuda: bool,
@@ -98,6 +102,7 @@ impl Default for BenchArgs {
             threads: vec![1, 0],
             isas: None,
             quick: false,
+            ggml_ref: false,
             json: false,
             cuda: false,
             peers: false,
@@ -214,6 +219,7 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
         match name {
             "-h" | "--help" => return Ok(Command::Help(BENCH_USAGE)),
             "--quick" => b.quick = true,
+            "--ggml-ref" => b.ggml_ref = true,
             "--cuda" => b.cuda = true,
             "--peers" => b.peers = true,
             "--json" => b.json = true,
