@@ -107,8 +107,10 @@ pub enum tern_compat {
     /// Bit-exact with bitnet.cpp merge-dev. I2_S: f64 absmax floored at 1e-5, half-to-even,
     /// `((dot − sum)/act_scale)·w_scale`. TL1/TL2: the same LUT kernels as BITNET_CPP.
     TERN_COMPAT_BITNET_CPP_LEGACY = 2,
-    /// ggml's mul_mat for TQ1_0/TQ2_0: activations quantized to Q8_K per 256 block,
-    /// `Σ_blocks f32(S_b)·(d_act·d_w)` summed in block order (`tern_gemm` only).
+    /// ggml's mul_mat (`tern_gemm` only). TQ1_0/TQ2_0: activations quantized to Q8_K per 256
+    /// block, `Σ_blocks f32(S_b)·(d_act·d_w)` summed in block order. Q2_0/Q1_0: Q8_0 per 32
+    /// (the quantizer of this architecture's ggml), per weight block `sumf += d_w·Σ_k
+    /// d_act,k·f32(S_k)` in ggml's generic order.
     TERN_COMPAT_GGML = 3,
 }
 

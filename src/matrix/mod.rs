@@ -8,14 +8,16 @@
 //!   tiles. The decision rule for the weight encoding: formats stored in under 2 bits per
 //!   weight (TQ1_0 at 1.69, TL2 at 1.67) keep a 1.6-bit copy (`Trits5`, 5 trits per byte)
 //!   where the CPU can decode it (VBMI), so the matrix never grows and a GEMV streams fewer
-//!   bytes than with 2-bit codes; everything else (I2_S, TQ2_0, TL1) gets 2-bit panels
-//!   (`Codes2`), which decode with fewer instructions. Formats with a scale per 256-block (TQ)
-//!   use one panel group per block, so the kernel returns every block's exact integer dot in
-//!   one call and the epilogue scales them vectorized.
+//!   bytes than with 2-bit codes; everything else (I2_S, TQ2_0, TL1, Q2_0, Q1_0) gets 2-bit
+//!   panels (`Codes2`), which decode with fewer instructions (and hold Q2_0's code 3). Formats
+//!   with a scale per block use one panel group per block (TQ's 256), or per 32-column Q8_0
+//!   block for Q2_0 / Q1_0 (merged per weight block in the per-token modes), so the kernel
+//!   returns every block's exact integer dot in one call and the epilogue scales them
+//!   vectorized.
 //! * Other levels (`I2sDotsFn`): `rows::RowWeights`, I2_S codes row by row (I2_S matrices keep
-//!   their own bytes; other formats are packed as 128-element x86 blocks, rows padded with zero
-//!   weights). Formats with a scale per block are stored group by group so each group's
-//!   integer dots can be scaled.
+//!   their own bytes; other formats are packed as 128-element x86 blocks, or 64-element ARM
+//!   blocks for Q2_0's 64-column scale blocks, rows padded with zero weights). Formats with a
+//!   scale per block are stored group by group so each group's integer dots can be scaled.
 //!
 //! A call quantizes its activations (`activations`), hands them to the plan, whose tasks run
 //! on the context's threads (`parallel`) and turn the kernels' integer dots into outputs
@@ -48,9 +50,9 @@ use crate::context::Context;
 use crate::error::{Error, Result, try_to_vec, try_vec};
 use crate::format::{Format, Layout, Shape};
 use crate::kernel::panel::{PanelKind, TILE_ROWS};
-use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn, ScaleGroupsFn};
+use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn, PanelKernels};
 use crate::quant::activation::Arith;
-use crate::quant::{Compat, QuantConfig, QuantStats, q8k, quantize_packed};
+use crate::quant::{Compat, QuantConfig, QuantStats, q8_0, q8k, quantize_packed};
 
 /// A ternary matrix validated once and re-laid-out for one context's kernels (`WeightPlan`),
 /// with its scales; `gemm` and `gemm_i8` multiply it by activations. Immutable: share it across
@@ -197,8 +199,8 @@ pub(crate) fn strided_len(what: &str, n: usize, stride: usize, row_len: usize) -
 
 /// Which kernel (and weight layout) a matrix of `format` uses with `kernels`.
 enum KernelChoice {
-    /// The panel kernel for the layout and the scale kernel of its level.
-    Panels(PanelKind, Kernel<PanelDotsFn>, ScaleGroupsFn),
+    /// The panel kernel for the layout and the scale kernels of its level.
+    Panels(PanelKind, Kernel<PanelDotsFn>, &'static PanelKernels),
     Rows(Kernel<I2sDotsFn>),
 }
 
@@ -208,9 +210,9 @@ fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
     match kernels.panel() {
         Some(pk) => match pk.bits16 {
             Some(k) if format.spec().compact_panels => {
-                KernelChoice::Panels(PanelKind::Trits5, k, pk.scale_groups)
+                KernelChoice::Panels(PanelKind::Trits5, k, pk)
             }
-            _ => KernelChoice::Panels(PanelKind::Codes2, pk.bits2, pk.scale_groups),
+            _ => KernelChoice::Panels(PanelKind::Codes2, pk.bits2, pk),
         },
         None => KernelChoice::Rows(kernels.i2s_dots),
     }
@@ -261,15 +263,17 @@ impl Matrix {
         }
         let packed = &packed[..packed_bytes];
         let stored = layout.validate(shape, packed)?;
-        let per_block = layout.elements_per_scale(shape) != shape.elements();
+        // A per-block format keeps its per-block scales even with one block (ggml's modes
+        // need them).
+        let per_block = layout.format().spec().per_block_scales;
         let scales = if per_block {
             Scales::per_group(stored)
         } else {
             Scales::Shared(stored[0])
         };
         let plan = match choose_kernel(ctx.kernels, layout.format()) {
-            KernelChoice::Panels(kind, kernel, scale_groups) => {
-                let kernels = (kernel, scale_groups);
+            KernelChoice::Panels(kind, kernel, pk) => {
+                let kernels = (kernel, pk);
                 let w = PanelWeights::build(ctx, layout, shape, packed, &scales, kind, kernels)?;
                 WeightPlan::Panels(w)
             }
@@ -345,7 +349,7 @@ impl Matrix {
     }
 
     /// The weights as the GEMM applies them (for other backends, e.g. the CUDA upload):
-    /// row-major `rows × cols` ternary values, the scales as `TERN_COMPAT_DEFAULT` applies them
+    /// row-major `rows × cols` values (−1..=1, and +2 for Q2_0's code 3), the scales as `TERN_COMPAT_DEFAULT` applies them
     /// (one, or one per (row, group) at `[row · n_groups + g]`), and the group width in columns
     /// (meaningful with per-group scales). Both copies are allocated fallibly: the upload runs
     /// on a C call, where a refusal must be an error, not an abort.
@@ -358,7 +362,7 @@ impl Matrix {
             WeightPlan::Panels(w) => {
                 w.unpack_ternary(rows, &mut ternary);
                 match self.scales {
-                    Scales::PerGroup { .. } => 4 * w.geom().group_steps,
+                    Scales::PerGroup { .. } => w.scale_cols(),
                     Scales::Shared(_) => w.geom().cols(),
                 }
             }
@@ -394,11 +398,11 @@ impl Matrix {
             return Err(Error::too_small("x", x.len() * 4, need * 4));
         }
         let arith = opts.compat.arith(self.layout.format())?;
-        if arith == Arith::Ggml {
+        if arith.block_acts() {
             self.check_call(n_tokens, y, y_stride, opts)?;
             if !matches!(self.scales, Scales::PerGroup { .. }) {
                 return Err(Error::unsupported(
-                    "TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0)",
+                    "TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0, Q2_0, Q1_0)",
                 ));
             }
         } else {
@@ -433,7 +437,8 @@ impl Matrix {
     }
 
     /// One chunk of `gemm`, checked and with its scratch grown: quantizes `x` per Q8_K block
-    /// (`Arith::Ggml`) or per token, or leaves a one token to the panel tasks.
+    /// (`Arith::Ggml`), per Q8_0 block (`Arith::GgmlQ8_0`) or per token, or leaves a one token
+    /// to the panel tasks.
     fn gemm_chunk(
         &self,
         ctx: &Context,
@@ -446,6 +451,9 @@ impl Matrix {
         let CallScratch { quant, work } = sc;
         if arith == Arith::Ggml {
             let acts = x.quantize_q8k(ctx, width, quant);
+            self.run(ctx, &acts, out, work)
+        } else if arith == Arith::GgmlQ8_0 {
+            let acts = x.quantize_q8_0(ctx, width, quant);
             self.run(ctx, &acts, out, work)
         } else if x.n_tokens == 1
             && let Some((panels, w_scale)) = self.token_in_tasks(ctx)
@@ -529,7 +537,7 @@ impl Matrix {
     fn scratch_need(&self, ctx: &Context, arith: Arith, n_tokens: usize, quantize: bool) -> Need {
         let n = n_tokens;
         let cols = self.shape.cols;
-        let ggml = arith == Arith::Ggml;
+        let ggml = arith.block_acts();
         let mut need = Need {
             slots: ctx.threads.count(),
             ..Need::default()
@@ -537,7 +545,11 @@ impl Matrix {
         if quantize {
             need.q = n * self.plan.padded_cols();
             if ggml {
-                need.block_scales = n * (cols / q8k::BLOCK);
+                let block = match arith {
+                    Arith::GgmlQ8_0 => q8_0::BLOCK,
+                    _ => q8k::BLOCK,
+                };
+                need.block_scales = n * (cols / block);
             } else {
                 (need.scales, need.sums) = (n, n);
             }
@@ -556,7 +568,7 @@ impl Matrix {
                         CallScales::One(_) => need.post = n,
                     }
                 }
-                let runs = w.dot_runs(call_scales, n);
+                let runs = w.dot_runs(call_scales, n, arith);
                 need.dots = runs.run_len * runs.tile_dots;
                 need.acc = TOKEN_BLOCK * TILE_ROWS;
             }
@@ -569,6 +581,14 @@ impl Matrix {
                     CallScales::One(_) => {
                         need.post = n;
                         need.dots = 2 * ROW_CHUNK * n;
+                    }
+                    CallScales::PerGroup(_) if arith == Arith::GgmlQ8_0 => {
+                        let (g_cols, _) = w.groups();
+                        let sub = g_cols / q8_0::BLOCK;
+                        need.acts = sub * n * padded_cols;
+                        need.gsums = n * padded_cols / q8_0::BLOCK;
+                        need.dots = sub * ROW_CHUNK * n;
+                        need.acc = ROW_CHUNK * n;
                     }
                     CallScales::PerGroup(_) => {
                         let (_, n_groups) = w.groups();
@@ -606,10 +626,14 @@ impl Matrix {
         y_stride: usize,
         opts: &GemmOptions,
     ) -> Result<()> {
-        if arith == Arith::Ggml {
-            return Err(Error::unsupported(
-                "TERN_COMPAT_GGML quantizes activations per 256-element block (Q8_K); use tern_gemm, which quantizes them itself",
-            ));
+        if arith.block_acts() {
+            let (n, kind) = match arith {
+                Arith::GgmlQ8_0 => (q8_0::BLOCK, "Q8_0"),
+                _ => (q8k::BLOCK, "Q8_K"),
+            };
+            return Err(Error::unsupported(format!(
+                "TERN_COMPAT_GGML quantizes activations per {n}-element block ({kind}); use tern_gemm, which quantizes them itself"
+            )));
         }
         self.check_call(n_tokens, y, y_stride, opts)?;
         if let Scales::PerGroup { .. } = self.scales
