@@ -14,8 +14,9 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use super::{Job, codes, load_acts, load16, tile_loop};
+use super::{codes, load_acts, load16};
 use crate::format::I2sVariant;
+use crate::kernel::job::{Job, tile_loop};
 
 #[target_feature(enable = "neon,dotprod")]
 pub(super) unsafe fn i2s_dots(variant: I2sVariant, job: &mut Job) {

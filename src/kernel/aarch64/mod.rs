@@ -34,21 +34,10 @@ mod neon;
 
 use std::arch::aarch64::*;
 
-use crate::format::I2sVariant;
 use crate::kernel::Isa;
-use crate::kernel::job::{Job, run};
+use crate::kernel::job::{Job, i2s_dots_entry};
 
-impl<'a> Job<'a> {
-    /// Start of weight row `r0`.
-    ///
-    /// # Safety
-    /// `r0 < n_rows`: from there, rows `r0..n_rows` (`row_bytes` apart, each `row_bytes` long)
-    /// are readable, as `new` checked.
-    unsafe fn row(&self, r0: usize) -> *const u8 {
-        // SAFETY: the offset is in bounds of `weights` (see above).
-        unsafe { self.weights.as_ptr().add(r0 * self.row_bytes) }
-    }
-
+impl Job<'_> {
     /// Pointers to tokens `t0 .. t0 + nt`, padded to `T` by repeating the last one.
     ///
     /// # Safety
@@ -76,21 +65,6 @@ impl<'a> Job<'a> {
         }
     }
 
-    /// Writes a tile's sums of its first `nt` tokens: `dots[(t0 + t)·n_rows + r0 + r] = sums[r][t]`.
-    fn store<const R: usize, const T: usize>(
-        &mut self,
-        r0: usize,
-        t0: usize,
-        nt: usize,
-        sums: [[i32; T]; R],
-    ) {
-        for (r, row) in sums.iter().enumerate() {
-            for (t, &v) in row.iter().enumerate().take(nt) {
-                self.dots[(t0 + t) * self.n_rows + r0 + r] = v;
-            }
-        }
-    }
-
     /// As `store`, adding to the dots already there (a later column chunk of the same tile).
     fn accumulate<const R: usize, const T: usize>(
         &mut self,
@@ -106,52 +80,6 @@ impl<'a> Job<'a> {
         }
     }
 }
-
-/// Expands to the tile loop of one kernel. Each entry `(NT => T, R, tile, rest)` handles a group
-/// of `NT` tokens (padded to `T`, see `Job::tokens`): rows in groups of `R` with
-/// `tile::<L, R, T>`, the remaining rows one at a time with `rest::<L, 1, T>`. Tokens go in
-/// groups of the largest `NT`; the remainder takes its own entry, so every count from the
-/// largest down to 1 needs one.
-/// A tile `f::<L, R, T>(w, row_bytes, toks, n_blocks)` must read only rows `w + r·row_bytes`
-/// (`r < R`) and the `T` tokens `toks`, `n_blocks` blocks of `L` elements each.
-macro_rules! tile_loop {
-    ($job:expr, $l:expr, [$(($nt:literal => $t:literal, $r:literal, $tile:ident, $rest:ident)),+ $(,)?]) => {{
-        let job: &mut $crate::kernel::aarch64::Job = $job;
-        let t_max = 0 $(.max($nt))+;
-        let mut t0 = 0;
-        while t0 < job.n_tokens {
-            let nt = (job.n_tokens - t0).min(t_max);
-            match nt {
-                $(
-                    $nt => {
-                        let (rb, nb) = (job.row_bytes, job.n_blocks);
-                        // SAFETY: 1 ≤ NT ≤ T and t0 + NT ≤ n_tokens.
-                        let toks = unsafe { job.tokens::<$t>(t0, $nt) };
-                        let mut r0 = 0;
-                        while r0 < job.n_rows {
-                            // SAFETY: r0 + R (or r0 + 1) ≤ n_rows and the tokens were checked,
-                            // so the tile reads only rows and tokens that `Job::new` checked;
-                            // the caller enabled the tile's target features.
-                            unsafe {
-                                let w = job.row(r0);
-                                if job.n_rows - r0 >= $r {
-                                    job.store(r0, t0, $nt, $tile::<{ $l }, $r, $t>(w, rb, toks, nb));
-                                    r0 += $r;
-                                } else {
-                                    job.store(r0, t0, $nt, $rest::<{ $l }, 1, $t>(w, rb, toks, nb));
-                                    r0 += 1;
-                                }
-                            }
-                        }
-                    }
-                )+
-                _ => unreachable!("no tile for {nt} tokens"),
-            }
-            t0 += nt;
-        }
-    }};
-}
-pub(crate) use tile_loop;
 
 /// Prefetches into L2, for block `b` (at `wb` in the tile's first row), the same block of the
 /// next tile's `R` rows, one prefetch per 64-byte line (the x86 kernels' scheme: the tile reads
@@ -206,71 +134,23 @@ unsafe fn load_acts(p: *const i8) -> int8x16_t {
     unsafe { vld1q_s8(p) }
 }
 
-/// Baseline NEON I2_S code dots (`smlal` into int16, widened by `sadalp`).
-pub fn i2s_dots_neon(
-    variant: I2sVariant,
-    weights: &[u8],
-    cols: usize,
-    acts: &[i8],
-    act_stride: usize,
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    run(
-        Isa::Neon,
-        neon::i2s_dots,
-        variant,
-        weights,
-        cols,
-        acts,
-        act_stride,
-        n_tokens,
-        dots,
-    );
-}
+i2s_dots_entry!(
+    /// Baseline NEON I2_S code dots (`smlal` into int16, widened by `sadalp`).
+    i2s_dots_neon,
+    Isa::Neon,
+    neon::i2s_dots
+);
 
-/// Dotprod (`sdot`) I2_S code dots.
-pub fn i2s_dots_dotprod(
-    variant: I2sVariant,
-    weights: &[u8],
-    cols: usize,
-    acts: &[i8],
-    act_stride: usize,
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    run(
-        Isa::Dotprod,
-        dotprod::i2s_dots,
-        variant,
-        weights,
-        cols,
-        acts,
-        act_stride,
-        n_tokens,
-        dots,
-    );
-}
+i2s_dots_entry!(
+    /// Dotprod (`sdot`) I2_S code dots.
+    i2s_dots_dotprod,
+    Isa::Dotprod,
+    dotprod::i2s_dots
+);
 
-/// I8MM (`smmla`) I2_S code dots; one token uses the dotprod tiles.
-pub fn i2s_dots_i8mm(
-    variant: I2sVariant,
-    weights: &[u8],
-    cols: usize,
-    acts: &[i8],
-    act_stride: usize,
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    run(
-        Isa::I8mm,
-        i8mm::i2s_dots,
-        variant,
-        weights,
-        cols,
-        acts,
-        act_stride,
-        n_tokens,
-        dots,
-    );
-}
+i2s_dots_entry!(
+    /// I8MM (`smmla`) I2_S code dots; one token uses the dotprod tiles.
+    i2s_dots_i8mm,
+    Isa::I8mm,
+    i8mm::i2s_dots
+);

@@ -4,8 +4,9 @@
 
 use std::arch::aarch64::*;
 
-use super::{Job, codes, load_acts, load16, tile_loop};
+use super::{codes, load_acts, load16};
 use crate::format::I2sVariant;
+use crate::kernel::job::{Job, variant_tile_loop};
 
 /// Products summed into one int16 lane before it is widened to int32. Each is code·act with
 /// code ≤ 3 (Q2_0's +2) and act ∈ [-128, 127], so in [-384, 381], and 64 of them stay within
@@ -15,12 +16,7 @@ const MAX_PRODUCTS: usize = 64;
 
 #[target_feature(enable = "neon")]
 pub(super) unsafe fn i2s_dots(variant: I2sVariant, job: &mut Job) {
-    match variant {
-        I2sVariant::X86 => tile_loop!(job, 128, [(2 => 2, 4, tile, tile), (1 => 1, 4, tile, tile)]),
-        I2sVariant::Arm64 => {
-            tile_loop!(job, 64, [(2 => 2, 4, tile, tile), (1 => 1, 4, tile, tile)])
-        }
-    }
+    variant_tile_loop!(job, variant, [(2 => 2, 4, tile, tile), (1 => 1, 4, tile, tile)])
 }
 
 /// Code dots of `R` rows × `T` tokens over `n_blocks` blocks of `L` (128 or 64) elements.

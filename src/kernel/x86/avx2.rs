@@ -4,8 +4,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{Job, tile_loop};
 use crate::format::I2sVariant;
+use crate::kernel::job::{Job, variant_tile_loop};
 
 /// `vpmaddubsw` results summed into one int16 lane before it is widened to int32. Each is a pair
 /// sum of two code·act products (code ≤ 3, act ∈ [-128, 127]), so in [-768, 762] (no
@@ -15,10 +15,7 @@ const MAX_MADDUBS: usize = 32;
 
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn i2s_dots(variant: I2sVariant, job: &mut Job) {
-    match variant {
-        I2sVariant::X86 => tile_loop!(job, tile, 128, [(2, 4), (1, 4)]),
-        I2sVariant::Arm64 => tile_loop!(job, tile, 64, [(2, 4), (1, 4)]),
-    }
+    variant_tile_loop!(job, variant, [(2 => 2, 4, tile, tile), (1 => 1, 4, tile, tile)])
 }
 
 /// Code dots of `R` rows × `T` tokens over `n_blocks` blocks of `L` (128 or 64) elements.
@@ -31,8 +28,7 @@ pub(super) unsafe fn i2s_dots(variant: I2sVariant, job: &mut Job) {
 unsafe fn tile<const L: usize, const R: usize, const T: usize>(
     w: *const u8,
     rb: usize,
-    a: *const i8,
-    stride: usize,
+    (a, stride): (*const i8, usize),
     n_blocks: usize,
 ) -> [[i32; T]; R] {
     let zero = _mm256_setzero_si256();

@@ -12,40 +12,43 @@
 
 use std::arch::x86_64::*;
 
-use super::{Job, tile_loop};
 use crate::format::I2sVariant;
+use crate::kernel::job::{Job, variant_tile_loop};
 
 /// `vpmaddubsw` results summed into one int16 lane before it is widened: each is in [-768, 762]
 /// (two products code·act, code ≤ 3), so 32 of them stay within [-24576, 24384].
 const MAX_MADDUBS: usize = 32;
 
+/// The BW tiles: 4 rows × up to 4 tokens.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(super) unsafe fn i2s_dots_bw(variant: I2sVariant, job: &mut Job) {
-    match variant {
-        I2sVariant::X86 => tile_loop!(job, tile_bw, 128, [(4, 4), (3, 4), (2, 4), (1, 4)]),
-        I2sVariant::Arm64 => tile_loop!(job, tile_bw, 64, [(4, 4), (3, 4), (2, 4), (1, 4)]),
-    }
+    variant_tile_loop!(
+        job,
+        variant,
+        [
+            (4 => 4, 4, tile_bw, tile_bw),
+            (3 => 3, 4, tile_bw, tile_bw),
+            (2 => 2, 4, tile_bw, tile_bw),
+            (1 => 1, 4, tile_bw, tile_bw),
+        ]
+    )
 }
 
 /// `(tokens, rows)` of the VNNI tiles: 20 accumulators for prefill (with 4 codes, 4 packed
 /// blocks, 1 activation and the mask that is 30 of the 32 zmm registers), 8 rows for decode.
-macro_rules! vnni_tiles {
-    ($job:expr, $l:expr) => {
-        tile_loop!(
-            $job,
-            tile_vnni,
-            $l,
-            [(5, 4), (4, 4), (3, 4), (2, 4), (1, 8)]
-        )
-    };
-}
-
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub(super) unsafe fn i2s_dots_vnni(variant: I2sVariant, job: &mut Job) {
-    match variant {
-        I2sVariant::X86 => vnni_tiles!(job, 128),
-        I2sVariant::Arm64 => vnni_tiles!(job, 64),
-    }
+    variant_tile_loop!(
+        job,
+        variant,
+        [
+            (5 => 5, 4, tile_vnni, tile_vnni),
+            (4 => 4, 4, tile_vnni, tile_vnni),
+            (3 => 3, 4, tile_vnni, tile_vnni),
+            (2 => 2, 4, tile_vnni, tile_vnni),
+            (1 => 1, 8, tile_vnni, tile_vnni),
+        ]
+    )
 }
 
 /// Codes of elements `64·H .. 64·H + 64` of the block of `L` (128 or 64) elements at `wb`, in
@@ -91,8 +94,7 @@ unsafe fn codes<const L: usize, const H: usize, const R: usize>(
 unsafe fn tile_bw<const L: usize, const R: usize, const T: usize>(
     w: *const u8,
     rb: usize,
-    a: *const i8,
-    stride: usize,
+    (a, stride): (*const i8, usize),
     n_blocks: usize,
 ) -> [[i32; T]; R] {
     let zero = _mm512_setzero_si512();
@@ -170,8 +172,7 @@ const VNNI_FLUSH: usize = 1 << 13;
 unsafe fn tile_vnni<const L: usize, const R: usize, const T: usize>(
     w: *const u8,
     rb: usize,
-    a: *const i8,
-    stride: usize,
+    (a, stride): (*const i8, usize),
     n_blocks: usize,
 ) -> [[i32; T]; R] {
     let dual = L == 128 && R * T <= 8;

@@ -28,78 +28,25 @@ pub use panels_avxvnni::{
     has_avxvnni, has_avxvnni_evex, panel_dots_avxvnni, panel_dots_avxvnni_evex,
 };
 
-use crate::format::I2sVariant;
 use crate::kernel::Isa;
-use crate::kernel::job::{Job, run};
+use crate::kernel::job::{Job, i2s_dots_entry};
 
-impl<'a> Job<'a> {
-    /// Start of weight row `r0` and of token `t0`.
+impl Job<'_> {
+    /// Token `t0` and the stride to the next: the x86 tiles take exactly `T` tokens (every
+    /// `tile_loop!` entry has `NT = T`).
     ///
     /// # Safety
-    /// `r0 < n_rows` and `t0 < n_tokens`: from there, rows `r0..n_rows` (`row_bytes` apart, each
-    /// `row_bytes` long) and tokens `t0..n_tokens` (`stride` apart, each `n_blocks·block` long)
-    /// are readable, as `new` checked.
-    unsafe fn at(&self, r0: usize, t0: usize) -> (*const u8, *const i8) {
-        // SAFETY: both offsets are in bounds of their slices (see above).
-        unsafe {
-            (
-                self.weights.as_ptr().add(r0 * self.row_bytes),
-                self.acts.as_ptr().add(t0 * self.stride),
-            )
-        }
-    }
-
-    /// Writes a tile's sums: `dots[(t0 + t)·n_rows + r0 + r] = sums[r][t]`.
-    fn store<const R: usize, const T: usize>(&mut self, r0: usize, t0: usize, sums: [[i32; T]; R]) {
-        for (r, row) in sums.iter().enumerate() {
-            for (t, &v) in row.iter().enumerate() {
-                self.dots[(t0 + t) * self.n_rows + r0 + r] = v;
-            }
-        }
+    /// `t0 + T ≤ n_tokens`: every token from `t0` then starts `n_blocks·block` readable values,
+    /// as `new` checked.
+    unsafe fn tokens<const T: usize>(&self, t0: usize, nt: usize) -> (*const i8, usize) {
+        debug_assert_eq!(nt, T, "x86 tiles take exactly their token count");
+        // SAFETY: t0 < n_tokens (see above).
+        (
+            unsafe { self.acts.as_ptr().add(t0 * self.stride) },
+            self.stride,
+        )
     }
 }
-
-/// Expands to the tile loop of one kernel. `[(T, R), ...]` lists every token count `T` from the
-/// largest down to 1 with the rows `R` of its tile: tokens go in groups of the largest `T` (the
-/// remainder takes its own entry), rows in groups of `R` and then one by one.
-/// `$tile::<L, R, T>(w, row_bytes, a, stride, n_blocks)` must read only rows `w + r·row_bytes`
-/// (`r < R`) and tokens `a + t·stride` (`t < T`), `n_blocks` blocks of `L` elements each.
-macro_rules! tile_loop {
-    ($job:expr, $tile:ident, $l:expr, [$(($t:literal, $r:literal)),+ $(,)?]) => {{
-        let job: &mut $crate::kernel::x86::Job = $job;
-        let t_max = 0 $(.max($t))+;
-        let mut t0 = 0;
-        while t0 < job.n_tokens {
-            let nt = (job.n_tokens - t0).min(t_max);
-            match nt {
-                $(
-                    $t => {
-                        let mut r0 = 0;
-                        while r0 < job.n_rows {
-                            let (rb, st, nb) = (job.row_bytes, job.stride, job.n_blocks);
-                            // SAFETY: r0 + R (or r0 + 1) ≤ n_rows and t0 + T ≤ n_tokens, so
-                            // the tile reads only rows and tokens that `Job::new` checked; the
-                            // caller enabled the tile's target features.
-                            unsafe {
-                                let (w, a) = job.at(r0, t0);
-                                if job.n_rows - r0 >= $r {
-                                    job.store(r0, t0, $tile::<{ $l }, $r, $t>(w, rb, a, st, nb));
-                                    r0 += $r;
-                                } else {
-                                    job.store(r0, t0, $tile::<{ $l }, 1, $t>(w, rb, a, st, nb));
-                                    r0 += 1;
-                                }
-                            }
-                        }
-                    }
-                )+
-                _ => unreachable!("no tile for {nt} tokens"),
-            }
-            t0 += nt;
-        }
-    }};
-}
-pub(crate) use tile_loop;
 
 /// Prefetches into L2, for block `b` (at `wb` in the tile's first row), the same block of the
 /// next tile's `R` rows, one prefetch per cache line. A GEMV streams every weight byte once from
@@ -118,71 +65,23 @@ fn prefetch_next_tile<const L: usize, const R: usize>(wb: *const u8, rb: usize, 
     }
 }
 
-/// AVX2 (+FMA level) I2_S code dots.
-pub fn i2s_dots_avx2(
-    variant: I2sVariant,
-    weights: &[u8],
-    cols: usize,
-    acts: &[i8],
-    act_stride: usize,
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    run(
-        Isa::Avx2,
-        avx2::i2s_dots,
-        variant,
-        weights,
-        cols,
-        acts,
-        act_stride,
-        n_tokens,
-        dots,
-    );
-}
+i2s_dots_entry!(
+    /// AVX2 (+FMA level) I2_S code dots.
+    i2s_dots_avx2,
+    Isa::Avx2,
+    avx2::i2s_dots
+);
 
-/// AVX-512BW I2_S code dots (`vpmaddubsw` + `vpmaddwd`).
-pub fn i2s_dots_avx512(
-    variant: I2sVariant,
-    weights: &[u8],
-    cols: usize,
-    acts: &[i8],
-    act_stride: usize,
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    run(
-        Isa::Avx512,
-        avx512::i2s_dots_bw,
-        variant,
-        weights,
-        cols,
-        acts,
-        act_stride,
-        n_tokens,
-        dots,
-    );
-}
+i2s_dots_entry!(
+    /// AVX-512BW I2_S code dots (`vpmaddubsw` + `vpmaddwd`).
+    i2s_dots_avx512,
+    Isa::Avx512,
+    avx512::i2s_dots_bw
+);
 
-/// AVX-512 VNNI I2_S code dots (`vpdpbusd`).
-pub fn i2s_dots_avx512vnni(
-    variant: I2sVariant,
-    weights: &[u8],
-    cols: usize,
-    acts: &[i8],
-    act_stride: usize,
-    n_tokens: usize,
-    dots: &mut [i32],
-) {
-    run(
-        Isa::Avx512Vnni,
-        avx512::i2s_dots_vnni,
-        variant,
-        weights,
-        cols,
-        acts,
-        act_stride,
-        n_tokens,
-        dots,
-    );
-}
+i2s_dots_entry!(
+    /// AVX-512 VNNI I2_S code dots (`vpdpbusd`).
+    i2s_dots_avx512vnni,
+    Isa::Avx512Vnni,
+    avx512::i2s_dots_vnni
+);
