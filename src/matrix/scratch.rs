@@ -4,7 +4,14 @@
 use std::cell::RefCell;
 
 use super::activations::QuantScratch;
+use super::panels::TOKEN_BLOCK;
+use super::rows::ROW_CHUNK;
+use super::{CallScales, Matrix, WeightPlan};
+use crate::context::Context;
 use crate::error::{Result, try_reserve};
+use crate::kernel::panel::TILE_ROWS;
+use crate::quant::activation::Arith;
+use crate::quant::{q8_0, q8k};
 
 /// Most bytes of scratch a GEMM keeps per calling thread (`tern_gemm`'s doc states it): a call
 /// whose activations, kernel outputs and accumulators would need more runs in chunks of tokens
@@ -153,4 +160,105 @@ pub(super) fn with_scratch<S: Default + 'static, R>(
 /// stale: callers overwrite them).
 pub(super) fn take<T>(v: &mut [T], n: usize) -> &mut [T] {
     &mut v[..n]
+}
+
+/// Sizing a call's scratch (the buffers `gemm_chunk`, `run` and the task bodies take).
+impl Matrix {
+    /// The scratch a call (or chunk) of `n_tokens` needs, `quantize`: whether the call
+    /// quantizes the activations itself (`gemm`) or gets them quantized (`gemm_i8`). Mirrors
+    /// what `gemm_chunk`, `run` and the task bodies take.
+    pub(super) fn scratch_need(
+        &self,
+        ctx: &Context,
+        arith: Arith,
+        n_tokens: usize,
+        quantize: bool,
+    ) -> Need {
+        let n = n_tokens;
+        let cols = self.shape.cols;
+        let ggml = arith.block_acts();
+        let mut need = Need {
+            slots: ctx.threads.count(),
+            ..Need::default()
+        };
+        if quantize {
+            need.q = n * self.plan.padded_cols();
+            if ggml {
+                let block = match arith {
+                    Arith::GgmlQ8_0 => q8_0::BLOCK,
+                    _ => q8k::BLOCK,
+                };
+                need.block_scales = n * (cols / block);
+            } else {
+                (need.scales, need.sums) = (n, n);
+            }
+        }
+        let call_scales = self.scales.for_call(ggml);
+        match &self.plan {
+            WeightPlan::Panels(w) => {
+                let geom = w.geom();
+                let pc = geom.cols();
+                if quantize && n == 1 && !ggml && self.token_in_tasks(ctx).is_some() {
+                    need.token = pc;
+                } else {
+                    need.acts = n * pc;
+                    match call_scales {
+                        CallScales::PerGroup(_) => need.gsums = n * geom.n_groups,
+                        CallScales::One(_) => need.post = n,
+                    }
+                }
+                let runs = w.dot_runs(call_scales, n, arith);
+                need.dots = runs.run_len * runs.tile_dots;
+                need.acc = TOKEN_BLOCK * TILE_ROWS;
+            }
+            WeightPlan::Rows(w) => {
+                let padded_cols = w.padded_cols();
+                if !quantize && padded_cols != cols {
+                    need.acts = n * padded_cols;
+                }
+                match call_scales {
+                    CallScales::One(_) => {
+                        need.post = n;
+                        need.dots = 2 * ROW_CHUNK * n;
+                    }
+                    CallScales::PerGroup(_) if arith == Arith::GgmlQ8_0 => {
+                        let (g_cols, _) = w.groups();
+                        let sub = g_cols / q8_0::BLOCK;
+                        need.acts = sub * n * padded_cols;
+                        need.gsums = n * padded_cols / q8_0::BLOCK;
+                        need.dots = sub * ROW_CHUNK * n;
+                        need.acc = ROW_CHUNK * n;
+                    }
+                    CallScales::PerGroup(_) => {
+                        let (_, n_groups) = w.groups();
+                        need.gsums = n * n_groups;
+                        need.dots = ROW_CHUNK * n;
+                        need.acc = ROW_CHUNK * n;
+                    }
+                }
+            }
+        }
+        need
+    }
+
+    /// Tokens per chunk of a call of `n_tokens`: all of them when their scratch fits
+    /// `SCRATCH_BOUND`, else as many whole token blocks as fit (at least one block).
+    pub(super) fn chunk_tokens(
+        &self,
+        ctx: &Context,
+        arith: Arith,
+        n_tokens: usize,
+        quantize: bool,
+    ) -> usize {
+        let bytes = |n| self.scratch_need(ctx, arith, n, quantize).bytes();
+        if n_tokens <= TOKEN_BLOCK || bytes(n_tokens) <= SCRATCH_BOUND {
+            return n_tokens;
+        }
+        // Past two blocks the need grows linearly with the tokens.
+        let (two, three) = (bytes(2 * TOKEN_BLOCK), bytes(3 * TOKEN_BLOCK));
+        let per_block = (three - two).max(1);
+        let base = two.saturating_sub(2 * per_block);
+        let blocks = SCRATCH_BOUND.saturating_sub(base) / per_block;
+        (blocks.max(1) * TOKEN_BLOCK).min(n_tokens)
+    }
 }

@@ -14,6 +14,10 @@ use crate::machine;
 
 #[path = "peers.rs"]
 mod peers;
+#[path = "bench/report.rs"]
+mod report;
+
+use report::{json, print_table};
 
 /// The scalar kernel is the slow oracle: from this many tokens on it runs once, without warm-up.
 const SLOW_TOKENS: usize = 32;
@@ -80,10 +84,36 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         return peers::run(args);
     }
     let started = Instant::now();
-    let reps = if args.quick { &QUICK } else { &NORMAL };
     let (runners, notes) = runners(args)?;
     let total = args.shapes.len() * args.formats.len() * args.tokens.len() * runners.len();
+    print_header(args, &runners, notes, total);
+    let mut points = Vec::with_capacity(total);
+    for (&(rows, cols), &format) in args
+        .shapes
+        .iter()
+        .flat_map(|s| args.formats.iter().map(move |f| (s, f)))
+    {
+        bench_matrix(args, &runners, (rows, cols), format, total, &mut points)?;
+    }
 
+    if args.json {
+        println!("{}", json(&points));
+    } else {
+        print_table(&points, args);
+    }
+    eprintln!("bench finished in {:.1} s", started.elapsed().as_secs_f64());
+    let differing = points.iter().filter(|p| p.same_y == Some(false)).count();
+    if differing > 0 {
+        return Err(format!(
+            "{differing} point(s) produced an output different from the first kernel's (see 'same y')"
+        ));
+    }
+    Ok(())
+}
+
+/// Prints the machine facts and the plan: to stdout above the table, or to stderr when stdout is
+/// JSON.
+fn print_header(args: &BenchArgs, runners: &[Runner], notes: Vec<String>, total: usize) {
     // Machine facts go to stdout above the table, or to stderr when stdout is JSON.
     let mut header = vec![
         format!(
@@ -134,142 +164,167 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     if !args.json {
         println!();
     }
+}
 
-    let mut points = Vec::with_capacity(total);
-    for (&(rows, cols), &format) in args
-        .shapes
+/// Quantizes one shape's weights in `format` once, builds a matrix per runner and times every
+/// token count on each, appending the points.
+fn bench_matrix(
+    args: &BenchArgs,
+    runners: &[Runner],
+    (rows, cols): (usize, usize),
+    format: Format,
+    total: usize,
+    points: &mut Vec<Point>,
+) -> Result<(), String> {
+    let reps = if args.quick { &QUICK } else { &NORMAL };
+    let shape = Shape::new(rows as i64, cols as i64).map_err(|e| e.to_string())?;
+    let layout = Layout::new(format as i32, 0, 0, 0, 0).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    // Latent weights → ternary, once per shape; each context gets its own Matrix of them.
+    let mut w = vec![0f32; shape.elements()];
+    Rng::new(0x7e5_0001 ^ ((rows as u64) << 32) ^ cols as u64).fill_normal(&mut w, WEIGHT_SIGMA);
+    let cfg = QuantConfig {
+        method: if args.ggml_ref && format.spec().per_block_scales {
+            Method::GgmlRef
+        } else {
+            Method::Absmean
+        },
+        ..QuantConfig::default()
+    };
+    let (packed, _) = quantize_packed(layout, shape, &w, &cfg).map_err(|e| e.to_string())?;
+    let mut wdq = w;
+    layout
+        .dequantize(shape, &packed, &mut wdq)
+        .map_err(|e| e.to_string())?;
+    let matrices = runners
         .iter()
-        .flat_map(|s| args.formats.iter().map(move |f| (s, f)))
-    {
-        let shape = Shape::new(rows as i64, cols as i64).map_err(|e| e.to_string())?;
-        let layout = Layout::new(format as i32, 0, 0, 0, 0).map_err(|e| e.to_string())?;
-        let t0 = Instant::now();
-        // Latent weights → ternary, once per shape; each context gets its own Matrix of them.
-        let mut w = vec![0f32; shape.elements()];
-        Rng::new(0x7e5_0001 ^ ((rows as u64) << 32) ^ cols as u64)
-            .fill_normal(&mut w, WEIGHT_SIGMA);
-        let cfg = QuantConfig {
-            method: if args.ggml_ref && format.spec().per_block_scales {
-                Method::GgmlRef
-            } else {
-                Method::Absmean
-            },
-            ..QuantConfig::default()
+        .map(|r| Matrix::from_packed(&r.ctx, layout, shape, &packed))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    drop(packed);
+    eprintln!(
+        "{rows}x{cols} {}: weights quantized in {:.2} s",
+        format.name(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    for &tokens in &args.tokens {
+        let mut x = vec![0f32; tokens * cols];
+        Rng::new(0xac7_0002 ^ ((tokens as u64) << 32) ^ cols as u64).fill_normal(&mut x, 1.0);
+        let ref_rows = reference_rows(rows, cols, tokens);
+        let y_ref = reference(&wdq, cols, &x, tokens, &ref_rows);
+        let reference = Reference {
+            max: y_ref.iter().fold(0f64, |m, v| m.max(v.abs())),
+            rows: ref_rows,
+            y: y_ref,
         };
-        let (packed, _) = quantize_packed(layout, shape, &w, &cfg).map_err(|e| e.to_string())?;
-        let mut wdq = w;
-        layout
-            .dequantize(shape, &packed, &mut wdq)
-            .map_err(|e| e.to_string())?;
-        let matrices = runners
-            .iter()
-            .map(|r| Matrix::from_packed(&r.ctx, layout, shape, &packed))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        drop(packed);
-        eprintln!(
-            "{rows}x{cols} {}: weights quantized in {:.2} s",
-            format.name(),
-            t0.elapsed().as_secs_f64()
-        );
+        let mut first_y: Option<Vec<f32>> = None;
 
-        for &tokens in &args.tokens {
-            let mut x = vec![0f32; tokens * cols];
-            Rng::new(0xac7_0002 ^ ((tokens as u64) << 32) ^ cols as u64).fill_normal(&mut x, 1.0);
-            let ref_rows = reference_rows(rows, cols, tokens);
-            let y_ref = reference(&wdq, cols, &x, tokens, &ref_rows);
-            let ref_max = y_ref.iter().fold(0f64, |m, v| m.max(v.abs()));
-            let mut first_y: Option<Vec<f32>> = None;
-
-            for (runner, m) in runners.iter().zip(&matrices) {
-                let mut y = vec![f32::NAN; tokens * rows];
-                let capped = runner.slow && tokens >= SLOW_TOKENS;
-                let times = time_gemm(runner, m, &x, tokens, &mut y, reps, capped)?;
-                let (median_s, min_s) = (
-                    median(&times),
-                    times.iter().copied().fold(f64::INFINITY, f64::min),
-                );
-
-                let mut max_err = 0f64;
-                for (i, &r) in ref_rows.iter().enumerate() {
-                    for t in 0..tokens {
-                        let d = (y[t * rows + r] as f64 - y_ref[i * tokens + t]).abs();
-                        max_err = if d.is_nan() {
-                            f64::INFINITY
-                        } else {
-                            max_err.max(d)
-                        };
-                    }
-                }
-                let same_y = match &first_y {
-                    None => {
-                        first_y = Some(y);
-                        None
-                    }
-                    Some(f) => Some(f.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits())),
-                };
-                let packed_bytes = m.packed_bytes();
-                let p = Point {
-                    format,
-                    kernel: m.kernel_name().to_string_lossy().into_owned(),
-                    isa: runner.isa,
-                    rows,
-                    cols,
-                    tokens,
-                    threads: runner.ctx.threads.count(),
-                    reps: times.len(),
-                    capped,
-                    median_s,
-                    min_s,
-                    packed_bytes,
-                    gops: 2.0 * (rows * cols * tokens) as f64 / median_s / 1e9,
-                    weight_gbps: packed_bytes as f64 / median_s / 1e9,
-                    rel_err: if ref_max > 0.0 {
-                        max_err / ref_max
-                    } else {
-                        max_err
-                    },
-                    ref_rows: ref_rows.len(),
-                    same_y,
-                };
-                eprintln!(
-                    "[{:>w$}/{total}] {:<5} {:<18} {:>10} t={:<4} threads={:<3} reps={:<6} {:>10} {:>8.2} GOPS {:>7.2} GB/s  err {:.2e}{}",
-                    points.len() + 1,
-                    format.name(),
-                    p.kernel,
-                    format!("{rows}x{cols}"),
-                    tokens,
-                    p.threads,
-                    format!("{}{}", p.reps, if capped { "*" } else { "" }),
-                    fmt_time(p.median_s),
-                    p.gops,
-                    p.weight_gbps,
-                    p.rel_err,
-                    if p.same_y == Some(false) {
-                        "  y DIFFERS from the first kernel"
-                    } else {
-                        ""
-                    },
-                    w = total.to_string().len(),
-                );
-                points.push(p);
-            }
+        for (runner, m) in runners.iter().zip(&matrices) {
+            let p = time_point(runner, m, &x, tokens, &reference, &mut first_y, reps)?;
+            log_point(&p, points.len() + 1, total);
+            points.push(p);
         }
     }
-
-    if args.json {
-        println!("{}", json(&points));
-    } else {
-        print_table(&points, args);
-    }
-    eprintln!("bench finished in {:.1} s", started.elapsed().as_secs_f64());
-    let differing = points.iter().filter(|p| p.same_y == Some(false)).count();
-    if differing > 0 {
-        return Err(format!(
-            "{differing} point(s) produced an output different from the first kernel's (see 'same y')"
-        ));
-    }
     Ok(())
+}
+
+/// The f64 reference outputs of a point's sampled rows (`y[i·tokens + t]` for row `rows[i]`) and
+/// their largest magnitude.
+struct Reference {
+    rows: Vec<usize>,
+    y: Vec<f64>,
+    max: f64,
+}
+
+/// Times one runner's matrix on `tokens` tokens and checks its outputs against the reference and
+/// against the first runner's (`first_y`, set by the first call).
+fn time_point(
+    runner: &Runner,
+    m: &Matrix,
+    x: &[f32],
+    tokens: usize,
+    reference: &Reference,
+    first_y: &mut Option<Vec<f32>>,
+    reps: &Reps,
+) -> Result<Point, String> {
+    let (rows, cols) = (m.shape().rows, m.shape().cols);
+    let format = m.layout().format();
+    let mut y = vec![f32::NAN; tokens * rows];
+    let capped = runner.slow && tokens >= SLOW_TOKENS;
+    let times = time_gemm(runner, m, x, tokens, &mut y, reps, capped)?;
+    let (median_s, min_s) = (
+        median(&times),
+        times.iter().copied().fold(f64::INFINITY, f64::min),
+    );
+
+    let mut max_err = 0f64;
+    for (i, &r) in reference.rows.iter().enumerate() {
+        for t in 0..tokens {
+            let d = (y[t * rows + r] as f64 - reference.y[i * tokens + t]).abs();
+            max_err = if d.is_nan() {
+                f64::INFINITY
+            } else {
+                max_err.max(d)
+            };
+        }
+    }
+    let same_y = match first_y {
+        None => {
+            *first_y = Some(y);
+            None
+        }
+        Some(f) => Some(f.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits())),
+    };
+    let packed_bytes = m.packed_bytes();
+    let p = Point {
+        format,
+        kernel: m.kernel_name().to_string_lossy().into_owned(),
+        isa: runner.isa,
+        rows,
+        cols,
+        tokens,
+        threads: runner.ctx.threads.count(),
+        reps: times.len(),
+        capped,
+        median_s,
+        min_s,
+        packed_bytes,
+        gops: 2.0 * (rows * cols * tokens) as f64 / median_s / 1e9,
+        weight_gbps: packed_bytes as f64 / median_s / 1e9,
+        rel_err: if reference.max > 0.0 {
+            max_err / reference.max
+        } else {
+            max_err
+        },
+        ref_rows: reference.rows.len(),
+        same_y,
+    };
+    Ok(p)
+}
+
+/// The progress line of point `index` of `total`.
+fn log_point(p: &Point, index: usize, total: usize) {
+    eprintln!(
+        "[{:>w$}/{total}] {:<5} {:<18} {:>10} t={:<4} threads={:<3} reps={:<6} {:>10} {:>8.2} GOPS {:>7.2} GB/s  err {:.2e}{}",
+        index,
+        p.format.name(),
+        p.kernel,
+        format!("{}x{}", p.rows, p.cols),
+        p.tokens,
+        p.threads,
+        format!("{}{}", p.reps, if p.capped { "*" } else { "" }),
+        fmt_time(p.median_s),
+        p.gops,
+        p.weight_gbps,
+        p.rel_err,
+        if p.same_y == Some(false) {
+            "  y DIFFERS from the first kernel"
+        } else {
+            ""
+        },
+        w = total.to_string().len(),
+    );
 }
 
 /// The contexts to run: thread counts (deduplicated by what they resolve to) × ISA levels
@@ -471,171 +526,6 @@ fn fmt_time(s: f64) -> String {
         format!("{:.3} s", s)
     }
 }
-
-fn print_table(points: &[Point], args: &BenchArgs) {
-    let header = [
-        "format",
-        "kernel",
-        "shape MxK",
-        "tokens",
-        "threads",
-        "reps",
-        "median",
-        "GOPS",
-        "W GB/s",
-        "rel err",
-        "ref rows",
-        "same y",
-    ];
-    let rows: Vec<[String; 12]> = points
-        .iter()
-        .map(|p| {
-            [
-                p.format.name().to_string(),
-                p.kernel.clone(),
-                format!("{}x{}", p.rows, p.cols),
-                p.tokens.to_string(),
-                p.threads.to_string(),
-                format!("{}{}", p.reps, if p.capped { "*" } else { "" }),
-                fmt_time(p.median_s),
-                format!("{:.2}", p.gops),
-                format!("{:.2}", p.weight_gbps),
-                format!("{:.2e}", p.rel_err),
-                format!("{}/{}", p.ref_rows, p.rows),
-                match p.same_y {
-                    None => "first".to_string(),
-                    Some(true) => "yes".to_string(),
-                    Some(false) => "NO".to_string(),
-                },
-            ]
-        })
-        .collect();
-    let mut width = header.map(|h| h.chars().count());
-    for r in &rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    // Left-align the text columns, right-align the numbers.
-    let line = |cells: &[String]| {
-        let parts: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let pad = " ".repeat(width[i] - c.chars().count());
-                if i <= 1 || i == 11 {
-                    format!("{c}{pad}")
-                } else {
-                    format!("{pad}{c}")
-                }
-            })
-            .collect();
-        parts.join("  ").trim_end().to_string()
-    };
-    println!("{}", line(&header.map(String::from)));
-    println!("{}", line(&width.map(|w| "-".repeat(w))));
-    let mut last = None;
-    for (p, r) in points.iter().zip(&rows) {
-        let group = (p.rows, p.cols, p.format.name(), p.tokens);
-        if last.is_some_and(|g| g != group) {
-            println!();
-        }
-        last = Some(group);
-        println!("{}", line(r));
-    }
-    println!();
-    println!(
-        "median: median wall time of one Matrix::gemm call (activation quantization included);"
-    );
-    println!(
-        "        reps = timed calls after one warm-up call (>= {} s and >= {} reps)",
-        reps_of(args).target_s,
-        reps_of(args).min
-    );
-    if points.iter().any(|p| p.capped) {
-        println!(
-            "        * scalar kernel at >= {SLOW_TOKENS} tokens: a single call, no warm-up (it is the slow reference)"
-        );
-    }
-    println!("GOPS:   2*M*K*tokens / median;  W GB/s: packed I2_S weight bytes / median");
-    println!(
-        "rel err: max|y - y_ref| / max|y_ref|, y_ref = dequantized W * x (f32 x) accumulated in f64;"
-    );
-    println!(
-        "        it measures int8 activation quantization. The reference covers every row when"
-    );
-    println!("        M*K*tokens <= 2^28, else an evenly spaced subset of rows ('ref rows')");
-    println!(
-        "same y: output bit-identical to the first kernel/thread count of the same shape, format and tokens"
-    );
-}
-
-fn reps_of(args: &BenchArgs) -> &'static Reps {
-    if args.quick { &QUICK } else { &NORMAL }
-}
-
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn json_num(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        "null".to_string()
-    }
-}
-
-fn json(points: &[Point]) -> String {
-    let items: Vec<String> = points
-        .iter()
-        .map(|p| {
-            let fields = [
-                ("kernel", json_str(&p.kernel)),
-                ("isa", json_str(p.isa.name())),
-                ("format", json_str(p.format.name())),
-                ("rows", p.rows.to_string()),
-                ("cols", p.cols.to_string()),
-                ("tokens", p.tokens.to_string()),
-                ("threads", p.threads.to_string()),
-                ("reps", p.reps.to_string()),
-                ("reps_capped", p.capped.to_string()),
-                ("median_s", json_num(p.median_s)),
-                ("min_s", json_num(p.min_s)),
-                ("gops", json_num(p.gops)),
-                ("packed_bytes", p.packed_bytes.to_string()),
-                ("weight_gb_per_s", json_num(p.weight_gbps)),
-                ("rel_err", json_num(p.rel_err)),
-                ("ref_rows", p.ref_rows.to_string()),
-                (
-                    "same_y_as_first",
-                    p.same_y.map_or("null".to_string(), |b| b.to_string()),
-                ),
-            ];
-            let body: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| format!("{}: {v}", json_str(k)))
-                .collect();
-            format!("  {{{}}}", body.join(", "))
-        })
-        .collect();
-    if items.is_empty() {
-        "[]".to_string()
-    } else {
-        format!("[\n{}\n]", items.join(",\n"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,8 +542,6 @@ mod tests {
     fn helpers() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert_eq!(json_str("a\"b\\\n"), "\"a\\\"b\\\\\\u000a\"");
-        assert_eq!(json_num(f64::NAN), "null");
         assert_eq!(dot_f64(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.0; 5]), 15.0);
         let mut v = vec![0f32; 10_001];
         Rng::new(1).fill_normal(&mut v, 1.0);
