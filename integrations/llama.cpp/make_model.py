@@ -13,7 +13,9 @@ output, as in BitNet-b1.58-2B-4T) is F16 and the norms F32. The same seed gives 
 values and scales whatever the type: values are drawn first, then encoded.
 
 * tq1_0 / tq2_0 are written here (gguf-py's quantizers); they hold the values exactly (a block's
-  scale is its largest |w|, an f16 value).
+  scale is its largest |w|, an f16 value). With --llama-quantize they are made as q2_0 / q1_0
+  below instead (the same TQ bytes, but a Q6_K token embedding): models of all four types then
+  differ in their ternary tensors only.
 * f16 writes the projections as F16 (ternary value x f16 scale: exact).
 * q2_0 / q1_0 are what users get: the f16 model quantized by the given (stock) `llama-quantize
   IN OUT Q2_0|Q1_0`. Q2_0 (d = max|w| per 64 weights) holds the ternary values exactly, so a q2_0
@@ -42,6 +44,8 @@ import gguf
 SIZES = {
     # name: layers, hidden, ffn, heads, kv heads, vocab, context
     "tiny": dict(n_layer=2, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=512, n_ctx=512),
+    # 90M ternary weights: a model stock ggml's scalar Q2_0 loop still runs in a few minutes
+    "mid": dict(n_layer=8, n_embd=1024, n_ff=2816, n_head=16, n_head_kv=4, n_vocab=32000, n_ctx=2048),
     # microsoft/bitnet-b1.58-2B-4T
     "2b": dict(n_layer=30, n_embd=2560, n_ff=6912, n_head=20, n_head_kv=5, n_vocab=128256, n_ctx=4096),
 }
@@ -49,7 +53,7 @@ SIZES = {
 QTYPES = {"tq1_0": gguf.GGMLQuantizationType.TQ1_0, "tq2_0": gguf.GGMLQuantizationType.TQ2_0}
 FILE_TYPES = {"tq1_0": gguf.LlamaFileType.MOSTLY_TQ1_0, "tq2_0": gguf.LlamaFileType.MOSTLY_TQ2_0,
               "f16": gguf.LlamaFileType.MOSTLY_F16}
-QUANTIZED = {"q2_0": "Q2_0", "q1_0": "Q1_0"}  # made by llama-quantize from the f16 model
+QUANTIZED = ["q2_0", "q1_0"]  # made by llama-quantize from the f16 model
 BLOCK = 256
 
 
@@ -176,12 +180,13 @@ def set_code3(path: str, fraction: float, seed: int) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
-    ap.add_argument("--type", choices=sorted(FILE_TYPES) + sorted(QUANTIZED), default="tq2_0")
+    ap.add_argument("--type", choices=sorted(FILE_TYPES) + QUANTIZED, default="tq2_0")
     ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--scales", choices=["block", "tensor"], default="block",
                     help="one scale per 256-block (default) or one per tensor (convertible to I2_S)")
-    ap.add_argument("--llama-quantize", metavar="PATH", help="stock llama-quantize, for q2_0 / q1_0")
+    ap.add_argument("--llama-quantize", metavar="PATH",
+                    help="stock llama-quantize: needed for q2_0 / q1_0, used for tq1_0 / tq2_0 too when given")
     ap.add_argument("--code3", type=float, default=0.0, metavar="FRACTION",
                     help="q2_0: set this fraction of the codes to 3 (+2d)")
     args = ap.parse_args()
@@ -189,7 +194,7 @@ def main() -> int:
         ap.error("--code3 is for --type q2_0")
     one_scale = args.scales == "tensor"
 
-    if args.type in FILE_TYPES:
+    if args.type == "f16" or (args.type in QTYPES and not args.llama_quantize):
         write_model(args.out, args.size, args.type, args.seed, one_scale)
         return 0
     if not args.llama_quantize:
@@ -197,13 +202,13 @@ def main() -> int:
     f16 = args.out + ".f16.tmp"
     write_model(f16, args.size, "f16", args.seed, one_scale)
     try:
-        run = subprocess.run([args.llama_quantize, f16, args.out, QUANTIZED[args.type]],
+        run = subprocess.run([args.llama_quantize, f16, args.out, args.type.upper()],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     finally:
         os.remove(f16)
     if run.returncode != 0:
         sys.stderr.write(run.stdout[-4000:])
-        sys.stderr.write(f"make_model.py: llama-quantize {QUANTIZED[args.type]} failed ({run.returncode})\n")
+        sys.stderr.write(f"make_model.py: llama-quantize {args.type.upper()} failed ({run.returncode})\n")
         return 1
     if args.code3:
         n = set_code3(args.out, args.code3, args.seed)
