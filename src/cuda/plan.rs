@@ -55,8 +55,8 @@ pub fn arith_code(arith: Arith) -> Result<i32> {
         Arith::I2sCurrent => Ok(1),
         Arith::I2sLegacy => Ok(2),
         Arith::Lut => Ok(3),
-        Arith::Ggml => Err(Error::unsupported(
-            "TERN_COMPAT_GGML (Q8_K activations per 256 block) has no CUDA kernel; use TERN_COMPAT_DEFAULT",
+        Arith::Ggml | Arith::GgmlQ8_0 => Err(Error::unsupported(
+            "TERN_COMPAT_GGML (Q8_K / Q8_0 activation blocks) has no CUDA kernel; use TERN_COMPAT_DEFAULT",
         )),
     }
 }

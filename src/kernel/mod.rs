@@ -235,7 +235,7 @@ impl Ord for Isa {
 }
 
 /// Code dots of I2_S rows against int8 tokens: `dots[t·n_rows + r] = Σ_k code[r][k]·acts[t][k]`
-/// with codes {0, 1, 2}, exact in int32. `weights` holds `n_rows` rows of `cols/4` bytes
+/// with codes {0, 1, 2, 3} (3: Q2_0's +2), exact in int32 for `cols ≤ format::MAX_COLS`. `weights` holds `n_rows` rows of `cols/4` bytes
 /// (`cols` a multiple of the variant's block); token `t` is `acts[t·act_stride ..][..cols]`.
 pub type I2sDotsFn = fn(
     variant: I2sVariant,
@@ -249,8 +249,8 @@ pub type I2sDotsFn = fn(
 
 /// Panel dots (layouts in `panel`): for each of `n_tiles` consecutive 64-row tiles `i`,
 /// `dots[((i·n_tokens + t)·n_dots + d)·64 + r] = Σ_{k in dot d} code[r][k]·acts[t][k]`, dot `d`
-/// covering groups `d·merge..(d+1)·merge` (`n_dots = n_groups / merge`), codes {0, 1, 2}, exact
-/// in int32. `tiles` holds `n_tiles · geom.tile_bytes()` bytes (one call
+/// covering groups `d·merge..(d+1)·merge` (`n_dots = n_groups / merge`), codes {0, 1, 2, 3}
+/// (`Trits5`: {0, 1, 2}), exact in int32. `tiles` holds `n_tiles · geom.tile_bytes()` bytes (one call
 /// streams a run of tiles without returning in between: from DRAM, a return and epilogue per
 /// tile would break the weight stream); `acts` holds `n_tokens` tokens of `geom.cols()` values interleaved
 /// by k-step (value (t, k) at `(k/4 · n_tokens + t)·4 + k%4`, see `panel::interleave_acts`).
@@ -283,6 +283,15 @@ pub struct GroupScales<'a> {
 /// on its own (no fused multiply-add), so each implementation returns the oracle's bits.
 pub type ScaleGroupsFn = fn(job: &GroupScales, acc: &mut [f32]);
 
+/// Applies a tile's per-block weight scales in ggml's Q8_0 order (`Arith::GgmlQ8_0`): `dots`,
+/// `gsums` and `block_scales` (required: the Q8_0 `d` of each token and 32-column group) per
+/// group as in `GroupScales`, `scales[b·64 + l]` per weight block `b` of `per_block`
+/// consecutive groups. For each token `t` and lane `l`, from 0.0 and over `b` in order,
+/// `acc += scales[b·64 + l] · sumi`, where `sumi` = Σ over the block's groups `g` in order, from
+/// 0.0, of `block_scales[t·n_groups + g] · (dots[..] − gsums[..]) as f32`. Every product and sum is
+/// rounded on its own (no fused multiply-add), so each implementation returns the oracle's bits.
+pub type ScaleQ8_0Fn = fn(job: &GroupScales, per_block: usize, acc: &mut [f32]);
+
 /// The panel kernels of a level: `Matrix` uses them (and the panel layout) when a level has
 /// them, else the row-layout `I2sDotsFn`.
 pub struct PanelKernels {
@@ -290,8 +299,10 @@ pub struct PanelKernels {
     pub bits2: Kernel<PanelDotsFn>,
     /// 1.6-bit panels, where the CPU can decode them.
     pub bits16: Option<Kernel<PanelDotsFn>>,
-    /// Per-group scales of the panels' dots (TQ1_0, TQ2_0).
+    /// Per-group scales of the panels' dots (TQ1_0, TQ2_0, and Q2_0 / Q1_0 per token).
     pub scale_groups: ScaleGroupsFn,
+    /// Q2_0 / Q1_0 scales in ggml's Q8_0 order.
+    pub scale_q8_0: ScaleQ8_0Fn,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -302,6 +313,7 @@ static VNNI_PANELS: PanelKernels = PanelKernels {
     },
     bits16: None,
     scale_groups: x86::scale_groups_avx2,
+    scale_q8_0: x86::scale_q8_0_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -312,6 +324,7 @@ static VNNI_VBMI_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_vnni,
     }),
     scale_groups: VNNI_PANELS.scale_groups,
+    scale_q8_0: VNNI_PANELS.scale_q8_0,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -322,6 +335,7 @@ static AVX2_PANELS: PanelKernels = PanelKernels {
     },
     bits16: None,
     scale_groups: x86::scale_groups_avx2,
+    scale_q8_0: x86::scale_q8_0_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -332,6 +346,7 @@ static BW_PANELS: PanelKernels = PanelKernels {
     },
     bits16: None,
     scale_groups: x86::scale_groups_avx2,
+    scale_q8_0: x86::scale_q8_0_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -342,6 +357,7 @@ static AVXVNNI_PANELS: PanelKernels = PanelKernels {
     },
     bits16: None,
     scale_groups: x86::scale_groups_avx2,
+    scale_q8_0: x86::scale_q8_0_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -352,6 +368,7 @@ static AVXVNNI_EVEX_PANELS: PanelKernels = PanelKernels {
     },
     bits16: None,
     scale_groups: x86::scale_groups_avx2,
+    scale_q8_0: x86::scale_q8_0_avx2,
 };
 
 /// The AVX-VNNI panel kernels compiled with EVEX encodings (AVX-512 VL + VNNI), where this CPU

@@ -95,3 +95,24 @@ pub fn scale_groups(job: &GroupScales, acc: &mut [f32]) {
         }
     }
 }
+
+/// ggml's Q8_0-order block scales of one tile (`ScaleQ8_0Fn`).
+pub fn scale_q8_0(job: &GroupScales, per_block: usize, acc: &mut [f32]) {
+    let ng = job.n_groups;
+    let bs = job.block_scales.expect("Q8_0 block scales");
+    for t in 0..job.n_tokens {
+        let acc = &mut acc[t * TILE_ROWS..][..TILE_ROWS];
+        acc.fill(0.0);
+        for b in 0..ng / per_block {
+            let w = &job.scales[b * TILE_ROWS..][..TILE_ROWS];
+            for (l, a) in acc.iter_mut().enumerate() {
+                let mut sumi = 0.0f32;
+                for g in b * per_block..(b + 1) * per_block {
+                    let tg = t * ng + g;
+                    sumi += bs[tg] * (job.dots[tg * TILE_ROWS + l] - job.gsums[tg]) as f32;
+                }
+                *a += w[l] * sumi;
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use super::scratch::{EpilogueInputs, take};
 use crate::context::Context;
 use crate::kernel::panel::{self, PanelGeom};
 use crate::quant::activation::Arith;
-use crate::quant::q8k;
+use crate::quant::{q8_0, q8k};
 
 /// Quantized activations: `n_tokens` rows of `q` (row `t` at `t·stride`), a scale and a sum each.
 pub struct Activations<'a> {
@@ -81,6 +81,54 @@ impl FloatActs<'_> {
         });
         QuantizedActs {
             arith: Arith::Ggml,
+            acts: Activations {
+                q,
+                stride: width,
+                scales: &[],
+                sums: &[],
+            },
+            n_tokens,
+            cols,
+            zero_padded: true,
+            block_scales: Some(block_scales),
+        }
+    }
+
+    /// Quantizes per 32-column Q8_0 block (`Arith::GgmlQ8_0`) into rows of `width`
+    /// (zero-padded), the blocks' f16 `d` as f32 in `block_scales[t·cols/32 + j]`.
+    pub(super) fn quantize_q8_0<'s>(
+        &self,
+        ctx: &Context,
+        width: usize,
+        buf: &'s mut QuantScratch,
+    ) -> QuantizedActs<'s> {
+        let (cols, n_tokens, x_stride) = (self.cols, self.n_tokens, self.stride);
+        let q = take(&mut buf.q, n_tokens * width);
+        let n_blocks = cols / q8_0::BLOCK;
+        let block_scales = take(&mut buf.block_scales, n_tokens * n_blocks);
+        let (qs, bs) = (
+            TokenRows::new(q, width),
+            TokenRows::new(block_scales, n_blocks),
+        );
+        let quantize = q8_0_quantizer();
+        for_ranges(ctx, n_tokens, |r| {
+            // SAFETY: the ranges are disjoint, so are the rows borrowed.
+            let (q, bs) = unsafe { (qs.rows(r.clone()), bs.rows(r.clone())) };
+            let mut block = [0u8; q8_0::BLOCK_BYTES];
+            for t in 0..r.len() {
+                let x = &self.x[(r.start + t) * x_stride..][..cols];
+                for (j, xb) in x.chunks_exact(q8_0::BLOCK).enumerate() {
+                    quantize(xb, &mut block);
+                    let (d, v) = q8_0::block(&block);
+                    bs[t * n_blocks + j] = d;
+                    let dst = &mut q[t * width + j * q8_0::BLOCK..][..q8_0::BLOCK];
+                    dst.copy_from_slice(v);
+                }
+            }
+            zero_pad(q, width, cols, r.len());
+        });
+        QuantizedActs {
+            arith: Arith::GgmlQ8_0,
             acts: Activations {
                 q,
                 stride: width,
@@ -168,8 +216,8 @@ impl<'a> QuantizedActs<'a> {
     }
 
     /// The activations as the panel tasks read them: interleaved per block of `TOKEN_BLOCK`
-    /// tokens into `ibuf`, with their per-group sums (per-group scales) or per-token output
-    /// factors (one scale) in `epilogue`.
+    /// tokens into `ibuf`, with their sums per dot of `geom` (per-group scales) or per-token
+    /// output factors (one scale) in `epilogue`.
     pub(super) fn for_panels<'b>(
         &'b self,
         ctx: &Context,
@@ -180,7 +228,6 @@ impl<'a> QuantizedActs<'a> {
     ) -> Prepared<'b> {
         let (cols, n_tokens, acts, arith) = (self.cols, self.n_tokens, &self.acts, self.arith);
         let pc = geom.cols();
-        let ng = geom.n_groups;
         let n_blocks = n_tokens.div_ceil(TOKEN_BLOCK);
         let EpilogueInputs { gsums, post } = epilogue;
         let ibuf: &[i8] = if n_tokens == 1 && self.zero_padded {
@@ -208,7 +255,8 @@ impl<'a> QuantizedActs<'a> {
             });
             ibuf
         };
-        let gk = 4 * geom.group_steps;
+        // One sum per dot: per group, or per `merge` groups (a weight block of 32-column groups).
+        let (ng, gk) = (geom.n_dots(), 4 * geom.group_steps * geom.merge);
         let (gsums, post): (&[i32], &[f32]) = match call_scales {
             CallScales::PerGroup(_) => {
                 let g = take(gsums, n_tokens * ng);
@@ -235,6 +283,21 @@ impl<'a> QuantizedActs<'a> {
             gsums,
             post,
         }
+    }
+}
+
+/// The Q8_0 quantizer of ggml's CPU mul_mat on this architecture (its `from_float`, fixed when
+/// ggml is built, whatever tern's ISA level): x86 builds with AVX/AVX2 (stock on every x86
+/// machine this project targets) run the AVX path, ARM builds the NEON one, others the
+/// reference. Chosen by architecture, not by the context's level, so `TERN_COMPAT_GGML`
+/// outputs are the same at every level, as the per-token modes' are.
+fn q8_0_quantizer() -> fn(&[f32], &mut [u8]) {
+    if cfg!(target_arch = "x86_64") {
+        q8_0::quantize_block_x86
+    } else if cfg!(target_arch = "aarch64") {
+        q8_0::quantize_block_neon
+    } else {
+        q8_0::quantize_block_ref
     }
 }
 

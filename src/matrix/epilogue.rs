@@ -94,8 +94,10 @@ pub(super) fn epilogue_shared(
         }};
     }
     match arith {
-        Arith::Default | Arith::Ggml | Arith::Lut if s == 0.0 => each!(|_: i32| 0.0f32),
-        Arith::Default | Arith::Ggml => each!(|d: i32| (d - sum) as f32 * post),
+        Arith::Default | Arith::Ggml | Arith::GgmlQ8_0 | Arith::Lut if s == 0.0 => {
+            each!(|_: i32| 0.0f32)
+        }
+        Arith::Default | Arith::Ggml | Arith::GgmlQ8_0 => each!(|d: i32| (d - sum) as f32 * post),
         Arith::I2sCurrent => each!(|d: i32| (d as f32 - sum as f32) * post),
         Arith::I2sLegacy => each!(|d: i32| ((d as f32 - sum as f32) / s) * post),
         Arith::Lut => each!(|d: i32| (d - sum) as f32 / s * post),

@@ -47,9 +47,9 @@ use crate::context::Context;
 use crate::error::{Error, Result, try_to_vec, try_vec};
 use crate::format::{Format, Layout, Shape};
 use crate::kernel::panel::{PanelKind, TILE_ROWS};
-use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn, ScaleGroupsFn};
+use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn, PanelKernels};
 use crate::quant::activation::Arith;
-use crate::quant::{Compat, QuantConfig, QuantStats, q8k, quantize_packed};
+use crate::quant::{Compat, QuantConfig, QuantStats, q8_0, q8k, quantize_packed};
 
 /// A ternary matrix validated once and re-laid-out for one context's kernels (`WeightPlan`),
 /// with its scales; `gemm` and `gemm_i8` multiply it by activations.
@@ -162,8 +162,8 @@ pub fn strided_len(what: &str, n: usize, stride: usize, row_len: usize) -> Resul
 
 /// Which kernel (and weight layout) a matrix of `format` uses with `kernels`.
 enum KernelChoice {
-    /// The panel kernel for the layout and the scale kernel of its level.
-    Panels(PanelKind, Kernel<PanelDotsFn>, ScaleGroupsFn),
+    /// The panel kernel for the layout and the scale kernels of its level.
+    Panels(PanelKind, Kernel<PanelDotsFn>, &'static PanelKernels),
     Rows(Kernel<I2sDotsFn>),
 }
 
@@ -173,9 +173,9 @@ fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
     match kernels.panel() {
         Some(pk) => match pk.bits16 {
             Some(k) if format.spec().compact_panels => {
-                KernelChoice::Panels(PanelKind::Trits5, k, pk.scale_groups)
+                KernelChoice::Panels(PanelKind::Trits5, k, pk)
             }
-            _ => KernelChoice::Panels(PanelKind::Codes2, pk.bits2, pk.scale_groups),
+            _ => KernelChoice::Panels(PanelKind::Codes2, pk.bits2, pk),
         },
         None => KernelChoice::Rows(kernels.i2s_dots),
     }
@@ -222,15 +222,17 @@ impl Matrix {
         }
         let packed = &packed[..packed_bytes];
         let stored = layout.validate(shape, packed)?;
-        let per_block = layout.elements_per_scale(shape) != shape.elements();
+        // A per-block format keeps its per-block scales even with one block (ggml's modes
+        // need them).
+        let per_block = layout.format().spec().per_block_scales;
         let scales = if per_block {
             Scales::per_group(stored)
         } else {
             Scales::Shared(stored[0])
         };
         let plan = match choose_kernel(ctx.kernels, layout.format()) {
-            KernelChoice::Panels(kind, kernel, scale_groups) => {
-                let kernels = (kernel, scale_groups);
+            KernelChoice::Panels(kind, kernel, pk) => {
+                let kernels = (kernel, pk);
                 let w = PanelWeights::build(ctx, layout, shape, packed, &scales, kind, kernels)?;
                 WeightPlan::Panels(w)
             }
@@ -313,7 +315,7 @@ impl Matrix {
             WeightPlan::Panels(w) => {
                 w.unpack_ternary(rows, &mut ternary);
                 match self.scales {
-                    Scales::PerGroup { .. } => 4 * w.geom().group_steps,
+                    Scales::PerGroup { .. } => w.scale_cols(),
                     Scales::Shared(_) => w.geom().cols(),
                 }
             }
@@ -349,11 +351,11 @@ impl Matrix {
             return Err(Error::too_small("x", x.len() * 4, need * 4));
         }
         let arith = opts.compat.arith(self.layout.format())?;
-        if arith == Arith::Ggml {
+        if arith.block_acts() {
             self.check_call(n_tokens, y, y_stride, opts)?;
             if !matches!(self.scales, Scales::PerGroup { .. }) {
                 return Err(Error::unsupported(
-                    "TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0)",
+                    "TERN_COMPAT_GGML needs per-block weight scales (TQ1_0, TQ2_0, Q2_0, Q1_0)",
                 ));
             }
         } else {
@@ -388,7 +390,8 @@ impl Matrix {
     }
 
     /// One chunk of `gemm`, checked and with its scratch grown: quantizes `x` per Q8_K block
-    /// (`Arith::Ggml`) or per token, or leaves a one token to the panel tasks.
+    /// (`Arith::Ggml`), per Q8_0 block (`Arith::GgmlQ8_0`) or per token, or leaves a one token
+    /// to the panel tasks.
     fn gemm_chunk(
         &self,
         ctx: &Context,
@@ -401,6 +404,9 @@ impl Matrix {
         let CallScratch { quant, work } = sc;
         if arith == Arith::Ggml {
             let acts = x.quantize_q8k(ctx, width, quant);
+            self.run(ctx, &acts, out, work)
+        } else if arith == Arith::GgmlQ8_0 {
+            let acts = x.quantize_q8_0(ctx, width, quant);
             self.run(ctx, &acts, out, work)
         } else if x.n_tokens == 1
             && let Some((panels, w_scale)) = self.token_in_tasks(ctx)
@@ -484,7 +490,7 @@ impl Matrix {
     fn scratch_need(&self, ctx: &Context, arith: Arith, n_tokens: usize, quantize: bool) -> Need {
         let n = n_tokens;
         let cols = self.shape.cols;
-        let ggml = arith == Arith::Ggml;
+        let ggml = arith.block_acts();
         let mut need = Need {
             slots: ctx.threads.count(),
             ..Need::default()
@@ -492,7 +498,11 @@ impl Matrix {
         if quantize {
             need.q = n * self.plan.padded_cols();
             if ggml {
-                need.block_scales = n * (cols / q8k::BLOCK);
+                let block = match arith {
+                    Arith::GgmlQ8_0 => q8_0::BLOCK,
+                    _ => q8k::BLOCK,
+                };
+                need.block_scales = n * (cols / block);
             } else {
                 (need.scales, need.sums) = (n, n);
             }
@@ -511,7 +521,7 @@ impl Matrix {
                         CallScales::One(_) => need.post = n,
                     }
                 }
-                let runs = w.dot_runs(call_scales, n);
+                let runs = w.dot_runs(call_scales, n, arith);
                 need.dots = runs.run_len * runs.tile_dots;
                 need.acc = TOKEN_BLOCK * TILE_ROWS;
             }
@@ -524,6 +534,14 @@ impl Matrix {
                     CallScales::One(_) => {
                         need.post = n;
                         need.dots = 2 * ROW_CHUNK * n;
+                    }
+                    CallScales::PerGroup(_) if arith == Arith::GgmlQ8_0 => {
+                        let (g_cols, _) = w.groups();
+                        let sub = g_cols / q8_0::BLOCK;
+                        need.acts = sub * n * padded_cols;
+                        need.gsums = n * padded_cols / q8_0::BLOCK;
+                        need.dots = sub * ROW_CHUNK * n;
+                        need.acc = ROW_CHUNK * n;
                     }
                     CallScales::PerGroup(_) => {
                         let (_, n_groups) = w.groups();
@@ -561,10 +579,14 @@ impl Matrix {
         y_stride: usize,
         opts: &GemmOptions,
     ) -> Result<()> {
-        if arith == Arith::Ggml {
-            return Err(Error::unsupported(
-                "TERN_COMPAT_GGML quantizes activations per 256-element block (Q8_K); use tern_gemm, which quantizes them itself",
-            ));
+        if arith.block_acts() {
+            let (n, kind) = match arith {
+                Arith::GgmlQ8_0 => (q8_0::BLOCK, "Q8_0"),
+                _ => (q8k::BLOCK, "Q8_K"),
+            };
+            return Err(Error::unsupported(format!(
+                "TERN_COMPAT_GGML quantizes activations per {n}-element block ({kind}); use tern_gemm, which quantizes them itself"
+            )));
         }
         self.check_call(n_tokens, y, y_stride, opts)?;
         if let Scales::PerGroup { .. } = self.scales

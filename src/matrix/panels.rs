@@ -12,11 +12,12 @@ use super::scratch::{TaskScratch, WorkScratch, take};
 use super::{CallScales, Outputs, Scales, SharedOutputs};
 use crate::context::Context;
 use crate::error::{Result, try_vec};
-use crate::format::{I2sVariant, Layout, Shape, i2s};
+use crate::format::{I2sVariant, Layout, Peer, Shape, i2s};
 use crate::kernel::panel::{self, MAX_DOT_STEPS, PanelGeom, PanelKind, TILE_ROWS};
-use crate::kernel::{GroupScales, Kernel, PanelDotsFn, ScaleGroupsFn};
+use crate::kernel::{GroupScales, Kernel, PanelDotsFn, PanelKernels};
 use crate::pages::PageBuf;
 use crate::quant::activation::{Arith, QuantizeTokenFn};
+use crate::quant::q8_0;
 
 /// Tokens per panel-kernel call (a multiple of the prefill micro-kernel's 12 would do; one
 /// block of 12 keeps the activations of a call in L1).
@@ -33,16 +34,21 @@ pub(super) struct PanelWeights {
     n_tiles: usize,
     /// The matrix's columns (`geom.cols()` pads them).
     cols: usize,
-    /// Per-group scales tile by tile, `[tile · scales_stride + g·64 + r % 64]` (empty with
+    /// Consecutive groups one weight scale covers: 1, or 2 / 4 for Q2_0 / Q1_0, whose panels
+    /// have a group per 32-column Q8_0 block (`TERN_COMPAT_GGML` needs a dot per Q8_0 block;
+    /// the per-token modes merge a weight block's groups into one dot).
+    block_merge: usize,
+    /// Per-block scales tile by tile, `[tile · scales_stride + b·64 + r % 64]` (empty with
     /// one scale): one sequential stream beside the tiles' when a GEMV streams from DRAM.
     scales_t: Vec<f32>,
-    /// `n_groups · 64`, or 0 when every scale is the same: then all tiles share one tile's
+    /// `n_blocks · 64`, or 0 when every scale is the same: then all tiles share one tile's
     /// worth, which stays in L1 (read only by `TERN_COMPAT_GGML`: the per-token modes
     /// compute such a matrix as one-scale).
     scales_stride: usize,
     kernel: Kernel<PanelDotsFn>,
-    /// Applies `scales_t` to the dots of one tile and token (per-group scales only).
-    scale_groups: ScaleGroupsFn,
+    /// The level's scale kernels, which apply `scales_t` to the dots of one tile and token
+    /// (per-block scales only).
+    scale_kernels: &'static PanelKernels,
 }
 
 /// The ternary values a panel build reads.
@@ -73,17 +79,24 @@ impl PanelWeights {
         packed: &[u8],
         scales: &Scales,
         kind: PanelKind,
-        (kernel, scale_groups): (Kernel<PanelDotsFn>, ScaleGroupsFn),
+        (kernel, scale_kernels): (Kernel<PanelDotsFn>, &'static PanelKernels),
     ) -> Result<Self> {
         let (rows, cols) = (shape.rows, shape.cols);
+        let mut block_merge = 1;
         let geom = match scales {
             Scales::PerGroup { .. } => {
                 let per = layout.elements_per_scale(shape);
-                debug_assert!(per.is_multiple_of(16) && cols.is_multiple_of(per));
+                // ggml's Q8_0 peers need a dot per 32-column activation block.
+                let group = match layout.format().spec().peer {
+                    Peer::GgmlQ8_0 => q8_0::BLOCK,
+                    _ => per,
+                };
+                debug_assert!(per.is_multiple_of(group) && cols.is_multiple_of(per));
+                block_merge = per / group;
                 PanelGeom {
                     kind,
-                    group_steps: per / 4,
-                    n_groups: cols / per,
+                    group_steps: group / 4,
+                    n_groups: cols / group,
                     merge: 1,
                 }
             }
@@ -124,16 +137,18 @@ impl PanelWeights {
             let dst = unsafe { std::slice::from_raw_parts_mut(out.at(i * tile_bytes), tile_bytes) };
             panel::pack_tile(&geom, |r, k| at(i * TILE_ROWS + r, k), dst);
         });
-        let (scales_t, scales_stride) = tile_scales(scales, rows, n_tiles, geom.n_groups)?;
+        let n_blocks = geom.n_groups / block_merge;
+        let (scales_t, scales_stride) = tile_scales(scales, rows, n_tiles, n_blocks)?;
         Ok(Self {
             tiles,
             geom,
             n_tiles,
             cols,
+            block_merge,
             scales_t,
             scales_stride,
             kernel,
-            scale_groups,
+            scale_kernels,
         })
     }
 
@@ -149,6 +164,11 @@ impl PanelWeights {
         &self.tiles
     }
 
+    /// Columns one weight scale covers (with per-block scales).
+    pub(super) fn scale_cols(&self) -> usize {
+        4 * self.geom.group_steps * self.block_merge
+    }
+
     /// Row-major `rows × cols` ternary values into `ternary`.
     pub(super) fn unpack_ternary(&self, rows: usize, ternary: &mut [i8]) {
         let (geom, cols) = (&self.geom, self.cols);
@@ -161,13 +181,23 @@ impl PanelWeights {
         }
     }
 
-    /// How the panel tasks of a call of `n_tokens` call the kernel.
-    pub(super) fn dot_runs(&self, call_scales: CallScales, n_tokens: usize) -> DotRuns {
+    /// How the panel tasks of a call of `n_tokens` with `arith` call the kernel.
+    pub(super) fn dot_runs(
+        &self,
+        call_scales: CallScales,
+        n_tokens: usize,
+        arith: Arith,
+    ) -> DotRuns {
         // One scale: the kernel sums a per-block matrix's blocks into one dot per row (as few as
-        // the int32 bound allows), instead of a dot per 256-column block.
+        // the int32 bound allows), instead of a dot per block. Per-block scales: a dot per
+        // weight block, or per Q8_0 block for ggml's Q8_0 order.
         let geom = match call_scales {
             CallScales::One(_) => summed_groups(self.geom),
-            CallScales::PerGroup(_) => self.geom,
+            CallScales::PerGroup(_) if arith == Arith::GgmlQ8_0 => self.geom,
+            CallScales::PerGroup(_) => PanelGeom {
+                merge: self.block_merge,
+                ..self.geom
+            },
         };
         // Decode (one token block): one kernel call streams a run of the task's tiles, so the
         // weight stream is not broken by a return and an epilogue per tile (each break stalls
@@ -201,7 +231,8 @@ impl PanelWeights {
             epilogue,
             slots,
         } = sc;
-        let prepared = acts.for_panels(ctx, &self.geom, call_scales, ibuf, epilogue);
+        let geom = self.dot_runs(call_scales, acts.n_tokens, acts.arith).geom;
+        let prepared = acts.for_panels(ctx, &geom, call_scales, ibuf, epilogue);
         let (n, bs) = (acts.n_tokens, acts.block_scales);
         let call = PanelCall::new(self, ctx, acts.arith, prepared, n, bs, out);
         call.run(ctx, slots);
@@ -259,7 +290,7 @@ struct PanelCall<'a> {
     arith: Arith,
     prepared: Prepared<'a>,
     call_scales: CallScales<'a>,
-    /// The Q8_K scales of `Arith::Ggml` (`QuantizedActs::block_scales`).
+    /// The Q8_K / Q8_0 scales of `Arith::Ggml` / `GgmlQ8_0` (`QuantizedActs::block_scales`).
     block_scales: Option<&'a [f32]>,
     n_tokens: usize,
     n_blocks: usize,
@@ -297,7 +328,7 @@ impl<'a> PanelCall<'a> {
     ) -> Self {
         let n_blocks = n_tokens.div_ceil(TOKEN_BLOCK);
         let call_scales = prepared.call_scales();
-        let runs = weights.dot_runs(call_scales, n_tokens);
+        let runs = weights.dot_runs(call_scales, n_tokens, arith);
         let range = out.rows.clone();
         let (tile_lo, tile_hi) = (range.start / TILE_ROWS, range.end.div_ceil(TILE_ROWS));
         debug_assert!(tile_hi <= weights.n_tiles);
@@ -421,13 +452,16 @@ impl<'a> PanelCall<'a> {
         let PanelWeights {
             tiles,
             geom,
+            block_merge,
             scales_t,
             scales_stride,
             kernel,
-            scale_groups,
+            scale_kernels,
             ..
         } = self.weights;
-        let (pc, ng) = (geom.cols(), geom.n_groups);
+        let pc = geom.cols();
+        // Weight scales per tile row (one per weight block).
+        let n_scales = geom.n_groups / block_merge;
         let (n_tokens, call_scales, row_dots) = (self.n_tokens, self.call_scales, self.row_dots);
         let block_scales = self.block_scales;
         let range = &self.out.rows;
@@ -437,7 +471,9 @@ impl<'a> PanelCall<'a> {
         // while the kernel runs, unless all tiles share one (then they are in L1).
         let tile_scales = |tile: usize| {
             let at = tile * scales_stride;
-            scales_t.get(at..at + ng * TILE_ROWS).unwrap_or_default()
+            scales_t
+                .get(at..at + n_scales * TILE_ROWS)
+                .unwrap_or_default()
         };
         if *scales_stride > 0 {
             run.clone()
@@ -460,15 +496,20 @@ impl<'a> PanelCall<'a> {
             for (ri, tile) in run.clone().enumerate() {
                 let dots = &dots[ri * nb * row_dots * TILE_ROWS..][..nb * row_dots * TILE_ROWS];
                 if let CallScales::PerGroup(_) = call_scales {
+                    let nd = row_dots;
                     let job = GroupScales {
-                        n_groups: ng,
+                        n_groups: nd,
                         n_tokens: nb,
                         dots,
-                        gsums: &acts.gsums[t0 * ng..][..nb * ng],
+                        gsums: &acts.gsums[t0 * nd..][..nb * nd],
                         scales: tile_scales(tile),
-                        block_scales: block_scales.map(|bs| &bs[t0 * ng..][..nb * ng]),
+                        block_scales: block_scales.map(|bs| &bs[t0 * nd..][..nb * nd]),
                     };
-                    scale_groups(&job, acc);
+                    if self.arith == Arith::GgmlQ8_0 {
+                        (scale_kernels.scale_q8_0)(&job, *block_merge, acc);
+                    } else {
+                        (scale_kernels.scale_groups)(&job, acc);
+                    }
                 }
                 let r0 = tile * TILE_ROWS;
                 let rows = range.start.max(r0)..range.end.min(r0 + TILE_ROWS);

@@ -45,6 +45,11 @@ pub enum Arith {
     Lut,
     /// ggml: Q8_K blocks, `Σ_blocks f32(S_b)·(d_act·d_w)` in block order.
     Ggml,
+    /// ggml's mul_mat of Q2_0 / Q1_0 weights: Q8_0 activation blocks of 32 (f16 `d_a`), per
+    /// weight block `b` (64 or 128 columns) `sumi = Σ_k d_a,k·f32(S_k)` over its 32-column
+    /// blocks `k` from 0.0, then `sumf += d_b·sumi`, every product and sum rounded on its own
+    /// (`quant::ggml_dot`'s generic order).
+    GgmlQ8_0,
 }
 
 impl Compat {
@@ -65,6 +70,7 @@ impl Compat {
             (Self::BitnetCppLegacy, Peer::BitnetI2s) => Arith::I2sLegacy,
             (Self::BitnetCpp | Self::BitnetCppLegacy, Peer::BitnetLut) => Arith::Lut,
             (Self::Ggml, Peer::GgmlQ8K) => Arith::Ggml,
+            (Self::Ggml, Peer::GgmlQ8_0) => Arith::GgmlQ8_0,
             _ => {
                 let bitnet = matches!(peer, Peer::BitnetI2s | Peer::BitnetLut);
                 let allowed = if bitnet {
@@ -123,9 +129,14 @@ pub fn quantize_token_avx512(arith: Arith, x: &[f32], q: &mut [i8]) -> (f32, i32
 }
 
 impl Arith {
+    /// Whether activations are quantized per block (ggml's Q8_K or Q8_0), not per token.
+    pub fn block_acts(self) -> bool {
+        matches!(self, Self::Ggml | Self::GgmlQ8_0)
+    }
+
     /// Quantizes one token with `quantize` (the context's row, `Kernels::quantize_token`): writes
     /// `q` (same length as `x`), returns `(act_scale, act_sum)` where `act_scale = 127/absmax` is
-    /// a multiplier. Not for `Ggml` (blocks, see `q8k`). Tokens under 16 values take the scalar
+    /// a multiplier. Not for `Ggml` / `GgmlQ8_0` (blocks, see `q8k`, `q8_0`). Tokens under 16 values take the scalar
     /// definition (a vector setup costs more than it saves there); every quantizer is
     /// bit-identical with it, which the tests check on adversarial inputs.
     pub fn quantize_token(self, quantize: QuantizeTokenFn, x: &[f32], q: &mut [i8]) -> (f32, i32) {
@@ -145,7 +156,7 @@ impl Arith {
         match self {
             // f32 → f64 is exact and monotonic, so the f64 fold of the spec equals this.
             Self::I2sLegacy => (127.0 / (absmax as f64).max(1e-5)) as f32,
-            Self::Default | Self::I2sCurrent | Self::Lut | Self::Ggml => {
+            Self::Default | Self::I2sCurrent | Self::Lut | Self::Ggml | Self::GgmlQ8_0 => {
                 if absmax == 0.0 {
                     0.0
                 } else {
@@ -172,7 +183,7 @@ impl Arith {
                 let absmax = x.iter().fold(1e-5f64, |m, &v| m.max(v.abs() as f64));
                 (127.0 / absmax) as f32
             }
-            Self::Default | Self::I2sCurrent | Self::Lut | Self::Ggml => {
+            Self::Default | Self::I2sCurrent | Self::Lut | Self::Ggml | Self::GgmlQ8_0 => {
                 let absmax = x.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
                 if absmax == 0.0 {
                     0.0
@@ -219,15 +230,16 @@ impl Arith {
     pub fn post_scale(self, w_scale: f32, act_scale: f32) -> f32 {
         match self {
             Self::Default | Self::I2sCurrent => w_scale / act_scale,
-            Self::I2sLegacy | Self::Lut | Self::Ggml => w_scale,
+            Self::I2sLegacy | Self::Lut | Self::Ggml | Self::GgmlQ8_0 => w_scale,
         }
     }
 
-    /// Output for one (token, row): `dot_codes` is Σ code·q with codes {0,1,2}, `act_sum` = Σ q.
+    /// Output for one (token, row): `dot_codes` is Σ code·q with codes {0,1,2,3} (value + 1),
+    /// `act_sum` = Σ q.
     #[inline]
     pub fn output(self, dot_codes: i32, act_sum: i32, act_scale: f32, post: f32) -> f32 {
         match self {
-            Self::Default | Self::Ggml => {
+            Self::Default | Self::Ggml | Self::GgmlQ8_0 => {
                 if act_scale == 0.0 {
                     0.0
                 } else {

@@ -246,3 +246,57 @@ unsafe fn scale_groups_impl(job: &GroupScales, acc: &mut [f32]) {
         }
     }
 }
+
+/// AVX2 `ScaleQ8_0Fn`, used by every x86 level with panels (as `scale_groups_avx2`): a token's
+/// 64 lanes in 8 registers, the oracle's operations in its order (convert, multiply, add; no FMA).
+pub fn scale_q8_0_avx2(job: &GroupScales, per_block: usize, acc: &mut [f32]) {
+    let (ng, nt) = (job.n_groups, job.n_tokens);
+    assert!(
+        per_block > 0
+            && ng.is_multiple_of(per_block)
+            && job.dots.len() >= nt * ng * TILE_ROWS
+            && job.gsums.len() >= nt * ng
+            && job.scales.len() >= ng / per_block * TILE_ROWS
+            && job.block_scales.is_some_and(|b| b.len() >= nt * ng)
+            && acc.len() >= nt * TILE_ROWS,
+        "scale_q8_0: {nt} tokens × {ng} groups (blocks of {per_block}) do not fit the buffers"
+    );
+    assert!(Isa::Avx2.is_available(), "scale_q8_0_avx2 needs AVX2");
+    // SAFETY: AVX2 present; every access below is within the lengths checked above.
+    unsafe { scale_q8_0_impl(job, per_block, acc) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn scale_q8_0_impl(job: &GroupScales, per_block: usize, acc: &mut [f32]) {
+    const V: usize = TILE_ROWS / 8;
+    let ng = job.n_groups;
+    let bs = job.block_scales.unwrap_or_default();
+    for t in 0..job.n_tokens {
+        let mut a = [_mm256_setzero_ps(); V];
+        for b in 0..ng / per_block {
+            let mut sumi = [_mm256_setzero_ps(); V];
+            for g in b * per_block..(b + 1) * per_block {
+                let tg = t * ng + g;
+                // SAFETY (all reads): tg < n_tokens · n_groups, lanes within `dots` and `scales`.
+                let gs = _mm256_set1_epi32(unsafe { *job.gsums.get_unchecked(tg) });
+                let d = _mm256_set1_ps(unsafe { *bs.get_unchecked(tg) });
+                for (i, s) in sumi.iter_mut().enumerate() {
+                    let dots = unsafe {
+                        _mm256_loadu_si256(job.dots.as_ptr().add(tg * TILE_ROWS + 8 * i).cast())
+                    };
+                    let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(dots, gs));
+                    *s = _mm256_add_ps(*s, _mm256_mul_ps(d, x));
+                }
+            }
+            for (i, (a, s)) in a.iter_mut().zip(sumi).enumerate() {
+                // SAFETY: block b's 64 scales lie in `scales`.
+                let w = unsafe { _mm256_loadu_ps(job.scales.as_ptr().add(b * TILE_ROWS + 8 * i)) };
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(w, s));
+            }
+        }
+        for (i, a) in a.iter().enumerate() {
+            // SAFETY: token t's 64 outputs lie in `acc`.
+            unsafe { _mm256_storeu_ps(acc.as_mut_ptr().add(t * TILE_ROWS + 8 * i), *a) };
+        }
+    }
+}
