@@ -163,6 +163,20 @@ fn read_out(y: &[u8], i: usize, dt: Dtype) -> u32 {
 
 /// Runs one case through the emulated kernels and the CPU; panics on any difference.
 fn check(case: Case, seed: u64) {
+    let Case {
+        layout, rows, cols, ..
+    } = case;
+    let shape = Shape::new(rows as i64, cols as i64).unwrap();
+    let mut rng = Rng(seed | 1);
+    let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 0.02).collect();
+    let method = if case.per_row { 2 } else { 0 };
+    let cfg = QuantConfig::new(method, 0, 1e-5, Some(layout)).unwrap();
+    let (packed, _) = quantize_packed(layout, shape, &w, &cfg).unwrap();
+    check_packed(case, &packed, &mut rng);
+}
+
+/// `check` on the packed matrix `packed`, the activations drawn from `rng`.
+fn check_packed(case: Case, packed: &[u8], rng: &mut Rng) {
     let ctx = Context::global().unwrap();
     let Case {
         layout,
@@ -172,14 +186,9 @@ fn check(case: Case, seed: u64) {
         ..
     } = case;
     let shape = Shape::new(rows as i64, cols as i64).unwrap();
-    let mut rng = Rng(seed | 1);
-    let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 0.02).collect();
-    let method = if case.per_row { 2 } else { 0 };
-    let cfg = QuantConfig::new(method, 0, 1e-5, Some(layout)).unwrap();
-    let (packed, _) = quantize_packed(layout, shape, &w, &cfg).unwrap();
-    let matrix = Matrix::from_packed(ctx, layout, shape, &packed).unwrap();
+    let matrix = Matrix::from_packed(ctx, layout, shape, packed).unwrap();
     let mut ternary = vec![0i8; rows * cols];
-    layout.unpack(shape, &packed, &mut ternary).unwrap();
+    layout.unpack(shape, packed, &mut ternary).unwrap();
 
     // Activations: normal, one outlier per token, one all-zero token when there are several,
     // some exact .5 ties after scaling (absmax 127 makes the scale 1).
@@ -446,6 +455,71 @@ fn emulated_dtypes_bias_strides() {
             }
         }
     }
+}
+
+/// Q2_0 / Q1_0 blocks with one f16 scale `d` (the CUDA layout takes one scale per matrix or per
+/// 256 columns) and random codes: Q2_0's values −1..=1 (code 3 is refused, below), Q1_0's ±1.
+fn q_packed(format: i32, rows: usize, cols: usize, d: f32, rng: &mut Rng) -> Vec<u8> {
+    let (block, code_bytes) = if format == 6 { (64, 16) } else { (128, 16) };
+    let mut out = Vec::new();
+    for _ in 0..rows * cols / block {
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        for _ in 0..code_bytes {
+            let r = rng.next() as u8;
+            // Q2_0: codes 0..=2 only (clear the high bit of every code 3).
+            out.push(if format == 6 {
+                r & !((r & (r << 1)) & 0xAA)
+            } else {
+                r
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn emulated_q2_0_q1_0() {
+    let mut seed = 700u64;
+    for (format, m, k) in [(6, 70, 320), (6, 1, 64), (7, 33, 384), (7, 65, 128)] {
+        for tokens in [1, 4, 37] {
+            seed += 1;
+            let mut rng = Rng(seed | 1);
+            let case = Case {
+                bias: tokens % 2 == 0,
+                ..base(layout(format, 0), m, k, tokens)
+            };
+            let packed = q_packed(format, m, k, 0.0125, &mut rng);
+            check_packed(case, &packed, &mut rng);
+        }
+    }
+}
+
+#[test]
+fn q2_0_code_3_and_q_block_scales_are_refused() {
+    let ctx = Context::global().unwrap();
+    let mut rng = Rng(5);
+    let shape = Shape::new(3, 128).unwrap();
+    let mut packed = q_packed(6, 3, 128, 0.5, &mut rng);
+    // Row 1, column 70: block 3 (row 1's second), code byte 1, bits 5:4.
+    packed[3 * 18 + 2 + 1] |= 0b11 << 4;
+    let m = Matrix::from_packed(ctx, layout(6, 0), shape, &packed).unwrap();
+    let e = GpuWeights::from_matrix(&m).unwrap_err();
+    assert!(
+        e.message.contains("row 1, column 70 is 2") && e.message.contains("code 3"),
+        "{}",
+        e.message
+    );
+    // Q1_0 with two different block scales: the kernels take 256-column blocks only.
+    let mut packed = q_packed(7, 3, 128, 0.5, &mut rng);
+    packed[18..20].copy_from_slice(&f16::from_f32(0.25).to_le_bytes());
+    let m = Matrix::from_packed(ctx, layout(7, 0), shape, &packed).unwrap();
+    let e = GpuWeights::from_matrix(&m).unwrap_err();
+    assert!(
+        e.message
+            .contains("Q1_0 has per-block scales over 128 columns"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]

@@ -29,9 +29,10 @@ impl Rng {
     fn i8(&mut self) -> i8 {
         (self.next() >> 56) as u8 as i8
     }
-    /// A packed byte of four random codes, each 0, 1 or 2 (code 3 never occurs in I2_S).
+    /// A packed byte of four random codes 0..=3 (I2_S never holds code 3, but the row kernels
+    /// also run Q2_0, whose code 3 is +2).
     fn code_byte(&mut self) -> u8 {
-        (0..4).fold(0, |b, _| (b << 2) | self.below(3) as u8)
+        (0..4).fold(0, |b, _| (b << 2) | self.below(4) as u8)
     }
 }
 
@@ -406,9 +407,10 @@ fn absmax_activations() {
                 *a = [-128, -127, 127][rng.below(3)];
             }
             case.check(&isas);
-            // Codes biased to 2 and activations to one sign: the worst case for int16 lanes.
+            // Codes biased to 3 (Q2_0's +2) and activations to one sign: the worst case for
+            // int16 lanes.
             for (i, w) in case.weights.iter_mut().enumerate() {
-                *w = if i % 5 == 0 { rng.code_byte() } else { 0xAA };
+                *w = if i % 5 == 0 { rng.code_byte() } else { 0xFF };
             }
             for a in case.acts.iter_mut() {
                 *a = if rng.below(8) == 0 { 127 } else { -128 };
@@ -552,11 +554,22 @@ fn panel_kernels_match_the_oracle() {
                 let cols = geom.cols();
                 let n_tiles = 1 + iter % 3;
                 let tb = geom.tile_bytes();
-                // The cases with extreme activations (below) have all weights +1 (code 2): the
-                // largest sums any accumulator, the AVX2 kernel's int16 ones included, can see.
+                // The cases with extreme activations (below) have all weights at their largest
+                // code (`Codes2`: 3, Q2_0's +2; `Trits5`: 2): the largest sums any accumulator,
+                // the AVX2 kernel's int16 ones included, can see.
                 let all_plus = iter % 7 < 2;
+                let top = match kind {
+                    PanelKind::Codes2 => 2,
+                    PanelKind::Trits5 => 1,
+                };
                 let tern: Vec<i8> = (0..n_tiles * TILE_ROWS * cols)
-                    .map(|_| if all_plus { 1 } else { rng.below(3) as i8 - 1 })
+                    .map(|_| {
+                        if all_plus {
+                            top
+                        } else {
+                            rng.below(top as usize + 2) as i8 - 1
+                        }
+                    })
                     .collect();
                 let mut tiles = vec![0u8; n_tiles * tb + rng.below(3)];
                 for (i, tile) in tiles.chunks_exact_mut(tb).enumerate() {
@@ -704,6 +717,72 @@ fn avx512bw_panel_kernel_refuses_cpus_without_it() {
     }
     let msg = refusal(tern::kernel::x86::panel_dots_bw);
     assert!(msg.contains("needs AVX-512 F and BW"), "{msg}");
+}
+
+/// Every level's Q8_0-order scale kernel (`ScaleQ8_0Fn`, Q2_0 / Q1_0 under `TERN_COMPAT_GGML`)
+/// returns the scalar oracle's bits, for blocks of 2 and 4 groups, 1 to 40 blocks, token counts
+/// across a token block, extreme dots and scales of mixed magnitude (subnormal and negative too).
+#[test]
+fn scale_q8_0_kernels_match_the_oracle() {
+    use tern::kernel::GroupScales;
+    use tern::kernel::panel::TILE_ROWS;
+    let mut rng = Rng::new(0x5ca1e0);
+    for (label, pk) in panel_sets() {
+        let mut ran = 0;
+        for iter in 0..60 {
+            let per_block = [2, 4][iter % 2];
+            let nb = if iter == 0 { 40 } else { rng.range(1, 9) };
+            let ng = nb * per_block;
+            let nt = rng.range(1, 13);
+            let dots: Vec<i32> = (0..nt * ng * TILE_ROWS)
+                .map(|_| match iter % 5 {
+                    0 => 12_288,
+                    1 => -12_288,
+                    _ => rng.below(24_577) as i32 - 12_288,
+                })
+                .collect();
+            let gsums: Vec<i32> = (0..nt * ng)
+                .map(|_| rng.below(8_193) as i32 - 4_096)
+                .collect();
+            let scale = |rng: &mut Rng| {
+                let m = (rng.next() >> 40) as f32 / (1u64 << 24) as f32 + 0.5;
+                let s = m * [6e-8f32, 1e-3, 0.02, 1.0, 37.5][rng.below(5)];
+                if rng.below(4) == 0 { -s } else { s }
+            };
+            let scales: Vec<f32> = (0..nb * TILE_ROWS).map(|_| scale(&mut rng)).collect();
+            let block: Vec<f32> = (0..nt * ng).map(|_| scale(&mut rng)).collect();
+            let job = GroupScales {
+                n_groups: ng,
+                n_tokens: nt,
+                dots: &dots,
+                gsums: &gsums,
+                scales: &scales,
+                block_scales: Some(&block),
+            };
+            let mut want = vec![0f32; nt * TILE_ROWS];
+            scalar::scale_q8_0(&job, per_block, &mut want);
+            // Independent check of the oracle on one output: ggml's generic order.
+            let (t, l) = (rng.below(nt), rng.below(TILE_ROWS));
+            let direct = (0..nb).fold(0f32, |a, b| {
+                let sumi = (b * per_block..(b + 1) * per_block).fold(0f32, |s, g| {
+                    let tg = t * ng + g;
+                    s + block[tg] * (dots[tg * TILE_ROWS + l] - gsums[tg]) as f32
+                });
+                a + scales[b * TILE_ROWS + l] * sumi
+            });
+            assert_eq!(want[t * TILE_ROWS + l].to_bits(), direct.to_bits());
+            let mut got = vec![f32::NAN; nt * TILE_ROWS];
+            (pk.scale_q8_0)(&job, per_block, &mut got);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "{label} blocks {nb} of {per_block} tokens {nt}"
+            );
+            ran += 1;
+        }
+        println!("{label}: {ran} Q8_0 scale cases");
+    }
 }
 
 /// Every level's per-group scale kernel (`ScaleGroupsFn`) returns the scalar oracle's bits, with

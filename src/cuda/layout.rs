@@ -47,7 +47,8 @@ pub struct GpuWeights {
 
 impl GpuWeights {
     /// From row-major ternary values and their scales: one (`n_groups == 0`) or
-    /// `rows · n_groups` per-256-column scales (`cols == n_groups · 256`).
+    /// `rows · n_groups` per-256-column scales (`cols == n_groups · 256`). A value outside
+    /// −1..=1 (Q2_0's +2, code 3) is refused: a word's 2-bit codes `t + 2` cannot hold it.
     pub fn from_ternary(
         ternary: &[i8],
         rows: usize,
@@ -66,6 +67,14 @@ impl GpuWeights {
             return Err(Error::invalid(format!(
                 "{} scales with n_groups = {n_groups} for a {rows}×{cols} matrix",
                 scales.len()
+            )));
+        }
+        if let Some(i) = ternary.iter().position(|v| !(-1..=1).contains(v)) {
+            return Err(Error::unsupported(format!(
+                "the weight at row {}, column {} is {}: the CUDA layout holds -1, 0 and +1 only (Q2_0's code 3, +2·d, has no CUDA kernel)",
+                i / cols,
+                i % cols,
+                ternary[i]
             )));
         }
         let kp = cols.next_multiple_of(KP_ALIGN);
@@ -104,7 +113,8 @@ impl GpuWeights {
         } else {
             if group_cols != GROUP_COLS {
                 return Err(Error::unsupported(format!(
-                    "per-block scales over {group_cols} columns: the CUDA kernels handle 256-column blocks"
+                    "{} has per-block scales over {group_cols} columns that differ: the CUDA kernels handle 256-column blocks (or one scale for the whole matrix)",
+                    m.layout().format().name()
                 )));
             }
             shape.cols / GROUP_COLS

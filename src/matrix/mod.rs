@@ -8,14 +8,16 @@
 //!   tiles. The decision rule for the weight encoding: formats stored in under 2 bits per
 //!   weight (TQ1_0 at 1.69, TL2 at 1.67) keep a 1.6-bit copy (`Trits5`, 5 trits per byte)
 //!   where the CPU can decode it (VBMI), so the matrix never grows and a GEMV streams fewer
-//!   bytes than with 2-bit codes; everything else (I2_S, TQ2_0, TL1) gets 2-bit panels
-//!   (`Codes2`), which decode with fewer instructions. Formats with a scale per 256-block (TQ)
-//!   use one panel group per block, so the kernel returns every block's exact integer dot in
-//!   one call and the epilogue scales them vectorized.
+//!   bytes than with 2-bit codes; everything else (I2_S, TQ2_0, TL1, Q2_0, Q1_0) gets 2-bit
+//!   panels (`Codes2`), which decode with fewer instructions (and hold Q2_0's code 3). Formats
+//!   with a scale per block use one panel group per block (TQ's 256), or per 32-column Q8_0
+//!   block for Q2_0 / Q1_0 (merged per weight block in the per-token modes), so the kernel
+//!   returns every block's exact integer dot in one call and the epilogue scales them
+//!   vectorized.
 //! * Other levels (`I2sDotsFn`): `rows::RowWeights`, I2_S codes row by row (I2_S matrices keep
-//!   their own bytes; other formats are packed as 128-element x86 blocks, rows padded with zero
-//!   weights). Formats with a scale per block are stored group by group so each group's
-//!   integer dots can be scaled.
+//!   their own bytes; other formats are packed as 128-element x86 blocks, or 64-element ARM
+//!   blocks for Q2_0's 64-column scale blocks, rows padded with zero weights). Formats with a
+//!   scale per block are stored group by group so each group's integer dots can be scaled.
 //!
 //! A call quantizes its activations (`activations`), hands them to the plan, whose tasks run
 //! on the context's threads (`parallel`) and turn the kernels' integer dots into outputs
@@ -302,7 +304,7 @@ impl Matrix {
     }
 
     /// The weights as the GEMM applies them (for other backends, e.g. the CUDA upload):
-    /// row-major `rows × cols` ternary values, the scales as `TERN_COMPAT_DEFAULT` applies them
+    /// row-major `rows × cols` values (−1..=1, and +2 for Q2_0's code 3), the scales as `TERN_COMPAT_DEFAULT` applies them
     /// (one, or one per (row, group) at `[row · n_groups + g]`), and the group width in columns
     /// (meaningful with per-group scales). Both copies are allocated fallibly: the upload runs
     /// on a C call, where a refusal must be an error, not an abort.

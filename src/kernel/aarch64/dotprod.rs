@@ -65,8 +65,8 @@ pub(super) fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 }
 
 /// Code dots of `R` rows × `T` tokens over `n_blocks` blocks of `L` (128 or 64) elements, codes
-/// decoded to 0..=2. No int32 lane can overflow: with `cols ≤ MAX_COLS` = 2^22 a lane sums
-/// 2^20 products of magnitude ≤ 256.
+/// decoded to 0..=3. No int32 lane can overflow: with `cols ≤ MAX_COLS` = 2^22 a lane sums
+/// 2^20 products of magnitude ≤ 3·128 = 384 (< 2^29).
 ///
 /// # Safety
 /// Rows `w + r·rb` (`r < R`) hold `n_blocks·L/4` readable bytes and every token `a[t]`

@@ -12,8 +12,8 @@
 //! for every row tile. Dots of later chunks are added to the stored ones.
 //!
 //! Lane `2i + j` of an accumulator is the dot of row `2p + i` and token `2s + j`; a lane sums at
-//! most `CHUNK_COLS` products of magnitude ≤ 256, so it cannot overflow, and the sums over chunks
-//! stay exact in int32 (|dot| ≤ 2^30 for `cols ≤ MAX_COLS`).
+//! most `CHUNK_COLS` products of magnitude ≤ 3·128 = 384 (codes 0..=3), so it cannot overflow,
+//! and the sums over chunks stay exact in int32 (|dot| ≤ 384·2^22 < 2^29 for `cols ≤ MAX_COLS`).
 //!
 //! Tiles: 4 rows × 8 tokens (8 accumulators: 2 row pairs × 4 token pairs); odd token groups are
 //! padded with a repeated token, leftover row pairs take 2-row tiles, an odd last row the dotprod

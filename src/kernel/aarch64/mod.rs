@@ -171,7 +171,7 @@ fn prefetch_next_tile<const L: usize, const R: usize>(wb: *const u8, rb: usize, 
     }
 }
 
-/// The codes (0..=2) of quarter `Q` of 16 packed bytes, as int8 lanes.
+/// The codes (0..=3) of quarter `Q` of 16 packed bytes, as int8 lanes.
 #[target_feature(enable = "neon")]
 #[inline]
 fn codes<const Q: usize>(raw: uint8x16_t) -> int8x16_t {

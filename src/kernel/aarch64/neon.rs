@@ -8,9 +8,10 @@ use super::{Job, codes, load_acts, load16, tile_loop};
 use crate::format::I2sVariant;
 
 /// Products summed into one int16 lane before it is widened to int32. Each is code·act with
-/// code ≤ 2 and act ∈ [-128, 127], so in [-256, 254], and 128 of them stay within
-/// [-32768, 32512]: no int16 wrap is possible (bitnet.cpp sums 256 and wraps).
-const MAX_PRODUCTS: usize = 128;
+/// code ≤ 3 (Q2_0's +2) and act ∈ [-128, 127], so in [-384, 381], and 64 of them stay within
+/// [-24576, 24384]: no int16 wrap is possible (128 would reach −49152; bitnet.cpp sums 256 codes
+/// ≤ 2 and wraps).
+const MAX_PRODUCTS: usize = 64;
 
 #[target_feature(enable = "neon")]
 pub(super) unsafe fn i2s_dots(variant: I2sVariant, job: &mut Job) {

@@ -9,8 +9,9 @@
 //! Byte `4·l + j` of a panel vector belongs to row `16·p + l` and column `4·ks + j` of the
 //! chunk's k-steps `ks`:
 //!
-//! * `Codes2` (2 bits/weight): a chunk is 4 k-steps; the byte holds the codes `ternary + 1` of
-//!   k-steps `s = 0..4` in bits `2s+1:2s`.
+//! * `Codes2` (2 bits/weight): a chunk is 4 k-steps; the byte holds the codes `value + 1` of
+//!   k-steps `s = 0..4` in bits `2s+1:2s` (0..=3: Q2_0's +2 is code 3, which only this layout
+//!   holds).
 //! * `Trits5` (1.6 bits/weight, compact): a chunk is 5 k-steps (the last chunk of a group may have
 //!   fewer); the byte holds the codes `c_i = t_i + 1` of k-steps `i = 0..5`, laid out so that
 //!   three 6-bit lookups decode it (`vpermb`, beside the `vpdpbusd`s; `TRITS5`): the byte is a
@@ -65,7 +66,8 @@ impl PanelKind {
 }
 
 /// Most k-steps one dot of a panel kernel sums (`PanelGeom::group_steps · merge`), so that its
-/// int32 sums cannot overflow whatever the width: 2^16 k-steps · 4 · 2 · 128 < 2^31.
+/// int32 sums cannot overflow whatever the width: 2^16 k-steps · 4 · 3 · 128 < 2^27 (codes ≤ 3),
+/// and the AVX-512 VNNI one-token kernel's ×64 accumulators stay below 2^31.
 pub const MAX_DOT_STEPS: usize = 1 << 16;
 
 /// The shape of one tile's data, and how a kernel sums it.
@@ -274,7 +276,7 @@ pub fn encode5(t: [i8; 5]) -> u8 {
     table[key(&t)]
 }
 
-/// The code (`trit + 1`, 0..=2) of (row `r` in the tile, column `k`) in tile bytes `tile`: the
+/// The code (`value + 1`, 0..=3; `Trits5` 0..=2) of (row `r` in the tile, column `k`) in tile bytes `tile`: the
 /// reference decoder of the layout (the scalar kernel and the tests use it).
 pub fn code_at(geom: &PanelGeom, tile: &[u8], r: usize, k: usize) -> u8 {
     let (g, c, pos, j) = geom.locate(k);
@@ -286,8 +288,8 @@ pub fn code_at(geom: &PanelGeom, tile: &[u8], r: usize, k: usize) -> u8 {
     }
 }
 
-/// Packs one tile: `tern(r, k)` is the ternary weight of tile row `r < 64` and column
-/// `k < geom.cols()` (0 past the matrix). `out` is `geom.tile_bytes()` long.
+/// Packs one tile: `tern(r, k)` is the weight of tile row `r < 64` and column `k < geom.cols()`
+/// (0 past the matrix): −1..=1, or up to 2 (Q2_0's code 3) in `Codes2`. `out` is `geom.tile_bytes()` long.
 pub fn pack_tile(geom: &PanelGeom, tern: impl Fn(usize, usize) -> i8, out: &mut [u8]) {
     let per = geom.kind.steps_per_chunk();
     for g in 0..geom.n_groups {

@@ -8,8 +8,9 @@ use super::{Job, tile_loop};
 use crate::format::I2sVariant;
 
 /// `vpmaddubsw` results summed into one int16 lane before it is widened to int32. Each is a pair
-/// sum of two code·act products (code ≤ 2, act ∈ [-128, 127]), so in [-512, 508], and 32 of them
-/// stay within [-16384, 16256]: no int16 wrap is possible (bitnet.cpp sums 256 and wraps).
+/// sum of two code·act products (code ≤ 3, act ∈ [-128, 127]), so in [-768, 762] (no
+/// saturation), and 32 of them stay within [-24576, 24384]: no int16 wrap is possible
+/// (bitnet.cpp sums 256 and wraps).
 const MAX_MADDUBS: usize = 32;
 
 #[target_feature(enable = "avx2,fma")]

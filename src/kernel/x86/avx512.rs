@@ -15,8 +15,8 @@ use std::arch::x86_64::*;
 use super::{Job, tile_loop};
 use crate::format::I2sVariant;
 
-/// `vpmaddubsw` results summed into one int16 lane before it is widened: each is in [-512, 508]
-/// (two products code·act, code ≤ 2), so 32 of them stay within [-16384, 16256].
+/// `vpmaddubsw` results summed into one int16 lane before it is widened: each is in [-768, 762]
+/// (two products code·act, code ≤ 3), so 32 of them stay within [-24576, 24384].
 const MAX_MADDUBS: usize = 32;
 
 #[target_feature(enable = "avx512f,avx512bw")]
@@ -148,14 +148,14 @@ unsafe fn step_bw<const R: usize, const T: usize>(
 }
 
 /// Blocks summed into scaled int32 lanes before they are unscaled (see `tile_vnni`): a lane
-/// gains at most 2 `vpdpbusd` × 4 products × 2·64·128 = 2^17 per block, so 2^13 blocks stay
-/// within 2^30.
+/// gains at most 2 `vpdpbusd` × 4 products × 3·64·128 = 196608 per block (code ≤ 3), so 2^13
+/// blocks stay within 1.61·10^9 < 2^31.
 const VNNI_FLUSH: usize = 1 << 13;
 
 /// Code dots of `R` rows × `T` tokens over `n_blocks` blocks of `L` elements, `vpdpbusd`.
 ///
 /// The codes are not shifted down to 0..2: masking the packed byte leaves code·4^k (k = 3 for
-/// bits 7:6 … 0 for bits 1:0), still a valid u8 operand (≤ 128). Every accumulator lane always
+/// bits 7:6 … 0 for bits 1:0), still a valid u8 operand (≤ 3·64 = 192). Every accumulator lane always
 /// sees the same k, so the lane holds 4^k × its exact partial dot and is shifted back once per
 /// `VNNI_FLUSH` blocks. 128-layout: the block is broadcast to both 256-bit halves; masking with
 /// 0xC0|0x30 gives quarters 0|1 (acts 0..64), and either a second accumulator set takes

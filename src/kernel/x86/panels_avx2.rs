@@ -4,7 +4,8 @@
 //! `Trits5` needs `vpermb` (AVX-512 VBMI) and has no kernel here.
 //!
 //! Plain AVX2 micro-kernels (no VNNI): `vpmaddubsw` of a half panel's codes against a token's
-//! broadcast k-step gives 16 int16 pair sums (|·| ≤ 2·2·128 = 512, never saturating), added up
+//! broadcast k-step gives 16 int16 pair sums (|·| ≤ 2·3·128 = 768 with codes ≤ 3, never
+//! saturating), added up
 //! in int16 for `WIDEN_CHUNKS` chunks and then widened into the int32 sums in `dots` by
 //! `vpmaddwd` with ones: 2 operations per 32 products plus the decode, shared by the tokens
 //! (the row kernel of `avx2.rs` decodes per row and widens more often).
@@ -88,7 +89,8 @@ pub(super) fn codes(v: __m256i, s: usize, m3: __m256i) -> __m256i {
     _mm256_and_si256(v, m3)
 }
 
-/// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 512 < 2^15.
+/// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 768 = 24576 < 2^15 (a
+/// k-step adds one pair sum to each int16 lane; codes ≤ 3).
 const WIDEN_CHUNKS: usize = 8;
 
 /// Adds the int16 sums `acc16` (panels `p0..p0+P`, halves, tokens `t0..`) of dot `d` into

@@ -1,7 +1,7 @@
 //! AVX-512BW panel kernels for CPUs without VNNI (`PanelDotsFn`, `Codes2` only): the AVX2
 //! level's `vpmaddubsw` scheme (`panels_avx2`) on whole panel vectors, 16 rows per
 //! zmm. `vpmaddubsw` of a panel vector's codes against a token's broadcast k-step gives 32 int16
-//! pair sums (|·| ≤ 2·2·128 = 512, never saturating), added up in int16 for `WIDEN_CHUNKS`
+//! pair sums (|·| ≤ 2·3·128 = 768 with codes ≤ 3, never saturating), added up in int16 for `WIDEN_CHUNKS`
 //! chunks and then widened into the int32 sums in `dots` by `vpmaddwd` with ones.
 //!
 //! Blocking (32 zmm): 1–4 tokens × all 4 panels in one sequential pass over the tile (≤ 16
@@ -21,7 +21,7 @@ use crate::kernel::Isa;
 use crate::kernel::panel::driver::{Ptrs, panel_micro_kernel};
 use crate::kernel::panel::{PANEL_ROWS, PanelGeom};
 
-/// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 512 < 2^15.
+/// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 768 = 24576 < 2^15.
 const WIDEN_CHUNKS: usize = 8;
 /// Most tokens of the 4-panel micro-kernel.
 const T_FEW: usize = 4;

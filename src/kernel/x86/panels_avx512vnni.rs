@@ -123,7 +123,7 @@ fn quad_masks() -> [__m512i; 4] {
 }
 
 /// Adds the 4 k-steps of one `Codes2` byte vector against their activations `x`: each code
-/// masked in place (code·4^s ≤ 128, a valid `vpdpbusd` u8) into its own accumulator `acc[s]`,
+/// masked in place (code·4^s ≤ 3·64 = 192, a valid `vpdpbusd` u8) into its own accumulator `acc[s]`,
 /// which therefore holds 4^s × its exact sum: one `and` per code, and 4 independent chains.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
@@ -150,7 +150,7 @@ fn unscale(acc: &[__m512i; 4]) -> __m512i {
 /// ~40 instructions per 256 weight bytes, so the out-of-order window reaches far enough ahead to
 /// keep the weight stream at DRAM speed (`mk_bits2`'s one chain per panel does not).
 /// |4^3 · sum| < 2^31: `acc[s]` sees a quarter of a dot's ≤ `MAX_DOT_STEPS` = 2^16 k-steps,
-/// 4 products of |·| ≤ 2·128·64 each.
+/// 4 products of |·| ≤ 3·64·128 each (codes ≤ 3): 2^14 · 4 · 24576 ≈ 1.61·10^9.
 ///
 /// # Safety
 /// As `mk_bits2` with `RP = 4`, `T = 1`.
