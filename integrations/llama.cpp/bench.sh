@@ -107,7 +107,9 @@ for line in open(sys.argv[1]):
     if m != "-" and build == "tern":
         ms[(typ, t, test)].append(float(m))
 print()
-print(f"{'type':6} {'thr':>3} {'test':6} {'stock t/s':>10} {'tern t/s':>10} {'ratio':>6}   "
+# Medians, and the best run of each (other load on the machine only ever slows a run down, so on a
+# shared machine the best of several rounds is the steadier figure).
+print(f"{'type':6} {'thr':>3} {'test':6} {'stock t/s':>10} {'tern t/s':>10} {'ratio':>6} {'best: stock':>11} {'tern':>8} {'ratio':>6}   "
       f"{'tern matmul':>11} {'stock matmul (est.)':>19} {'matmul ratio':>12}")
 for (build, typ, t, test) in sorted(ts):
     if build != "stock" or ("tern", typ, t, test) not in ts:
@@ -115,7 +117,9 @@ for (build, typ, t, test) in sorted(ts):
     s = statistics.median(ts[("stock", typ, t, test)])
     n = statistics.median(ts[("tern", typ, t, test)])
     tokens = int(test[2:])
-    line = f"{typ:6} {t:>3} {test:6} {s:10.2f} {n:10.2f} {n / s:6.2f}x"
+    sb = max(ts[("stock", typ, t, test)])
+    nb = max(ts[("tern", typ, t, test)])
+    line = f"{typ:6} {t:>3} {test:6} {s:10.2f} {n:10.2f} {n / s:6.2f}x {sb:11.2f} {nb:8.2f} {nb / sb:6.2f}x"
     if ms.get((typ, t, test)):
         m = statistics.median(ms[(typ, t, test)])
         total_tern = 1000 * tokens / n
@@ -125,9 +129,10 @@ for (build, typ, t, test) in sorted(ts):
         line += (f"   {m:8.1f} ms ({100 * m / total_tern:3.0f}%) {stock_mm:10.1f} ms ({100 * stock_mm / total_stock:3.0f}%)"
                  f" {stock_mm / m:11.2f}x")
     print(line)
-tern = {(typ, t, test): statistics.median(v) for (build, typ, t, test), v in ts.items() if build == "tern"}
+tern = {(typ, t, test): v for (build, typ, t, test), v in ts.items() if build == "tern"}
 for (typ, t, test), v in sorted(tern.items()):
     ref = tern.get(("tq2_0", t, test))
     if typ in ("q2_0", "q1_0") and ref:
-        print(f"tern {typ} vs tern tq2_0, {t} threads, {test}: time {ref / v:.3f}x tq2_0's")
+        print(f"tern {typ} vs tern tq2_0, {t} threads, {test}: time {statistics.median(ref) / statistics.median(v):.3f}x "
+              f"tq2_0's (medians), {max(ref) / max(v):.3f}x (best runs)")
 EOF
