@@ -202,6 +202,11 @@ typedef uint32_t tern_i2s_variant;
 
 /**
  * How `tern_quantize` turns floats into ternary values (`tern_quant_options.method`).
+ *
+ * Into a format with per-block scales (TQ1_0, TQ2_0, Q2_0, Q1_0) a per-tensor or per-row scale
+ * is stored in every block (f16, rounded to nearest even). Into Q1_0, whose values are ±1, the
+ * methods binarize (BitNet b1): value = +1 where `W >= 0` else −1, scale = mean|W| of the
+ * method's group (no `eps` floor; PRESCALED: max|W| per tensor).
  */
 enum tern_quant_method
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -217,15 +222,19 @@ enum tern_quant_method
    */
   TERN_QUANT_PRESCALED = 1,
   /**
-   * Absmean with one scale per row (formats with per-row scales only).
+   * Absmean with one scale per row (formats with per-block scales only).
    */
   TERN_QUANT_ABSMEAN_ROW = 2,
   /**
-   * Absmean with one scale per `group_size` elements (formats with per-group scales only).
+   * Absmean with one scale per `group_size` elements, a multiple of the format's block (TQ:
+   * 256, Q2_0: 64, Q1_0: 128; formats with per-block scales only).
    */
   TERN_QUANT_ABSMEAN_GROUP = 3,
   /**
-   * ggml `quantize_row_tqX_0_ref` (TQ1_0/TQ2_0 only).
+   * ggml's reference quantizer, byte for byte: `quantize_row_tqX_0_ref` for TQ1_0/TQ2_0 (and
+   * `tern_ternarize`), `quantize_row_q2_0_ref` for Q2_0 (`d = max|W|` per 64, codes
+   * `clamp(roundf(W/d) + 1, 0, 3)`), `quantize_row_q1_0_ref` for Q1_0 (`d = mean|W|` per 128
+   * summed in f32, sign bits `W >= 0`). A block whose scale exceeds the f16 range is an error.
    */
   TERN_QUANT_GGML_REF = 4,
 };
@@ -264,8 +273,10 @@ enum tern_compat
    */
   TERN_COMPAT_BITNET_CPP_LEGACY = 2,
   /**
-   * ggml's mul_mat for TQ1_0/TQ2_0: activations quantized to Q8_K per 256 block,
-   * `Σ_blocks f32(S_b)·(d_act·d_w)` summed in block order (`tern_gemm` only).
+   * ggml's mul_mat (`tern_gemm` only). TQ1_0/TQ2_0: activations quantized to Q8_K per 256
+   * block, `Σ_blocks f32(S_b)·(d_act·d_w)` summed in block order. Q2_0/Q1_0: Q8_0 per 32
+   * (the quantizer of this architecture's ggml), per weight block `sumf += d_w·Σ_k
+   * d_act,k·f32(S_k)` in ggml's generic order.
    */
   TERN_COMPAT_GGML = 3,
 };
@@ -396,7 +407,8 @@ enum tern_gguf_dialect
    * Reading: 36 = I2_S and 38 = TL1 always; 39/42 per tensor: TL2 or MXFP4/Q2_0, whichever
    * size fits the bytes up to the next tensor; where both or neither fit, TL2 only for a
    * tensor with a `<name>_scale` companion tensor. Bytes that fit only MXFP4/Q2_0 next to
-   * such a companion are an error. Writing: like BITNET_CURRENT.
+   * such a companion are an error. Writing: like BITNET_CURRENT, but Q2_0 is written too (as
+   * 42, without a companion: this rule reads it back as Q2_0).
    */
   TERN_GGUF_DIALECT_AUTO = 0,
   /**
@@ -405,11 +417,11 @@ enum tern_gguf_dialect
    */
   TERN_GGUF_DIALECT_MAINLINE = 1,
   /**
-   * bitnet.cpp merge-dev: I2_S 36, TL1 38, TL2 39.
+   * bitnet.cpp merge-dev: I2_S 36, TL1 38, TL2 39 (no 40–42: Q2_0/Q1_0 are not written).
    */
   TERN_GGUF_DIALECT_BITNET_LEGACY = 2,
   /**
-   * bitnet.cpp current fork: I2_S 36, TL1 38, TL2 42.
+   * bitnet.cpp current fork: I2_S 36, TL1 38, TL2 42 (Q2_0 is not written; Q1_0 is 41).
    */
   TERN_GGUF_DIALECT_BITNET_CURRENT = 3,
 };
@@ -808,8 +820,8 @@ typedef struct tern_convert_options {
    */
   uint32_t struct_size;
   /**
-   * 1: round scales the target cannot store exactly (f32 → f16 for TQ1_0/TQ2_0) to the
-   * nearest value. 0 (default): such a conversion fails with TERN_STATUS_INVALID_ARGUMENT.
+   * 1: round scales the target cannot store exactly (f32 → f16 for TQ1_0, TQ2_0, Q2_0,
+   * Q1_0) to the nearest value. 0 (default): such a conversion fails with TERN_STATUS_INVALID_ARGUMENT.
    */
   uint32_t allow_rounding;
 } tern_convert_options;
@@ -1465,8 +1477,9 @@ tern_status tern_gguf_get_array_int(const struct tern_gguf *gguf,
                                     int64_t *value);
 
 /**
- * Creates a matrix from ternary tensor `name` (TQ1_0, TQ2_0, I2_S, TL1 or TL2) with the kernels
- * of `ctx` (NULL = default). I2_S is read as x86 128-element blocks; TL1/TL2 take their scale
+ * Creates a matrix from weight tensor `name` (TQ1_0, TQ2_0, I2_S, TL1, TL2, Q2_0 or Q1_0) with
+ * the kernels of `ctx` (NULL = default). Type 42 is Q2_0 or TL2 by the file's dialect (AUTO:
+ * `tern_gguf_dialect`'s rule). I2_S is read as x86 128-element blocks; TL1/TL2 take their scale
  * from the `<name>_scale` tensor and their tiling from the `tern.tiling.<name>` key, else the
  * library's choice (bitnet.cpp's presets for its model shapes). Non-ternary tensors are
  * `TERN_STATUS_UNSUPPORTED`; corrupt data `TERN_STATUS_INVALID_ARGUMENT`. Thread-safe.
@@ -1611,10 +1624,11 @@ tern_status tern_gguf_writer_add_tensor(struct tern_gguf_writer *writer,
 /**
  * Adds a packed ternary matrix (`rows × cols` in `layout`, `packed_len` ≥ `tern_packed_size`;
  * validated) as the GGUF type of its format: TQ1_0 34, TQ2_0 35, I2_S 36, TL1 38, TL2 39/42 by
- * dialect. TL1/TL2 are written as bitnet.cpp's converter does (payload, then an F32
+ * dialect, Q1_0 41, Q2_0 42 (not in the BITNET_CURRENT dialect, where 42 is TL2; neither in
+ * BITNET_LEGACY). TL1/TL2 are written as bitnet.cpp's converter does (payload, then an F32
  * `<name>_scale` tensor) plus a `tern.tiling.<name>` key; they need a shape bitnet.cpp can
  * store (rows % 32 == 0; TL1 cols % 16 == 0, TL2 cols >= 256), else
- * `TERN_STATUS_UNSUPPORTED`. The MAINLINE dialect accepts only TQ1_0/TQ2_0.
+ * `TERN_STATUS_UNSUPPORTED`. The MAINLINE dialect accepts only TQ1_0, TQ2_0, Q2_0 and Q1_0.
  *
  * # Safety
  * `writer` live; `name` NUL-terminated; `packed` holds `packed_len` bytes.
@@ -1759,9 +1773,10 @@ tern_status tern_packed_size(const struct tern_layout *layout,
                              size_t *out);
 
 /**
- * Quantizes a row-major `rows × cols` f32 matrix `src` to ternary and packs it into `dst`
- * (`dst_len` ≥ `tern_packed_size`). `opts` (nullable) picks the method; `stats` (nullable) receives
- * what quantization did. `ctx` may be NULL. Writes nothing on failure. Thread-safe.
+ * Quantizes a row-major `rows × cols` f32 matrix `src` to ternary (Q1_0: binary ±1) and packs it
+ * into `dst` (`dst_len` ≥ `tern_packed_size`). `opts` (nullable) picks the method (see
+ * `tern_quant_method`: `TERN_QUANT_GGML_REF` is ggml's own quantizer of TQ1_0, TQ2_0, Q2_0 and
+ * Q1_0, byte for byte); `stats` (nullable) receives what quantization did. `ctx` may be NULL. Writes nothing on failure. Thread-safe.
  *
  * # Safety
  * `src` must hold `rows·cols` floats, `dst` `dst_len` bytes; non-NULL structs must be valid.
@@ -1778,8 +1793,12 @@ tern_status tern_quantize(const struct tern_context *ctx,
                           struct tern_quant_stats *stats);
 
 /**
- * Packs `rows·cols` ternary values (each -1, 0 or 1) and `n_scales` scales (I2_S: exactly 1,
- * finite, ≥ 0) into `dst`. Writes nothing on failure. Thread-safe.
+ * Packs `rows·cols` weight values and `n_scales` scales (exactly `tern_packed_size`'s format
+ * count: 1 for I2_S/TL1/TL2, one per block for TQ1_0/TQ2_0 (256), Q2_0 (64) and Q1_0 (128);
+ * finite, ≥ 0) into `dst`. The values are int8: -1, 0 or 1 for the ternary formats, -1, 0, 1 or
+ * 2 for Q2_0 (2 is its code 3, `+2·d`), -1 or 1 for Q1_0; any other value is
+ * `TERN_STATUS_INVALID_ARGUMENT` naming it. Scales go to f16 in TQ/Q formats (round to nearest
+ * even; beyond the f16 range is an error). Writes nothing on failure. Thread-safe.
  *
  * # Safety
  * `ternary` must hold `rows·cols` values, `scales` `n_scales` floats, `dst` `dst_len` bytes.
@@ -1795,8 +1814,10 @@ tern_status tern_pack(const struct tern_layout *layout,
                       size_t dst_len);
 
 /**
- * Checks a packed buffer and unpacks it into `rows·cols` ternary values and its scales
- * (`n_scales` ≥ the format's count; I2_S: 1). Corrupt data (e.g. an I2_S code 3, a non-finite
+ * Checks a packed buffer and unpacks it into `rows·cols` int8 weight values and its scales
+ * (`n_scales` ≥ the format's count; I2_S: 1). The values are those `tern_pack` takes: -1..1,
+ * Q2_0 -1..2 (code 3 is 2), Q1_0 ±1. Q2_0/Q1_0 scales are ggml's f16 `d` as f32 and may be
+ * negative (ggml accepts any finite `d`). Corrupt data (e.g. an I2_S code 3, a non-finite
  * scale) is `TERN_STATUS_INVALID_ARGUMENT`. Writes nothing on failure. Thread-safe.
  *
  * # Safety
@@ -1813,8 +1834,9 @@ tern_status tern_unpack(const struct tern_layout *layout,
                         size_t n_scales);
 
 /**
- * Checks a packed buffer and writes its `rows·cols` weights as floats (ternary × scale) to
- * `dst`. Writes nothing on failure. Thread-safe.
+ * Checks a packed buffer and writes its `rows·cols` weights as floats (value × scale, as
+ * `tern_unpack` gives them; for Q2_0/Q1_0 bit-identical to ggml's `dequantize_row_q2_0` /
+ * `dequantize_row_q1_0`) to `dst`. Writes nothing on failure. Thread-safe.
  *
  * # Safety
  * `src` must hold `src_len` bytes and `dst` `rows·cols` floats.
@@ -1848,10 +1870,18 @@ tern_status tern_quantize_activations(const struct tern_context *ctx,
                                       int32_t *sums);
 
 /**
- * Converts a packed `rows × cols` matrix from `from` to `to` (any pair of formats), keeping the
- * ternary values and scales exactly: a target with one scale per tensor needs all source scales
- * equal, and TQ1_0/TQ2_0 store f16 scales (rounding is an error unless
- * `opts->allow_rounding`). `opts` may be NULL. Writes nothing on failure. Thread-safe.
+ * Converts a packed `rows × cols` matrix from `from` to `to` (any pair of formats), keeping
+ * every weight (value × scale) exactly, or fails with `TERN_STATUS_INVALID_ARGUMENT` and a
+ * message naming the row, the block and the value or scales that do not fit:
+ * - values: the ternary formats hold -1, 0, 1; Q2_0 also 2 (its code 3: only Q2_0 stores it);
+ *   Q1_0 only ±1 (a matrix with a 0 cannot become Q1_0). So Q1_0 converts to every format,
+ *   every format to Q2_0. A negative Q2_0/Q1_0 scale is folded into its block's signs.
+ * - scales: where the target shares one scale over several source blocks (one per tensor for
+ *   I2_S/TL1/TL2; TQ's 256 elements over four Q2_0 or two Q1_0 blocks) they must be equal,
+ *   blocks of zeros aside; TQ1_0/TQ2_0/Q2_0/Q1_0 store f16 scales (rounding is an error unless
+ *   `opts->allow_rounding`).
+ *
+ * `opts` may be NULL. Writes nothing on failure. Thread-safe.
  *
  * # Safety
  * `src` must hold `src_len` bytes and `dst` `dst_len` bytes.

@@ -21,10 +21,15 @@
    missing) accepts it and refuses the I2_S source, and converting back to I2_S gives the source
    file byte for byte. An I2_S file whose scales f16 cannot represent is refused (naming the
    tensor) unless --allow-rounding, which rounds them.
-4. Mainline's low-bit types (GGUF dialect rule, `tern::gguf::types`): gguf-py writes Q1_0 (id 41)
-   and, where this gguf-py knows it, Q2_0 (id 42) weights; `tern inspect` opens the file and names
-   each type (42 is read as Q2_0, not bitnet.cpp's TL2), and `tern convert` refuses the file,
-   naming the type (tern does not convert them yet).
+4. Mainline's Q2_0 (id 42) and Q1_0 (id 41): `tern convert` writes both from the safetensors
+   model (--quant absmean and ggml-ref); tern_dequantize of the written bytes equals ggml's
+   dequantize rule (decoded in numpy from ggml-common.h's block layouts); gguf-py reads each file
+   whose type it knows (same type, shapes and bytes; dequantized values equal tern's where
+   gguf-py can dequantize the type, else it prints why). gguf-py writes Q1_0 (and Q2_0 where it
+   knows the type; else it prints why) from raw blocks with signed scales: tern sees the types,
+   the bytes and ggml's values; `tern inspect` names them (42 is not read as TL2); `tern convert`
+   to TQ2_0 refuses differing block scales naming the tensor, row and block, and converts a
+   single-scale tensor exactly (gguf-py's TQ2_0 dequantization equals the source weights).
 
 usage: gguf_roundtrip.py [--tern target/release/tern] [--lib target/release/libtern.so]
 Prints 'N passed, N failed' at the end; exits non-zero on any failure.
@@ -271,7 +276,7 @@ class Tern:
         return y
 
     def dequantize(self, fmt, data, rows, cols):
-        lay = Layout(C.sizeof(Layout), FORMATS[fmt], 0, 0, 0, 0)
+        lay = Layout(C.sizeof(Layout), {**FORMATS, **Q_FORMATS}[fmt], 0, 0, 0, 0)
         out = np.zeros((rows, cols), dtype=np.float32)
         buf = np.frombuffer(data, dtype=np.uint8)
         self.ok(self.lib.tern_dequantize(C.byref(lay), buf.ctypes.data_as(C.c_void_p), buf.size, rows, cols,
@@ -638,30 +643,168 @@ def part3(tern_bin, T, d):
         T.lib.tern_gguf_close(g)
 
 
-def part4(tern_bin, d):
-    kinds = [("Q1_0", 128)]
-    if hasattr(QT, "Q2_0"):
-        kinds.append(("Q2_0", 64))
+Q_FORMATS = {"q2_0": 6, "q1_0": 7}
+Q_IDS = {"q2_0": 42, "q1_0": 41}
+
+
+def ggml_dequantize_q(data, name, rows, cols):
+    """ggml's dequantize_row_q2_0 / dequantize_row_q1_0 (ggml-quants.c) in numpy, from the block
+    layouts of ggml-common.h: 18-byte blocks, f16 d then 16 bytes; Q2_0 element j is the 2-bit
+    code at bits 2*(j%4) of byte j/4 meaning (code-1)*d, Q1_0 element j is bit j%8 of byte j/8
+    meaning +d (set) or -d. The reference where gguf-py has no dequantizer for the type."""
+    b = np.frombuffer(bytes(data), dtype=np.uint8).reshape(-1, 18)
+    d = b[:, :2].copy().view(np.float16).astype(np.float32)
+    qs = b[:, 2:]
+    if name == "Q2_0":
+        q = np.stack([(qs >> (2 * l)) & 3 for l in range(4)], axis=-1).reshape(-1, 64)
+        vals = (q.astype(np.int32) - 1).astype(np.float32) * d
     else:
-        print(f"note: gguf-py {importlib.metadata.version('gguf')} has no Q2_0; Q2_0 is covered by tests/gguf.rs only")
-    for name, block in kinds:
-        qt = getattr(QT, name)
+        bits = np.stack([(qs >> l) & 1 for l in range(8)], axis=-1).reshape(-1, 128)
+        vals = np.where(bits == 1, d, -d)
+    return vals.reshape(rows, cols)
+
+
+NOTED = set()
+
+
+def gguf_py_dequantize(raw, qt):
+    """gguf-py's dequantized values, or None (with the reason printed once) where it has none."""
+    try:
+        return gguf.quants.dequantize(raw, qt)
+    except NotImplementedError as e:
+        if qt in NOTED:
+            return None
+        NOTED.add(qt)
+        print(f"      note: gguf-py {importlib.metadata.version('gguf')} cannot dequantize {qt.name} "
+              f"({e}); tern's values are compared with ggml's block layout decoded in numpy instead")
+        return None
+
+
+def part4(tern_bin, T, d):
+    """Mainline's Q2_0 / Q1_0: files tern writes, read by gguf-py; files gguf-py writes, read by tern."""
+    model_dir = os.path.join(d, "q-model")
+    os.makedirs(model_dir)
+    tensors, _ = make_model(model_dir)
+    linears = [(gguf_name(hf), shape) for hf, _, shape, _, _ in tensors if is_linear(hf)]
+    gv = importlib.metadata.version("gguf")
+    for fmt, quant in (("q2_0", "absmean"), ("q2_0", "ggml-ref"), ("q1_0", "absmean"), ("q1_0", "ggml-ref")):
+        name = fmt.upper()
+        out = os.path.join(d, f"model-{fmt}-{quant}.gguf")
+        r = subprocess.run([tern_bin, "convert", model_dir, out, "--type", fmt, "--quant", quant, "-q"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"tern convert --type {fmt} --quant {quant} {r.stderr[-300:]}".rstrip())
+        if r.returncode != 0:
+            continue
+        r = subprocess.run([tern_bin, "inspect", out], capture_output=True, text=True)
+        check(r.returncode == 0 and f"{name} ({Q_IDS[fmt]})" in r.stdout and "TL2" not in r.stdout,
+              f"tern inspect names {name} ({fmt}, {quant})")
+        # tern's own dequantization of its file, the bytes it wrote, via the C API.
+        g = T.open(out)
+        mine = {}
+        try:
+            for tname, shape in linears:
+                t = T.tensor(g, tname)
+                raw = C.string_at(t.data, t.nbytes)
+                mine[tname] = (raw, T.dequantize(fmt, raw, shape[0], shape[1]))
+        finally:
+            T.lib.tern_gguf_close(g)
+        bad = [n for n, (raw, deq) in mine.items()
+               if not np.array_equal(deq, ggml_dequantize_q(raw, name, *deq.shape))]
+        check(not bad, f"{fmt} ({quant}): tern_dequantize equals ggml's dequantize_row_{fmt} rule (numpy) {bad[:3]}")
+        qt = getattr(QT, name, None)
+        if qt is None:
+            print(f"      note: gguf-py {gv} has no {name} type (id 42 is not a GGMLQuantizationType there): "
+                  f"it cannot read tern's {name} file")
+            try:
+                gguf.GGUFReader(out)
+                check(False, f"gguf-py {gv} without {name} unexpectedly read the {name} file")
+            except Exception as e:  # noqa: BLE001 - the refusal is what this gguf-py can do
+                print(f"      (gguf-py refuses it: {type(e).__name__}: {str(e)[:80]})")
+            continue
+        rd = gguf.GGUFReader(out)
+        by = {t.name: t for t in rd.tensors}
+        wrong, compared = [], False
+        for tname, shape in linears:
+            t = by.get(tname)
+            raw, deq = mine[tname]
+            if t is None or t.tensor_type != qt or list(t.shape) != list(reversed(shape)):
+                wrong.append(f"{tname}: {None if t is None else (t.tensor_type, list(t.shape))}")
+                continue
+            if np.array(t.data).tobytes() != raw:
+                wrong.append(f"{tname}: bytes differ")
+                continue
+            theirs = gguf_py_dequantize(np.array(t.data), qt)
+            compared |= theirs is not None
+            if theirs is not None and not np.array_equal(theirs.reshape(shape), deq):
+                wrong.append(f"{tname}: gguf-py's dequantized values differ")
+        check(not wrong, f"{fmt} ({quant}): gguf-py {gv} reads tern's {name} tensors: type {int(qt)}, shapes, "
+                         f"bytes{' and dequantized values' if compared else ''} {wrong[:3]}")
+
+    # gguf-py writes Q1_0 (and Q2_0 where it knows it) from raw blocks: random signed f16 scales
+    # (ggml accepts any finite d) and codes; one tensor with a single scale, which converts.
+    rng = np.random.default_rng(41)
+    for name, block in (("Q1_0", 128), ("Q2_0", 64)):
+        qt = getattr(QT, name, None)
+        if qt is None:
+            print(f"      note: gguf-py {gv} has no {name} type, so it cannot write {name}; "
+                  "tern reads and writes it (tests/gguf.rs, tests/q_formats.rs)")
+            continue
+        rows, cols = 32, 512
+        nb = rows * cols // block
+        d_rand = (rng.standard_normal(nb) * 0.1).astype(np.float16)
+        d_one = np.full(nb, 0.125, dtype=np.float16)
+        codes = rng.integers(0, 256, (nb, 16), dtype=np.uint8)
+        if name == "Q2_0":  # codes 0..2 only for the convertible tensor (3 = +2 stays in Q2_0)
+            safe = codes & 0b01010101
+        else:
+            safe = codes
+        blocks = lambda dv, c: np.concatenate([dv.view(np.uint8).reshape(nb, 2), c], axis=1)  # noqa: E731
         path = os.path.join(d, f"gguf-py-{name}.gguf")
         w = gguf.GGUFWriter(path, "bitnet")
-        # 18-byte blocks (f16 d + 16 bytes of codes or signs) of zeros: a valid payload of 0 weights.
-        w.add_tensor("blk.0.ffn_down.weight", np.zeros((32, 512 // block * 18), dtype=np.uint8), raw_dtype=qt)
+        w.add_tensor("blk.0.ffn_down.weight", blocks(d_rand, codes).reshape(rows, -1), raw_dtype=qt)
+        w.add_tensor("blk.0.ffn_up.weight", blocks(d_one, safe).reshape(rows, -1), raw_dtype=qt)
         w.add_tensor("output_norm.weight", np.ones(512, dtype=np.float32))
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
+        fmt = name.lower()
+        g = T.open(path)
+        try:
+            for tname, dv, c in (("blk.0.ffn_down.weight", d_rand, codes), ("blk.0.ffn_up.weight", d_one, safe)):
+                t = T.tensor(g, tname)
+                raw = C.string_at(t.data, t.nbytes)
+                check(t.ggml_type == int(qt) and t.format == Q_FORMATS[fmt] and raw == blocks(dv, c).tobytes(),
+                      f"gguf-py's {name} {tname}: tern sees type {t.ggml_type}, format {t.format}, the same bytes")
+                deq = T.dequantize(fmt, raw, rows, cols)
+                check(np.array_equal(deq, ggml_dequantize_q(raw, name, rows, cols)),
+                      f"gguf-py's {name} {tname}: tern_dequantize equals ggml's rule (numpy)")
+        finally:
+            T.lib.tern_gguf_close(g)
         r = subprocess.run([tern_bin, "inspect", path], capture_output=True, text=True)
         check(r.returncode == 0 and name in r.stdout and "TL2" not in r.stdout,
               f"tern inspect opens gguf-py's {name} file and names the type {r.stderr[-300:]}".rstrip())
+        # Random per-block scales cannot share TQ2_0's 256-element scale: refused, naming the place.
         r = subprocess.run([tern_bin, "convert", path, os.path.join(d, f"{name}-out.gguf"), "--type", "tq2_0"],
                            capture_output=True, text=True)
-        check(r.returncode != 0 and name in r.stderr and "cannot convert" in r.stderr,
-              f"tern convert refuses {name}, naming the type")
+        check(r.returncode != 0 and "blk.0.ffn_down.weight" in r.stderr and "row 0, block" in r.stderr,
+              f"tern convert {name} -> TQ2_0 refuses differing block scales, naming tensor, row and block")
+        ok_path = os.path.join(d, f"gguf-py-{name}-one.gguf")
+        w = gguf.GGUFWriter(ok_path, "bitnet")
+        w.add_tensor("blk.0.ffn_up.weight", blocks(d_one, safe).reshape(rows, -1), raw_dtype=qt)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        out = os.path.join(d, f"{name}-tq2_0.gguf")
+        r = subprocess.run([tern_bin, "convert", ok_path, out, "--type", "tq2_0", "-q"], capture_output=True, text=True)
+        check(r.returncode == 0, f"tern convert {name} (one scale) -> TQ2_0 {r.stderr[-300:]}".rstrip())
+        if r.returncode == 0:
+            rd = gguf.GGUFReader(out)
+            t = rd.tensors[0]
+            deq = gguf.quants.dequantize(np.array(t.data), QT.TQ2_0).reshape(rows, cols)
+            check(np.array_equal(deq, ggml_dequantize_q(blocks(d_one, safe).tobytes(), name, rows, cols)),
+                  f"{name} -> TQ2_0: gguf-py's dequantized TQ2_0 equals the {name} weights exactly")
 
 
 def main():
@@ -686,7 +829,7 @@ def main():
         except Exception as e:  # noqa: BLE001
             check(False, f"part 3 raised {type(e).__name__}: {e}")
         try:
-            part4(a.tern, d)
+            part4(a.tern, T, d)
         except Exception as e:  # noqa: BLE001
             check(False, f"part 4 raised {type(e).__name__}: {e}")
     print(f"{passed} passed, {failed} failed")

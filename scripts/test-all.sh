@@ -382,11 +382,11 @@ arm_tests() { # qemu CPU model
     local cpu=$1 skip=()
     arm_tools || return 1
     if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
-        echo "skipping cli_convert_and_inspect (tests/gguf.rs) and cli_retypes_a_gguf" \
-             "(tests/gguf_convert.rs): they start the aarch64 tern binary as a child process," \
+        echo "skipping cli_convert_and_inspect (tests/gguf.rs), cli_retypes_a_gguf" \
+             "(tests/gguf_convert.rs) and cli_convert_and_inspect_q_formats (tests/q_formats.rs): they start the aarch64 tern binary as a child process," \
              "which needs qemu-aarch64 registered with binfmt_misc (not here); that binary runs" \
              "under qemu below (tern info)"
-        skip=(--skip cli_convert_and_inspect --skip cli_retypes_a_gguf)
+        skip=(--skip cli_convert_and_inspect --skip cli_retypes_a_gguf --skip cli_convert_and_inspect_q_formats)
     fi
     TERN_EXPECT_ISAS=${arm_isas[$cpu]} arm_cargo "$cpu" test -- "${skip[@]}" || return 1
     TERN_EXPECT_ISAS=${arm_isas[$cpu]} arm_cargo "$cpu" test --test kernels kernels_tested \

@@ -576,11 +576,25 @@ fn bad_layouts() -> Vec<BadLayout> {
     v.extend([
         (l(0, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
         (l(-1, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
-        (l(6, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
+        (l(8, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
         (l(i32::MAX, 0), full, TERN_STATUS_INVALID_ARGUMENT, "format"),
         (i2s(2), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
         (i2s(u32::MAX), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
         (l(5, 1), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
+        (l(6, 1), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
+        (l(7, 2), full, TERN_STATUS_INVALID_ARGUMENT, "variant"),
+        (
+            tiled(6, 32, 64, 8),
+            full,
+            TERN_STATUS_INVALID_ARGUMENT,
+            "tile_rows",
+        ),
+        (
+            tiled(7, 0, 0, 4),
+            full,
+            TERN_STATUS_INVALID_ARGUMENT,
+            "simd_rows",
+        ),
         (
             tiled(1, 32, 0, 0),
             full,
@@ -862,6 +876,13 @@ mod tern_packed_size {
             let tq2 = layout(tern_format::TERN_FORMAT_TQ2_0 as i32, 0);
             fails!(c, tern_packed_size(&tq2, ROWS, 128, &mut out)
                 => TERN_STATUS_INVALID_ARGUMENT, ["cols"], out: [out]);
+            // Q2_0 / Q1_0 need whole blocks of 64 / 128 per row.
+            let q2 = layout(tern_format::TERN_FORMAT_Q2_0 as i32, 0);
+            fails!(c, tern_packed_size(&q2, ROWS, 96, &mut out)
+                => TERN_STATUS_INVALID_ARGUMENT, ["cols", "64"], out: [out]);
+            let q1 = layout(tern_format::TERN_FORMAT_Q1_0 as i32, 0);
+            fails!(c, tern_packed_size(&q1, ROWS, 64, &mut out)
+                => TERN_STATUS_INVALID_ARGUMENT, ["cols", "128"], out: [out]);
         });
     }
 }
@@ -1290,6 +1311,13 @@ mod tern_convert {
                 fails!(c, tern_convert(&from, pp, PACKED, &to, d, TQ, r, k, null())
                     => inv, [needle], out: [dst]);
             }
+            // Values the target cannot hold: the ternary source's zeros into Q1_0 (±1), named by
+            // row and block; nothing written.
+            let q1 = layout(tern_format::TERN_FORMAT_Q1_0 as i32, 0);
+            let mut q1_dst = vec![0xEEu8; 8 * 2 * 18];
+            fails!(c, tern_convert(&from, pp, PACKED, &q1, q1_dst.as_mut_ptr().cast(),
+                q1_dst.len(), ROWS, COLS, null())
+                => inv, ["Q1_0", "row ", "block ", "the value 0"], out: [q1_dst]);
             // A shape the source can hold but the target cannot (TQ2_0 needs cols % 256 == 0).
             let p128 = vec![0x55u8; 8 * 128 / 4 + 32];
             fails!(c, tern_convert(

@@ -499,7 +499,7 @@ fn corrupt_ternary_payloads_are_rejected() {
 
     let g = open(&bytes, "ok.gguf");
     let e = ternary::matrix(ctx, &g, "f32.weight", None).err().unwrap();
-    assert!(e.message.contains("not a ternary type"), "{}", e.message);
+    assert!(e.message.contains("not a type tern reads"), "{}", e.message);
     assert!(ternary::matrix(ctx, &g, "nope", None).is_err());
     // A layout of another format, or a TL tiling bitnet.cpp cannot use for the shape.
     assert!(ternary::matrix(ctx, &g, "i2s", Some(Layout::new(5, 0, 0, 0, 0).unwrap())).is_err());
@@ -1183,31 +1183,43 @@ fn auto_dialect_tells_mainline_q2_0_from_bitnet_tl2() {
     assert_eq!((q2_0.name, q2_0.block_size()), ("Q2_0", 64));
     assert_eq!((q1_0.name, q1_0.block_size()), ("Q1_0", 128));
     // A mainline file: Q2_0 (18 bytes per 64 weights) and Q1_0 (18 per 128) weights, no
-    // companions. Both open and are named; neither is a ternary format yet.
+    // companions. Both open, are named, and read as tern's Q2_0 / Q1_0 matrices.
+    let shape = Shape {
+        rows: 32,
+        cols: 512,
+    };
+    let (q2_bytes, q1_bytes) = (
+        packed(Layout::Q2_0, 32, 512, 3),
+        packed(Layout::Q1_0, 32, 512, 4),
+    );
+    assert_eq!((q2_bytes.len(), q1_bytes.len()), (8 * 18 * 32, 4 * 18 * 32));
     let mainline = file_with(
         Dialect::Mainline,
         &[
-            (
-                "blk.0.ffn_down.weight",
-                q2_0,
-                &[512, 32],
-                vec![0; 8 * 18 * 32],
-            ),
-            (
-                "blk.0.ffn_up.weight",
-                q1_0,
-                &[512, 32],
-                vec![0; 4 * 18 * 32],
-            ),
+            ("blk.0.ffn_down.weight", q2_0, &[512, 32], q2_bytes.clone()),
+            ("blk.0.ffn_up.weight", q1_0, &[512, 32], q1_bytes.clone()),
         ],
     );
     let m = parse(&mainline).unwrap();
-    for (name, ty, id) in [
-        ("blk.0.ffn_down.weight", "Q2_0", 42),
-        ("blk.0.ffn_up.weight", "Q1_0", 41),
+    let g = Gguf::open(
+        &write_file("mainline-q.gguf", &mainline),
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let ctx = Context::global().unwrap();
+    for (name, ty, id, layout, bytes) in [
+        ("blk.0.ffn_down.weight", "Q2_0", 42, Layout::Q2_0, &q2_bytes),
+        ("blk.0.ffn_up.weight", "Q1_0", 41, Layout::Q1_0, &q1_bytes),
     ] {
         let t = m.find_tensor(name).unwrap();
-        assert_eq!((t.ty.name, t.type_id, t.ty.ternary), (ty, id, None));
+        assert_eq!(
+            (t.ty.name, t.type_id, t.ty.ternary),
+            (ty, id, Some(layout.format()))
+        );
+        let (l, s, b) = ternary::packed(&g, name, None).unwrap();
+        assert_eq!((l, s, &b[..]), (layout, shape, &bytes[..]));
+        let mx = ternary::matrix(ctx, &g, name, None).unwrap();
+        assert_eq!((mx.layout(), mx.shape()), (layout, shape));
     }
     // A Q2_0 tensor that is the file's last one: size does not decide, no companion → Q2_0.
     let mut w = Writer::new(32, Dialect::Mainline).unwrap();
@@ -1244,6 +1256,16 @@ fn auto_dialect_tells_mainline_q2_0_from_bitnet_tl2() {
     let t = m.find_tensor("blk.0.attn_q.weight").unwrap();
     assert_eq!((t.ty.name, t.type_id), ("TL2", 42));
     assert_eq!(t.ty.ternary, Some(tern::format::Format::Tl2));
+    let g = Gguf::open(
+        &write_file("bitnet-tl2.gguf", &bitnet),
+        ReadOptions::default(),
+    )
+    .unwrap();
+    let mx = ternary::matrix(ctx, &g, "blk.0.attn_q.weight", None).unwrap();
+    assert_eq!(
+        (mx.layout().format(), mx.shape()),
+        (tern::format::Format::Tl2, shape)
+    );
 
     // The same TL2 payload without its companion: its size alone says TL2 (Q2_0 would need more
     // bytes than the tensor has before the next one).

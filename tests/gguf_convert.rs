@@ -478,7 +478,7 @@ fn bad_inputs() {
     let float = tmp("float.gguf");
     w.write(&float, &mut |_, _, _, _, _| {}).unwrap();
     let e = run(&float, &tmp("float-out.gguf"), &opts(Format::Tq2_0)).unwrap_err();
-    assert!(e.contains("no ternary tensors"), "{e}");
+    assert!(e.contains("no weight tensors"), "{e}");
     // Writing over the input.
     let src = tmp("self.gguf");
     source(&src, 32, 0.75, MATS);
@@ -548,32 +548,79 @@ fn cli_retypes_a_gguf() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("IN.gguf OUT.gguf"));
 }
 
-#[test]
-fn mainline_q2_0_and_q1_0_files_are_not_converted_yet() {
-    for (id, name, block) in [(42, "Q2_0", 64u64), (41, "Q1_0", 128)] {
-        let ty = types::resolve(id, Dialect::Mainline, false).unwrap();
-        let mut w = Writer::new(32, Dialect::Mainline).unwrap();
-        let bytes = vec![0u8; (512 / block * 18 * 4) as usize];
-        w.add_tensor(
-            "blk.0.ffn_down.weight",
-            ty,
-            &[512, 4],
-            TensorData::Owned(bytes),
-        )
+/// A mainline-style file (dialect MAINLINE) with one Q2_0 or Q1_0 tensor.
+fn mainline_q(path: &Path, l: Layout, shape: Shape, values: &[i8], scales: &[f32]) {
+    let mut packed = vec![0u8; l.packed_size(shape).unwrap()];
+    l.pack(shape, values, scales, &mut packed).unwrap();
+    let mut w = Writer::new(32, Dialect::Mainline).unwrap();
+    w.add_kv("general.architecture", Value::string("bitnet"))
         .unwrap();
-        let input = tmp(&format!("{name}.gguf"));
-        w.write(&input, &mut |_, _, _, _, _| {}).unwrap();
-        let err = run(
-            &input,
-            &tmp(&format!("{name}-out.gguf")),
-            &opts(Format::Tq2_0),
-        )
-        .unwrap_err();
-        assert!(
-            err.contains(name)
-                && err.contains("blk.0.ffn_down.weight")
-                && err.contains("cannot convert"),
-            "{err}"
-        );
+    w.add_ternary("blk.0.ffn_down.weight", l, shape, &packed)
+        .unwrap();
+    w.write(path, &mut |_, _, _, _, _| {}).unwrap();
+}
+
+#[test]
+fn mainline_q2_0_and_q1_0_files_convert_where_the_values_allow() {
+    const NAME: &str = "blk.0.ffn_down.weight";
+    let shape = Shape {
+        rows: 32,
+        cols: 512,
+    };
+    // Q1_0 (±1, one scale): every format holds it.
+    let signs: Vec<i8> = trits(shape.elements(), 5)
+        .iter()
+        .map(|&v| if v < 0 { -1 } else { 1 })
+        .collect();
+    let q1 = tmp("q1.gguf");
+    mainline_q(&q1, Layout::Q1_0, shape, &signs, &[0.5; 128]);
+    for f in Format::all() {
+        let out = tmp(&format!("q1-to-{}.gguf", f.name()));
+        run(&q1, &out, &opts(f)).unwrap_or_else(|e| panic!("Q1_0 -> {}: {e}", f.name()));
+        let g = open(&out);
+        assert_eq!(g.meta().find_tensor(NAME).unwrap().ty.ternary, Some(f));
+        let (v, s) = values(&g, NAME);
+        assert_eq!(v, signs, "Q1_0 -> {}", f.name());
+        assert!(s.iter().all(|&s| s == 0.5), "Q1_0 -> {}", f.name());
+        let ft = g.meta().find_kv("general.file_type").unwrap();
+        assert_eq!(ft.value, Value::U32(file_type(f)));
     }
+    // Q2_0 with a code 3 (+2): only Q2_0 holds it; the error names tensor, row, block, value.
+    let mut t = trits(shape.elements(), 6);
+    t[3 * 512 + 70] = 2;
+    let q2 = tmp("q2.gguf");
+    mainline_q(&q2, Layout::Q2_0, shape, &t, &[0.25; 256]);
+    let e = run(&q2, &tmp("q2-out.gguf"), &opts(Format::Tq2_0)).unwrap_err();
+    assert!(
+        e.contains(NAME)
+            && e.contains("row 3, block 0 of 256 elements (column 70)")
+            && e.contains("the value 2"),
+        "{e}"
+    );
+    // Its f16 block scales go to I2_S exactly once code 3 is gone; differing blocks do not.
+    t[3 * 512 + 70] = 1;
+    mainline_q(&q2, Layout::Q2_0, shape, &t, &[0.25; 256]);
+    run(&q2, &tmp("q2-i2s.gguf"), &opts(Format::I2S)).unwrap();
+    assert_eq!(values(&open(&tmp("q2-i2s.gguf")), NAME).0, t);
+    let mut scales = [0.25f32; 256];
+    scales[9] = 0.5;
+    mainline_q(&q2, Layout::Q2_0, shape, &t, &scales);
+    let e = run(&q2, &tmp("q2-i2s.gguf"), &opts(Format::I2S)).unwrap_err();
+    assert!(
+        e.contains(NAME) && e.contains("different scales") && e.contains("row 1, block 1 of 64"),
+        "{e}"
+    );
+    // A ternary tensor cannot become Q1_0 (its zeros).
+    let e = run(&q2, &tmp("q2-q1.gguf"), &opts(Format::Q1_0)).unwrap_err();
+    assert!(e.contains(NAME) && e.contains("the value 0"), "{e}");
+    // I2_S's f32 scale into Q2_0's f16: --allow-rounding as for TQ.
+    let src = tmp("q-src.gguf");
+    source(&src, 32, 0.1, MATS);
+    let e = run(&src, &tmp("q-out.gguf"), &opts(Format::Q2_0)).unwrap_err();
+    assert!(e.contains("--allow-rounding"), "{e}");
+    let rounding = RetypeOptions {
+        allow_rounding: true,
+        ..opts(Format::Q2_0)
+    };
+    run(&src, &tmp("q-out.gguf"), &rounding).unwrap();
 }

@@ -10,8 +10,9 @@
 //!
 //! Data: code-3-heavy and random codes, all-zero blocks, zero / negative / subnormal f16 scales,
 //! row counts that are not multiples of 64, columns 64·n / 128·n including non-multiples of 256,
-//! 1 to 130 tokens, bias, row ranges. A last test checks the int16/int32 bounds with the largest
-//! magnitudes (all codes 3, activations −128).
+//! 1 to 130 tokens, bias, row ranges. Further tests: the int16/int32 bounds with the largest
+//! magnitudes (all codes 3, activations −128), the compat modes that do not apply, and calls
+//! over the scratch bound (run in chunks of tokens) giving the same bits as small calls.
 
 use half::f16;
 use tern::context::Context;
@@ -173,7 +174,7 @@ fn shapes(q: Q, rng: &mut Rng) -> Vec<(usize, usize)> {
 
 /// A call's row range and bias (every other call uses both).
 fn call_opts(rows: usize, i: usize, bias: &[f32]) -> (std::ops::Range<usize>, Option<&[f32]>) {
-    if i % 2 == 0 || rows < 3 {
+    if i.is_multiple_of(2) || rows < 3 {
         (0..rows, None)
     } else {
         (1..rows - 1, Some(bias))
@@ -379,7 +380,7 @@ fn code_3_against_minus_128_is_exact() {
     let mut packed = Vec::new();
     for b in 0..rows * cols / q2_0::BLOCK {
         // Scales 1 and 0.5 (exact); a uniform and a per-block matrix.
-        let d = if b % 3 == 0 { 0.5f32 } else { 1.0 };
+        let d = if b.is_multiple_of(3) { 0.5f32 } else { 1.0 };
         packed.extend_from_slice(&f16::from_f32(d).to_le_bytes());
         packed.extend_from_slice(&[0xffu8; 16]);
     }
@@ -420,7 +421,7 @@ fn code_3_against_minus_128_is_exact() {
                 } else {
                     (0..blocks_per_row)
                         .map(|b| {
-                            if (r * blocks_per_row + b) % 3 == 0 {
+                            if (r * blocks_per_row + b).is_multiple_of(3) {
                                 0.5
                             } else {
                                 1.0
@@ -475,5 +476,50 @@ fn compat_modes_that_do_not_apply_are_refused() {
         let e = m.gemm_i8(&ctx, &acts, out, &opts).unwrap_err().to_string();
         assert!(e.contains("32-element block (Q8_0)"), "{e}");
         assert_eq!(y, [0.0, 0.0], "nothing written");
+    }
+}
+
+/// Calls whose scratch exceeds `SCRATCH_BOUND` run in chunks of tokens: the same bits as calls
+/// of one token block each, in both modes, on the scalar level (row layout) and the best one.
+#[test]
+fn large_calls_run_in_chunks_with_the_same_bits() {
+    let (rows, cols, n) = (64, 6912, 300);
+    let mut rng = Rng(0x5eed_0bad_cafe_f00d);
+    let x = random_acts(n, cols, &mut rng);
+    let shape = Shape::new(rows as i64, cols as i64).unwrap();
+    for q in [Q::Q2_0, Q::Q1_0] {
+        let packed = random_packed(q, rows, cols, false, &mut rng);
+        for isa in [Isa::Scalar, Isa::best()] {
+            let ctx = Context::new(isa as i32, 2).unwrap();
+            let m = Matrix::from_packed(&ctx, q.layout(), shape, &packed).unwrap();
+            for compat in [Compat::Default, Compat::Ggml] {
+                let opts = GemmOptions {
+                    compat,
+                    ..GemmOptions::default()
+                };
+                let run = |t0: usize, k: usize, y: &mut [f32]| {
+                    let out = GemmOutput {
+                        y,
+                        n_tokens: k,
+                        stride: rows,
+                    };
+                    m.gemm(&ctx, &x[t0 * cols..], cols, out, &opts).unwrap();
+                };
+                let mut whole = vec![f32::NAN; n * rows];
+                run(0, n, &mut whole);
+                let mut blocks = vec![f32::NAN; n * rows];
+                for t0 in (0..n).step_by(12) {
+                    let k = 12.min(n - t0);
+                    run(t0, k, &mut blocks[t0 * rows..][..k * rows]);
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert!(
+                    bits(&whole) == bits(&blocks),
+                    "{} {} {compat:?}: chunked outputs differ",
+                    q.name(),
+                    isa.name()
+                );
+            }
+        }
     }
 }

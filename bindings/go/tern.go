@@ -106,6 +106,8 @@ const (
 	FormatTL2  Format = 3
 	FormatTQ10 Format = 4
 	FormatTQ20 Format = 5
+	FormatQ20  Format = 6
+	FormatQ10  Format = 7
 )
 
 func layout(f Format) C.tern_layout {

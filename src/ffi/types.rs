@@ -69,16 +69,25 @@ pub enum tern_i2s_variant {
 /// How `tern_quantize` turns floats into ternary values (`tern_quant_options.method`).
 #[repr(i32)]
 #[derive(Clone, Copy, Debug)]
+///
+/// Into a format with per-block scales (TQ1_0, TQ2_0, Q2_0, Q1_0) a per-tensor or per-row scale
+/// is stored in every block (f16, rounded to nearest even). Into Q1_0, whose values are ±1, the
+/// methods binarize (BitNet b1): value = +1 where `W >= 0` else −1, scale = mean|W| of the
+/// method's group (no `eps` floor; PRESCALED: max|W| per tensor).
 pub enum tern_quant_method {
     /// BitNet b1.58 absmean per tensor: `s = 1/max(mean|W|, eps)`, `t = clamp(round_half_even(W·s), -1, 1)`, scale `1/s`.
     TERN_QUANT_ABSMEAN = 0,
     /// Input is already ternary × scale (bitnet.cpp `quantize_i2_s`): scale = max|W|, t = sign(W) with |W| < 1e-6 → 0.
     TERN_QUANT_PRESCALED = 1,
-    /// Absmean with one scale per row (formats with per-row scales only).
+    /// Absmean with one scale per row (formats with per-block scales only).
     TERN_QUANT_ABSMEAN_ROW = 2,
-    /// Absmean with one scale per `group_size` elements (formats with per-group scales only).
+    /// Absmean with one scale per `group_size` elements, a multiple of the format's block (TQ:
+    /// 256, Q2_0: 64, Q1_0: 128; formats with per-block scales only).
     TERN_QUANT_ABSMEAN_GROUP = 3,
-    /// ggml `quantize_row_tqX_0_ref` (TQ1_0/TQ2_0 only).
+    /// ggml's reference quantizer, byte for byte: `quantize_row_tqX_0_ref` for TQ1_0/TQ2_0 (and
+    /// `tern_ternarize`), `quantize_row_q2_0_ref` for Q2_0 (`d = max|W|` per 64, codes
+    /// `clamp(roundf(W/d) + 1, 0, 3)`), `quantize_row_q1_0_ref` for Q1_0 (`d = mean|W|` per 128
+    /// summed in f32, sign bits `W >= 0`). A block whose scale exceeds the f16 range is an error.
     TERN_QUANT_GGML_REF = 4,
 }
 
@@ -98,8 +107,10 @@ pub enum tern_compat {
     /// Bit-exact with bitnet.cpp merge-dev. I2_S: f64 absmax floored at 1e-5, half-to-even,
     /// `((dot − sum)/act_scale)·w_scale`. TL1/TL2: the same LUT kernels as BITNET_CPP.
     TERN_COMPAT_BITNET_CPP_LEGACY = 2,
-    /// ggml's mul_mat for TQ1_0/TQ2_0: activations quantized to Q8_K per 256 block,
-    /// `Σ_blocks f32(S_b)·(d_act·d_w)` summed in block order (`tern_gemm` only).
+    /// ggml's mul_mat (`tern_gemm` only). TQ1_0/TQ2_0: activations quantized to Q8_K per 256
+    /// block, `Σ_blocks f32(S_b)·(d_act·d_w)` summed in block order. Q2_0/Q1_0: Q8_0 per 32
+    /// (the quantizer of this architecture's ggml), per weight block `sumf += d_w·Σ_k
+    /// d_act,k·f32(S_k)` in ggml's generic order.
     TERN_COMPAT_GGML = 3,
 }
 
@@ -204,8 +215,8 @@ pub struct tern_quant_options {
 pub struct tern_convert_options {
     /// `sizeof(tern_convert_options)`.
     pub struct_size: u32,
-    /// 1: round scales the target cannot store exactly (f32 → f16 for TQ1_0/TQ2_0) to the
-    /// nearest value. 0 (default): such a conversion fails with TERN_STATUS_INVALID_ARGUMENT.
+    /// 1: round scales the target cannot store exactly (f32 → f16 for TQ1_0, TQ2_0, Q2_0,
+    /// Q1_0) to the nearest value. 0 (default): such a conversion fails with TERN_STATUS_INVALID_ARGUMENT.
     pub allow_rounding: u32,
 }
 

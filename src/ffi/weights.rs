@@ -144,9 +144,10 @@ pub unsafe extern "C" fn tern_packed_size(
     })
 }
 
-/// Quantizes a row-major `rows × cols` f32 matrix `src` to ternary and packs it into `dst`
-/// (`dst_len` ≥ `tern_packed_size`). `opts` (nullable) picks the method; `stats` (nullable) receives
-/// what quantization did. `ctx` may be NULL. Writes nothing on failure. Thread-safe.
+/// Quantizes a row-major `rows × cols` f32 matrix `src` to ternary (Q1_0: binary ±1) and packs it
+/// into `dst` (`dst_len` ≥ `tern_packed_size`). `opts` (nullable) picks the method (see
+/// `tern_quant_method`: `TERN_QUANT_GGML_REF` is ggml's own quantizer of TQ1_0, TQ2_0, Q2_0 and
+/// Q1_0, byte for byte); `stats` (nullable) receives what quantization did. `ctx` may be NULL. Writes nothing on failure. Thread-safe.
 ///
 /// # Safety
 /// `src` must hold `rows·cols` floats, `dst` `dst_len` bytes; non-NULL structs must be valid.
@@ -186,8 +187,12 @@ pub unsafe extern "C" fn tern_quantize(
     })
 }
 
-/// Packs `rows·cols` ternary values (each -1, 0 or 1) and `n_scales` scales (I2_S: exactly 1,
-/// finite, ≥ 0) into `dst`. Writes nothing on failure. Thread-safe.
+/// Packs `rows·cols` weight values and `n_scales` scales (exactly `tern_packed_size`'s format
+/// count: 1 for I2_S/TL1/TL2, one per block for TQ1_0/TQ2_0 (256), Q2_0 (64) and Q1_0 (128);
+/// finite, ≥ 0) into `dst`. The values are int8: -1, 0 or 1 for the ternary formats, -1, 0, 1 or
+/// 2 for Q2_0 (2 is its code 3, `+2·d`), -1 or 1 for Q1_0; any other value is
+/// `TERN_STATUS_INVALID_ARGUMENT` naming it. Scales go to f16 in TQ/Q formats (round to nearest
+/// even; beyond the f16 range is an error). Writes nothing on failure. Thread-safe.
 ///
 /// # Safety
 /// `ternary` must hold `rows·cols` values, `scales` `n_scales` floats, `dst` `dst_len` bytes.
@@ -225,8 +230,10 @@ pub unsafe extern "C" fn tern_pack(
     })
 }
 
-/// Checks a packed buffer and unpacks it into `rows·cols` ternary values and its scales
-/// (`n_scales` ≥ the format's count; I2_S: 1). Corrupt data (e.g. an I2_S code 3, a non-finite
+/// Checks a packed buffer and unpacks it into `rows·cols` int8 weight values and its scales
+/// (`n_scales` ≥ the format's count; I2_S: 1). The values are those `tern_pack` takes: -1..1,
+/// Q2_0 -1..2 (code 3 is 2), Q1_0 ±1. Q2_0/Q1_0 scales are ggml's f16 `d` as f32 and may be
+/// negative (ggml accepts any finite `d`). Corrupt data (e.g. an I2_S code 3, a non-finite
 /// scale) is `TERN_STATUS_INVALID_ARGUMENT`. Writes nothing on failure. Thread-safe.
 ///
 /// # Safety
@@ -268,8 +275,9 @@ pub unsafe extern "C" fn tern_unpack(
     })
 }
 
-/// Checks a packed buffer and writes its `rows·cols` weights as floats (ternary × scale) to
-/// `dst`. Writes nothing on failure. Thread-safe.
+/// Checks a packed buffer and writes its `rows·cols` weights as floats (value × scale, as
+/// `tern_unpack` gives them; for Q2_0/Q1_0 bit-identical to ggml's `dequantize_row_q2_0` /
+/// `dequantize_row_q1_0`) to `dst`. Writes nothing on failure. Thread-safe.
 ///
 /// # Safety
 /// `src` must hold `src_len` bytes and `dst` `rows·cols` floats.
@@ -344,10 +352,18 @@ pub unsafe extern "C" fn tern_quantize_activations(
     })
 }
 
-/// Converts a packed `rows × cols` matrix from `from` to `to` (any pair of formats), keeping the
-/// ternary values and scales exactly: a target with one scale per tensor needs all source scales
-/// equal, and TQ1_0/TQ2_0 store f16 scales (rounding is an error unless
-/// `opts->allow_rounding`). `opts` may be NULL. Writes nothing on failure. Thread-safe.
+/// Converts a packed `rows × cols` matrix from `from` to `to` (any pair of formats), keeping
+/// every weight (value × scale) exactly, or fails with `TERN_STATUS_INVALID_ARGUMENT` and a
+/// message naming the row, the block and the value or scales that do not fit:
+/// - values: the ternary formats hold -1, 0, 1; Q2_0 also 2 (its code 3: only Q2_0 stores it);
+///   Q1_0 only ±1 (a matrix with a 0 cannot become Q1_0). So Q1_0 converts to every format,
+///   every format to Q2_0. A negative Q2_0/Q1_0 scale is folded into its block's signs.
+/// - scales: where the target shares one scale over several source blocks (one per tensor for
+///   I2_S/TL1/TL2; TQ's 256 elements over four Q2_0 or two Q1_0 blocks) they must be equal,
+///   blocks of zeros aside; TQ1_0/TQ2_0/Q2_0/Q1_0 store f16 scales (rounding is an error unless
+///   `opts->allow_rounding`).
+///
+/// `opts` may be NULL. Writes nothing on failure. Thread-safe.
 ///
 /// # Safety
 /// `src` must hold `src_len` bytes and `dst` `dst_len` bytes.

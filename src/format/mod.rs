@@ -1,6 +1,7 @@
 //! Weight formats: one file per format with its sizes, pack and unpack. `Layout` is a validated
 //! description of how a matrix is stored; everything below the FFI works with it.
 
+mod convert;
 pub mod i2s;
 pub mod q1_0;
 pub mod q2_0;
@@ -9,12 +10,13 @@ pub mod tl1;
 pub mod tl2;
 mod tl_common;
 
+pub use convert::convert;
 pub use tl_common::Tiling;
 pub mod tq;
 pub mod tq1_0;
 pub mod tq2_0;
 
-use crate::error::{CEnum, Error, Result, try_collect, try_reserve, try_vec};
+use crate::error::{CEnum, Error, Result, try_vec};
 
 /// The ternary storage formats (numbers are the C enum `tern_format`, checked against it at
 /// compile time in `ffi::enums`).
@@ -437,61 +439,6 @@ impl Layout {
     }
 }
 
-/// Converts a packed `shape` matrix from layout `from` to layout `to`. Lossless: the ternary values
-/// are kept and every scale must be storable exactly by the target (one per tensor: all equal;
-/// f16 for TQ types, where `allow_rounding` accepts rounding to the nearest f16). On error `dst`
-/// is untouched.
-pub fn convert(
-    from: Layout,
-    to: Layout,
-    shape: Shape,
-    src: &[u8],
-    dst: &mut [u8],
-    allow_rounding: bool,
-) -> Result<()> {
-    let scales = from.validate(shape, src)?;
-    to.check_shape(shape)?;
-    let (per_from, per_to) = (from.elements_per_scale(shape), to.elements_per_scale(shape));
-    let to_scales: Vec<f32> = if per_to >= per_from {
-        let merged = per_to / per_from;
-        let mut out = Vec::new();
-        try_reserve(&mut out, scales.len() / merged, "the converted scales")?;
-        for (i, group) in scales.chunks(merged).enumerate() {
-            if let Some(other) = group.iter().find(|&&v| v != group[0]) {
-                return Err(Error::invalid(format!(
-                    "{} stores one scale per {} elements, but the {} source has different scales ({} and {other}) within scale group {i}; converting would change the weights",
-                    to.format().name(),
-                    per_to,
-                    from.format().name(),
-                    group[0]
-                )));
-            }
-            out.push(group[0]);
-        }
-        out
-    } else {
-        try_collect(
-            (0..shape.elements() / per_to).map(|i| scales[i * per_to / per_from]),
-            "the converted scales",
-        )?
-    };
-    if to.spec().f16_scales
-        && !allow_rounding
-        && let Some(&s) = to_scales
-            .iter()
-            .find(|&&s| f32::from(half::f16::from_f32(s)) != s)
-    {
-        return Err(Error::invalid(format!(
-            "scale {s} is not representable in {}'s f16 scales (nearest {}); set allow_rounding to accept the rounding",
-            to.format().name(),
-            f32::from(half::f16::from_f32(s))
-        )));
-    }
-    let mut ternary = try_vec(shape.elements(), 0i8, "the unpacked ternary values")?;
-    from.unpack(shape, src, &mut ternary)?;
-    to.pack(shape, &ternary, &to_scales, dst)
-}
-
 /// Every value must be -1, 0 or 1.
 pub fn check_ternary(values: &[i8]) -> Result<()> {
     check_values(Values::Ternary, values)
@@ -548,7 +495,8 @@ mod tests {
             );
         }
         assert_eq!(Format::from_name("i2s"), Some(Format::I2S));
-        assert_eq!(Format::from_name("q2_0"), None);
+        assert_eq!(Format::from_name("q2_0"), Some(Format::Q2_0));
+        assert_eq!(Format::from_name("q4_0"), None);
         let e = Format::from_i32(9).unwrap_err().message;
         assert!(e.contains("1 = I2_S") && e.contains("5 = TQ2_0"), "{e}");
         let e = Layout::new(1, 7, 0, 0, 0).unwrap_err().message;

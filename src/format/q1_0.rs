@@ -3,31 +3,17 @@
 //! `j / 8`. A set bit means `+d`, a clear one `−d`.
 
 use super::qx_0::Codec;
-use super::{Format, FormatSpec, GgufId, Layout, Peer, Values, no_variant};
+use super::{Format, Layout, Values};
 
-pub static SPEC: FormatSpec = FormatSpec {
-    format: Format::Q1_0,
-    name: "Q1_0",
-    values: Values::Binary,
-    compact_panels: false,
-    per_block_scales: true,
-    f16_scales: true,
-    peer: Peer::GgmlQ8_0,
-    gguf_id: GgufId::Mainline(41),
-    // LLAMA_FTYPE_MOSTLY_Q1_0
-    file_type: 40,
-    tiling: None,
-    layout: |variant, _| no_variant("Q1_0", variant).map(|_| Layout::Q1_0),
-    check_shape: |_, shape| CODEC.check_shape(shape),
-    packed_size: |_, shape| CODEC.packed_size(shape),
-    elements_per_scale: |_| BLOCK,
-    pack: |_, shape, values, scales, dst| CODEC.pack(shape, values, scales, dst),
-    validate: |_, shape, src| CODEC.validate(shape, src),
-    unpack: |_, _, src, values| {
-        CODEC.unpack_values(src, values);
-        Ok(())
-    },
-};
+pub static SPEC: super::FormatSpec = super::qx_0::spec!(
+    Format::Q1_0,
+    Layout::Q1_0,
+    CODEC,
+    Values::Binary,
+    // GGUF type id; `general.file_type` (LLAMA_FTYPE_MOSTLY_Q1_0).
+    41,
+    40
+);
 
 /// Elements per block (ggml `QK1_0`).
 pub const BLOCK: usize = 128;

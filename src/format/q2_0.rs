@@ -5,31 +5,17 @@
 //! valid value here: `+2·d`.
 
 use super::qx_0::Codec;
-use super::{Format, FormatSpec, GgufId, Layout, Peer, Values, no_variant};
+use super::{Format, Layout, Values};
 
-pub static SPEC: FormatSpec = FormatSpec {
-    format: Format::Q2_0,
-    name: "Q2_0",
-    values: Values::TernaryPlusTwo,
-    compact_panels: false,
-    per_block_scales: true,
-    f16_scales: true,
-    peer: Peer::GgmlQ8_0,
-    gguf_id: GgufId::Mainline(42),
-    // LLAMA_FTYPE_MOSTLY_Q2_0
-    file_type: 41,
-    tiling: None,
-    layout: |variant, _| no_variant("Q2_0", variant).map(|_| Layout::Q2_0),
-    check_shape: |_, shape| CODEC.check_shape(shape),
-    packed_size: |_, shape| CODEC.packed_size(shape),
-    elements_per_scale: |_| BLOCK,
-    pack: |_, shape, values, scales, dst| CODEC.pack(shape, values, scales, dst),
-    validate: |_, shape, src| CODEC.validate(shape, src),
-    unpack: |_, _, src, values| {
-        CODEC.unpack_values(src, values);
-        Ok(())
-    },
-};
+pub static SPEC: super::FormatSpec = super::qx_0::spec!(
+    Format::Q2_0,
+    Layout::Q2_0,
+    CODEC,
+    Values::TernaryPlusTwo,
+    // GGUF type id; `general.file_type` (LLAMA_FTYPE_MOSTLY_Q2_0).
+    42,
+    41
+);
 
 /// Elements per block (ggml `QK2_0`).
 pub const BLOCK: usize = 64;

@@ -8,6 +8,36 @@ use half::f16;
 use super::Shape;
 use crate::error::{Error, Result, try_collect, try_reserve};
 
+/// The `FormatSpec` row of a Q*_0 type, all of it from its codec: per-block f16 scales, no
+/// variants or tiling, ggml's Q8_0 kernels as its peer.
+macro_rules! spec {
+    ($format:expr, $layout:expr, $codec:expr, $values:expr, $gguf_id:expr, $file_type:expr) => {
+        $crate::format::FormatSpec {
+            format: $format,
+            name: $codec.name,
+            values: $values,
+            compact_panels: false,
+            per_block_scales: true,
+            f16_scales: true,
+            peer: $crate::format::Peer::GgmlQ8_0,
+            gguf_id: $crate::format::GgufId::Mainline($gguf_id),
+            file_type: $file_type,
+            tiling: None,
+            layout: |variant, _| $crate::format::no_variant($codec.name, variant).map(|_| $layout),
+            check_shape: |_, shape| $codec.check_shape(shape),
+            packed_size: |_, shape| $codec.packed_size(shape),
+            elements_per_scale: |_| $codec.block,
+            pack: |_, shape, values, scales, dst| $codec.pack(shape, values, scales, dst),
+            validate: |_, shape, src| $codec.validate(shape, src),
+            unpack: |_, _, src, values| {
+                $codec.unpack_values(src, values);
+                Ok(())
+            },
+        }
+    };
+}
+pub(crate) use spec;
+
 /// One type's block functions. `values` are the small integers the codes mean (Q2_0: −1..=2,
 /// Q1_0: ±1); the element is `value · d`.
 pub struct Codec {

@@ -236,35 +236,17 @@ struct RawTensor {
     at: usize,
 }
 
+/// The tensor infos before their types and sizes are resolved.
+struct RawTensors {
+    raw: Vec<RawTensor>,
+    index: HashMap<String, usize>,
+}
+
 impl Metadata {
     /// Parses and validates the header of a whole file held in `buf`.
     pub fn parse(buf: &[u8], opts: ReadOptions) -> Result<Self> {
         let mut c = Cursor { buf, pos: 0 };
-        let magic = c.take(4, "the magic \"GGUF\"")?;
-        if magic != MAGIC {
-            return Err(Error::invalid(format!(
-                "not a GGUF file: the magic is {magic:02x?}, expected \"GGUF\" (47 47 55 46)"
-            )));
-        }
-        let version = c.u32("the version")?;
-        if version != 0 && version & 0xFFFF == 0 {
-            return Err(Error::unsupported(format!(
-                "GGUF version field {version:#010x} looks byte-swapped: big-endian GGUF files are not supported"
-            )));
-        }
-        match version {
-            2 | 3 => {}
-            1 => {
-                return Err(Error::unsupported(
-                    "GGUF version 1 (32-bit counts) is not supported; convert the file to version 3",
-                ));
-            }
-            v => {
-                return Err(Error::unsupported(format!(
-                    "GGUF version {v} is not supported (this reader reads versions 2 and 3)"
-                )));
-            }
-        }
+        let version = read_version(&mut c)?;
         let n_tensors = c.u64("the tensor count")?;
         let n_kv = c.u64("the key-value count")?;
         // Smallest encodings: a KV is an 8-byte key length + 1 key byte + 4-byte type + 1 byte;
@@ -282,111 +264,11 @@ impl Metadata {
             )));
         }
 
-        let cap = (n_kv as usize).min(INITIAL_CAPACITY);
-        let mut kvs = Vec::with_capacity(cap);
-        let mut kv_index = HashMap::with_capacity(cap);
-        let mut alignment = DEFAULT_ALIGNMENT;
-        for i in 0..n_kv as usize {
-            let at = c.pos;
-            let key = c.utf8(&format!("the key of KV {i}"))?;
-            if key.is_empty() {
-                return Err(Error::invalid(format!(
-                    "corrupt GGUF: KV {i} at byte {at} has an empty key"
-                )));
-            }
-            if kv_index.contains_key(key) {
-                return Err(Error::invalid(format!(
-                    "corrupt GGUF: duplicate key '{key}' (KV {i} at byte {at})"
-                )));
-            }
-            let tpos = c.pos;
-            let raw_ty = c.u32(&format!("the type of '{key}'"))?;
-            let ty = ValueType::from_u32(raw_ty).ok_or_else(|| {
-                Error::invalid(format!(
-                    "corrupt GGUF: key '{key}' at byte {tpos} has unknown value type {raw_ty} (valid: 0..=12)"
-                ))
-            })?;
-            let v = value(&mut c, ty, &format!("the value of '{key}'"))?;
-            if key == "general.alignment" {
-                alignment = match v {
-                    Value::U32(a) if a != 0 && a.is_power_of_two() => a as u64,
-                    Value::U32(a) => {
-                        return Err(Error::invalid(format!(
-                            "corrupt GGUF: general.alignment = {a} is not a power of two"
-                        )));
-                    }
-                    ref other => {
-                        return Err(Error::invalid(format!(
-                            "corrupt GGUF: general.alignment must be UINT32, got {}",
-                            other.ty().name()
-                        )));
-                    }
-                };
-            }
-            kv_index.insert(key.to_owned(), i);
-            kvs.push(Kv {
-                key: GStr::new(key.as_bytes()),
-                value: v,
-            });
-        }
-
-        let cap = (n_tensors as usize).min(INITIAL_CAPACITY);
-        let mut raw = Vec::with_capacity(cap);
-        let mut tensor_index = HashMap::with_capacity(cap);
-        for i in 0..n_tensors as usize {
-            let at = c.pos;
-            let name = c.utf8(&format!("the name of tensor {i}"))?;
-            if name.len() >= MAX_NAME {
-                return Err(Error::invalid(format!(
-                    "corrupt GGUF: tensor {i} at byte {at} has a {}-byte name; ggml allows at most {}",
-                    name.len(),
-                    MAX_NAME - 1
-                )));
-            }
-            if name.contains('\0') {
-                return Err(Error::invalid(format!(
-                    "corrupt GGUF: the name of tensor {i} at byte {at} contains a NUL byte"
-                )));
-            }
-            if tensor_index.contains_key(name) {
-                return Err(Error::invalid(format!(
-                    "corrupt GGUF: duplicate tensor name '{name}' (tensor {i} at byte {at})"
-                )));
-            }
-            let dpos = c.pos;
-            let n_dims = c.u32(&format!("n_dims of tensor '{name}'"))?;
-            if n_dims as usize > MAX_DIMS {
-                return Err(Error::invalid(format!(
-                    "corrupt GGUF: tensor '{name}' has n_dims = {n_dims} at byte {dpos}; at most {MAX_DIMS} are allowed"
-                )));
-            }
-            let mut dims = [1u64; 4];
-            let mut elements: u64 = 1;
-            for (d, slot) in dims.iter_mut().enumerate().take(n_dims as usize) {
-                let v = c.u64(&format!("dimension {d} of tensor '{name}'"))?;
-                elements = elements
-                    .checked_mul(v)
-                    .filter(|&e| e <= i64::MAX as u64 && v <= i64::MAX as u64)
-                    .ok_or_else(|| {
-                        Error::invalid(format!(
-                            "corrupt GGUF: tensor '{name}' dimension {d} = {v} makes the element count overflow int64"
-                        ))
-                    })?;
-                *slot = v;
-            }
-            let type_id = c.u32(&format!("the type of tensor '{name}'"))?;
-            let offset = c.u64(&format!("the offset of tensor '{name}'"))?;
-            tensor_index.insert(name.to_owned(), i);
-            raw.push(RawTensor {
-                name: name.to_owned(),
-                n_dims,
-                dims,
-                type_id,
-                offset,
-                at,
-            });
-        }
-
+        let (kvs, kv_index, alignment) = read_kvs(&mut c, n_kv)?;
+        let RawTensors {
+            raw,
+            index: tensor_index,
+        } = read_tensor_infos(&mut c, n_tensors)?;
         let file_size = buf.len() as u64;
         let infos_end = c.pos as u64;
         let data_offset = if n_tensors == 0 {
@@ -402,84 +284,8 @@ impl Metadata {
         };
         let data_len = file_size - data_offset;
 
-        // Resolve types (39/42 need to know about `<name>_scale` companions) and sizes.
-        let is_scale = |name: &str| {
-            tensor_index
-                .get(name)
-                .is_some_and(|&j| raw[j].dims.iter().product::<u64>() == 1)
-        };
-        let mut starts: Vec<u64> = raw.iter().map(|t| t.offset).collect();
-        starts.sort_unstable();
-        let mut tensors = Vec::with_capacity(raw.len());
-        for t in &raw {
-            // The bytes up to the next tensor (or the end of the data): what the AUTO dialect
-            // weighs the candidate sizes of an id 39/42 tensor against.
-            let next = starts.partition_point(|&o| o <= t.offset);
-            let evidence = types::Evidence {
-                name: &t.name,
-                dims: t.dims,
-                companion: is_scale(&format!("{}_scale", t.name)),
-                room: starts
-                    .get(next)
-                    .copied()
-                    .unwrap_or(data_len)
-                    .saturating_sub(t.offset),
-                last: next == starts.len(),
-                alignment,
-            };
-            let ty = types::resolve_tensor(t.type_id, opts.dialect, &evidence).map_err(|e| {
-                Error::invalid(format!(
-                    "corrupt or unsupported GGUF: tensor '{}' (info at byte {}): {}",
-                    t.name, t.at, e.message
-                ))
-            })?;
-            let size = ty.nbytes(&t.dims).map_err(|e| {
-                Error::invalid(format!(
-                    "corrupt GGUF: tensor '{}' (info at byte {}): {}",
-                    t.name, t.at, e.message
-                ))
-            })?;
-            if !t.offset.is_multiple_of(alignment) {
-                return Err(Error::invalid(format!(
-                    "corrupt GGUF: tensor '{}' has offset {}, not a multiple of the alignment {alignment}",
-                    t.name, t.offset
-                )));
-            }
-            match t.offset.checked_add(size) {
-                Some(end) if end <= data_len => {}
-                _ => {
-                    return Err(Error::invalid(format!(
-                        "truncated or corrupt GGUF: tensor '{}' ({} bytes at data offset {}) ends past the data section of {data_len} bytes (file of {file_size} bytes)",
-                        t.name, size, t.offset
-                    )));
-                }
-            }
-            tensors.push(TensorInfo {
-                name: GStr::new(t.name.as_bytes()),
-                n_dims: t.n_dims,
-                dims: t.dims,
-                type_id: t.type_id,
-                ty,
-                offset: t.offset,
-                size,
-            });
-        }
-
-        let mut order: Vec<usize> = (0..tensors.len()).collect();
-        order.sort_by_key(|&i| (tensors[i].offset, tensors[i].size));
-        for w in order.windows(2) {
-            let (a, b) = (&tensors[w[0]], &tensors[w[1]]);
-            if a.offset + a.size > b.offset {
-                return Err(Error::invalid(format!(
-                    "corrupt GGUF: tensors '{}' (bytes {}..{}) and '{}' (from byte {}) overlap",
-                    a.name_str(),
-                    a.offset,
-                    a.offset + a.size,
-                    b.name_str(),
-                    b.offset
-                )));
-            }
-        }
+        let tensors = resolve_tensors(&raw, &tensor_index, opts, alignment, data_len, file_size)?;
+        check_disjoint(&tensors)?;
         let mut expected = 0u64;
         let mut ggml_contiguous = true;
         for t in &tensors {
@@ -499,7 +305,252 @@ impl Metadata {
             tensor_index,
         })
     }
+}
 
+/// The magic and version: 2 and 3 are read, 1 and byte-swapped (big-endian) files are refused.
+fn read_version(c: &mut Cursor) -> Result<u32> {
+    let magic = c.take(4, "the magic \"GGUF\"")?;
+    if magic != MAGIC {
+        return Err(Error::invalid(format!(
+            "not a GGUF file: the magic is {magic:02x?}, expected \"GGUF\" (47 47 55 46)"
+        )));
+    }
+    let version = c.u32("the version")?;
+    if version != 0 && version & 0xFFFF == 0 {
+        return Err(Error::unsupported(format!(
+            "GGUF version field {version:#010x} looks byte-swapped: big-endian GGUF files are not supported"
+        )));
+    }
+    match version {
+        2 | 3 => {}
+        1 => {
+            return Err(Error::unsupported(
+                "GGUF version 1 (32-bit counts) is not supported; convert the file to version 3",
+            ));
+        }
+        v => {
+            return Err(Error::unsupported(format!(
+                "GGUF version {v} is not supported (this reader reads versions 2 and 3)"
+            )));
+        }
+    }
+    Ok(version)
+}
+
+/// The key-value pairs, their index by key and the file's alignment (`general.alignment`).
+fn read_kvs(c: &mut Cursor, n_kv: u64) -> Result<(Vec<Kv>, HashMap<String, usize>, u64)> {
+    let cap = (n_kv as usize).min(INITIAL_CAPACITY);
+    let mut kvs = Vec::with_capacity(cap);
+    let mut kv_index = HashMap::with_capacity(cap);
+    let mut alignment = DEFAULT_ALIGNMENT;
+    for i in 0..n_kv as usize {
+        let at = c.pos;
+        let key = c.utf8(&format!("the key of KV {i}"))?;
+        if key.is_empty() {
+            return Err(Error::invalid(format!(
+                "corrupt GGUF: KV {i} at byte {at} has an empty key"
+            )));
+        }
+        if kv_index.contains_key(key) {
+            return Err(Error::invalid(format!(
+                "corrupt GGUF: duplicate key '{key}' (KV {i} at byte {at})"
+            )));
+        }
+        let tpos = c.pos;
+        let raw_ty = c.u32(&format!("the type of '{key}'"))?;
+        let ty = ValueType::from_u32(raw_ty).ok_or_else(|| {
+                Error::invalid(format!(
+                    "corrupt GGUF: key '{key}' at byte {tpos} has unknown value type {raw_ty} (valid: 0..=12)"
+                ))
+            })?;
+        let v = value(c, ty, &format!("the value of '{key}'"))?;
+        if key == "general.alignment" {
+            alignment = match v {
+                Value::U32(a) if a != 0 && a.is_power_of_two() => a as u64,
+                Value::U32(a) => {
+                    return Err(Error::invalid(format!(
+                        "corrupt GGUF: general.alignment = {a} is not a power of two"
+                    )));
+                }
+                ref other => {
+                    return Err(Error::invalid(format!(
+                        "corrupt GGUF: general.alignment must be UINT32, got {}",
+                        other.ty().name()
+                    )));
+                }
+            };
+        }
+        kv_index.insert(key.to_owned(), i);
+        kvs.push(Kv {
+            key: GStr::new(key.as_bytes()),
+            value: v,
+        });
+    }
+
+    Ok((kvs, kv_index, alignment))
+}
+
+/// The tensor infos in file order, with their index by name.
+fn read_tensor_infos(c: &mut Cursor, n_tensors: u64) -> Result<RawTensors> {
+    let cap = (n_tensors as usize).min(INITIAL_CAPACITY);
+    let mut raw = Vec::with_capacity(cap);
+    let mut tensor_index = HashMap::with_capacity(cap);
+    for i in 0..n_tensors as usize {
+        let at = c.pos;
+        let name = c.utf8(&format!("the name of tensor {i}"))?;
+        if name.len() >= MAX_NAME {
+            return Err(Error::invalid(format!(
+                "corrupt GGUF: tensor {i} at byte {at} has a {}-byte name; ggml allows at most {}",
+                name.len(),
+                MAX_NAME - 1
+            )));
+        }
+        if name.contains('\0') {
+            return Err(Error::invalid(format!(
+                "corrupt GGUF: the name of tensor {i} at byte {at} contains a NUL byte"
+            )));
+        }
+        if tensor_index.contains_key(name) {
+            return Err(Error::invalid(format!(
+                "corrupt GGUF: duplicate tensor name '{name}' (tensor {i} at byte {at})"
+            )));
+        }
+        let dpos = c.pos;
+        let n_dims = c.u32(&format!("n_dims of tensor '{name}'"))?;
+        if n_dims as usize > MAX_DIMS {
+            return Err(Error::invalid(format!(
+                "corrupt GGUF: tensor '{name}' has n_dims = {n_dims} at byte {dpos}; at most {MAX_DIMS} are allowed"
+            )));
+        }
+        let mut dims = [1u64; 4];
+        let mut elements: u64 = 1;
+        for (d, slot) in dims.iter_mut().enumerate().take(n_dims as usize) {
+            let v = c.u64(&format!("dimension {d} of tensor '{name}'"))?;
+            elements = elements
+                    .checked_mul(v)
+                    .filter(|&e| e <= i64::MAX as u64 && v <= i64::MAX as u64)
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "corrupt GGUF: tensor '{name}' dimension {d} = {v} makes the element count overflow int64"
+                        ))
+                    })?;
+            *slot = v;
+        }
+        let type_id = c.u32(&format!("the type of tensor '{name}'"))?;
+        let offset = c.u64(&format!("the offset of tensor '{name}'"))?;
+        tensor_index.insert(name.to_owned(), i);
+        raw.push(RawTensor {
+            name: name.to_owned(),
+            n_dims,
+            dims,
+            type_id,
+            offset,
+            at,
+        });
+    }
+
+    Ok(RawTensors {
+        raw,
+        index: tensor_index,
+    })
+}
+
+/// Each tensor's type (ids 39/42 weighed against the bytes up to the next tensor and the
+/// `<name>_scale` companions) and size, checked against the alignment and the data section.
+fn resolve_tensors(
+    raw: &[RawTensor],
+    tensor_index: &HashMap<String, usize>,
+    opts: ReadOptions,
+    alignment: u64,
+    data_len: u64,
+    file_size: u64,
+) -> Result<Vec<TensorInfo>> {
+    let is_scale = |name: &str| {
+        tensor_index
+            .get(name)
+            .is_some_and(|&j| raw[j].dims.iter().product::<u64>() == 1)
+    };
+    let mut starts: Vec<u64> = raw.iter().map(|t| t.offset).collect();
+    starts.sort_unstable();
+    let mut tensors = Vec::with_capacity(raw.len());
+    for t in raw {
+        // The bytes up to the next tensor (or the end of the data): what the AUTO dialect
+        // weighs the candidate sizes of an id 39/42 tensor against.
+        let next = starts.partition_point(|&o| o <= t.offset);
+        let evidence = types::Evidence {
+            name: &t.name,
+            dims: t.dims,
+            companion: is_scale(&format!("{}_scale", t.name)),
+            room: starts
+                .get(next)
+                .copied()
+                .unwrap_or(data_len)
+                .saturating_sub(t.offset),
+            last: next == starts.len(),
+            alignment,
+        };
+        let ty = types::resolve_tensor(t.type_id, opts.dialect, &evidence).map_err(|e| {
+            Error::invalid(format!(
+                "corrupt or unsupported GGUF: tensor '{}' (info at byte {}): {}",
+                t.name, t.at, e.message
+            ))
+        })?;
+        let size = ty.nbytes(&t.dims).map_err(|e| {
+            Error::invalid(format!(
+                "corrupt GGUF: tensor '{}' (info at byte {}): {}",
+                t.name, t.at, e.message
+            ))
+        })?;
+        if !t.offset.is_multiple_of(alignment) {
+            return Err(Error::invalid(format!(
+                "corrupt GGUF: tensor '{}' has offset {}, not a multiple of the alignment {alignment}",
+                t.name, t.offset
+            )));
+        }
+        match t.offset.checked_add(size) {
+            Some(end) if end <= data_len => {}
+            _ => {
+                return Err(Error::invalid(format!(
+                    "truncated or corrupt GGUF: tensor '{}' ({} bytes at data offset {}) ends past the data section of {data_len} bytes (file of {file_size} bytes)",
+                    t.name, size, t.offset
+                )));
+            }
+        }
+        tensors.push(TensorInfo {
+            name: GStr::new(t.name.as_bytes()),
+            n_dims: t.n_dims,
+            dims: t.dims,
+            type_id: t.type_id,
+            ty,
+            offset: t.offset,
+            size,
+        });
+    }
+
+    Ok(tensors)
+}
+
+/// No two tensors share a byte.
+fn check_disjoint(tensors: &[TensorInfo]) -> Result<()> {
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by_key(|&i| (tensors[i].offset, tensors[i].size));
+    for w in order.windows(2) {
+        let (a, b) = (&tensors[w[0]], &tensors[w[1]]);
+        if a.offset + a.size > b.offset {
+            return Err(Error::invalid(format!(
+                "corrupt GGUF: tensors '{}' (bytes {}..{}) and '{}' (from byte {}) overlap",
+                a.name_str(),
+                a.offset,
+                a.offset + a.size,
+                b.name_str(),
+                b.offset
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Metadata {
     pub fn find_kv(&self, key: &str) -> Option<&Kv> {
         self.kv_index.get(key).map(|&i| &self.kvs[i])
     }

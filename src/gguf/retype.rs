@@ -1,15 +1,18 @@
 //! `tern convert IN.gguf OUT.gguf --type FORMAT`: a GGUF → GGUF conversion that retypes the
-//! ternary tensors (I2_S, TL1, TL2, TQ1_0, TQ2_0, in any direction the values allow) and copies
+//! weight tensors (I2_S, TL1, TL2, TQ1_0, TQ2_0, Q2_0, Q1_0, in any direction the values allow) and copies
 //! everything else unchanged.
 //!
-//! * Ternary tensors are read with `ternary::packed` (so bitnet.cpp's I2_S payload with its f32
+//! * Weight tensors are read with `ternary::packed` (so bitnet.cpp's I2_S payload with its f32
 //!   tail, TL tensors with their `<name>_scale` companion, and tern's tiling keys are understood)
-//!   and converted with `format::convert`: the ternary values are kept exactly, and so are the
-//!   scales — I2_S/TL1/TL2 hold one scale per tensor, so a TQ source needs every block scale
-//!   equal (blocks of zeros aside, whose scale changes no weight); TQ1_0/TQ2_0 hold f16 block scales, so an f32 scale that f16 cannot represent is an
-//!   error unless `allow_rounding` (then it rounds to nearest even, as ggml does). Shapes a format
-//!   cannot store (TQ: `cols % 256 != 0`; I2_S: `cols % 128 != 0`; TL shapes without a
-//!   bitnet.cpp tiling) are errors too. Every error names the tensor.
+//!   and converted with `format::convert`, which keeps every weight or fails naming the row and
+//!   block: the values must fit the target (Q2_0's +2 only Q2_0, Q1_0 holds no 0), and
+//!   the scales must too — I2_S/TL1/TL2 hold one scale per tensor, so a TQ/Q source needs every
+//!   block scale equal (blocks of zeros aside, whose scale changes no weight), TQ's 256-element
+//!   blocks the Q2_0/Q1_0 blocks under them; TQ1_0/TQ2_0/Q2_0/Q1_0 hold f16 block scales, so an
+//!   f32 scale that f16 cannot represent is an error unless `allow_rounding` (then it rounds to
+//!   nearest even, as ggml does). Shapes a format cannot store (TQ: `cols % 256 != 0`; Q2_0 /
+//!   Q1_0: `cols % 64 / 128 != 0`; I2_S: `cols % 128 != 0`; TL shapes without a bitnet.cpp
+//!   tiling) are errors too. Every error names the tensor.
 //! * A ternary tensor already in the target format is copied byte for byte (I2_S's reserved tail
 //!   bytes included).
 //! * Every other tensor keeps its name, dims, type and bytes, in the same order. A TL tensor that
@@ -17,14 +20,15 @@
 //!   key (its scale moves into the new payload); a tensor converted to TL gains them, as
 //!   `Writer::add_ternary` writes them.
 //! * KV pairs are copied in order with their types and values; `general.file_type` is set to the
-//!   target's llama_ftype (mainline's 36 / 37 for TQ1_0 / TQ2_0, bitnet.cpp's 38 / 39 / 40 for
-//!   TL1 / TL2 / I2_S; appended if the source had none). `arch` optionally renames the
+//!   target's llama_ftype (mainline's 36 / 37 / 40 / 41 for TQ1_0 / TQ2_0 / Q1_0 / Q2_0,
+//!   bitnet.cpp's 38 / 39 / 40 for TL1 / TL2 / I2_S; appended if the source had none). `arch` optionally renames the
 //!   architecture: `general.architecture` and every `<old arch>.` key prefix.
 //! * The alignment is kept (`general.alignment` copied where present). The output is GGUF v3 with
 //!   ggml's contiguous offsets, as `Writer` writes every file.
 //!
 //! Output dialect: TQ1_0/TQ2_0 carry the ids 34/35 shared by mainline ggml (gguf-py, llama.cpp)
-//! and bitnet.cpp; I2_S (36), TL1 (38) and TL2 (`dialect`: 42 current fork, 39 legacy) are
+//! and bitnet.cpp, Q1_0/Q2_0 mainline's 41/42 (Q2_0 is refused under BITNET_CURRENT, where 42
+//! is TL2); I2_S (36), TL1 (38) and TL2 (`dialect`: 42 current fork, 39 legacy) are
 //! bitnet.cpp's ids. I2_S is read and written in the x86 128-element layout of bitnet.cpp's
 //! published files.
 //!
@@ -153,18 +157,6 @@ pub fn retype(
         ..Default::default()
     };
 
-    if let Some(t) = meta
-        .tensors
-        .iter()
-        .find(|t| super::types::NOT_CONVERTED.contains(&t.ty.name))
-    {
-        return Err(Error::unsupported(format!(
-            "tensor '{}' is {} (type {}), a mainline ggml low-bit type that tern reads but cannot convert yet",
-            t.name_str(),
-            t.ty.name,
-            t.type_id
-        )));
-    }
     // Tensors that change format, and what they leave behind in the source.
     let converted: Vec<&str> = meta
         .tensors
@@ -174,7 +166,7 @@ pub fn retype(
         .collect();
     if !meta.tensors.iter().any(|t| t.ty.ternary.is_some()) {
         return Err(Error::invalid(format!(
-            "'{}' has no ternary tensors (I2_S, TL1, TL2, TQ1_0, TQ2_0) to convert; a float model is converted from its safetensors",
+            "'{}' has no weight tensors tern converts (I2_S, TL1, TL2, TQ1_0, TQ2_0, Q2_0, Q1_0); a float model is converted from its safetensors",
             input.display()
         )));
     }
@@ -343,36 +335,6 @@ fn retype_tensor(
         }
     }
     let mut dst = vec![0u8; to.packed_size(shape)?];
-    if scales.len() > 1 && to.scale_count(shape) == 1 {
-        let mut values = vec![0i8; shape.elements()];
-        from.unpack(shape, &src, &mut values).map_err(named)?;
-        let scale = one_scale(&values, &scales, from.elements_per_scale(shape)).map_err(cannot)?;
-        to.pack(shape, &values, &[scale], &mut dst)
-            .map_err(cannot)?;
-    } else {
-        format::convert(from, to, shape, &src, &mut dst, allow_rounding).map_err(cannot)?;
-    }
+    format::convert(from, to, shape, &src, &mut dst, allow_rounding).map_err(cannot)?;
     Ok((to, shape, dst, rounding))
-}
-
-/// The one scale of a per-block-scaled matrix (`per` elements per scale). A block whose values
-/// are all zero dequantizes to zeros whatever its scale (ggml's TQ quantizer stores 0 there), so
-/// only the other blocks must agree; an all-zero matrix keeps its first scale.
-fn one_scale(values: &[i8], scales: &[f32], per: usize) -> Result<f32> {
-    let mut found: Option<(usize, f32)> = None;
-    for (i, (block, &s)) in values.chunks(per).zip(scales).enumerate() {
-        if block.iter().all(|&v| v == 0) {
-            continue;
-        }
-        match found {
-            None => found = Some((i, s)),
-            Some((j, first)) if first != s => {
-                return Err(Error::invalid(format!(
-                    "the target stores one scale per tensor, but blocks {j} and {i} have different scales ({first} and {s}); converting would change the weights"
-                )));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(found.map_or(scales[0], |(_, s)| s))
 }

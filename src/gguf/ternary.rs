@@ -1,7 +1,9 @@
-//! Ternary tensors inside GGUF files: from a tensor to tern's packed `Layout` bytes (and a
-//! `Matrix`), and the conventions tern writes.
+//! Ternary tensors inside GGUF files (and mainline's Q2_0 / Q1_0, whose values are −1..2 / ±1):
+//! from a tensor to tern's packed `Layout` bytes (and a `Matrix`), and the conventions tern
+//! writes.
 //!
-//! * TQ1_0 / TQ2_0: the tensor bytes are the packed matrix (`ne0 = cols`, `ne1 = rows`).
+//! * TQ1_0 / TQ2_0 / Q2_0 / Q1_0: the tensor bytes are the packed matrix (`ne0 = cols`,
+//!   `ne1 = rows`), with ggml's ids 34 / 35 / 42 / 41.
 //! * I2_S: the tensor bytes (`M·K/4 + 32`) are the packed matrix, x86 128-element blocks unless
 //!   the caller's layout says `TERN_I2S_ARM64`. The 28 bytes after the scale are not checked
 //!   (bitnet.cpp's C quantizer leaves junk there).
@@ -121,7 +123,7 @@ pub fn packed<'g>(
         .ok_or_else(|| Error::invalid(format!("the GGUF file has no tensor named '{name}'")))?;
     let format = t.ty.ternary.ok_or_else(|| {
         Error::unsupported(format!(
-            "tensor '{name}' is {} (type {}), not a ternary type (TQ1_0, TQ2_0, I2_S, TL1, TL2)",
+            "tensor '{name}' is {} (type {}), not a type tern reads as a matrix (TQ1_0, TQ2_0, I2_S, TL1, TL2, Q2_0, Q1_0)",
             t.ty.name, t.type_id
         ))
     })?;
@@ -210,13 +212,14 @@ pub fn matrix(ctx: &Context, g: &Gguf, name: &str, layout: Option<Layout>) -> Re
         .map_err(|e| Error::new(e.kind, format!("tensor '{name}': {}", e.message)))
 }
 
-/// Counts of (-1, 0, +1) weights of ternary tensor `name`, and its first scale.
-pub fn census(g: &Gguf, name: &str) -> Result<([u64; 3], f32)> {
+/// Counts of (-1, 0, +1, +2) values of weight tensor `name` (+2 only in Q2_0, its code 3), and
+/// its first scale.
+pub fn census(g: &Gguf, name: &str) -> Result<([u64; 4], f32)> {
     let (layout, shape, bytes) = packed(g, name, None)?;
     let scales = layout.validate(shape, &bytes)?;
     let mut t = vec![0i8; shape.elements()];
     layout.unpack(shape, &bytes, &mut t)?;
-    let mut n = [0u64; 3];
+    let mut n = [0u64; 4];
     for v in t {
         n[(v + 1) as usize] += 1;
     }

@@ -28,15 +28,16 @@
 //!      dialect. `general.architecture` does not enter the rule: both producers name BitNet models
 //!      `bitnet…`, so it cannot tell them apart.
 //!
-//!   Q2_0 (42) and Q1_0 (41) open and are named like every mainline type; their weights do not
-//!   become tern matrices yet (`NOT_CONVERTED`).
+//!   A tensor read as Q2_0 (42) or Q1_0 (41) becomes a tern `Q2_0` / `Q1_0` matrix like every
+//!   weight type with a tern format; one read as TL2 becomes a TL2 matrix.
 use crate::error::{CEnum, Error, ErrorKind, Result};
 use crate::format::{Format, GgufId};
 
 /// A GGUF producer's id space (C: `tern_gguf_dialect`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
-    /// Decide per tensor (module doc). Writers treat it as `BitnetCurrent`.
+    /// Decide per tensor (module doc). Writers treat it as `BitnetCurrent`, but also write Q2_0
+    /// (42 without a companion, which this rule reads back as Q2_0).
     Auto = 0,
     /// Current ggml/llama.cpp: 36–38 are removed placeholders, 39 = MXFP4, 42 = Q2_0.
     Mainline = 1,
@@ -104,7 +105,7 @@ pub struct GgmlType {
     /// ggml's upper-case name (gguf-py's `GGMLQuantizationType` name).
     pub name: &'static str,
     pub sizing: Sizing,
-    /// The tern format of a ternary type.
+    /// The tern format of a weight type tern reads and writes (the ternary types, Q2_0, Q1_0).
     pub ternary: Option<Format>,
 }
 
@@ -168,8 +169,24 @@ const MAINLINE: &[GgmlType] = &[
     },
     blocks(39, "MXFP4", 32, 17),
     blocks(40, "NVFP4", 64, 36),
-    blocks(41, "Q1_0", 128, 18),
-    blocks(42, "Q2_0", 64, 18),
+    GgmlType {
+        id: 41,
+        name: "Q1_0",
+        sizing: Sizing::Blocks {
+            block: 128,
+            type_size: 18,
+        },
+        ternary: Some(Format::Q1_0),
+    },
+    GgmlType {
+        id: 42,
+        name: "Q2_0",
+        sizing: Sizing::Blocks {
+            block: 64,
+            type_size: 18,
+        },
+        ternary: Some(Format::Q2_0),
+    },
 ];
 
 pub const F32: GgmlType = MAINLINE[0];
@@ -256,10 +273,6 @@ pub fn resolve(id: u32, dialect: Dialect, has_scale_companion: bool) -> Result<G
     })
 }
 
-/// Mainline's low-bit weight types that files may hold and the reader names, but whose weights
-/// tern does not convert yet: converting a file with one is an error naming it.
-pub const NOT_CONVERTED: &[&str] = &["Q1_0", "Q2_0"];
-
 /// What the reader knows about a tensor, for the `Auto` rule of ids 39 and 42 (module doc).
 pub struct Evidence<'a> {
     pub name: &'a str,
@@ -312,6 +325,19 @@ pub fn resolve_tensor(id: u32, dialect: Dialect, ev: &Evidence) -> Result<GgmlTy
 /// The registry entry for a ternary format when written under `dialect`.
 pub fn for_format(format: Format, dialect: Dialect) -> Result<GgmlType> {
     let ty = match format.spec().gguf_id {
+        // A reader of these dialects would take the id for another type.
+        GgufId::Mainline(id @ 40..=42) if dialect == Dialect::BitnetLegacy => {
+            return Err(Error::unsupported(format!(
+                "{} (type {id}) does not exist in bitnet.cpp's legacy dialect; write it with the dialect MAINLINE or AUTO",
+                format.name()
+            )));
+        }
+        GgufId::Mainline(42) if dialect == Dialect::BitnetCurrent => {
+            return Err(Error::unsupported(format!(
+                "type 42 is TL2 in bitnet.cpp's current dialect, so {} cannot be written there; write it with the dialect MAINLINE or AUTO",
+                format.name()
+            )));
+        }
         GgufId::Mainline(id) => mainline(id),
         GgufId::Bitnet(_) | GgufId::BitnetTl2 if dialect == Dialect::Mainline => {
             return Err(Error::unsupported(format!(
@@ -434,6 +460,19 @@ mod tests {
         assert!(resolve(42, BitnetLegacy, false).is_err());
         assert!(resolve(43, Auto, false).is_err());
         assert!(resolve(u32::MAX, Auto, false).is_err());
+    }
+
+    #[test]
+    fn q_formats_are_written_where_their_ids_mean_them() {
+        use Dialect::*;
+        for d in [Auto, Mainline] {
+            assert_eq!(for_format(Format::Q2_0, d).unwrap().id, 42);
+            assert_eq!(for_format(Format::Q1_0, d).unwrap().id, 41);
+        }
+        assert_eq!(for_format(Format::Q1_0, BitnetCurrent).unwrap().id, 41);
+        let e = for_format(Format::Q2_0, BitnetCurrent).unwrap_err();
+        assert!(e.message.contains("TL2"), "{}", e.message);
+        assert!(for_format(Format::Q1_0, BitnetLegacy).is_err());
     }
 
     #[test]

@@ -199,6 +199,19 @@ impl PanelWeights {
                 ..self.geom
             },
         };
+        // `Codes2` tile bytes do not depend on how the columns are cut into groups (whole
+        // chunks follow each other group after group), so the 32-column groups of Q2_0 / Q1_0
+        // that one dot sums run as one group of the dot's width: fewer loop levels per dot.
+        let geom = if geom.kind == PanelKind::Codes2 && self.block_merge > 1 {
+            PanelGeom {
+                group_steps: geom.group_steps * geom.merge,
+                n_groups: geom.n_dots(),
+                merge: 1,
+                ..geom
+            }
+        } else {
+            geom
+        };
         // Decode (one token block): one kernel call streams a run of the task's tiles, so the
         // weight stream is not broken by a return and an epilogue per tile (each break stalls
         // the DRAM stream and the prefetcher); runs are capped so their dots stay in L1.

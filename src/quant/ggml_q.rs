@@ -4,10 +4,10 @@
 
 use half::f16;
 
-use crate::error::{Error, Result};
-use crate::format::{Shape, q1_0, q2_0};
+use crate::error::{Error, ErrorKind, Result, try_vec};
+use crate::format::{Format, Layout, Shape, q1_0, q2_0};
 use crate::quant::q8_0::x86_f32_to_i32;
-use crate::quant::weight::{Method, QuantConfig, ternarize};
+use crate::quant::weight::{Method, QuantConfig, QuantStats, Ternarized, non_finite, ternarize};
 
 /// ggml `quantize_row_q2_0_ref` for one block: `x` holds 64 floats, `out` gets 18 bytes.
 /// `d = max|x|` (NaN never wins the comparison), `id = 1/d` (0 when `d` is 0),
@@ -97,4 +97,63 @@ pub fn quantize_q2_0_absmean(w: &[f32], shape: Shape, eps: f32) -> Result<Vec<u8
     let mut packed = crate::error::try_vec(codec.packed_size(shape)?, 0u8, "the packed weights")?;
     codec.pack(shape, &t.values, &t.scales, &mut packed)?;
     Ok(packed)
+}
+
+/// TERN_QUANT_GGML_REF into `layout` (Q2_0 or Q1_0): ggml's reference quantizer over the rows of
+/// `w` (`shape.elements()` floats, which must be finite), the packed bytes and their stats. A
+/// block whose scale exceeds the f16 range (ggml would store an infinite `d`) is an error naming
+/// it.
+pub fn quantize_ref_packed(
+    layout: Layout,
+    shape: Shape,
+    w: &[f32],
+) -> Result<(Vec<u8>, QuantStats)> {
+    let w = &w[..shape.elements()];
+    if let Some(e) = non_finite(w) {
+        return Err(e);
+    }
+    let mut packed = try_vec(layout.packed_size(shape)?, 0u8, "the packed weights")?;
+    let codec = match layout.format() {
+        Format::Q2_0 => {
+            quantize_row_q2_0_ref(w, &mut packed)?;
+            &q2_0::CODEC
+        }
+        Format::Q1_0 => {
+            quantize_row_q1_0_ref(w, &mut packed)?;
+            &q1_0::CODEC
+        }
+        other => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("ggml's Q2_0/Q1_0 quantizer called for {}", other.name()),
+            ));
+        }
+    };
+    let blocks_per_row = shape.cols / codec.block;
+    let mut scales = Vec::new();
+    crate::error::try_reserve(&mut scales, packed.len() / codec.block_bytes, "the scales")?;
+    for (i, b) in packed.chunks_exact(codec.block_bytes).enumerate() {
+        let d = f16::from_le_bytes([b[0], b[1]]);
+        if !d.is_finite() {
+            return Err(Error::invalid(format!(
+                "{} block {} of row {} (src[{}..{}]): its scale exceeds the f16 range (max 65504) that {} stores scales in",
+                codec.name,
+                i % blocks_per_row,
+                i / blocks_per_row,
+                i * codec.block,
+                (i + 1) * codec.block,
+                codec.name
+            )));
+        }
+        scales.push(f32::from(d));
+    }
+    let mut values = try_vec(w.len(), 0i8, "the unpacked values")?;
+    codec.unpack_values(&packed, &mut values);
+    let t = Ternarized {
+        values,
+        scales,
+        per_scale: codec.block,
+    };
+    let stats = QuantStats::measure(w, &t, packed.len());
+    Ok((packed, stats))
 }

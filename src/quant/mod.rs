@@ -12,16 +12,25 @@ pub use activation::Compat;
 pub use weight::{Method, QuantConfig, QuantStats, Ternarized};
 
 use crate::error::{Result, try_collect, try_vec};
-use crate::format::{Layout, Shape};
+use crate::format::{Format, Layout, Shape};
 
 /// Quantizes `w` (`shape.elements()` floats) into the packed bytes of `layout`, with stats.
+/// TERN_QUANT_GGML_REF into Q2_0 / Q1_0 is ggml's reference quantizer, byte for byte
+/// (`ggml_q::quantize_ref_packed`); the other methods into Q1_0 binarize (`weight::binarize`);
+/// everything else ternarizes (`weight::ternarize`).
 pub fn quantize_packed(
     layout: Layout,
     shape: Shape,
     w: &[f32],
     cfg: &QuantConfig,
 ) -> Result<(Vec<u8>, QuantStats)> {
-    let t = weight::ternarize(cfg, w, shape)?;
+    let t = match (layout.format(), cfg.method) {
+        (Format::Q2_0 | Format::Q1_0, Method::GgmlRef) => {
+            return ggml_q::quantize_ref_packed(layout, shape, w);
+        }
+        (Format::Q1_0, _) => weight::binarize(cfg, w, shape)?,
+        _ => weight::ternarize(cfg, w, shape)?,
+    };
     let mut packed = try_vec(layout.packed_size(shape)?, 0u8, "the packed weights")?;
     // The layout stores a scale per `per` elements; `t` has one per `t.per_scale` (a multiple).
     let per = layout.elements_per_scale(shape);

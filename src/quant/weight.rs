@@ -3,7 +3,8 @@
 use crate::error::{CEnum, Error, Result, try_reserve, try_vec};
 use crate::format::{Layout, Shape};
 
-/// `tern_quant_method` values.
+/// `tern_quant_method` values. Into Q1_0, whose values are ±1, the absmean methods binarize
+/// instead (`binarize`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// BitNet b1.58 absmean per tensor, what bitnet.cpp's converter does.
@@ -14,7 +15,9 @@ pub enum Method {
     AbsmeanRow = 2,
     /// Absmean with one scale per `group_size` consecutive elements of a row.
     AbsmeanGroup = 3,
-    /// ggml's `quantize_row_tqX_0_ref`: per-256 absmax, round half away from zero.
+    /// ggml's reference quantizer of the target: `quantize_row_tqX_0_ref` (per-256 absmax, round
+    /// half away from zero) for TQ1_0/TQ2_0 and `tern_ternarize`, `quantize_row_q2_0_ref` /
+    /// `quantize_row_q1_0_ref` for Q2_0 / Q1_0 (`quant::ggml_q`).
     GgmlRef = 4,
 }
 
@@ -91,14 +94,15 @@ impl QuantConfig {
             )));
         }
         let format = layout.map_or("the output", |l| l.format().name());
-        // I2_S, TL1 and TL2 store one scale per tensor; TQ1_0/TQ2_0 one per 256-element block.
+        // I2_S, TL1 and TL2 store one scale per tensor; TQ1_0/TQ2_0 one per 256-element block,
+        // Q2_0 per 64, Q1_0 per 128.
         let per_tensor_only = layout.is_some_and(|l| !l.spec().per_block_scales);
-        let block = if layout.is_some() { GGML_BLOCK } else { 1 };
+        let block = layout.map_or(1, scale_block);
         match method {
             Method::Absmean | Method::Prescaled => {}
             Method::AbsmeanRow | Method::AbsmeanGroup if per_tensor_only => {
                 return Err(Error::invalid(format!(
-                    "{format} stores one scale per tensor, so {} (per-row/per-group scales) cannot be stored; use TERN_QUANT_ABSMEAN or PRESCALED, or a format with per-block scales (TQ1_0, TQ2_0)",
+                    "{format} stores one scale per tensor, so {} (per-row/per-group scales) cannot be stored; use TERN_QUANT_ABSMEAN or PRESCALED, or a format with per-block scales (TQ1_0, TQ2_0, Q2_0, Q1_0)",
                     method.name()
                 )));
             }
@@ -110,7 +114,7 @@ impl QuantConfig {
             Method::AbsmeanRow | Method::AbsmeanGroup => {}
             Method::GgmlRef if per_tensor_only => {
                 return Err(Error::invalid(format!(
-                    "TERN_QUANT_GGML_REF is ggml's per-256-block quantizer for TQ1_0/TQ2_0; {format} stores one scale per tensor"
+                    "TERN_QUANT_GGML_REF is ggml's per-block quantizer for TQ1_0, TQ2_0, Q2_0 and Q1_0; {format} stores one scale per tensor"
                 )));
             }
             Method::GgmlRef => {}
@@ -132,9 +136,18 @@ pub struct Ternarized {
     pub per_scale: usize,
 }
 
-/// Quantizes `src` (`shape.elements()` finite floats) to ternary values with `cfg`.
-pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternarized> {
-    let src = &src[..shape.elements()];
+/// Elements per stored scale of a format with per-block scales (the whole tensor for the
+/// others): the scale geometry of a row as long as any (`MAX_COLS` is a multiple of every block).
+fn scale_block(layout: Layout) -> usize {
+    layout.elements_per_scale(Shape {
+        rows: 1,
+        cols: crate::format::MAX_COLS,
+    })
+}
+
+/// Elements per scale for `cfg` over `shape`, after checking that the groups tile the rows and
+/// (unless `fused_check` leaves it to the caller's pass) that every weight is finite.
+fn scale_groups(cfg: &QuantConfig, src: &[f32], shape: Shape, fused_check: bool) -> Result<usize> {
     let per_scale = match cfg.method {
         Method::Absmean | Method::Prescaled => shape.elements(),
         Method::AbsmeanRow => shape.cols,
@@ -142,11 +155,6 @@ pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternari
         Method::GgmlRef => GGML_BLOCK,
     };
     let groups_ok = shape.cols.is_multiple_of(per_scale) || per_scale == shape.elements();
-    // The absmean sums test finiteness in their pass; other methods test it up front.
-    let fused_check = matches!(
-        cfg.method,
-        Method::Absmean | Method::AbsmeanRow | Method::AbsmeanGroup
-    );
     if (!fused_check || !groups_ok)
         && let Some(e) = non_finite(src)
     {
@@ -158,6 +166,18 @@ pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternari
             shape.cols
         )));
     }
+    Ok(per_scale)
+}
+
+/// Quantizes `src` (`shape.elements()` finite floats) to ternary values with `cfg`.
+pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternarized> {
+    let src = &src[..shape.elements()];
+    // The absmean sums test finiteness in their pass; other methods test it up front.
+    let fused_check = matches!(
+        cfg.method,
+        Method::Absmean | Method::AbsmeanRow | Method::AbsmeanGroup
+    );
+    let per_scale = scale_groups(cfg, src, shape, fused_check)?;
     let mut values = try_vec(src.len(), 0i8, "the ternary values")?;
     let mut scales = Vec::new();
     try_reserve(&mut scales, src.len() / per_scale, "the scales")?;
@@ -178,8 +198,37 @@ pub fn ternarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternari
     })
 }
 
+/// Binary quantization for Q1_0 (values ±1), BitNet b1's rule: the value is the sign of `w`
+/// (+1 for `w >= 0`, as ggml's Q1_0 quantizer), the scale the mean |w| of its group (summed in
+/// f64, left to right; no `eps` floor: a group of zeros gets scale 0 and dequantizes to zeros).
+/// The groups are the method's: ABSMEAN the tensor, ABSMEAN_ROW a row, ABSMEAN_GROUP
+/// `group_size` elements; PRESCALED (the input is already ±s) takes the scale max|w| of the
+/// tensor. GGML_REF is ggml's own rule (`quant::ggml_q`), not this function.
+pub fn binarize(cfg: &QuantConfig, src: &[f32], shape: Shape) -> Result<Ternarized> {
+    let src = &src[..shape.elements()];
+    let per_scale = scale_groups(cfg, src, shape, false)?;
+    let mut values = try_vec(src.len(), 0i8, "the binary values")?;
+    let mut scales = Vec::new();
+    try_reserve(&mut scales, src.len() / per_scale, "the scales")?;
+    for (w, t) in src.chunks(per_scale).zip(values.chunks_mut(per_scale)) {
+        for (t, &w) in t.iter_mut().zip(w) {
+            *t = if w >= 0.0 { 1 } else { -1 };
+        }
+        let abs = w.iter().map(|v| v.abs() as f64);
+        scales.push(match cfg.method {
+            Method::Prescaled => abs.fold(0.0f64, f64::max) as f32,
+            _ => (abs.sum::<f64>() / w.len() as f64) as f32,
+        });
+    }
+    Ok(Ternarized {
+        values,
+        scales,
+        per_scale,
+    })
+}
+
 /// The error naming the first non-finite element of `src`, if it has one.
-fn non_finite(src: &[f32]) -> Option<Error> {
+pub(crate) fn non_finite(src: &[f32]) -> Option<Error> {
     // Blocks are tested without an early exit, so the test vectorizes.
     const BLOCK: usize = 4096;
     let (b, block) = src

@@ -12,7 +12,7 @@ commands:
   info     version, CPU features, ISA levels and the kernel each one uses
   bench    time the GEMM kernels on BitNet-b1.58-2B-4T layer shapes (the default command)
   convert  safetensors model -> GGUF with ternary linear layers, or a GGUF -> the same GGUF
-           with its ternary tensors in another format (I2_S, TL1, TL2, TQ1_0, TQ2_0)
+           with its weight tensors in another format (I2_S, TL1, TL2, TQ1_0, TQ2_0, Q2_0, Q1_0)
   inspect  list the key-value pairs and tensors of a GGUF file, with ternary sparsity
   help     this text
 
@@ -33,12 +33,15 @@ and every kernel this CPU has, and checks each result against an f64 reference.
 options:
   --shapes LIST    weight shapes out x in, e.g. 2560x2560,640x2560 (in must be a multiple of 128)
                    [default: 2560x2560,640x2560,6912x2560,2560x6912 (BitNet-b1.58-2B-4T layers)]
-  --formats LIST   i2_s, tl1, tl2, tq1_0, tq2_0 (tq needs in % 256 == 0)     [default: all five]
+  --formats LIST   i2_s, tl1, tl2, tq1_0, tq2_0, q2_0, q1_0 (tq needs in % 256 == 0,
+                   q2_0 in % 64, q1_0 in % 128)                         [default: all seven]
   --tokens LIST    token counts (activation columns)                              [default: 1,128]
   --threads LIST   context threads; 0 = all cores (duplicates are dropped)         [default: 1,0]
   --isa LIST       ISA levels to run (scalar, avx2, avx512, avxvnni, avx512vnni, avx512vbmi,
                    neon, dotprod, i8mm, or all)                      [default: all this CPU has]
   --quick          fewer repetitions (CI smoke test); not for numbers you quote
+  --ggml-ref       per-block formats (TQ, Q2_0, Q1_0) take ggml's reference quantizers, whose
+                   per-block scales differ (as in ggml's model files) instead of absmean's one
   --peers          every format (I2_S, TQ2_0, TQ1_0, TL1, TL2) with the best kernels against
                    the peers in the same run: ggml's TQ2_0/TQ1_0 through the real libggml
                    (pip install libggml-python; skipped with a note when missing), a blocked
@@ -81,6 +84,8 @@ pub struct BenchArgs {
     /// `None` = every available level.
     pub isas: Option<Vec<Isa>>,
     pub quick: bool,
+    /// `--ggml-ref`: per-block formats take ggml's reference quantizers (per-block scales).
+    pub ggml_ref: bool,
     pub json: bool,
     /// `--cuda`: the CUDA kernels instead of the CPU ones.
     pub cuda: bool,
@@ -97,6 +102,7 @@ impl Default for BenchArgs {
             threads: vec![1, 0],
             isas: None,
             quick: false,
+            ggml_ref: false,
             json: false,
             cuda: false,
             peers: false,
@@ -213,6 +219,7 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
         match name {
             "-h" | "--help" => return Ok(Command::Help(BENCH_USAGE)),
             "--quick" => b.quick = true,
+            "--ggml-ref" => b.ggml_ref = true,
             "--cuda" => b.cuda = true,
             "--peers" => b.peers = true,
             "--json" => b.json = true,

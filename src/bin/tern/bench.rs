@@ -7,7 +7,7 @@ use tern::context::Context;
 use tern::format::{Format, Layout, Shape};
 use tern::kernel::{Isa, Kernels};
 use tern::matrix::{GemmOptions, GemmOutput, Matrix};
-use tern::quant::{QuantConfig, quantize_packed};
+use tern::quant::{Method, QuantConfig, quantize_packed};
 
 use crate::args::BenchArgs;
 use crate::machine;
@@ -87,8 +87,13 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     // Machine facts go to stdout above the table, or to stderr when stdout is JSON.
     let mut header = vec![
         format!(
-            "tern {} bench: Matrix::gemm of every format, absmean weights, TERN_COMPAT_DEFAULT",
-            env!("CARGO_PKG_VERSION")
+            "tern {} bench: Matrix::gemm of every format, {} weights, TERN_COMPAT_DEFAULT",
+            env!("CARGO_PKG_VERSION"),
+            if args.ggml_ref {
+                "ggml-reference (per-block formats) / absmean"
+            } else {
+                "absmean"
+            }
         ),
         format!("cpu:      {}", machine::cpu_model()),
         format!("cores:    {}", machine::cores()),
@@ -143,8 +148,15 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         let mut w = vec![0f32; shape.elements()];
         Rng::new(0x7e5_0001 ^ ((rows as u64) << 32) ^ cols as u64)
             .fill_normal(&mut w, WEIGHT_SIGMA);
-        let (packed, _) = quantize_packed(layout, shape, &w, &QuantConfig::default())
-            .map_err(|e| e.to_string())?;
+        let cfg = QuantConfig {
+            method: if args.ggml_ref && format.spec().per_block_scales {
+                Method::GgmlRef
+            } else {
+                Method::Absmean
+            },
+            ..QuantConfig::default()
+        };
+        let (packed, _) = quantize_packed(layout, shape, &w, &cfg).map_err(|e| e.to_string())?;
         let mut wdq = w;
         layout
             .dequantize(shape, &packed, &mut wdq)

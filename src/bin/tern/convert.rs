@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use tern::format::Format;
 use tern::gguf::Dialect;
 use tern::gguf::retype::{self, RetypeOptions};
+use tern::quant::Method;
 
 use crate::args::Scanner;
 use crate::from_safetensors::{self as convert, ConvertOptions, FloatOut, ScaleMode};
@@ -18,42 +19,52 @@ usage: tern convert MODEL OUTPUT.gguf --type FORMAT [OPTIONS]     (safetensors -
 
 From safetensors: MODEL is a .safetensors file or a directory of them; a config.json next to it
 supplies the architecture keys. Linear layers (2-D float '.weight' tensors whose name contains a
-pattern) are ternarized with BitNet's absmean rule and packed; BitNet checkpoints with packed
+pattern) are ternarized with BitNet's absmean rule (--quant) and packed; BitNet checkpoints with packed
 uint8 weights and a 'weight_scale' are unpacked as they are. Other tensors stay float (1-D
 tensors as F32). HF Llama/BitNet names become llama.cpp names. No tokenizer is converted.
 
-From GGUF (the input starts with the magic 'GGUF'): every ternary tensor (I2_S, TL1, TL2, TQ1_0,
-TQ2_0) is converted to FORMAT with the same ternary values and scales; every other tensor and
-every key (tokenizer and hyper-parameters included) is copied unchanged, in the same order, with
-the same alignment; general.file_type is set for FORMAT (TQ1_0 36, TQ2_0 37 as in llama.cpp;
-TL1 38, TL2 39, I2_S 40 as in bitnet.cpp). A conversion that would change a weight, or a shape
-FORMAT cannot store, is an error naming the tensor:
-  * TQ1_0/TQ2_0 store an f16 scale per 256-element block and need cols % 256 == 0. An f32
-    scale (I2_S, TL1, TL2 hold one per tensor) that f16 cannot represent exactly is an error
-    unless --allow-rounding rounds it to the nearest f16 (ggml's rounding).
-  * I2_S/TL1/TL2 store one scale per tensor: a TQ source needs its block scales equal
-    (blocks of zeros aside, whose scale changes no weight).
+From GGUF (the input starts with the magic 'GGUF'): every weight tensor tern reads (I2_S, TL1,
+TL2, TQ1_0, TQ2_0, Q2_0, Q1_0) is converted to FORMAT with the same values and scales; every
+other tensor and every key (tokenizer and hyper-parameters included) is copied unchanged, in the
+same order, with the same alignment; general.file_type is set for FORMAT (TQ1_0 36, TQ2_0 37,
+Q1_0 40, Q2_0 41 as in llama.cpp; TL1 38, TL2 39, I2_S 40 as in bitnet.cpp). A conversion that
+would change a weight, or a shape FORMAT cannot store, is an error naming the tensor (and the
+row and block where the value or scale does not fit):
+  * TQ1_0/TQ2_0 store an f16 scale per 256-element block and need cols % 256 == 0; Q2_0/Q1_0
+    per 64/128-element block (cols % 64 / 128 == 0). An f32 scale (I2_S, TL1, TL2 hold one per
+    tensor) that f16 cannot represent exactly is an error unless --allow-rounding rounds it to
+    the nearest f16 (ggml's rounding).
+  * Values: the ternary formats hold -1, 0, +1; Q2_0 also +2 (its code 3, which only converts
+    to Q2_0); Q1_0 only -1, +1 (a tensor with a 0 weight cannot become Q1_0). A negative Q2_0/
+    Q1_0 scale is folded into the signs of its block's values.
+  * I2_S/TL1/TL2 store one scale per tensor: a TQ/Q source needs its block scales equal, and
+    TQ's 256-element blocks need the four Q2_0 (two Q1_0) blocks under them equal (blocks of
+    zeros aside, whose scale changes no weight).
     I2_S needs cols % 128 == 0 (the x86 128-element layout of bitnet.cpp's published files);
     TL1/TL2 need a shape bitnet.cpp can tile.
-TQ files use the ids of mainline ggml (gguf-py, llama.cpp loads them); I2_S/TL files use
+TQ/Q files use the ids of mainline ggml (gguf-py, llama.cpp loads them); I2_S/TL files use
 bitnet.cpp's. Example, Microsoft's BitNet-b1.58-2B-4T I2_S file for stock llama.cpp (which knows
 the architecture 'bitnet', not 'bitnet-b1.58'):
   tern convert ggml-model-i2_s.gguf model-tq2_0.gguf --type tq2_0 --arch bitnet
 
 options:
-  -t, --type FORMAT       i2_s, tl1, tl2, tq1_0 or tq2_0 (required)
+  -t, --type FORMAT       i2_s, tl1, tl2, tq1_0, tq2_0, q2_0 or q1_0 (required)
   --arch NAME             general.architecture [safetensors: from config.json, else bitnet;
                           GGUF: kept]; from GGUF it also renames the '<old arch>.' keys
   --tl2-id ID             42 (bitnet.cpp current fork, default) or 39 (legacy merge-dev)
   -q, --quiet             no progress output
   -h, --help              this text
 options for a GGUF input:
-  --allow-rounding        round scales to the nearest f16 for TQ1_0/TQ2_0 (default: error)
+  --allow-rounding        round scales to the nearest f16 for TQ1_0/TQ2_0/Q2_0/Q1_0 (default:
+                          error)
 options for a safetensors input:
   --pattern LIST          comma-separated name substrings selecting linear layers
                           [default: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
                           and the GGUF names attn_q.,attn_k.,attn_v.,attn_output.,ffn_gate.,
                           ffn_up.,ffn_down.]
+  --quant METHOD          absmean (BitNet's absmean per tensor; into Q1_0: sign x mean|W|)
+                          or ggml-ref (ggml's reference quantizer of TQ1_0, TQ2_0, Q2_0 or
+                          Q1_0, per block) [absmean]
   --keep-names            keep the source tensor names (no HF -> GGUF mapping)
   --float-type T          keep, f32 or f16: type of the other tensors with 2+ dims [keep]
   --name NAME             general.name [config _name_or_path, else the file name]
@@ -72,6 +83,7 @@ const SAFETENSORS_ONLY: &[&str] = &[
     "--weight-scale",
     "--allow-fallback",
     "--alignment",
+    "--quant",
 ];
 const GGUF_ONLY: &[&str] = &["--allow-rounding"];
 
@@ -133,6 +145,13 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
                 }
             }
             "--arch" => opts.arch = Some(value()?),
+            "--quant" => {
+                opts.method = match value()?.as_str() {
+                    "absmean" => Method::Absmean,
+                    "ggml-ref" => Method::GgmlRef,
+                    v => return Err(format!("--quant: '{v}' is not absmean or ggml-ref")),
+                }
+            }
             "--name" => opts.name = Some(value()?),
             "--tl2-id" => {
                 opts.dialect = match value()?.as_str() {
@@ -170,7 +189,8 @@ pub fn parse(args: &[String]) -> Result<Option<Args>, String> {
             positional.len()
         ));
     };
-    opts.format = fmt.ok_or("'tern convert' needs --type (i2_s, tl1, tl2, tq1_0, tq2_0)")?;
+    opts.format =
+        fmt.ok_or("'tern convert' needs --type (i2_s, tl1, tl2, tq1_0, tq2_0, q2_0, q1_0)")?;
     Ok(Some(Args {
         input: input.into(),
         output: output.into(),

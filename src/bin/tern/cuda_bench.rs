@@ -127,27 +127,55 @@ mod imp {
         exact: bool,
     }
 
-    pub fn run(b: &BenchArgs) -> Result<(), String> {
-        let n = device_count().map_err(|e| format!("no CUDA device: {e}"))?;
-        if n == 0 {
-            return Err("no CUDA device: the driver reports no GPU".into());
+    /// The device, its stream and (where libcublas loads) a cuBLAS handle on that stream.
+    struct Gpu {
+        device: std::sync::Arc<Device>,
+        stream: sys::CUstream,
+        blas: Option<blas_sys::cublasHandle_t>,
+    }
+
+    impl Gpu {
+        fn open() -> Result<Self, String> {
+            let n = device_count().map_err(|e| format!("no CUDA device: {e}"))?;
+            if n == 0 {
+                return Err("no CUDA device: the driver reports no GPU".into());
+            }
+            let device = Device::get(0).map_err(|e| format!("CUDA device 0: {e}"))?;
+            result::init().map_err(err("cuInit"))?;
+            let dev = result::device::get(0).map_err(err("cuDeviceGet"))?;
+            let stream = unsafe {
+                let ctx =
+                    result::primary_ctx::retain(dev).map_err(err("cuDevicePrimaryCtxRetain"))?;
+                result::ctx::set_current(ctx).map_err(err("cuCtxSetCurrent"))?;
+                result::stream::create(result::stream::StreamKind::NonBlocking)
+                    .map_err(err("cuStreamCreate"))?
+            };
+            let blas = if unsafe { blas_sys::is_culib_present() } {
+                let h = blas::create_handle().map_err(err("cublasCreate"))?;
+                unsafe { blas::set_stream(h, stream as _) }.map_err(err("cublasSetStream"))?;
+                Some(h)
+            } else {
+                None
+            };
+            Ok(Self {
+                device,
+                stream,
+                blas,
+            })
         }
-        let device = Device::get(0).map_err(|e| format!("CUDA device 0: {e}"))?;
-        result::init().map_err(err("cuInit"))?;
-        let dev = result::device::get(0).map_err(err("cuDeviceGet"))?;
-        let stream = unsafe {
-            let ctx = result::primary_ctx::retain(dev).map_err(err("cuDevicePrimaryCtxRetain"))?;
-            result::ctx::set_current(ctx).map_err(err("cuCtxSetCurrent"))?;
-            result::stream::create(result::stream::StreamKind::NonBlocking)
-                .map_err(err("cuStreamCreate"))?
-        };
-        let blas_handle = if unsafe { blas_sys::is_culib_present() } {
-            let h = blas::create_handle().map_err(err("cublasCreate"))?;
-            unsafe { blas::set_stream(h, stream as _) }.map_err(err("cublasSetStream"))?;
-            Some(h)
-        } else {
-            None
-        };
+    }
+
+    impl Drop for Gpu {
+        fn drop(&mut self) {
+            if let Some(h) = self.blas {
+                let _ = unsafe { blas::destroy_handle(h) };
+            }
+        }
+    }
+
+    pub fn run(b: &BenchArgs) -> Result<(), String> {
+        let gpu = Gpu::open()?;
+        let device = &gpu.device;
         eprintln!(
             "tern bench --cuda: {} (compute capability {}.{}, {} SMs), kernels from the {}",
             device.name,
@@ -156,149 +184,22 @@ mod imp {
             device.sm_count,
             device.image
         );
-        if blas_handle.is_none() {
+        if gpu.blas.is_none() {
             eprintln!(
                 "cuBLAS not found (libcublas.so.12 / libcublas.so): no bf16 baseline. `pip install nvidia-cublas-cu12` and add its lib/ to LD_LIBRARY_PATH"
             );
         }
-        let ctx = Context::global().map_err(|e| e.message)?;
-        let layout = Layout::I2s(I2sVariant::X86);
         let mut out = Vec::new();
         for &(rows, cols) in &b.shapes {
-            let shape = Shape::new(rows as i64, cols as i64).map_err(|e| e.message)?;
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (rows * 31 + cols) as u64);
-            let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 0.02).collect();
-            let cfg = QuantConfig::default();
-            let (packed, _) = quantize_packed(layout, shape, &w, &cfg).map_err(|e| e.message)?;
-            let matrix = Matrix::from_packed(ctx, layout, shape, &packed).map_err(|e| e.message)?;
-            let cm = CudaMatrix::upload(&matrix, 0).map_err(|e| format!("upload: {e}"))?;
-            // cuBLAS gets the same weights dequantized (ternary × scale), rounded to bf16.
-            let mut deq = vec![0f32; rows * cols];
-            layout
-                .dequantize(shape, &packed, &mut deq)
-                .map_err(|e| e.message)?;
-            let w_bf16: Vec<bf16> = deq.iter().map(|&v| bf16::from_f32(v)).collect();
-            let w_dev = Buf::from(&w_bf16)?;
-            for &tokens in &b.tokens {
-                let x: Vec<f32> = (0..tokens * cols).map(|_| rng.normal()).collect();
-                let x_bf16: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
-                let x_cpu: Vec<f32> = x_bf16.iter().map(|v| v.to_f32()).collect();
-                let x_dev = Buf::from(&x_bf16)?;
-                let y_dev = Buf::zeroed(tokens * rows * 2)?;
-                let call = GemmCall {
-                    x: x_dev.0,
-                    x_dtype: Dtype::Bf16,
-                    x_stride: cols,
-                    n_tokens: tokens,
-                    y: y_dev.0,
-                    y_dtype: Dtype::Bf16,
-                    y_stride: rows,
-                    compat: Compat::Default,
-                    bias: 0,
-                    dots: 0,
-                    stream,
-                };
-                // Check once against the CPU (bf16 of the f32 result, bit for bit).
-                unsafe { cm.gemm(&call) }.map_err(|e| format!("tern_cuda_gemm: {e}"))?;
-                unsafe { result::stream::synchronize(stream) }.map_err(err("sync"))?;
-                let mut got = vec![0u16; tokens * rows];
-                unsafe { result::memcpy_dtoh_sync(&mut got, y_dev.0) }
-                    .map_err(err("cuMemcpyDtoH"))?;
-                let mut y_cpu = vec![0f32; tokens * rows];
-                matrix
-                    .gemm(
-                        ctx,
-                        &x_cpu,
-                        cols,
-                        GemmOutput {
-                            y: &mut y_cpu,
-                            n_tokens: tokens,
-                            stride: rows,
-                        },
-                        &GemmOptions::default(),
-                    )
-                    .map_err(|e| e.message)?;
-                let exact = got
-                    .iter()
-                    .zip(&y_cpu)
-                    .all(|(&g, &c)| g == bf16::from_f32(c).to_bits());
-                let tern_us = time(stream, b.quick, || {
-                    unsafe { cm.gemm(&call) }.map_err(|e| e.to_string())
-                })?;
-                let cublas_us = match blas_handle {
-                    None => None,
-                    Some(h) => {
-                        let yb = Buf::zeroed(tokens * rows * 2)?;
-                        let (alpha, beta) = (1.0f32, 0.0f32);
-                        let gemm = || unsafe {
-                            blas::gemm_ex(
-                                h,
-                                blas_sys::cublasOperation_t::CUBLAS_OP_T,
-                                blas_sys::cublasOperation_t::CUBLAS_OP_N,
-                                rows as i32,
-                                tokens as i32,
-                                cols as i32,
-                                &alpha as *const f32 as *const c_void,
-                                w_dev.0 as *const c_void,
-                                blas_sys::cudaDataType::CUDA_R_16BF,
-                                cols as i32,
-                                x_dev.0 as *const c_void,
-                                blas_sys::cudaDataType::CUDA_R_16BF,
-                                cols as i32,
-                                &beta as *const f32 as *const c_void,
-                                yb.0 as *mut c_void,
-                                blas_sys::cudaDataType::CUDA_R_16BF,
-                                rows as i32,
-                                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                                blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-                            )
-                            .map_err(|e| format!("cublasGemmEx: {e:?}"))
-                        };
-                        Some(time(stream, b.quick, gemm)?)
-                    }
-                };
-                let kernel = if tokens <= GEMV_MAX_TOKENS {
-                    "gemv (dp4a)"
-                } else {
-                    "gemm (mma s8)"
-                };
-                let row = Row {
-                    rows,
-                    cols,
-                    tokens,
-                    kernel,
-                    tern_us,
-                    cublas_us,
-                    exact,
-                };
+            for row in bench_shape(&gpu, b, rows, cols)? {
                 if !b.json {
                     print_row(&row, out.is_empty());
                 }
                 out.push(row);
             }
         }
-        if let Some(h) = blas_handle {
-            let _ = unsafe { blas::destroy_handle(h) };
-        }
         if b.json {
-            let items: Vec<String> = out
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{{\"device\":{:?},\"image\":{:?},\"rows\":{},\"cols\":{},\"tokens\":{},\"kernel\":{:?},\"tern_us\":{:.3},\"cublas_bf16_us\":{},\"exact\":{}}}",
-                        device.name,
-                        device.image,
-                        r.rows,
-                        r.cols,
-                        r.tokens,
-                        r.kernel,
-                        r.tern_us,
-                        r.cublas_us.map_or("null".into(), |v| format!("{v:.3}")),
-                        r.exact
-                    )
-                })
-                .collect();
-            println!("[{}]", items.join(",\n "));
+            print_json(device, &out);
         }
         if out.iter().any(|r| !r.exact) {
             return Err(
@@ -306,6 +207,154 @@ mod imp {
             );
         }
         Ok(())
+    }
+
+    /// One shape at every token count of `b`: an I2_S matrix of random weights, uploaded, its
+    /// GPU result checked once against the CPU GEMM (bf16 of the f32 result, bit for bit), then
+    /// timed against cuBLAS on the same weights dequantized to bf16.
+    fn bench_shape(gpu: &Gpu, b: &BenchArgs, rows: usize, cols: usize) -> Result<Vec<Row>, String> {
+        let ctx = Context::global().map_err(|e| e.message)?;
+        let layout = Layout::I2s(I2sVariant::X86);
+        let shape = Shape::new(rows as i64, cols as i64).map_err(|e| e.message)?;
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (rows * 31 + cols) as u64);
+        let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 0.02).collect();
+        let cfg = QuantConfig::default();
+        let (packed, _) = quantize_packed(layout, shape, &w, &cfg).map_err(|e| e.message)?;
+        let matrix = Matrix::from_packed(ctx, layout, shape, &packed).map_err(|e| e.message)?;
+        let cm = CudaMatrix::upload(&matrix, 0).map_err(|e| format!("upload: {e}"))?;
+        let mut deq = vec![0f32; rows * cols];
+        layout
+            .dequantize(shape, &packed, &mut deq)
+            .map_err(|e| e.message)?;
+        let w_bf16: Vec<bf16> = deq.iter().map(|&v| bf16::from_f32(v)).collect();
+        let w_dev = Buf::from(&w_bf16)?;
+        let stream = gpu.stream;
+        let mut out = Vec::new();
+        for &tokens in &b.tokens {
+            let x: Vec<f32> = (0..tokens * cols).map(|_| rng.normal()).collect();
+            let x_bf16: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+            let x_cpu: Vec<f32> = x_bf16.iter().map(|v| v.to_f32()).collect();
+            let x_dev = Buf::from(&x_bf16)?;
+            let y_dev = Buf::zeroed(tokens * rows * 2)?;
+            let call = GemmCall {
+                x: x_dev.0,
+                x_dtype: Dtype::Bf16,
+                x_stride: cols,
+                n_tokens: tokens,
+                y: y_dev.0,
+                y_dtype: Dtype::Bf16,
+                y_stride: rows,
+                compat: Compat::Default,
+                bias: 0,
+                dots: 0,
+                stream,
+            };
+            unsafe { cm.gemm(&call) }.map_err(|e| format!("tern_cuda_gemm: {e}"))?;
+            unsafe { result::stream::synchronize(stream) }.map_err(err("sync"))?;
+            let mut got = vec![0u16; tokens * rows];
+            unsafe { result::memcpy_dtoh_sync(&mut got, y_dev.0) }.map_err(err("cuMemcpyDtoH"))?;
+            let mut y_cpu = vec![0f32; tokens * rows];
+            let y = GemmOutput {
+                y: &mut y_cpu,
+                n_tokens: tokens,
+                stride: rows,
+            };
+            matrix
+                .gemm(ctx, &x_cpu, cols, y, &GemmOptions::default())
+                .map_err(|e| e.message)?;
+            let exact = got
+                .iter()
+                .zip(&y_cpu)
+                .all(|(&g, &c)| g == bf16::from_f32(c).to_bits());
+            let tern_us = time(stream, b.quick, || {
+                unsafe { cm.gemm(&call) }.map_err(|e| e.to_string())
+            })?;
+            let cublas_us = match gpu.blas {
+                None => None,
+                Some(h) => Some(cublas_time(
+                    h,
+                    stream,
+                    b.quick,
+                    (rows, cols, tokens),
+                    &w_dev,
+                    &x_dev,
+                )?),
+            };
+            let kernel = if tokens <= GEMV_MAX_TOKENS {
+                "gemv (dp4a)"
+            } else {
+                "gemm (mma s8)"
+            };
+            out.push(Row {
+                rows,
+                cols,
+                tokens,
+                kernel,
+                tern_us,
+                cublas_us,
+                exact,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Microseconds of cuBLAS's bf16 GEMM (f32 compute) of the same product.
+    fn cublas_time(
+        h: blas_sys::cublasHandle_t,
+        stream: sys::CUstream,
+        quick: bool,
+        (rows, cols, tokens): (usize, usize, usize),
+        w_dev: &Buf,
+        x_dev: &Buf,
+    ) -> Result<f64, String> {
+        let yb = Buf::zeroed(tokens * rows * 2)?;
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let gemm = || unsafe {
+            blas::gemm_ex(
+                h,
+                blas_sys::cublasOperation_t::CUBLAS_OP_T,
+                blas_sys::cublasOperation_t::CUBLAS_OP_N,
+                rows as i32,
+                tokens as i32,
+                cols as i32,
+                &alpha as *const f32 as *const c_void,
+                w_dev.0 as *const c_void,
+                blas_sys::cudaDataType::CUDA_R_16BF,
+                cols as i32,
+                x_dev.0 as *const c_void,
+                blas_sys::cudaDataType::CUDA_R_16BF,
+                cols as i32,
+                &beta as *const f32 as *const c_void,
+                yb.0 as *mut c_void,
+                blas_sys::cudaDataType::CUDA_R_16BF,
+                rows as i32,
+                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+            .map_err(|e| format!("cublasGemmEx: {e:?}"))
+        };
+        time(stream, quick, gemm)
+    }
+
+    fn print_json(device: &Device, out: &[Row]) {
+        let items: Vec<String> = out
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"device\":{:?},\"image\":{:?},\"rows\":{},\"cols\":{},\"tokens\":{},\"kernel\":{:?},\"tern_us\":{:.3},\"cublas_bf16_us\":{},\"exact\":{}}}",
+                    device.name,
+                    device.image,
+                    r.rows,
+                    r.cols,
+                    r.tokens,
+                    r.kernel,
+                    r.tern_us,
+                    r.cublas_us.map_or("null".into(), |v| format!("{v:.3}")),
+                    r.exact
+                )
+            })
+            .collect();
+        println!("[{}]", items.join(",\n "));
     }
 
     fn print_row(r: &Row, header: bool) {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use tern::format::Format;
 use tern::gguf::{Dialect, Gguf, ReadOptions, ternary};
 
 use crate::args::Scanner;
@@ -12,8 +13,9 @@ pub const USAGE: &str = "\
 usage: tern inspect FILE.gguf [OPTIONS]
 
 Validates a GGUF file and lists its header, key-value pairs (arrays abbreviated) and tensors
-(type, ggml dims, offset, bytes); for ternary tensors (TQ1_0, TQ2_0, I2_S, TL1, TL2) also the
-scale and the fraction of -1 / 0 / +1 weights (sparsity = fraction of zeros).
+(type, ggml dims, offset, bytes); for the weight types tern reads (TQ1_0, TQ2_0, I2_S, TL1, TL2,
+Q2_0, Q1_0) also the first scale and the fraction of -1 / 0 / +1 weights (sparsity = fraction of
+zeros; Q2_0 also +2, its code 3), and a total per type.
 
 options:
   --dialect D      how type ids 36-42 are read: auto (default; TL2 = 39/42 only with a
@@ -126,11 +128,17 @@ pub fn run(a: &Args) -> Result<(), String> {
         let extra = match (t.ty.ternary, a.sparsity) {
             (Some(_), true) => match ternary::census(&g, t.name_str()) {
                 Ok((n, scale)) => {
-                    let total = (n[0] + n[1] + n[2]).max(1) as f64;
+                    let count = n.iter().sum::<u64>();
+                    let total = count.max(1) as f64;
                     zeros += n[1];
-                    weights += n[0] + n[1] + n[2];
+                    weights += count;
+                    // +2 exists only in Q2_0 (code 3), which ggml's quantizer never writes.
+                    let plus_two = match t.ty.ternary {
+                        Some(Format::Q2_0) => format!(", +2 {:.4}", n[3] as f64 / total),
+                        _ => String::new(),
+                    };
                     format!(
-                        "scale {scale:.6e}, sparsity {:.4} (-1 {:.4}, +1 {:.4})",
+                        "scale {scale:.6e}, sparsity {:.4} (-1 {:.4}, +1 {:.4}{plus_two})",
                         n[1] as f64 / total,
                         n[0] as f64 / total,
                         n[2] as f64 / total
