@@ -1,4 +1,4 @@
-// ggml CPU extra buffer type "CPU_TERN": TQ1_0 / TQ2_0 weights run through tern.
+// ggml CPU extra buffer type "CPU_TERN": TQ1_0 / TQ2_0 / Q2_0 / Q1_0 weights run through tern.
 //
 // Compiled inside ggml-cpu (the patch in this folder adds it under -DGGML_TERN=ON), next to
 // CPU_REPACK, AMX and KleidiAI, which plug in the same way (ggml-cpu/traits.h):
@@ -10,7 +10,10 @@
 //   * At compute time ggml's threads each call compute_forward() with params->ith / nth; every
 //     thread runs tern_gemm on its own range of output rows, with a tern context of one thread
 //     (tern starts and spins no threads of its own) and TERN_COMPAT_GGML (activations quantized
-//     to Q8_K as ggml does, block sums in ggml's order: the outputs are ggml's to float rounding).
+//     to ggml's vec_dot_type for the weight, Q8_K for TQ1_0/TQ2_0 and Q8_0 for Q2_0/Q1_0, as ggml
+//     does, block sums in ggml's order: the outputs are ggml's to float rounding).
+//   * The ggml bytes of all four types are tern formats as they are (TERN_FORMAT_TQ1_0/TQ2_0/
+//     Q2_0/Q1_0 are byte-identical to ggml's blocks): tern_matrix_create reads them directly.
 // Whatever tern does not run is declined in supports_op() and stays on ggml's own CPU code.
 //
 // GGML_TERN_STATS=1 in the environment prints, at exit, how many mat-muls (MUL_MAT and
@@ -91,15 +94,23 @@ struct op_stats {
 
 static op_stats g_stats;
 
-static bool is_tern_type(ggml_type t) {
-    return t == GGML_TYPE_TQ1_0 || t == GGML_TYPE_TQ2_0;
+// The tern format holding a ggml type's blocks byte for byte, or -1 where there is none.
+static int tern_format_of(ggml_type t) {
+    switch (t) {
+        case GGML_TYPE_TQ1_0: return TERN_FORMAT_TQ1_0;
+        case GGML_TYPE_TQ2_0: return TERN_FORMAT_TQ2_0;
+        case GGML_TYPE_Q2_0:  return TERN_FORMAT_Q2_0;
+        case GGML_TYPE_Q1_0:  return TERN_FORMAT_Q1_0;
+        default:              return -1;
+    }
 }
 
-// A weight this buffer type converts: TQ1_0/TQ2_0, contiguous (as every GGUF weight is), 2-D
-// (a MUL_MAT weight) or 3-D (ne[2] experts of a MUL_MAT_ID, each a contiguous [ne1, ne0] slice).
+// A weight this buffer type converts: TQ1_0/TQ2_0/Q2_0/Q1_0, contiguous (as every GGUF weight
+// is), 2-D (a MUL_MAT weight) or 3-D (ne[2] experts of a MUL_MAT_ID, each a contiguous [ne1, ne0]
+// slice), rows of whole blocks (as ggml itself requires: 256 / 64 / 128 weights).
 static bool is_tern_weight(const ggml_tensor * t) {
-    return is_tern_type(t->type) && (ggml_n_dims(t) == 2 || ggml_n_dims(t) == 3) && ggml_is_contiguous(t) &&
-           t->view_src == nullptr;
+    return tern_format_of(t->type) >= 0 && (ggml_n_dims(t) == 2 || ggml_n_dims(t) == 3) &&
+           ggml_is_contiguous(t) && t->view_src == nullptr && t->ne[0] % ggml_blck_size(t->type) == 0;
 }
 
 static bool in_tern_buffer(const ggml_tensor * t) {
@@ -240,10 +251,10 @@ struct tensor_traits : ggml::cpu::tensor_traits {
     // slot), one token per call otherwise.
     // A faster version would (1) copy each expert's src1 rows into one block of wdata and take
     // its outputs in another, scattering them afterwards, so that every expert is one
-    // tern_gemm call whatever the ids; (2) quantize each src1 row to Q8_K once, split over the
+    // tern_gemm call whatever the ids; (2) quantize each src1 row to Q8_K / Q8_0 once, split over the
     // threads before a barrier, rather than once per (expert, thread) inside tern_gemm: that
-    // needs a tern entry point taking ggml's Q8_K blocks (tern_gemm_i8 takes one scale per
-    // token, not Q8_K's one per 256 values).
+    // needs a tern entry point taking ggml's Q8_K / Q8_0 blocks (tern_gemm_i8 takes one scale
+    // per token, not one per 256 / 32 values).
     void mul_mat_id(const ggml_compute_params * params, const ggml_tensor * op, const tern_gemm_options & go) const {
         const ggml_tensor * src1     = op->src[1];
         const ggml_tensor * ids      = op->src[2];
@@ -307,7 +318,7 @@ struct tensor_traits : ggml::cpu::tensor_traits {
 
     // Builds the matrices (one per expert) from the complete ggml bytes of `tensor`.
     void convert(const ggml_tensor * tensor, const void * data, size_t size) {
-        tern_layout layout = TERN_LAYOUT_INIT(tensor->type == GGML_TYPE_TQ1_0 ? TERN_FORMAT_TQ1_0 : TERN_FORMAT_TQ2_0);
+        tern_layout layout = TERN_LAYOUT_INIT(tern_format_of(tensor->type));
         const int64_t              n_expert = tensor->ne[2];
         const size_t               bytes    = size / n_expert;  // contiguous: each expert one slice
         std::vector<tern_matrix *> ms;

@@ -4,9 +4,10 @@
 // only device ("Skipping CPU backend"), and it allocates every tensor in the backend's default
 // buffer type, never in an extra one. This program uses only ggml's public API:
 //   * finds CPU_TERN among the CPU device's extra buffer types (ggml_backend_dev_get_extra_bufts);
-//   * for TQ1_0 and TQ2_0 and a range of shapes, token counts, thread counts, a broadcast src1
-//     and a src1 with padded rows: puts the same quantized weight in a plain CPU buffer and in
-//     CPU_TERN, runs MUL_MAT on both, and compares;
+//   * for TQ1_0, TQ2_0, Q2_0 and Q1_0 and a range of shapes (K = 64·n / 128·n not multiples of
+//     256 too), token counts, thread counts, a broadcast src1 and a src1 with padded rows: puts
+//     the same quantized weight in a plain CPU buffer and in CPU_TERN, runs MUL_MAT on both, and
+//     compares; Q2_0 also with code-3 weights (+2d: valid data ggml's quantizer never writes);
 //   * the same for MUL_MAT_ID (mixture-of-experts: a 3-D weight, one matrix per expert, and the
 //     experts each token uses), for several expert counts, used counts, token counts and thread
 //     counts, src1 with one row per token (broadcast to every slot) or one per slot, random or
@@ -14,14 +15,18 @@
 //   * checks what supports_op() must decline, that the buffer does not hold the weight's bytes,
 //     and that a weight written in two set_tensor pieces is converted once complete.
 //
-// Tolerances. tern (TERN_COMPAT_GGML) quantizes activations to Q8_K exactly as ggml does and
-// forms the same per-block integer sums; what remains is float rounding in the block scales and
-// the block sum. So each output is checked against the exact (f64) dot of the weight with ggml's
-// own Q8_K activations: |tern − exact| ≤ 1e-6 · (K/256) · S, S = Σ_k |w_k·x_k| (a few f32 ulps
-// of S per block; tern adds the f32 block terms in order, ~K/256 roundings). ggml's AVX2 kernels
-// round more (lane partials; measured up to 2.9e-6 · S from the exact dot for one block and 48
-// tokens, while tern stays within 8e-8 · S), so tern vs ggml is checked at 1e-5 · (K/256) · S.
-// A wrong row, token or scale shows up as an error of order S.
+// Tolerances. tern (TERN_COMPAT_GGML) quantizes activations to ggml's vec_dot_type (Q8_K for the
+// TQ types, Q8_0 for Q2_0/Q1_0) exactly as ggml does and forms the same per-block integer sums;
+// what remains is float rounding in the block scales and the block sum. So each output is
+// checked against the exact (f64) dot of the weight with ggml's own activation blocks:
+// |tern − exact| ≤ 1e-6 · B · S, S = Σ_k |w_k·x_k|, B = K / (activation block: 256 or 32) (a few
+// f32 ulps of S per block; tern adds the f32 block terms in ggml's order, about B roundings).
+// ggml's AVX2 TQ kernels round more (lane partials; measured up to 2.9e-6 · S from the exact dot
+// for one block and 48 tokens, while tern stays within 8e-8 · S), so tern vs ggml is checked at
+// 1e-5 · B · S. On x86 ggml runs Q2_0 through its generic C loop, whose order tern's follows, so
+// there every Q2_0 output must equal ggml's bitwise (checked); Q1_0 has an AVX2 kernel (its own
+// order). The count of bitwise equal outputs is printed. A wrong row, token or scale shows up as
+// an error of order S.
 // Usage: test-tern-buft   (exit status 0 = pass; prints one line per case)
 
 #include "ggml-alloc.h"
@@ -68,24 +73,43 @@ struct mm_case {
     int64_t   row_pad;                    // extra floats after each src1 row (nb1 > cols·4)
     int       threads;
     bool      split_set;                  // write the TERN weight in two set_tensor pieces
+    bool      code3 = false;              // Q2_0: some codes set to 3 (+2d)
 };
 
 // The largest |error| of tern's outputs against the exact dot and against ggml's, as fractions
-// of the allowed bounds (see the top of the file).
+// of the allowed bounds (see the top of the file), and how many outputs equal ggml's bitwise.
 struct errors {
-    double exact = 0.0, ggml = 0.0;
+    double  exact = 0.0, ggml = 0.0;
+    int64_t equal = 0, total = 0;
 };
+
+// Checks `worst` (see the top of the file) and prints the case's line.
+static void report(const std::string & name, ggml_type type, const errors & worst) {
+    CHECK(worst.exact <= 1.0, "%s: tern vs exact: %.3g x the allowed bound", name.c_str(), worst.exact);
+    CHECK(worst.ggml <= 1.0, "%s: tern vs ggml: %.3g x the allowed bound", name.c_str(), worst.ggml);
+#if defined(__x86_64__)
+    CHECK(type != GGML_TYPE_Q2_0 || worst.equal == worst.total,
+          "%s: only %lld of %lld outputs equal ggml's (its generic Q2_0 loop, tern's order)", name.c_str(),
+          (long long) worst.equal, (long long) worst.total);
+#endif
+    printf("%-76s max error of the bound: vs exact %.3f, vs ggml %.3f; %lld/%lld equal to ggml's\n", name.c_str(),
+           worst.exact, worst.ggml, (long long) worst.equal, (long long) worst.total);
+}
 
 // One output row: `w` the weight's `rows` x K (dequantized), `x` the activation row, `got`
 // tern's outputs, `ref` ggml's.
-static void check_row(const float * w, int64_t rows, int64_t K, const float * x, const float * got,
+static void check_row(ggml_type type, const float * w, int64_t rows, int64_t K, const float * x, const float * got,
                       const float * ref, errors & worst) {
-    // The exact dot on ggml's Q8_K activations (ggml's own from_float for its vec_dot_type).
-    const int64_t        n_blocks = K / 256;
-    const size_t         q8_row   = ggml_row_size(GGML_TYPE_Q8_K, K);
-    const size_t         q8_block = q8_row / n_blocks;  // f32 d, 256 int8, 16 int16 sums
+    // The exact dot on ggml's own activation blocks (its from_float for the type's vec_dot_type):
+    // Q8_K (f32 d, 256 int8, 16 int16 sums) or Q8_0 (f16 d, 32 int8).
+    const ggml_type      vt       = ggml_get_type_traits_cpu(type)->vec_dot_type;
+    const int64_t        qk       = ggml_blck_size(vt);
+    const int64_t        n_blocks = K / qk;
+    const size_t         q8_row   = ggml_row_size(vt, K);
+    const size_t         q8_block = q8_row / n_blocks;
+    const size_t         qs_at    = vt == GGML_TYPE_Q8_K ? sizeof(float) : sizeof(ggml_fp16_t);
     std::vector<uint8_t> q8(q8_row);
-    ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float(x, q8.data(), K);
+    ggml_get_type_traits_cpu(vt)->from_float(x, q8.data(), K);
     for (int64_t r = 0; r < rows; r++) {
         double s = 0.0, exact = 0.0;
         for (int64_t k = 0; k < K; k++) {
@@ -94,16 +118,39 @@ static void check_row(const float * w, int64_t rows, int64_t K, const float * x,
         for (int64_t blk = 0; blk < n_blocks; blk++) {
             const uint8_t * qb = &q8[blk * q8_block];
             float           d;
-            memcpy(&d, qb, sizeof(float));
+            if (vt == GGML_TYPE_Q8_K) {
+                memcpy(&d, qb, sizeof(float));
+            } else {
+                ggml_fp16_t h;
+                memcpy(&h, qb, sizeof(h));
+                d = ggml_fp16_to_fp32(h);
+            }
             double dot = 0.0;
-            for (int j = 0; j < 256; j++) {
-                dot += (double) w[r * K + blk * 256 + j] * (int8_t) qb[sizeof(float) + j];
+            for (int64_t j = 0; j < qk; j++) {
+                dot += (double) w[r * K + blk * qk + j] * (int8_t) qb[qs_at + j];
             }
             exact += dot * d;
         }
         const double bound = (double) n_blocks * s + 1e-30;
         worst.exact        = std::max(worst.exact, std::fabs(got[r] - exact) / (1e-6 * bound));
         worst.ggml         = std::max(worst.ggml, std::fabs((double) ref[r] - got[r]) / (1e-5 * bound));
+        worst.equal += got[r] == ref[r];
+        worst.total++;
+    }
+}
+
+// Sets about one code in eight of every Q2_0 block in `q` to 3 (+2d). A block: f16 d, then 16
+// bytes of four 2-bit codes.
+static void set_code3(std::vector<uint8_t> & q, std::mt19937 & rng) {
+    const size_t block = sizeof(ggml_fp16_t) + 16;
+    for (size_t b = 0; b + block <= q.size(); b += block) {
+        for (size_t j = 0; j < 16; j++) {
+            for (int f = 0; f < 4; f++) {
+                if (rng() % 8 == 0) {
+                    q[b + sizeof(ggml_fp16_t) + j] |= (uint8_t) (3u << (2 * f));
+                }
+            }
+        }
     }
 }
 
@@ -119,6 +166,9 @@ static void run_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_backen
     }
     std::vector<uint8_t> wq(ggml_row_size(c.type, K) * M);
     ggml_quantize_chunk(c.type, wf.data(), wq.data(), 0, M, K, nullptr);
+    if (c.code3) {
+        set_code3(wq, rng);
+    }
     std::vector<float> wd(M * K);  // the dequantized weight, for the error bound
     ggml_get_type_traits(c.type)->to_float(wq.data(), wd.data(), M * K);
 
@@ -150,7 +200,7 @@ static void run_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_backen
     const std::string     name = std::string(ggml_type_name(c.type)) + " " + std::to_string(M) + "x" +
                              std::to_string(K) + " tokens=" + std::to_string(N) + " batch=" + std::to_string(B) +
                              " pad=" + std::to_string(c.row_pad) + " threads=" + std::to_string(c.threads) +
-                             (c.split_set ? " split-set" : "");
+                             (c.split_set ? " split-set" : "") + (c.code3 ? " code3" : "");
     CHECK(buf_ref && buf_tern && buf_x, "%s: buffer allocation failed", name.c_str());
     if (!(buf_ref && buf_tern && buf_x)) {
         return;
@@ -188,13 +238,10 @@ static void run_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_backen
     for (int64_t bt = 0; bt < B; bt++) {
         for (int64_t t = 0; t < N; t++) {
             const size_t i = (bt * N + t) * M;
-            check_row(wd.data(), M, K, &xf[(bt * N + t) * xrow], &b[i], &a[i], worst);
+            check_row(c.type, wd.data(), M, K, &xf[(bt * N + t) * xrow], &b[i], &a[i], worst);
         }
     }
-    const double worst_exact = worst.exact, worst_ggml = worst.ggml;
-    CHECK(worst_exact <= 1.0, "%s: tern vs exact: %.3g x the allowed bound", name.c_str(), worst_exact);
-    CHECK(worst_ggml <= 1.0, "%s: tern vs ggml: %.3g x the allowed bound", name.c_str(), worst_ggml);
-    printf("%-62s max error of the bound: vs exact %.3f, vs ggml %.3f\n", name.c_str(), worst_exact, worst_ggml);
+    report(name, c.type, worst);
 
     ggml_backend_buffer_free(buf_ref);
     ggml_backend_buffer_free(buf_tern);
@@ -211,6 +258,7 @@ struct id_case {
     bool      same_ids;    // every token uses experts 0..n_used-1 in slot order (one run per expert)
     int       threads;
     bool      split_set;
+    bool      code3 = false;
 };
 
 // MUL_MAT_ID: dst[e, t] = W[ids[e, t]] · src1 row (e % ne11, t), through ggml and through tern.
@@ -226,6 +274,9 @@ static void run_id_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_bac
     }
     std::vector<uint8_t> wq(ggml_row_size(c.type, K) * M * E);
     ggml_quantize_chunk(c.type, wf.data(), wq.data(), 0, M * E, K, nullptr);
+    if (c.code3) {
+        set_code3(wq, rng);
+    }
     std::vector<float> wd(M * K * E);
     ggml_get_type_traits(c.type)->to_float(wq.data(), wd.data(), M * K * E);
 
@@ -269,7 +320,7 @@ static void run_id_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_bac
                              std::to_string(K) + " experts=" + std::to_string(U) + "/" + std::to_string(E) +
                              " tokens=" + std::to_string(N) + (c.per_slot_x ? " x-per-slot" : "") +
                              (c.same_ids ? " same-ids" : "") + " threads=" + std::to_string(c.threads) +
-                             (c.split_set ? " split-set" : "");
+                             (c.split_set ? " split-set" : "") + (c.code3 ? " code3" : "");
     CHECK(buf_ref && buf_tern && buf_x, "%s: buffer allocation failed", name.c_str());
     if (!(buf_ref && buf_tern && buf_x)) {
         return;
@@ -307,12 +358,10 @@ static void run_id_case(ggml_backend_t backend, ggml_backend_dev_t dev, ggml_bac
     for (int64_t t = 0; t < N; t++) {
         for (int64_t e = 0; e < U; e++) {
             const int64_t i = (t * U + e) * M;
-            check_row(&wd[idv[t * U + e] * M * K], M, K, &xf[(t * X + e % X) * K], &b[i], &a[i], worst);
+            check_row(c.type, &wd[idv[t * U + e] * M * K], M, K, &xf[(t * X + e % X) * K], &b[i], &a[i], worst);
         }
     }
-    CHECK(worst.exact <= 1.0, "%s: tern vs exact: %.3g x the allowed bound", name.c_str(), worst.exact);
-    CHECK(worst.ggml <= 1.0, "%s: tern vs ggml: %.3g x the allowed bound", name.c_str(), worst.ggml);
-    printf("%-62s max error of the bound: vs exact %.3f, vs ggml %.3f\n", name.c_str(), worst.exact, worst.ggml);
+    report(name, c.type, worst);
 
     ggml_backend_buffer_free(buf_ref);
     ggml_backend_buffer_free(buf_tern);
@@ -337,7 +386,8 @@ int main() {
 
     std::mt19937         rng(42);
     std::vector<mm_case> cases;
-    for (ggml_type type : { GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0 }) {
+    const ggml_type types[] = { GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0, GGML_TYPE_Q2_0, GGML_TYPE_Q1_0 };
+    for (ggml_type type : types) {
         // rows: under one 64-row panel, not a multiple of 64, BitNet's shapes (640 = kv, 2560)
         cases.push_back({ type, 64, 256, 1, 1, 0, 1, false });
         cases.push_back({ type, 512, 256, 48, 1, 0, 2, false });  // one block, many tokens
@@ -351,12 +401,22 @@ int main() {
         cases.push_back({ type, 128, 512, 4, 1, 9, 2, false });    // padded src1 rows
         cases.push_back({ type, 128, 1024, 2, 1, 0, 2, true });    // weight set in two pieces
     }
+    // K = 64·n / 128·n that is not a multiple of 256, down to one block; Q2_0's code 3.
+    cases.push_back({ GGML_TYPE_Q2_0, 100, 320, 5, 1, 0, 2, false });
+    cases.push_back({ GGML_TYPE_Q2_0, 64, 64, 3, 1, 0, 1, false });
+    cases.push_back({ GGML_TYPE_Q2_0, 192, 832, 17, 2, 0, 3, false });
+    cases.push_back({ GGML_TYPE_Q1_0, 100, 384, 5, 1, 0, 2, false });
+    cases.push_back({ GGML_TYPE_Q1_0, 64, 128, 3, 1, 0, 1, false });
+    cases.push_back({ GGML_TYPE_Q1_0, 192, 1152, 17, 2, 0, 3, false });
+    cases.push_back({ GGML_TYPE_Q2_0, 128, 320, 9, 1, 0, 2, false, true });
+    cases.push_back({ GGML_TYPE_Q2_0, 640, 2560, 33, 1, 0, 2, false, true });
+    cases.push_back({ GGML_TYPE_Q2_0, 256, 6912, 1, 1, 0, 1, true, true });
     for (const auto & c : cases) {
         run_case(backend, dev, tern_buft, c, rng);
     }
 
     std::vector<id_case> id_cases;
-    for (ggml_type type : { GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0 }) {
+    for (ggml_type type : types) {
         // rows, cols, experts, used, tokens, x per slot, same ids, threads, split set
         id_cases.push_back({ type, 64, 256, 4, 2, 1, false, false, 1, false });    // one token (generation)
         id_cases.push_back({ type, 128, 512, 8, 2, 5, false, false, 2, false });
@@ -366,6 +426,9 @@ int main() {
         id_cases.push_back({ type, 128, 256, 6, 4, 9, true, true, 2, false });     // one run per expert
         id_cases.push_back({ type, 128, 512, 4, 2, 3, false, false, 2, true });    // weight in two pieces
     }
+    id_cases.push_back({ GGML_TYPE_Q2_0, 128, 320, 8, 2, 5, false, false, 2, false });
+    id_cases.push_back({ GGML_TYPE_Q1_0, 100, 384, 8, 3, 7, true, false, 3, false });
+    id_cases.push_back({ GGML_TYPE_Q2_0, 128, 448, 6, 2, 9, true, false, 2, true, true });
     for (const auto & c : id_cases) {
         run_id_case(backend, dev, tern_buft, c, rng);
     }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # tern inside a real llama.cpp: builds the pinned llama.cpp stock and with CPU_TERN, then checks
-#   (a) next-token logits of a random bitnet model (TQ1_0 and TQ2_0) agree between the builds,
-#       for a 48-token batch and 8 one-token steps, and the tern build ran its mat-muls in tern;
-#   (b) ggml-level: every TQ MUL_MAT and MUL_MAT_ID (experts) shape/thread/stride case through
-#       CPU_TERN matches ggml's own CPU op (test-tern-buft.cpp; test-backend-ops does not exercise
-#       extra buffer types, see there), and test-backend-ops -o MUL_MAT still passes in the tern
-#       build;
+#   (a) next-token logits of a random bitnet model (TQ1_0, TQ2_0, Q2_0, Q1_0, and Q2_0 with
+#       code-3 weights) agree between the builds, for a 48-token batch and 8 one-token steps,
+#       and the tern build ran its mat-muls in tern;
+#   (b) ggml-level: every MUL_MAT and MUL_MAT_ID (experts) shape/thread/stride case of the four
+#       types through CPU_TERN matches ggml's own CPU op (test-tern-buft.cpp; test-backend-ops
+#       does not exercise extra buffer types, see there), and test-backend-ops -o MUL_MAT still
+#       passes in the tern build;
 #   (c) an I2_S file (bitnet.cpp's format) retyped to TQ2_0 by `tern convert` loads in stock
 #       llama.cpp and gives the same logits as the TQ2_0 file made from the same weights.
 #
@@ -56,33 +57,49 @@ g++ -O2 -std=c++17 "$here/test-tern-buft.cpp" -o "$tern/bin/test-tern-buft" \
     -I"$tern/llama.cpp-src/ggml/include" -L"$tern/bin" -lggml -lggml-base -lggml-cpu -Wl,-rpath,"$tern/bin"
 
 fail=0
-for type in tq1_0 tq2_0; do
-    model="$work/tiny-$type.gguf"
-    python3 "$here/make_model.py" "$model" --type "$type" --size tiny
-    "$stock/bin/dump-logits" "$model" "$work/stock-$type.f32" 2 2>"$work/stock-$type.log"
-    GGML_TERN_STATS=1 "$tern/bin/dump-logits" "$model" "$work/tern-$type.f32" 2 2>"$work/tern-$type.log"
-    # The weights must have gone to the CPU_TERN buffer, and the mat-muls through tern.
-    if ! grep -q "CPU_TERN model buffer size" "$work/tern-$type.log"; then
-        echo "FAIL $type: no CPU_TERN model buffer in the tern build's log"
+# compare NAME MODEL: next-token logits of MODEL in both builds (dump-logits, 2 threads), checked
+# against the tolerance below; the tern build must have placed the weights in CPU_TERN and run
+# every ternary mat-mul through tern.
+compare() {
+    local name=$1 model=$2 calls strict=0
+    local build
+    for build in stock tern; do
+        if ! GGML_TERN_STATS=1 "${!build}/bin/dump-logits" "$model" "$work/$build-$name.f32" 2 \
+            2>"$work/$build-$name.log"; then
+            echo "FAIL $name: the $build build's dump-logits failed:"
+            grep -E "error|failed|CPU_TERN:" "$work/$build-$name.log" | head -3
+            fail=1
+            return
+        fi
+    done
+    if ! grep -q "CPU_TERN model buffer size" "$work/tern-$name.log"; then
+        echo "FAIL $name: no CPU_TERN model buffer in the tern build's log"
         fail=1
     fi
-    calls=$(sed -n 's/^ggml-tern: \([0-9]*\) mul_mat calls.*/\1/p' "$work/tern-$type.log")
+    calls=$(sed -n 's/^ggml-tern: \([0-9]*\) mul_mat calls.*/\1/p' "$work/tern-$name.log")
     # 2 layers x 7 projections x (1 batch + 8 single tokens) = 126 mat-muls.
     if [[ "${calls:-0}" -ne 126 ]]; then
-        echo "FAIL $type: tern ran ${calls:-0} mat-muls, expected 126"
+        echo "FAIL $name: tern ran ${calls:-0} mat-muls, expected 126"
         fail=1
     fi
     # Tolerance. Each mat-mul of TERN_COMPAT_GGML differs from ggml's by float rounding only
-    # (test-tern-buft bounds it: tern is within 1e-7 of the exact dot, ggml's AVX2 kernel a few
-    # 1e-6). But every layer re-quantizes its activations to Q8_K (int8 = round(x/d)), which turns
-    # a rounding-level difference, now and then, into a one-step change of one int8 value, i.e.
-    # about 1/127 of a block's largest activation in the next mat-mul; attention carries that to
-    # later positions. So positions with no such flip in their history stay bitwise equal, the
-    # others differ by up to ~1% of the logit range (measured: 0.9% on this model, same argmax
-    # everywhere). Checked: max |logit diff| <= 5% of max |logit|, same argmax at >= 90% of the
-    # positions, and some positions bitwise equal (the arithmetic is ggml's, not merely close).
-    # A wrong row, scale or token changes every logit by a large fraction of its range.
-    if ! python3 - "$work/stock-$type.f32" "$work/tern-$type.f32" "$type" <<'EOF'; then
+    # (test-tern-buft bounds it: tern is within 1e-7 of the exact dot, ggml's AVX2 TQ kernels a
+    # few 1e-6). But every layer re-quantizes its activations (Q8_K for the TQ types, Q8_0 for
+    # Q2_0/Q1_0: int8 = round(x/d)), which turns a rounding-level difference, now and then, into
+    # a one-step change of one int8 value, i.e. about 1/127 of a block's largest activation in
+    # the next mat-mul; attention carries that to later positions. So positions with no such
+    # flip in their history stay bitwise equal, the others differ by up to ~1% of the logit range
+    # (measured: 0.9% on the TQ models, same argmax everywhere). Checked: max |logit diff| <= 5%
+    # of max |logit|, same argmax at >= 90% of the positions, and some positions bitwise equal
+    # (the arithmetic is ggml's, not merely close). A wrong row, scale or token changes every
+    # logit by a large fraction of its range.
+    # Q2_0 is tighter: stock x86 ggml has no SIMD Q2_0 kernel and runs its generic C loop, whose
+    # summation order (per Q8_0 block: int sum x activation scale, added per 64-weight block,
+    # times the weight scale, blocks in order) TERN_COMPAT_GGML follows, so each mat-mul is
+    # ggml's bit for bit and so are the logits: every position must be bitwise equal. Q1_0 has
+    # an AVX2 kernel in ggml that adds in another order: the general rule above.
+    [[ $name == q2_0* ]] && strict=1
+    if ! python3 - "$work/stock-$name.f32" "$work/tern-$name.f32" "$name" "$strict" <<'EOF'; then
 import sys
 import numpy as np
 a = np.fromfile(sys.argv[1], dtype=np.float32)
@@ -96,12 +113,29 @@ same_top = int((a.argmax(1) == b.argmax(1)).sum())
 equal = int((per_pos == 0).sum())
 print(f"{sys.argv[3]}: max |logit diff| = {per_pos.max():.2e} of max |logit| ({scale:.3g}), median {np.median(per_pos):.2e}; "
       f"same argmax at {same_top}/{rows} positions; {equal}/{rows} positions bitwise equal")
-sys.exit(0 if per_pos.max() <= 0.05 and same_top >= 0.9 * rows and equal >= 1 else 1)
+need_equal = rows if sys.argv[4] == "1" else 1
+sys.exit(0 if per_pos.max() <= 0.05 and same_top >= 0.9 * rows and equal >= need_equal else 1)
 EOF
-        echo "FAIL $type: logits differ beyond the tolerance"
+        echo "FAIL $name: logits differ beyond the tolerance"
         fail=1
     fi
+}
+
+# The TQ models are written by make_model.py itself; the Q2_0/Q1_0 ones are its f16 model
+# quantized by stock llama-quantize (as users make them: the projections become Q2_0/Q1_0, the
+# tied token embedding Q6_K), same seed, so the Q2_0 model holds the TQ models' ternary weights.
+for type in tq1_0 tq2_0 q2_0 q1_0; do
+    model="$work/tiny-$type.gguf"
+    quantize=()
+    [[ $type == q* ]] && quantize=(--llama-quantize "$stock/bin/llama-quantize")
+    python3 "$here/make_model.py" "$model" --type "$type" --size tiny "${quantize[@]}"
+    compare "$type" "$model"
 done
+# Q2_0's code 3 (+2d) is valid data that ggml's quantizer never writes: a model with 5% of its
+# codes set to 3, which stock ggml's generic loop computes exactly.
+python3 "$here/make_model.py" "$work/tiny-q2_0-code3.gguf" --type q2_0 --code3 0.05 --size tiny \
+    --llama-quantize "$stock/bin/llama-quantize"
+compare q2_0-code3 "$work/tiny-q2_0-code3.gguf"
 
 # (c) bitnet.cpp's I2_S files (Microsoft's BitNet-b1.58-2B-4T GGUF: architecture bitnet-b1.58,
 # type id 36, which stock llama.cpp cannot load) become TQ2_0 files that stock llama.cpp loads,
