@@ -68,34 +68,10 @@ impl FloatActs<'_> {
         width: usize,
         buf: &'s mut QuantScratch,
     ) -> QuantizedActs<'s> {
-        let (cols, n_tokens, x_stride) = (self.cols, self.n_tokens, self.stride);
-        let q = take(&mut buf.q, n_tokens * width);
-        let n_blocks = cols / q8k::BLOCK;
-        let block_scales = take(&mut buf.block_scales, n_tokens * n_blocks);
-        let (qs, bs) = (
-            TokenRows::new(q, width),
-            TokenRows::new(block_scales, n_blocks),
-        );
-        for_ranges(ctx, n_tokens, |r| {
-            // SAFETY: the ranges are disjoint, so are the rows borrowed.
-            let (q, bs) = unsafe { (qs.rows(r.clone()), bs.rows(r.clone())) };
-            let x = &self.x[r.start * x_stride..];
-            q8k::quantize_rows(x, x_stride, cols, r.len(), q, width, bs);
-            zero_pad(q, width, cols, r.len());
-        });
-        QuantizedActs {
-            arith: Arith::Ggml,
-            acts: Activations {
-                q,
-                stride: width,
-                scales: &[],
-                sums: &[],
-            },
-            n_tokens,
-            cols,
-            zero_padded: true,
-            block_scales: Some(block_scales),
-        }
+        let (cols, x_stride) = (self.cols, self.stride);
+        self.quantize_blocks(ctx, width, buf, (Arith::Ggml, q8k::BLOCK), |x, n, q, bs| {
+            q8k::quantize_rows(x, x_stride, cols, n, q, width, bs)
+        })
     }
 
     /// Quantizes per 32-column Q8_0 block (`Arith::GgmlQ8_0`) into rows of `width`
@@ -106,33 +82,57 @@ impl FloatActs<'_> {
         width: usize,
         buf: &'s mut QuantScratch,
     ) -> QuantizedActs<'s> {
+        let (cols, x_stride) = (self.cols, self.stride);
+        let n_blocks = cols / q8_0::BLOCK;
+        let quantize = q8_0_quantizer();
+        self.quantize_blocks(
+            ctx,
+            width,
+            buf,
+            (Arith::GgmlQ8_0, q8_0::BLOCK),
+            |x, n, q, bs| {
+                let mut block = [0u8; q8_0::BLOCK_BYTES];
+                for t in 0..n {
+                    let x = &x[t * x_stride..][..cols];
+                    for (j, xb) in x.chunks_exact(q8_0::BLOCK).enumerate() {
+                        quantize(xb, &mut block);
+                        let (d, v) = q8_0::block(&block);
+                        bs[t * n_blocks + j] = d;
+                        let dst = &mut q[t * width + j * q8_0::BLOCK..][..q8_0::BLOCK];
+                        dst.copy_from_slice(v);
+                    }
+                }
+            },
+        )
+    }
+
+    /// Quantizes per block (`arith` with its block length: ggml's Q8_K or Q8_0) into rows of
+    /// `width`, zero-padded, with a scale per (token, block): token ranges run on the context's
+    /// threads, `rows(x, n, q, block_scales)` quantizing the `n` tokens from `x` of one range.
+    fn quantize_blocks<'s>(
+        &self,
+        ctx: &Context,
+        width: usize,
+        buf: &'s mut QuantScratch,
+        (arith, block): (Arith, usize),
+        rows: impl Fn(&[f32], usize, &mut [i8], &mut [f32]) + Sync,
+    ) -> QuantizedActs<'s> {
         let (cols, n_tokens, x_stride) = (self.cols, self.n_tokens, self.stride);
         let q = take(&mut buf.q, n_tokens * width);
-        let n_blocks = cols / q8_0::BLOCK;
+        let n_blocks = cols / block;
         let block_scales = take(&mut buf.block_scales, n_tokens * n_blocks);
         let (qs, bs) = (
             TokenRows::new(q, width),
             TokenRows::new(block_scales, n_blocks),
         );
-        let quantize = q8_0_quantizer();
         for_ranges(ctx, n_tokens, |r| {
             // SAFETY: the ranges are disjoint, so are the rows borrowed.
             let (q, bs) = unsafe { (qs.rows(r.clone()), bs.rows(r.clone())) };
-            let mut block = [0u8; q8_0::BLOCK_BYTES];
-            for t in 0..r.len() {
-                let x = &self.x[(r.start + t) * x_stride..][..cols];
-                for (j, xb) in x.chunks_exact(q8_0::BLOCK).enumerate() {
-                    quantize(xb, &mut block);
-                    let (d, v) = q8_0::block(&block);
-                    bs[t * n_blocks + j] = d;
-                    let dst = &mut q[t * width + j * q8_0::BLOCK..][..q8_0::BLOCK];
-                    dst.copy_from_slice(v);
-                }
-            }
+            rows(&self.x[r.start * x_stride..], r.len(), q, bs);
             zero_pad(q, width, cols, r.len());
         });
         QuantizedActs {
-            arith: Arith::GgmlQ8_0,
+            arith,
             acts: Activations {
                 q,
                 stride: width,
