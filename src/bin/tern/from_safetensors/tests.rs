@@ -156,6 +156,15 @@ fn convert_float_and_packed_checkpoints() {
         // The float projection multiplies like the absmean-ternarized weights.
         ternary::matrix(ctx, &g, "blk.0.attn_q.weight", None).unwrap();
     }
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn unstorable_shapes_and_corrupt_inputs() {
+    let tmp = std::env::temp_dir().join(format!(
+        "tern-from-safetensors-small-{}",
+        std::process::id()
+    ));
     // A shape the format cannot store: an error, or float with --allow-fallback.
     let mut opts = ConvertOptions::new(Format::Tq2_0);
     opts.patterns = vec!["input_layernorm".into(), "q_proj".into()];
