@@ -162,7 +162,7 @@ static void test_context(void) {
     EXPECT(TERN_STATUS_INVALID_ARGUMENT, tern_context_create(&o, &ctx));
     CHECK_TRUE(ctx == NULL);
 
-    const int32_t bad_isa[] = {-1, 8, 99, INT32_MAX};
+    const int32_t bad_isa[] = {-1, 10, 99, INT32_MAX};
     for (size_t i = 0; i < sizeof bad_isa / sizeof bad_isa[0]; i++) {
         o = (tern_context_options)TERN_CONTEXT_OPTIONS_INIT;
         o.max_isa = bad_isa[i];
@@ -225,7 +225,7 @@ static void test_context(void) {
     tern_context_destroy(NULL);
 
     /* Kernel names: NULL + last error for unknown formats. */
-    const int32_t bad_formats[] = {0, -1, 6, 99};
+    const int32_t bad_formats[] = {0, -1, 8, 99};
     for (size_t i = 0; i < sizeof bad_formats / sizeof bad_formats[0]; i++) {
         const char *name = tern_context_kernel_name(NULL, bad_formats[i]);
         CHECK_TRUE(name == NULL);

@@ -14,7 +14,12 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 (cd "$root" && cargo build --release --lib)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# The loader looks libtern up by its soname (libtern.so.0.<minor>), which cargo does not create
+# beside libtern.so (CMake does): link it under that name in the work directory.
+soname="$(readelf -d "$target/release/libtern.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')"
+[ -n "$soname" ] || { echo "run.sh: $target/release/libtern.so has no soname" >&2; exit 1; }
+ln -s "$target/release/libtern.so" "$work/$soname"
 cc -O2 -std=c11 -Wall -Wextra -Werror -pedantic "$here/q_conformance.c" -o "$work/q_conformance" \
     -I"$prefix/include" -I"$root/include" -L"$prefix/lib" -lggml -lggml-base -lggml-cpu \
-    -L"$target/release" -ltern -Wl,-rpath,"$prefix/lib:$target/release" -lm
+    -L"$target/release" -ltern -Wl,-rpath,"$prefix/lib:$work" -lm
 "$work/q_conformance"
