@@ -3,7 +3,7 @@
 //! activations, and inputs whose dots would wrap an int16 accumulator.
 
 use tern::format::{I2sVariant, i2s};
-use tern::kernel::{Isa, Kernels, PanelKernels, scalar};
+use tern::kernel::{Isa, Kernels, PanelKernels, TileScaling, scalar};
 
 const VARIANTS: [I2sVariant; 2] = [I2sVariant::X86, I2sVariant::Arm64];
 
@@ -515,7 +515,9 @@ fn gemv_max_cols_exact() {
 
 /// Every panel kernel (`PanelDotsFn`) equals the scalar oracle on both layouts, ragged groups,
 /// token counts across the micro-kernel blocks, runs of 1 to 3 tiles, dots per group and summed
-/// over all groups, and extreme activations.
+/// over all groups, and extreme activations; and, through per-group scales (`TileScaling`), returns
+/// the oracle's bits for both formulas (with and without block scales, ggml's Q8_0 order with
+/// blocks of 1, 2 and 4 dots), scales of mixed magnitude and sign, shared by every tile or not.
 #[test]
 fn panel_kernels_match_the_oracle() {
     use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS, interleave_acts, pack_tile};
@@ -589,7 +591,7 @@ fn panel_kernels_match_the_oracle() {
                 let nd = geom.n_dots();
                 let n_out = n_tiles * n_tokens * nd * TILE_ROWS;
                 let mut want = vec![0i32; n_out];
-                scalar::panel_dots(&geom, &tiles, n_tiles, &acts, n_tokens, &mut want);
+                scalar::panel_dots(&geom, &tiles, n_tiles, &acts, n_tokens, &mut want, None);
                 // Independent check of the oracle on one entry of the last tile.
                 let (i, t, d, r) = (n_tiles - 1, n_tokens - 1, nd - 1, TILE_ROWS - 1);
                 let k_dot = 4 * group_steps * merge;
@@ -600,10 +602,64 @@ fn panel_kernels_match_the_oracle() {
                 let at = ((i * n_tokens + t) * nd + d) * TILE_ROWS + r;
                 assert_eq!(want[at], direct);
                 let mut got = vec![i32::MIN; n_out];
-                (k.run)(&geom, &tiles, n_tiles, &acts, n_tokens, &mut got);
+                (k.run)(&geom, &tiles, n_tiles, &acts, n_tokens, &mut got, None);
                 assert_eq!(
                     got, want,
                     "{label} {kind:?} {geom:?} tiles {n_tiles} tokens {n_tokens}"
+                );
+                // The same call through per-group scales (`TileScaling`): the scalar oracle's
+                // bits for each formula, with scales of mixed magnitude and sign.
+                let per_block = [1, 2, 4][iter % 3];
+                let q8_0_block =
+                    (iter % 4 == 3 && nd.is_multiple_of(per_block)).then_some(per_block);
+                let n_scales = nd / q8_0_block.unwrap_or(1) * TILE_ROWS;
+                let stride = if iter % 5 == 0 { 0 } else { n_scales };
+                let scale = |rng: &mut Rng| {
+                    let m = (rng.next() >> 40) as f32 / (1u64 << 24) as f32 + 0.5;
+                    let s = m * [6e-8f32, 1e-3, 0.02, 1.0, 37.5][rng.below(5)];
+                    if rng.below(4) == 0 { -s } else { s }
+                };
+                let scales: Vec<f32> = (0..(n_tiles - 1) * stride + n_scales)
+                    .map(|_| scale(&mut rng))
+                    .collect();
+                let gsums: Vec<i32> = (0..n_tokens * nd)
+                    .map(|i| {
+                        let (t, d) = (i / nd, i % nd);
+                        q[t * cols + d * k_dot..][..k_dot]
+                            .iter()
+                            .map(|&v| v as i32)
+                            .sum()
+                    })
+                    .collect();
+                let block: Vec<f32> = (0..n_tokens * nd).map(|_| scale(&mut rng)).collect();
+                let with_block = q8_0_block.is_some() || iter % 2 == 0;
+                let scaled = |kernel: tern::kernel::PanelDotsFn| {
+                    let mut acc = vec![f32::NAN; n_tiles * n_tokens * TILE_ROWS];
+                    let mut work = vec![i32::MIN; n_tokens * nd * TILE_ROWS];
+                    let mut scaling = TileScaling {
+                        scales: &scales,
+                        stride,
+                        gsums: &gsums,
+                        block_scales: with_block.then_some(&block[..]),
+                        q8_0_block,
+                        acc: &mut acc,
+                    };
+                    kernel(
+                        &geom,
+                        &tiles,
+                        n_tiles,
+                        &acts,
+                        n_tokens,
+                        &mut work,
+                        Some(&mut scaling),
+                    );
+                    acc.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+                };
+                assert_eq!(
+                    scaled(k.run),
+                    scaled(scalar::panel_dots),
+                    "{label} {kind:?} {geom:?} tiles {n_tiles} tokens {n_tokens} scaled \
+                     (Q8_0 blocks {q8_0_block:?}, block scales {with_block}, stride {stride})"
                 );
                 ran += 1;
             }
@@ -613,7 +669,7 @@ fn panel_kernels_match_the_oracle() {
 }
 
 /// A panel kernel refuses, with a message, a call whose buffers are too short for its tiles or
-/// whose groups cannot be summed as asked (it reads and writes through raw pointers).
+/// scales or whose groups cannot be summed as asked (it reads and writes through raw pointers).
 #[test]
 fn panel_kernels_reject_bad_calls() {
     use tern::kernel::panel::{MAX_DOT_STEPS, PanelGeom, PanelKind, TILE_ROWS};
@@ -629,7 +685,7 @@ fn panel_kernels_reject_bad_calls() {
             let (tiles, acts) = (vec![0u8; tiles], vec![0i8; geom.cols()]);
             let mut dots = vec![0i32; dots];
             let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                (pk.bits2.run)(&geom, &tiles, n_tiles, &acts, 1, &mut dots)
+                (pk.bits2.run)(&geom, &tiles, n_tiles, &acts, 1, &mut dots, None)
             }))
             .expect_err("the call must be refused");
             // A message without arguments panics with a `&str`, a formatted one with a `String`.
@@ -655,6 +711,39 @@ fn panel_kernels_reject_bad_calls() {
                 "{label} merge {merge}: {msg}"
             );
         }
+        // Per-group scales that do not cover the call: short results, scales or sums, no block
+        // scales for the Q8_0 order, dots that make no whole weight blocks.
+        let scaled = |acc: usize, scales: usize, sums: usize, q8_0: Option<(usize, usize)>| {
+            let (tiles, acts) = (vec![0u8; 2 * tb], vec![0i8; geom.cols()]);
+            let (scales, gsums) = (vec![1f32; scales], vec![0i32; sums]);
+            let block = vec![1f32; q8_0.map_or(0, |q| q.1)];
+            let (mut acc, mut dots) = (vec![0f32; acc], vec![0i32; nd]);
+            let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut scaling = TileScaling {
+                    scales: &scales,
+                    stride: 4 * TILE_ROWS,
+                    gsums: &gsums,
+                    block_scales: q8_0.map(|_| &block[..]),
+                    q8_0_block: q8_0.map(|q| q.0),
+                    acc: &mut acc,
+                };
+                (pk.bits2.run)(&geom, &tiles, 2, &acts, 1, &mut dots, Some(&mut scaling))
+            }))
+            .expect_err("the call must be refused");
+            err.downcast_ref::<String>().cloned().unwrap_or_default()
+        };
+        let full = (2 * TILE_ROWS, 8 * TILE_ROWS, 4);
+        for (acc, scales, sums, q8_0) in [
+            (full.0 - 1, full.1, full.2, None),
+            (full.0, full.1 - 1, full.2, None),
+            (full.0, full.1, full.2 - 1, None),
+            (full.0, full.1, full.2, Some((2, 0))),
+        ] {
+            let msg = scaled(acc, scales, sums, q8_0);
+            assert!(msg.contains("the scales of 2 tiles"), "{label}: {msg}");
+        }
+        let msg = scaled(full.0, full.1, full.2, Some((3, 4)));
+        assert!(msg.contains("weight blocks of 3"), "{label}: {msg}");
         if pk.bits16.is_none() {
             // No 1.6-bit kernel: the 2-bit one refuses that layout.
             let geom = PanelGeom {
@@ -683,7 +772,7 @@ fn refusal(run: tern::kernel::PanelDotsFn) -> String {
     let (tiles, acts) = (vec![0u8; geom.tile_bytes()], vec![0i8; geom.cols()]);
     let mut dots = vec![0i32; TILE_ROWS];
     let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run(&geom, &tiles, 1, &acts, 1, &mut dots)
+        run(&geom, &tiles, 1, &acts, 1, &mut dots, None)
     }))
     .expect_err("the call must be refused");
     err.downcast_ref::<&str>()
@@ -717,139 +806,4 @@ fn avx512bw_panel_kernel_refuses_cpus_without_it() {
     }
     let msg = refusal(tern::kernel::x86::panel_dots_bw);
     assert!(msg.contains("needs AVX-512 F and BW"), "{msg}");
-}
-
-/// Every level's Q8_0-order scale kernel (`ScaleQ8_0Fn`, Q2_0 / Q1_0 under `TERN_COMPAT_GGML`)
-/// returns the scalar oracle's bits, for blocks of 2 and 4 groups, 1 to 40 blocks, token counts
-/// across a token block, extreme dots and scales of mixed magnitude (subnormal and negative too).
-#[test]
-fn scale_q8_0_kernels_match_the_oracle() {
-    use tern::kernel::GroupScales;
-    use tern::kernel::panel::TILE_ROWS;
-    let mut rng = Rng::new(0x5ca1e0);
-    for (label, pk) in panel_sets() {
-        let mut ran = 0;
-        for iter in 0..60 {
-            let per_block = [2, 4][iter % 2];
-            let nb = if iter == 0 { 40 } else { rng.range(1, 9) };
-            let ng = nb * per_block;
-            let nt = rng.range(1, 13);
-            let dots: Vec<i32> = (0..nt * ng * TILE_ROWS)
-                .map(|_| match iter % 5 {
-                    0 => 12_288,
-                    1 => -12_288,
-                    _ => rng.below(24_577) as i32 - 12_288,
-                })
-                .collect();
-            let gsums: Vec<i32> = (0..nt * ng)
-                .map(|_| rng.below(8_193) as i32 - 4_096)
-                .collect();
-            let scale = |rng: &mut Rng| {
-                let m = (rng.next() >> 40) as f32 / (1u64 << 24) as f32 + 0.5;
-                let s = m * [6e-8f32, 1e-3, 0.02, 1.0, 37.5][rng.below(5)];
-                if rng.below(4) == 0 { -s } else { s }
-            };
-            let scales: Vec<f32> = (0..nb * TILE_ROWS).map(|_| scale(&mut rng)).collect();
-            let block: Vec<f32> = (0..nt * ng).map(|_| scale(&mut rng)).collect();
-            let job = GroupScales {
-                n_groups: ng,
-                n_tokens: nt,
-                dots: &dots,
-                gsums: &gsums,
-                scales: &scales,
-                block_scales: Some(&block),
-            };
-            let mut want = vec![0f32; nt * TILE_ROWS];
-            scalar::scale_q8_0(&job, per_block, &mut want);
-            // Independent check of the oracle on one output: ggml's generic order.
-            let (t, l) = (rng.below(nt), rng.below(TILE_ROWS));
-            let direct = (0..nb).fold(0f32, |a, b| {
-                let sumi = (b * per_block..(b + 1) * per_block).fold(0f32, |s, g| {
-                    let tg = t * ng + g;
-                    s + block[tg] * (dots[tg * TILE_ROWS + l] - gsums[tg]) as f32
-                });
-                a + scales[b * TILE_ROWS + l] * sumi
-            });
-            assert_eq!(want[t * TILE_ROWS + l].to_bits(), direct.to_bits());
-            let mut got = vec![f32::NAN; nt * TILE_ROWS];
-            (pk.scale_q8_0)(&job, per_block, &mut got);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(
-                bits(&got),
-                bits(&want),
-                "{label} blocks {nb} of {per_block} tokens {nt}"
-            );
-            ran += 1;
-        }
-        println!("{label}: {ran} Q8_0 scale cases");
-    }
-}
-
-/// Every level's per-group scale kernel (`ScaleGroupsFn`) returns the scalar oracle's bits, with
-/// and without block scales, on group counts from 1 to a TQ row of 6912 columns, token counts
-/// across a token block, extreme dots and scales of mixed magnitude (where a fused multiply-add
-/// or another order would differ).
-#[test]
-fn scale_group_kernels_match_the_oracle() {
-    use tern::kernel::GroupScales;
-    use tern::kernel::panel::TILE_ROWS;
-    let mut rng = Rng::new(0x5ca1e);
-    for (label, pk) in panel_sets() {
-        let mut ran = 0;
-        for iter in 0..60 {
-            let ng = match iter {
-                0 => 1,
-                1 => 27,
-                _ => rng.range(1, 12),
-            };
-            let nt = rng.range(1, 13);
-            let dots: Vec<i32> = (0..nt * ng * TILE_ROWS)
-                .map(|_| match iter % 5 {
-                    0 => 65_536,
-                    1 => -65_536,
-                    _ => rng.below(131_073) as i32 - 65_536,
-                })
-                .collect();
-            let gsums: Vec<i32> = (0..nt * ng)
-                .map(|_| rng.below(65_537) as i32 - 32_768)
-                .collect();
-            let scale = |rng: &mut Rng| {
-                let m = (rng.next() >> 40) as f32 / (1u64 << 24) as f32 + 0.5;
-                m * [1e-3f32, 0.02, 1.0, 37.5][rng.below(4)]
-            };
-            let scales: Vec<f32> = (0..ng * TILE_ROWS).map(|_| scale(&mut rng)).collect();
-            let block: Vec<f32> = (0..nt * ng).map(|_| scale(&mut rng)).collect();
-            for bs in [None, Some(&block[..])] {
-                let job = GroupScales {
-                    n_groups: ng,
-                    n_tokens: nt,
-                    dots: &dots,
-                    gsums: &gsums,
-                    scales: &scales,
-                    block_scales: bs,
-                };
-                let mut want = vec![0f32; nt * TILE_ROWS];
-                scalar::scale_groups(&job, &mut want);
-                // Independent check of the oracle on one output.
-                let (t, l) = (rng.below(nt), rng.below(TILE_ROWS));
-                let direct = (0..ng).fold(0f32, |a, g| {
-                    let (tg, w) = (t * ng + g, scales[g * TILE_ROWS + l]);
-                    let s = bs.map_or(w, |b| b[tg] * w);
-                    a + (dots[tg * TILE_ROWS + l] - gsums[tg]) as f32 * s
-                });
-                assert_eq!(want[t * TILE_ROWS + l].to_bits(), direct.to_bits());
-                let mut got = vec![f32::NAN; nt * TILE_ROWS];
-                (pk.scale_groups)(&job, &mut got);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&got),
-                    bits(&want),
-                    "{label} groups {ng} tokens {nt} block scales {}",
-                    bs.is_some()
-                );
-                ran += 1;
-            }
-        }
-        println!("{label}: {ran} scale-group cases");
-    }
 }

@@ -8,8 +8,10 @@
  * bit (a refactor must not change a bit).
  *
  * Shapes: the BitNet-b1.58-2B-4T projections (2560 → 2560, 2560 → 6912, 6912 → 2560), formats
- * I2_S, TL2, TQ1_0 and TQ2_0, 1 and 128 tokens, TERN_COMPAT_DEFAULT and, for the TQ formats,
- * TERN_COMPAT_GGML. */
+ * I2_S, TL2, TQ1_0 and TQ2_0 (absmean: one scale), and TQ2_0, Q2_0 and Q1_0 quantized by ggml's
+ * reference quantizers (the per-block scales of ggml's files: names ending in "r"), 1 and 128
+ * tokens, TERN_COMPAT_DEFAULT and, for the ggml formats, TERN_COMPAT_GGML. AB_FORMATS (a
+ * comma-separated list of those names) runs only those formats. */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -90,11 +92,19 @@ static float frand(void) {
 }
 
 struct shape { int64_t rows, cols; };
-struct fmt { const char *name; int32_t format; int ggml; };
+struct fmt { const char *name; int32_t format; int ggml; int ggml_ref; };
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* Whether `name` is an item of the comma-separated `list`. */
+static int listed(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == 0)) return 1;
+    return 0;
 }
 
 /* Best of `reps` calls, in seconds. */
@@ -121,11 +131,16 @@ int main(int argc, char **argv) {
     load(&libs[0], argv[1], threads);
     load(&libs[1], argv[2], threads);
     const struct shape shapes[] = {{2560, 2560}, {6912, 2560}, {2560, 6912}};
-    const struct fmt fmts[] = {{"I2_S", TERN_FORMAT_I2_S, 0},   {"TL2", TERN_FORMAT_TL2, 0},
-                               {"TQ1_0", TERN_FORMAT_TQ1_0, 0}, {"TQ2_0", TERN_FORMAT_TQ2_0, 0},
-                               {"TQ1_0", TERN_FORMAT_TQ1_0, 1}, {"TQ2_0", TERN_FORMAT_TQ2_0, 1}};
+    const struct fmt fmts[] = {
+        {"I2_S", TERN_FORMAT_I2_S, 0, 0},   {"TL2", TERN_FORMAT_TL2, 0, 0},
+        {"TQ1_0", TERN_FORMAT_TQ1_0, 0, 0}, {"TQ2_0", TERN_FORMAT_TQ2_0, 0, 0},
+        {"TQ1_0", TERN_FORMAT_TQ1_0, 1, 0}, {"TQ2_0", TERN_FORMAT_TQ2_0, 1, 0},
+        {"TQ2_0r", TERN_FORMAT_TQ2_0, 0, 1}, {"TQ2_0r", TERN_FORMAT_TQ2_0, 1, 1},
+        {"Q2_0r", TERN_FORMAT_Q2_0, 0, 1},   {"Q2_0r", TERN_FORMAT_Q2_0, 1, 1},
+        {"Q1_0r", TERN_FORMAT_Q1_0, 0, 1},   {"Q1_0r", TERN_FORMAT_Q1_0, 1, 1}};
     const int64_t tokens[] = {1, 128};
-    enum { NS = 3, NF = 6, NT = 2, NC = NS * NF * NT };
+    enum { NS = 3, NF = 12, NT = 2, NC = NS * NF * NT };
+    const char *only = getenv("AB_FORMATS");
     static double ratio[NC][64];
     double total[2][NC] = {{0}};
     int differs = 0;
@@ -139,10 +154,13 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < sh.rows * sh.cols; i++) w[i] = frand();
         for (int64_t i = 0; i < 128 * sh.cols; i++) x[i] = frand();
         for (int f = 0; f < NF; f++) {
+            if (only && !listed(only, fmts[f].name)) continue;
             tern_matrix *m[2];
             tern_layout lay = TERN_LAYOUT_INIT(fmts[f].format);
+            tern_quant_options q = TERN_QUANT_OPTIONS_INIT;
+            q.method = fmts[f].ggml_ref ? TERN_QUANT_GGML_REF : TERN_QUANT_ABSMEAN;
             for (int l = 0; l < 2; l++)
-                check(&libs[l], libs[l].from_f32(libs[l].ctx, &lay, w, sh.rows, sh.cols, NULL,
+                check(&libs[l], libs[l].from_f32(libs[l].ctx, &lay, w, sh.rows, sh.cols, &q,
                                                  NULL, &m[l]),
                       "tern_matrix_from_f32");
             tern_gemm_options o = TERN_GEMM_OPTIONS_INIT;

@@ -272,6 +272,11 @@ pub type I2sDotsFn = fn(
 /// streams a run of tiles without returning in between: from DRAM, a return and epilogue per
 /// tile would break the weight stream); `acts` holds `n_tokens` tokens of `geom.cols()` values interleaved
 /// by k-step (value (t, k) at `(k/4 · n_tokens + t)·4 + k%4`, see `panel::interleave_acts`).
+///
+/// With `scaling` (per-group weight scales), the dots go through the scales as the kernel
+/// computes them (`TileScaling`): `dots` is then work space for one tile (`n_tokens · n_dots ·
+/// 64` values, each block of rows and tokens read back while it is in L1) and the results are
+/// `scaling.acc`.
 pub type PanelDotsFn = fn(
     geom: &panel::PanelGeom,
     tiles: &[u8],
@@ -279,12 +284,35 @@ pub type PanelDotsFn = fn(
     acts: &[i8],
     n_tokens: usize,
     dots: &mut [i32],
+    scaling: Option<&mut TileScaling>,
 );
 
-/// One tile's per-group results for a `ScaleGroupsFn`: the exact group sums of `n_tokens` tokens
-/// (a `PanelDotsFn` result, `dots[(t·n_groups + g)·64 + l]`), the activations' group sums
-/// `gsums[t·n_groups + g]`, the tile's weight scales `scales[g·64 + l]` and, for Q8_K
-/// activations, their block scales `block_scales[t·n_groups + g]`.
+/// A tile run's per-group weight scales, which a `PanelDotsFn` applies to each block of rows and
+/// tokens right after its dots (a separate pass over all of a tile's dots read them back from
+/// L2: with Q2_0's and Q1_0's 32-column dots, hundreds of KiB per tile at 12 tokens).
+///
+/// For tile `i`, token `t`, lane `l`: `acc[(i·n_tokens + t)·64 + l]` = from 0.0, over the dots
+/// `d` in order, `+= f32(dot − gsums[t·n_dots + d]) · s` with `s = scales[i·stride + d·64 + l]`,
+/// or `block_scales[t·n_dots + d] · scales[..]` when given (`q8_0_block: None`; TQ, and Q2_0 /
+/// Q1_0 per token); or, in ggml's Q8_0 order (`Some(n)`: `n` dots per weight block `b`),
+/// `+= scales[i·stride + b·64 + l] · sumi` with `sumi` = from 0.0, over the block's dots in
+/// order, `+= block_scales[t·n_dots + d] · f32(dot − gsums[..])`. Every product and sum is
+/// rounded on its own (no fused multiply-add): each kernel returns `scalar::panel_dots`' bits.
+/// `stride` 0: every tile has the first tile's scales.
+pub struct TileScaling<'a> {
+    pub scales: &'a [f32],
+    pub stride: usize,
+    pub gsums: &'a [i32],
+    pub block_scales: Option<&'a [f32]>,
+    pub q8_0_block: Option<usize>,
+    pub acc: &'a mut [f32],
+}
+
+/// The per-group inputs of one tile for the scalar scale oracles (`scalar::scale_groups`,
+/// `scalar::scale_q8_0`): the exact group sums of `n_tokens` tokens (`dots[(t·n_groups + g)·64 +
+/// l]`), the activations' group sums `gsums[t·n_groups + g]`, the tile's weight scales
+/// `scales[g·64 + l]` (per weight block in the Q8_0 order) and the activations' block scales
+/// `block_scales[t·n_groups + g]`.
 pub struct GroupScales<'a> {
     pub n_groups: usize,
     pub n_tokens: usize,
@@ -294,22 +322,6 @@ pub struct GroupScales<'a> {
     pub block_scales: Option<&'a [f32]>,
 }
 
-/// Applies a tile's per-group weight scales: for each token `t` and lane `l`,
-/// `acc[t·64 + l] = Σ_g (dots[(t·n_groups + g)·64 + l] − gsums[t·n_groups + g]) as f32 · s` over
-/// `g = 0..n_groups` in order, from 0.0, with `s = scales[g·64 + l]`, or
-/// `block_scales[t·n_groups + g] · scales[g·64 + l]` when given. Every product and sum is rounded
-/// on its own (no fused multiply-add), so each implementation returns the oracle's bits.
-pub type ScaleGroupsFn = fn(job: &GroupScales, acc: &mut [f32]);
-
-/// Applies a tile's per-block weight scales in ggml's Q8_0 order (`Arith::GgmlQ8_0`): `dots`,
-/// `gsums` and `block_scales` (required: the Q8_0 `d` of each token and 32-column group) per
-/// group as in `GroupScales`, `scales[b·64 + l]` per weight block `b` of `per_block`
-/// consecutive groups. For each token `t` and lane `l`, from 0.0 and over `b` in order,
-/// `acc += scales[b·64 + l] · sumi`, where `sumi` = Σ over the block's groups `g` in order, from
-/// 0.0, of `block_scales[t·n_groups + g] · (dots[..] − gsums[..]) as f32`. Every product and sum is
-/// rounded on its own (no fused multiply-add), so each implementation returns the oracle's bits.
-pub type ScaleQ8_0Fn = fn(job: &GroupScales, per_block: usize, acc: &mut [f32]);
-
 /// The panel kernels of a level: `Matrix` uses them (and the panel layout) when a level has
 /// them, else the row-layout `I2sDotsFn`.
 pub struct PanelKernels {
@@ -317,10 +329,6 @@ pub struct PanelKernels {
     pub bits2: Kernel<PanelDotsFn>,
     /// 1.6-bit panels, where the CPU can decode them.
     pub bits16: Option<Kernel<PanelDotsFn>>,
-    /// Per-group scales of the panels' dots (TQ1_0, TQ2_0, and Q2_0 / Q1_0 per token).
-    pub scale_groups: ScaleGroupsFn,
-    /// Q2_0 / Q1_0 scales in ggml's Q8_0 order.
-    pub scale_q8_0: ScaleQ8_0Fn,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -330,8 +338,6 @@ static VNNI_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_vnni,
     },
     bits16: None,
-    scale_groups: x86::scale_groups_avx2,
-    scale_q8_0: x86::scale_q8_0_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -341,8 +347,6 @@ static VNNI_VBMI_PANELS: PanelKernels = PanelKernels {
         name: c"t1_6/avx512vnni",
         run: x86::panel_dots_vnni,
     }),
-    scale_groups: VNNI_PANELS.scale_groups,
-    scale_q8_0: VNNI_PANELS.scale_q8_0,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -352,8 +356,6 @@ static AVX2_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_avx2,
     },
     bits16: None,
-    scale_groups: x86::scale_groups_avx2,
-    scale_q8_0: x86::scale_q8_0_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -363,8 +365,6 @@ static BW_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_bw,
     },
     bits16: None,
-    scale_groups: x86::scale_groups_avx2,
-    scale_q8_0: x86::scale_q8_0_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -374,8 +374,6 @@ static AVXVNNI_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_avxvnni,
     },
     bits16: None,
-    scale_groups: x86::scale_groups_avx2,
-    scale_q8_0: x86::scale_q8_0_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -385,8 +383,6 @@ static AVXVNNI_EVEX_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_avxvnni_evex,
     },
     bits16: None,
-    scale_groups: x86::scale_groups_avx2,
-    scale_q8_0: x86::scale_q8_0_avx2,
 };
 
 /// The AVX-VNNI panel kernels compiled with EVEX encodings (AVX-512 VL + VNNI), where this CPU

@@ -2,8 +2,8 @@
 //! obviousness first; plain loops that the compiler may vectorize.
 
 use crate::format::{I2sVariant, i2s};
-use crate::kernel::GroupScales;
 use crate::kernel::panel::{self, PanelGeom, TILE_ROWS};
+use crate::kernel::{GroupScales, TileScaling};
 
 pub fn i2s_dots(
     variant: I2sVariant,
@@ -42,7 +42,8 @@ pub fn i2s_dots(
     }
 }
 
-/// Panel dots (`PanelDotsFn`) through the layout's reference decoder `panel::code_at`.
+/// Panel dots (`PanelDotsFn`) through the layout's reference decoder `panel::code_at`; with a
+/// scaling, each tile's dots through `scale_groups` or `scale_q8_0`.
 pub fn panel_dots(
     geom: &PanelGeom,
     tiles: &[u8],
@@ -50,6 +51,7 @@ pub fn panel_dots(
     acts: &[i8],
     n_tokens: usize,
     dots: &mut [i32],
+    mut scaling: Option<&mut TileScaling>,
 ) {
     let k_dot = 4 * geom.group_steps * geom.merge;
     let act = |t: usize, k: usize| acts[(k / 4 * n_tokens + t) * 4 + k % 4] as i32;
@@ -57,7 +59,9 @@ pub fn panel_dots(
     let per_tile = n_tokens * nd * TILE_ROWS;
     for i in 0..n_tiles {
         let tile = &tiles[i * geom.tile_bytes()..][..geom.tile_bytes()];
-        let dots = &mut dots[i * per_tile..][..per_tile];
+        // With a scaling, `dots` is one tile's work space.
+        let at = if scaling.is_some() { 0 } else { i * per_tile };
+        let dots = &mut dots[at..][..per_tile];
         for d in 0..nd {
             for r in 0..TILE_ROWS {
                 let codes: Vec<i32> = (d * k_dot..(d + 1) * k_dot)
@@ -72,10 +76,34 @@ pub fn panel_dots(
                 }
             }
         }
+        if let Some(TileScaling {
+            scales,
+            stride,
+            gsums,
+            block_scales,
+            q8_0_block,
+            acc,
+        }) = scaling.as_deref_mut()
+        {
+            let n_scales = nd / q8_0_block.unwrap_or(1) * TILE_ROWS;
+            let job = GroupScales {
+                n_groups: nd,
+                n_tokens,
+                dots,
+                gsums,
+                scales: &scales[i * *stride..][..n_scales],
+                block_scales: *block_scales,
+            };
+            let acc = &mut acc[i * n_tokens * TILE_ROWS..][..n_tokens * TILE_ROWS];
+            match q8_0_block {
+                Some(per_block) => scale_q8_0(&job, *per_block, acc),
+                None => scale_groups(&job, acc),
+            }
+        }
     }
 }
 
-/// Per-group weight scales of one tile (`ScaleGroupsFn`).
+/// Per-group weight scales of one tile (`TileScaling` without `q8_0_block`).
 pub fn scale_groups(job: &GroupScales, acc: &mut [f32]) {
     let ng = job.n_groups;
     for t in 0..job.n_tokens {
@@ -96,7 +124,7 @@ pub fn scale_groups(job: &GroupScales, acc: &mut [f32]) {
     }
 }
 
-/// ggml's Q8_0-order block scales of one tile (`ScaleQ8_0Fn`).
+/// ggml's Q8_0-order block scales of one tile (`TileScaling` with `q8_0_block`).
 pub fn scale_q8_0(job: &GroupScales, per_block: usize, acc: &mut [f32]) {
     let ng = job.n_groups;
     let bs = job.block_scales.expect("Q8_0 block scales");

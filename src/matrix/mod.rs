@@ -50,7 +50,7 @@ use crate::context::Context;
 use crate::error::{Error, Result, try_to_vec, try_vec};
 use crate::format::{Format, Layout, Shape};
 use crate::kernel::panel::PanelKind;
-use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn, PanelKernels};
+use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn};
 use crate::quant::activation::Arith;
 use crate::quant::{Compat, QuantConfig, QuantStats, q8_0, q8k, quantize_packed};
 
@@ -199,8 +199,8 @@ pub(crate) fn strided_len(what: &str, n: usize, stride: usize, row_len: usize) -
 
 /// Which kernel (and weight layout) a matrix of `format` uses with `kernels`.
 enum KernelChoice {
-    /// The panel kernel for the layout and the scale kernels of its level.
-    Panels(PanelKind, Kernel<PanelDotsFn>, &'static PanelKernels),
+    /// The panel kernel for the layout.
+    Panels(PanelKind, Kernel<PanelDotsFn>),
     Rows(Kernel<I2sDotsFn>),
 }
 
@@ -209,10 +209,8 @@ enum KernelChoice {
 fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
     match kernels.panel() {
         Some(pk) => match pk.bits16 {
-            Some(k) if format.spec().compact_panels => {
-                KernelChoice::Panels(PanelKind::Trits5, k, pk)
-            }
-            _ => KernelChoice::Panels(PanelKind::Codes2, pk.bits2, pk),
+            Some(k) if format.spec().compact_panels => KernelChoice::Panels(PanelKind::Trits5, k),
+            _ => KernelChoice::Panels(PanelKind::Codes2, pk.bits2),
         },
         None => KernelChoice::Rows(kernels.i2s_dots),
     }
@@ -222,7 +220,7 @@ fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
 #[doc(hidden)]
 pub fn kernel_name(kernels: &Kernels, format: Format) -> &'static CStr {
     match choose_kernel(kernels, format) {
-        KernelChoice::Panels(_, k, _) => k.name,
+        KernelChoice::Panels(_, k) => k.name,
         KernelChoice::Rows(k) => k.name,
     }
 }
@@ -272,9 +270,8 @@ impl Matrix {
             Scales::Shared(stored[0])
         };
         let plan = match choose_kernel(ctx.kernels, layout.format()) {
-            KernelChoice::Panels(kind, kernel, pk) => {
-                let kernels = (kernel, pk);
-                let w = PanelWeights::build(ctx, layout, shape, packed, &scales, kind, kernels)?;
+            KernelChoice::Panels(kind, kernel) => {
+                let w = PanelWeights::build(ctx, layout, shape, packed, &scales, kind, kernel)?;
                 WeightPlan::Panels(w)
             }
             KernelChoice::Rows(kernel) => {

@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::error::{Result, try_vec};
 use crate::format::{I2sVariant, Layout, Peer, Shape, i2s};
 use crate::kernel::panel::{self, MAX_DOT_STEPS, PanelGeom, PanelKind, TILE_ROWS};
-use crate::kernel::{GroupScales, Kernel, PanelDotsFn, PanelKernels};
+use crate::kernel::{Kernel, PanelDotsFn, TileScaling};
 use crate::pages::PageBuf;
 use crate::quant::activation::{Arith, QuantizeTokenFn};
 use crate::quant::q8_0;
@@ -46,9 +46,6 @@ pub(super) struct PanelWeights {
     /// compute such a matrix as one-scale).
     scales_stride: usize,
     kernel: Kernel<PanelDotsFn>,
-    /// The level's scale kernels, which apply `scales_t` to the dots of one tile and token
-    /// (per-block scales only).
-    scale_kernels: &'static PanelKernels,
 }
 
 /// The ternary values a panel build reads.
@@ -66,8 +63,13 @@ pub(super) struct DotRuns {
     pub(super) geom: PanelGeom,
     /// Tiles per kernel call.
     pub(super) run_len: usize,
-    /// Dots one tile gives for one token block.
-    pub(super) tile_dots: usize,
+    /// Whether the kernel applies per-group scales (`TileScaling`).
+    pub(super) scaled: bool,
+    /// The int32 dots one kernel call needs: those of every tile of the run, or with `scaled`
+    /// one tile's work space.
+    pub(super) run_dots: usize,
+    /// The scaled sums one kernel call returns (with `scaled`).
+    pub(super) run_sums: usize,
 }
 
 impl PanelWeights {
@@ -79,7 +81,7 @@ impl PanelWeights {
         packed: &[u8],
         scales: &Scales,
         kind: PanelKind,
-        (kernel, scale_kernels): (Kernel<PanelDotsFn>, &'static PanelKernels),
+        kernel: Kernel<PanelDotsFn>,
     ) -> Result<Self> {
         let (rows, cols) = (shape.rows, shape.cols);
         let mut block_merge = 1;
@@ -148,7 +150,6 @@ impl PanelWeights {
             scales_t,
             scales_stride,
             kernel,
-            scale_kernels,
         })
     }
 
@@ -214,18 +215,27 @@ impl PanelWeights {
         };
         // Decode (one token block): one kernel call streams a run of the task's tiles, so the
         // weight stream is not broken by a return and an epilogue per tile (each break stalls
-        // the DRAM stream and the prefetcher); runs are capped so their dots stay in L1.
-        // Prefill: one tile per call.
-        let tile_dots = TOKEN_BLOCK.min(n_tokens) * geom.n_dots() * TILE_ROWS;
+        // the DRAM stream and the prefetcher); runs are capped so that what they return (dots,
+        // or scaled sums) stays in L1. Prefill: one tile per call.
+        let scaled = matches!(call_scales, CallScales::PerGroup(_));
+        let nb = TOKEN_BLOCK.min(n_tokens);
+        let tile_dots = nb * geom.n_dots() * TILE_ROWS;
+        let tile_out = if scaled { nb * TILE_ROWS } else { tile_dots };
         let run_len = if n_tokens <= TOKEN_BLOCK {
-            (RUN_DOTS / tile_dots).max(1)
+            (RUN_DOTS / tile_out).max(1)
         } else {
             1
         };
         DotRuns {
             geom,
             run_len,
-            tile_dots,
+            scaled,
+            run_dots: if scaled {
+                tile_dots
+            } else {
+                run_len * tile_dots
+            },
+            run_sums: if scaled { run_len * tile_out } else { 0 },
         }
     }
 
@@ -435,8 +445,8 @@ impl<'a> PanelCall<'a> {
                 }
             }
         };
-        let dots = take(dots, self.runs.run_len * self.runs.tile_dots);
-        let acc = take(acc, TOKEN_BLOCK * TILE_ROWS);
+        let dots = take(dots, self.runs.run_dots);
+        let acc = take(acc, self.runs.run_sums);
         for run_start in tiles_r.clone().step_by(self.runs.run_len) {
             let run = run_start..(run_start + self.runs.run_len).min(tiles_r.end);
             self.tile_run(run, blocks_r.clone(), &acts, dots, acc);
@@ -469,34 +479,38 @@ impl<'a> PanelCall<'a> {
             scales_t,
             scales_stride,
             kernel,
-            scale_kernels,
             ..
         } = self.weights;
         let pc = geom.cols();
-        // Weight scales per tile row (one per weight block).
-        let n_scales = geom.n_groups / block_merge;
         let (n_tokens, call_scales, row_dots) = (self.n_tokens, self.call_scales, self.row_dots);
         let block_scales = self.block_scales;
         let range = &self.out.rows;
         let tile_bytes = geom.tile_bytes();
         let w = &tiles[run.start * tile_bytes..run.end * tile_bytes];
-        // Per-group scales (empty with one scale), read after the dots: loading
-        // while the kernel runs, unless all tiles share one (then they are in L1).
-        let tile_scales = |tile: usize| {
-            let at = tile * scales_stride;
-            scales_t
-                .get(at..at + n_scales * TILE_ROWS)
-                .unwrap_or_default()
-        };
-        if *scales_stride > 0 {
-            run.clone()
-                .for_each(|tile| crate::kernel::prefetch(tile_scales(tile)));
-        }
         for b in blocks {
             let t0 = b * TOKEN_BLOCK;
             let nb = TOKEN_BLOCK.min(n_tokens - t0);
             let acts_b = &acts.ibuf[t0 * pc..][..nb * pc];
-            (kernel.run)(&self.runs.geom, w, run.len(), acts_b, nb, dots);
+            let nd = row_dots;
+            // Per-group scales (`scales_t` streams beside the tiles, read as each block of
+            // rows and tokens is scaled).
+            let mut scaling = self.runs.scaled.then(|| TileScaling {
+                scales: &scales_t[run.start * scales_stride..],
+                stride: *scales_stride,
+                gsums: &acts.gsums[t0 * nd..][..nb * nd],
+                block_scales: block_scales.map(|bs| &bs[t0 * nd..][..nb * nd]),
+                q8_0_block: (self.arith == Arith::GgmlQ8_0).then_some(*block_merge),
+                acc: &mut acc[..run.len() * nb * TILE_ROWS],
+            });
+            (kernel.run)(
+                &self.runs.geom,
+                w,
+                run.len(),
+                acts_b,
+                nb,
+                dots,
+                scaling.as_mut(),
+            );
             if matches!(call_scales, CallScales::One(_)) && (nb, row_dots) == (1, 1) {
                 // One token, one dot per row: the run's dots are its rows in
                 // order, so one epilogue covers the whole run (per tile, its setup
@@ -507,31 +521,15 @@ impl<'a> PanelCall<'a> {
                 continue;
             }
             for (ri, tile) in run.clone().enumerate() {
-                let dots = &dots[ri * nb * row_dots * TILE_ROWS..][..nb * row_dots * TILE_ROWS];
-                if let CallScales::PerGroup(_) = call_scales {
-                    let nd = row_dots;
-                    let job = GroupScales {
-                        n_groups: nd,
-                        n_tokens: nb,
-                        dots,
-                        gsums: &acts.gsums[t0 * nd..][..nb * nd],
-                        scales: tile_scales(tile),
-                        block_scales: block_scales.map(|bs| &bs[t0 * nd..][..nb * nd]),
-                    };
-                    if self.arith == Arith::GgmlQ8_0 {
-                        (scale_kernels.scale_q8_0)(&job, *block_merge, acc);
-                    } else {
-                        (scale_kernels.scale_groups)(&job, acc);
-                    }
-                }
                 let r0 = tile * TILE_ROWS;
                 let rows = range.start.max(r0)..range.end.min(r0 + TILE_ROWS);
                 let lanes = rows.start - r0..rows.end - r0;
                 for tl in 0..nb {
                     let t = t0 + tl;
-                    let d = &dots[tl * row_dots * TILE_ROWS..][..row_dots * TILE_ROWS];
                     match call_scales {
                         CallScales::One(_) => {
+                            let at = (ri * nb + tl) * row_dots * TILE_ROWS;
+                            let d = &dots[at..][..row_dots * TILE_ROWS];
                             self.epilogue_one(acts, t, &acc_i32(d, row_dots, lanes.clone()), &rows)
                         }
                         CallScales::PerGroup(_) => {
@@ -539,7 +537,7 @@ impl<'a> PanelCall<'a> {
                             let s = if ggml { 1.0 } else { acts.acts.scales[t] };
                             epilogue_groups(
                                 ggml,
-                                &acc[tl * TILE_ROWS..][lanes.clone()],
+                                &acc[(ri * nb + tl) * TILE_ROWS..][lanes.clone()],
                                 s,
                                 self.out.bias.map(|b| &b[rows.clone()]),
                                 // SAFETY: as in `epilogue_one`.

@@ -288,7 +288,7 @@ impl RowWeights {
         );
     }
 
-    /// ggml's Q8_0 order (`Arith::GgmlQ8_0`, `ScaleQ8_0Fn`'s formula) on Q8_0 activations
+    /// ggml's Q8_0 order (`Arith::GgmlQ8_0`, `TileScaling`'s Q8_0 formula) on Q8_0 activations
     /// (`block_scales[t·n32 + j]`, rows zero-padded): for every weight group (block) of `sub`
     /// 32-column blocks, the kernel runs once per position `k < sub` on the copy of the
     /// activations that keeps only the blocks `j ≡ k (mod sub)`, which gives the exact dot of

@@ -9,7 +9,6 @@ use super::rows::ROW_CHUNK;
 use super::{CallScales, Matrix, WeightPlan};
 use crate::context::Context;
 use crate::error::{Result, try_reserve};
-use crate::kernel::panel::TILE_ROWS;
 use crate::quant::activation::Arith;
 use crate::quant::{q8_0, q8k};
 
@@ -207,9 +206,14 @@ impl Matrix {
                         CallScales::One(_) => need.post = n,
                     }
                 }
-                let runs = w.dot_runs(call_scales, n, arith);
-                need.dots = runs.run_len * runs.tile_dots;
-                need.acc = TOKEN_BLOCK * TILE_ROWS;
+                // A call's last chunk of tokens may be a short one, whose runs are longer: its
+                // buffers are at most a one-token call's or a full block's.
+                let (runs, short) = (
+                    w.dot_runs(call_scales, n, arith),
+                    w.dot_runs(call_scales, 1, arith),
+                );
+                need.dots = runs.run_dots.max(short.run_dots);
+                need.acc = runs.run_sums.max(short.run_sums);
             }
             WeightPlan::Rows(w) => {
                 let padded_cols = w.padded_cols();

@@ -11,6 +11,8 @@
 use std::arch::x86_64::*;
 
 use super::{MAX_DOT_STEPS, PANELS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES};
+use crate::kernel::TileScaling;
+use crate::kernel::x86::panels_avx2::scale_block;
 
 /// How far ahead (bytes) the decode micro-kernels prefetch the weight stream: ~one DRAM latency
 /// × bandwidth, past what the out-of-order window and the hardware prefetchers cover.
@@ -36,6 +38,22 @@ pub(crate) struct Ptrs {
     /// The end of the run's weights: prefetches stop there (past it they would fetch another
     /// thread's tiles or unrelated memory, a sizeable share of a small GEMV's traffic).
     pub(crate) end: *const u8,
+    /// The call's per-group scales: then `dots` is one tile's work space and every block of
+    /// rows and tokens is scaled into `ScalePtrs::acc` as soon as its dots are complete.
+    pub(crate) scaling: Option<ScalePtrs>,
+}
+
+/// The raw pointers of a checked `TileScaling` (`scales` and `acc` at the current tile).
+#[derive(Clone, Copy)]
+pub(crate) struct ScalePtrs {
+    pub(crate) scales: *const f32,
+    pub(crate) stride: usize,
+    pub(crate) gsums: *const i32,
+    /// Null without block scales.
+    pub(crate) block_scales: *const f32,
+    /// Dots per weight block in ggml's Q8_0 order; 0 for the per-dot formula.
+    pub(crate) q8_0_block: usize,
+    pub(crate) acc: *mut f32,
 }
 
 impl Ptrs {
@@ -77,15 +95,41 @@ impl Ptrs {
             .wrapping_add((t * geom.n_dots() + d) * TILE_ROWS + row)
     }
 
-    /// The pointers of tile `i` of the run (its weights and its block of `dots`).
+    /// The pointers of tile `i` of the run: its weights and its block of `dots`, or with a
+    /// scaling its scales and results (the dots' work space is the same for every tile).
     #[inline(always)]
     fn tile(self, geom: &PanelGeom, i: usize) -> Ptrs {
-        Ptrs {
-            tile: self.tile.wrapping_add(i * geom.tile_bytes()),
-            dots: self
-                .dots
-                .wrapping_add(i * self.nt * geom.n_dots() * TILE_ROWS),
-            ..self
+        let tile = self.tile.wrapping_add(i * geom.tile_bytes());
+        match self.scaling {
+            None => Ptrs {
+                tile,
+                dots: self
+                    .dots
+                    .wrapping_add(i * self.nt * geom.n_dots() * TILE_ROWS),
+                ..self
+            },
+            Some(s) => Ptrs {
+                tile,
+                scaling: Some(ScalePtrs {
+                    scales: s.scales.wrapping_add(i * s.stride),
+                    acc: s.acc.wrapping_add(i * self.nt * TILE_ROWS),
+                    ..s
+                }),
+                ..self
+            },
+        }
+    }
+
+    /// Scales the dots of panels `p0..p0+P` × tokens `t0..t0+n` (just computed) into the
+    /// results, when the call has a scaling.
+    ///
+    /// # Safety
+    /// `ptrs` checked (with the scaling) for the call; the block's dots complete.
+    #[inline(always)]
+    unsafe fn scale<const P: usize>(self, geom: &PanelGeom, p0: usize, t0: usize, n: usize) {
+        if let Some(s) = self.scaling {
+            // SAFETY: the function contract.
+            unsafe { scale_block::<P>(&s, self.dots, geom.n_dots(), p0, t0..t0 + n) }
         }
     }
 }
@@ -181,24 +225,31 @@ macro_rules! by_tokens {
 #[inline(always)]
 unsafe fn token_block<K: PanelMicroKernel>(ptrs: Ptrs, geom: &PanelGeom, t0: usize, n: usize) {
     // SAFETY (all calls): the panels lie in the tile, tokens within the caller's contract.
+    // With a scaling, each call's block is scaled while its dots are in L1.
     if n <= K::T_SINGLE {
         for t in t0..t0 + n {
-            unsafe { K::one_token(ptrs, geom, t) }
+            unsafe {
+                K::one_token(ptrs, geom, t);
+                ptrs.scale::<PANELS>(geom, 0, t, 1);
+            }
         }
     } else if n <= K::T_WIDE {
         by_tokens!(n, T if K::T_SINGLE < T && T <= K::T_WIDE => unsafe {
-            K::block::<PANELS, T>(ptrs, geom, 0, t0)
+            K::block::<PANELS, T>(ptrs, geom, 0, t0);
+            ptrs.scale::<PANELS>(geom, 0, t0, T);
         })
     } else if n <= K::T_HALF {
         for p0 in [0, 2] {
             by_tokens!(n, T if K::T_WIDE < T && T <= K::T_HALF => unsafe {
-                K::block::<2, T>(ptrs, geom, p0, t0)
+                K::block::<2, T>(ptrs, geom, p0, t0);
+                ptrs.scale::<2>(geom, p0, t0, T);
             })
         }
     } else {
         for p0 in 0..PANELS {
             by_tokens!(n, T if K::T_HALF < T && T <= K::T_MAX => unsafe {
-                K::block::<1, T>(ptrs, geom, p0, t0)
+                K::block::<1, T>(ptrs, geom, p0, t0);
+                ptrs.scale::<1>(geom, p0, t0, T);
             })
         }
     }
@@ -222,7 +273,10 @@ pub(crate) unsafe fn run_tiles<K: PanelMicroKernel>(ptrs: Ptrs, geom: &PanelGeom
         // one call site of `block::<4, 1>` below (a second one would stop its inlining).
         if K::ONE_TOKEN_CALLS && ptrs.nt == 1 {
             // SAFETY: one token, tile i of the checked run.
-            unsafe { K::one_token(ptrs, geom, 0) };
+            unsafe {
+                K::one_token(ptrs, geom, 0);
+                ptrs.scale::<PANELS>(geom, 0, 0, 1);
+            }
             continue;
         }
         let mut t0 = 0;
@@ -246,6 +300,7 @@ fn checked_ptrs(
     acts: &[i8],
     n_tokens: usize,
     dots: &mut [i32],
+    scaling: Option<&mut TileScaling>,
 ) -> Option<Ptrs> {
     assert!(
         geom.kind != PanelKind::Codes2 || geom.group_steps.is_multiple_of(4),
@@ -275,12 +330,15 @@ fn checked_ptrs(
         acts.len(),
         n_tokens * geom.cols()
     );
-    let n_dots = n_tiles * n_tokens * geom.n_dots() * TILE_ROWS;
+    // With a scaling the dots are one tile's work space.
+    let dot_tiles = if scaling.is_some() { 1 } else { n_tiles };
+    let n_dots = dot_tiles * n_tokens * geom.n_dots() * TILE_ROWS;
     assert!(
         dots.len() >= n_dots,
         "panel kernel: dots holds {} values, {n_dots} needed",
         dots.len(),
     );
+    let scaling = scaling.map(|job| checked_scaling(geom, n_tiles, n_tokens, job));
     const _: () = assert!(VEC_BYTES == 64 && TILE_ROWS == 64);
     (n_tokens > 0).then_some(Ptrs {
         tile: tiles.as_ptr(),
@@ -288,7 +346,51 @@ fn checked_ptrs(
         acts: acts.as_ptr(),
         dots: dots.as_mut_ptr(),
         nt: n_tokens,
+        scaling,
     })
+}
+
+/// Checks a `TileScaling` against a call's geometry and returns its pointers.
+fn checked_scaling(
+    geom: &PanelGeom,
+    n_tiles: usize,
+    n_tokens: usize,
+    job: &mut TileScaling,
+) -> ScalePtrs {
+    let nd = geom.n_dots();
+    let per_block = job.q8_0_block.unwrap_or(1);
+    assert!(
+        per_block > 0 && nd.is_multiple_of(per_block),
+        "panel kernel: {nd} dots do not make weight blocks of {per_block}"
+    );
+    let scales = n_tiles
+        .saturating_sub(1)
+        .checked_mul(job.stride)
+        .and_then(|n| n.checked_add(nd / per_block * TILE_ROWS));
+    let sums = n_tokens * nd;
+    assert!(
+        scales.is_some_and(|n| job.scales.len() >= n)
+            && job.gsums.len() >= sums
+            && job.block_scales.is_none_or(|b| b.len() >= sums)
+            && (job.q8_0_block.is_none() || job.block_scales.is_some())
+            && job.acc.len() >= n_tiles * n_tokens * TILE_ROWS,
+        "panel kernel: the scales of {n_tiles} tiles × {n_tokens} tokens × {nd} dots (blocks of \
+         {per_block}) need {scales:?} weight scales (got {}), {sums} sums (got {}), {sums} block \
+         scales (got {:?}, required by the Q8_0 order) and {} results (got {})",
+        job.scales.len(),
+        job.gsums.len(),
+        job.block_scales.map(<[f32]>::len),
+        n_tiles * n_tokens * TILE_ROWS,
+        job.acc.len()
+    );
+    ScalePtrs {
+        scales: job.scales.as_ptr(),
+        stride: job.stride,
+        gsums: job.gsums.as_ptr(),
+        block_scales: job.block_scales.map_or(std::ptr::null(), <[f32]>::as_ptr),
+        q8_0_block: job.q8_0_block.unwrap_or(0),
+        acc: job.acc.as_mut_ptr(),
+    }
 }
 
 /// The `PanelDotsFn` of micro-kernel `K`: checks the call's sizes, its layout and the CPU, then
@@ -300,8 +402,9 @@ pub(crate) fn panel_dots<K: PanelMicroKernel>(
     acts: &[i8],
     n_tokens: usize,
     dots: &mut [i32],
+    scaling: Option<&mut TileScaling>,
 ) {
-    let ptrs = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots);
+    let ptrs = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots, scaling);
     assert!(
         geom.kind == K::KIND,
         "this panel kernel runs {}, not {} (1.6-bit panels need AVX-512 VNNI and VBMI)",
@@ -391,9 +494,10 @@ macro_rules! panel_micro_kernel {
                 acts: &[i8],
                 n_tokens: usize,
                 dots: &mut [i32],
+                scaling: Option<&mut $crate::kernel::TileScaling>,
             ) {
                 $crate::kernel::panel::driver::panel_dots::<$name>(
-                    geom, tiles, n_tiles, acts, n_tokens, dots,
+                    geom, tiles, n_tiles, acts, n_tokens, dots, scaling,
                 );
             }
         )?

@@ -16,12 +16,12 @@
 
 mod avx2;
 mod avx512;
-mod panels_avx2;
+pub(crate) mod panels_avx2;
 mod panels_avx512bw;
 mod panels_avx512vnni;
 mod panels_avxvnni;
 
-pub use panels_avx2::{panel_dots_avx2, scale_groups_avx2, scale_q8_0_avx2};
+pub use panels_avx2::panel_dots_avx2;
 pub use panels_avx512bw::panel_dots_bw;
 pub use panels_avx512vnni::{has_vbmi, panel_dots_vnni};
 pub use panels_avxvnni::{

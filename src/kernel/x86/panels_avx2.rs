@@ -17,9 +17,11 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::panel::driver::{Ptrs, panel_micro_kernel};
+use std::ops::Range;
+
+use crate::kernel::Isa;
+use crate::kernel::panel::driver::{Ptrs, ScalePtrs, panel_micro_kernel};
 use crate::kernel::panel::{PANEL_ROWS, PanelGeom, TILE_ROWS};
-use crate::kernel::{GroupScales, Isa};
 
 /// Rows of one half panel vector (the int32 lanes of a ymm).
 const HALF_ROWS: usize = 8;
@@ -93,8 +95,9 @@ pub(super) fn codes(v: __m256i, s: usize, m3: __m256i) -> __m256i {
 /// k-step adds one pair sum to each int16 lane; codes ≤ 3).
 const WIDEN_CHUNKS: usize = 8;
 
-/// Adds the int16 sums `acc16` (panels `p0..p0+P`, halves, tokens `t0..`) of dot `d` into
-/// its int32 sums in `dots`, and clears them.
+/// Widens the int16 sums `acc16` (panels `p0..p0+P`, halves, tokens `t0..`) of dot `d` into
+/// its int32 sums in `dots` (the first widening of a dot stores them, later ones add to them),
+/// and clears them.
 ///
 /// # Safety
 /// As `store`, for panels `p0..p0+P`.
@@ -105,16 +108,20 @@ unsafe fn widen<const P: usize, const T: usize>(
     geom: &PanelGeom,
     (d, p0, t0): (usize, usize, usize),
     acc16: &mut [[[__m256i; T]; 2]; P],
+    first: bool,
 ) {
     let ones = _mm256_set1_epi16(1);
     for (p, acc) in acc16.iter_mut().enumerate() {
         let mut sums = [[_mm256_setzero_si256(); T]; 2];
         for h in 0..2 {
             for t in 0..T {
-                let at = ptrs.dot_at(geom, t0 + t, d, (p0 + p) * PANEL_ROWS + h * HALF_ROWS);
-                // SAFETY: as `store` (see the function contract).
-                let old = unsafe { _mm256_loadu_si256(at.cast()) };
-                sums[h][t] = _mm256_add_epi32(old, _mm256_madd_epi16(acc[h][t], ones));
+                sums[h][t] = _mm256_madd_epi16(acc[h][t], ones);
+                if !first {
+                    let at = ptrs.dot_at(geom, t0 + t, d, (p0 + p) * PANEL_ROWS + h * HALF_ROWS);
+                    // SAFETY: as `store` (see the function contract).
+                    let old = unsafe { _mm256_loadu_si256(at.cast()) };
+                    sums[h][t] = _mm256_add_epi32(old, sums[h][t]);
+                }
                 acc[h][t] = _mm256_setzero_si256();
             }
         }
@@ -132,13 +139,9 @@ unsafe fn widen<const P: usize, const T: usize>(
 unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: usize, t0: usize) {
     let m3 = _mm256_set1_epi8(3);
     for d in 0..geom.n_dots() {
-        let zero = [[_mm256_setzero_si256(); T]; 2];
-        for p in 0..P {
-            // SAFETY: as in the function contract.
-            unsafe { store::<T>(ptrs, geom, d, p0 + p, t0, &zero) };
-        }
-        let mut acc16 = [zero; P];
+        let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
         let mut pending = 0;
+        let mut first = true;
         for g in d * geom.merge..(d + 1) * geom.merge {
             for c in 0..geom.chunks_per_group() {
                 let ks0 = g * geom.group_steps + 4 * c;
@@ -162,13 +165,15 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
                 pending += 1;
                 if pending == WIDEN_CHUNKS {
                     // SAFETY: as in the function contract.
-                    unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16) };
-                    pending = 0;
+                    unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16, first) };
+                    (pending, first) = (0, false);
                 }
             }
         }
-        // SAFETY: as in the function contract.
-        unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16) };
+        if pending > 0 {
+            // SAFETY: as in the function contract.
+            unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16, first) };
+        }
     }
 }
 
@@ -181,124 +186,93 @@ panel_micro_kernel! {
     pub fn panel_dots_avx2;
 }
 
-/// AVX2 `ScaleGroupsFn`, used by every x86 level with panels (a small share of a call, so a
-/// 512-bit copy is not worth its code): a token's 64 lanes in 8 registers across all groups, the same
-/// operations as the oracle in the same order (convert, multiply, add; no FMA).
-pub fn scale_groups_avx2(job: &GroupScales, acc: &mut [f32]) {
-    check_scale_groups(job, acc);
-    assert!(Isa::Avx2.is_available(), "scale_groups_avx2 needs AVX2");
-    // SAFETY: AVX2 present; every access below is within the lengths checked above.
-    unsafe { scale_groups_impl(job, acc) }
-}
-
-/// Checks a `ScaleGroupsFn` call's sizes (the SIMD kernels read and write unchecked).
-fn check_scale_groups(job: &GroupScales, acc: &[f32]) {
-    let (ng, nt) = (job.n_groups, job.n_tokens);
-    let sums = nt * ng;
-    assert!(
-        job.dots.len() >= sums * TILE_ROWS
-            && job.gsums.len() >= sums
-            && job.scales.len() >= ng * TILE_ROWS
-            && job.block_scales.is_none_or(|b| b.len() >= sums)
-            && acc.len() >= nt * TILE_ROWS,
-        "scale_groups: {nt} tokens × {ng} groups need {} dots (got {}), {sums} sums (got {}), \
-         {} scales (got {}), {sums} block scales (got {:?}), {} outputs (got {})",
-        sums * TILE_ROWS,
-        job.dots.len(),
-        job.gsums.len(),
-        ng * TILE_ROWS,
-        job.scales.len(),
-        job.block_scales.map(<[f32]>::len),
-        nt * TILE_ROWS,
-        acc.len()
-    );
-}
-
+/// Applies a call's per-group scales (`TileScaling`, checked into `s`) to the dots of panels
+/// `p0..p0+P` × `tokens` of the current tile, just computed into `dots` (one tile's work space,
+/// still in L1): the oracle's operations in its order (convert, multiply, add; no FMA), the
+/// running sums of 32 rows in registers. Every x86 panel level runs it from the panel driver
+/// (a small share of a call, so a 512-bit copy is not worth its code).
+///
+/// # Safety
+/// The CPU has AVX2; `s` and `dots` checked by the driver for the call, `p0 + P ≤ 4`, `tokens`
+/// within the call's.
 #[target_feature(enable = "avx2")]
-unsafe fn scale_groups_impl(job: &GroupScales, acc: &mut [f32]) {
-    const V: usize = TILE_ROWS / 8;
-    let ng = job.n_groups;
-    for t in 0..job.n_tokens {
-        let mut a = [_mm256_setzero_ps(); V];
-        for g in 0..ng {
-            let tg = t * ng + g;
-            // SAFETY (all reads): tg < n_tokens · n_groups, lanes within `dots` and `scales`.
-            let gs = _mm256_set1_epi32(unsafe { *job.gsums.get_unchecked(tg) });
-            let bs = job
-                .block_scales
-                .map(|b| _mm256_set1_ps(unsafe { *b.get_unchecked(tg) }));
-            for (i, a) in a.iter_mut().enumerate() {
-                let (d, w) = unsafe {
-                    (
-                        _mm256_loadu_si256(job.dots.as_ptr().add(tg * TILE_ROWS + 8 * i).cast()),
-                        _mm256_loadu_ps(job.scales.as_ptr().add(g * TILE_ROWS + 8 * i)),
-                    )
-                };
-                let s = match bs {
-                    Some(b) => _mm256_mul_ps(b, w),
-                    None => w,
-                };
-                let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(d, gs));
-                *a = _mm256_add_ps(*a, _mm256_mul_ps(x, s));
+#[inline]
+pub(crate) unsafe fn scale_block<const P: usize>(
+    s: &ScalePtrs,
+    dots: *const i32,
+    nd: usize,
+    p0: usize,
+    tokens: Range<usize>,
+) {
+    // 32 rows (4 ymm of sums, 4 of Q8_0 block sums) at a time, fewer with one panel.
+    const CHUNK: usize = 4;
+    let halves = 2 * P;
+    for t in tokens {
+        for c0 in (0..halves).step_by(CHUNK) {
+            let row0 = p0 * PANEL_ROWS + c0 * HALF_ROWS;
+            // SAFETY: the function contract.
+            unsafe {
+                if halves - c0 >= CHUNK {
+                    scale_rows::<CHUNK>(s, dots, nd, t, row0);
+                } else {
+                    scale_rows::<2>(s, dots, nd, t, row0);
+                }
             }
-        }
-        for (i, a) in a.iter().enumerate() {
-            // SAFETY: token t's 64 outputs lie in `acc`.
-            unsafe { _mm256_storeu_ps(acc.as_mut_ptr().add(t * TILE_ROWS + 8 * i), *a) };
         }
     }
 }
 
-/// AVX2 `ScaleQ8_0Fn`, used by every x86 level with panels (as `scale_groups_avx2`): a token's
-/// 64 lanes in 8 registers, the oracle's operations in its order (convert, multiply, add; no FMA).
-pub fn scale_q8_0_avx2(job: &GroupScales, per_block: usize, acc: &mut [f32]) {
-    let (ng, nt) = (job.n_groups, job.n_tokens);
-    assert!(
-        per_block > 0
-            && ng.is_multiple_of(per_block)
-            && job.dots.len() >= nt * ng * TILE_ROWS
-            && job.gsums.len() >= nt * ng
-            && job.scales.len() >= ng / per_block * TILE_ROWS
-            && job.block_scales.is_some_and(|b| b.len() >= nt * ng)
-            && acc.len() >= nt * TILE_ROWS,
-        "scale_q8_0: {nt} tokens × {ng} groups (blocks of {per_block}) do not fit the buffers"
-    );
-    assert!(Isa::Avx2.is_available(), "scale_q8_0_avx2 needs AVX2");
-    // SAFETY: AVX2 present; every access below is within the lengths checked above.
-    unsafe { scale_q8_0_impl(job, per_block, acc) }
-}
-
+/// `scale_block` for rows `row0..row0 + 8·H` of token `t`.
+///
+/// # Safety
+/// As `scale_block`, `row0 + 8·H ≤ 64`.
 #[target_feature(enable = "avx2")]
-unsafe fn scale_q8_0_impl(job: &GroupScales, per_block: usize, acc: &mut [f32]) {
-    const V: usize = TILE_ROWS / 8;
-    let ng = job.n_groups;
-    let bs = job.block_scales.unwrap_or_default();
-    for t in 0..job.n_tokens {
-        let mut a = [_mm256_setzero_ps(); V];
-        for b in 0..ng / per_block {
-            let mut sumi = [_mm256_setzero_ps(); V];
-            for g in b * per_block..(b + 1) * per_block {
-                let tg = t * ng + g;
-                // SAFETY (all reads): tg < n_tokens · n_groups, lanes within `dots` and `scales`.
-                let gs = _mm256_set1_epi32(unsafe { *job.gsums.get_unchecked(tg) });
-                let d = _mm256_set1_ps(unsafe { *bs.get_unchecked(tg) });
-                for (i, s) in sumi.iter_mut().enumerate() {
-                    let dots = unsafe {
-                        _mm256_loadu_si256(job.dots.as_ptr().add(tg * TILE_ROWS + 8 * i).cast())
-                    };
-                    let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(dots, gs));
-                    *s = _mm256_add_ps(*s, _mm256_mul_ps(d, x));
+#[inline]
+unsafe fn scale_rows<const H: usize>(
+    s: &ScalePtrs,
+    dots: *const i32,
+    nd: usize,
+    t: usize,
+    row0: usize,
+) {
+    let mut acc = [_mm256_setzero_ps(); H];
+    // SAFETY (all reads): dots, sums and scales of this token, dot and tile lie in the checked
+    // buffers.
+    let x = |d: usize, gs: __m256i, h: usize| unsafe {
+        let at = dots.add((t * nd + d) * TILE_ROWS + row0 + h * HALF_ROWS);
+        _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(at.cast()), gs))
+    };
+    let w = |b: usize, h: usize| unsafe {
+        _mm256_loadu_ps(s.scales.add(b * TILE_ROWS + row0 + h * HALF_ROWS))
+    };
+    let gsum = |d: usize| unsafe { _mm256_set1_epi32(*s.gsums.add(t * nd + d)) };
+    let block_scale = |d: usize| unsafe { _mm256_set1_ps(*s.block_scales.add(t * nd + d)) };
+    if s.q8_0_block == 0 {
+        for d in 0..nd {
+            let gs = gsum(d);
+            let bs = (!s.block_scales.is_null()).then(|| block_scale(d));
+            for (h, a) in acc.iter_mut().enumerate() {
+                let w = bs.map_or(w(d, h), |bs| _mm256_mul_ps(bs, w(d, h)));
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(x(d, gs, h), w));
+            }
+        }
+    } else {
+        let per_block = s.q8_0_block;
+        for b in 0..nd / per_block {
+            let mut sumi = [_mm256_setzero_ps(); H];
+            for d in b * per_block..(b + 1) * per_block {
+                let (gs, bs) = (gsum(d), block_scale(d));
+                for (h, si) in sumi.iter_mut().enumerate() {
+                    *si = _mm256_add_ps(*si, _mm256_mul_ps(bs, x(d, gs, h)));
                 }
             }
-            for (i, (a, s)) in a.iter_mut().zip(sumi).enumerate() {
-                // SAFETY: block b's 64 scales lie in `scales`.
-                let w = unsafe { _mm256_loadu_ps(job.scales.as_ptr().add(b * TILE_ROWS + 8 * i)) };
-                *a = _mm256_add_ps(*a, _mm256_mul_ps(w, s));
+            for (h, (a, si)) in acc.iter_mut().zip(sumi).enumerate() {
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(w(b, h), si));
             }
         }
-        for (i, a) in a.iter().enumerate() {
-            // SAFETY: token t's 64 outputs lie in `acc`.
-            unsafe { _mm256_storeu_ps(acc.as_mut_ptr().add(t * TILE_ROWS + 8 * i), *a) };
-        }
+    }
+    for (h, a) in acc.iter().enumerate() {
+        // SAFETY: token t's results of this tile lie in `acc` (the function contract).
+        unsafe { _mm256_storeu_ps(s.acc.add(t * TILE_ROWS + row0 + h * HALF_ROWS), *a) };
     }
 }

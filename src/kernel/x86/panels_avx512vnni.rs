@@ -19,6 +19,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::kernel::TileScaling;
 use crate::kernel::panel::driver::{Ptrs, panel_dots, panel_micro_kernel};
 use crate::kernel::panel::{PANEL_ROWS, PanelGeom, PanelKind, TRITS5};
 
@@ -435,9 +436,14 @@ pub fn panel_dots_vnni(
     acts: &[i8],
     n_tokens: usize,
     dots: &mut [i32],
+    scaling: Option<&mut TileScaling>,
 ) {
     match geom.kind {
-        PanelKind::Codes2 => panel_dots::<Vnni2>(geom, tiles, n_tiles, acts, n_tokens, dots),
-        PanelKind::Trits5 => panel_dots::<Vnni16>(geom, tiles, n_tiles, acts, n_tokens, dots),
+        PanelKind::Codes2 => {
+            panel_dots::<Vnni2>(geom, tiles, n_tiles, acts, n_tokens, dots, scaling)
+        }
+        PanelKind::Trits5 => {
+            panel_dots::<Vnni16>(geom, tiles, n_tiles, acts, n_tokens, dots, scaling)
+        }
     }
 }
