@@ -527,6 +527,7 @@ fn panel_kernels_match_the_oracle() {
         let kernels: Vec<_> = [
             (PanelKind::Codes2, Some(pk.bits2)),
             (PanelKind::Trits5, pk.bits16),
+            (PanelKind::Bits1, pk.bits1),
         ]
         .into_iter()
         .filter_map(|(kind, k)| k.map(|k| (kind, k)))
@@ -534,10 +535,10 @@ fn panel_kernels_match_the_oracle() {
         for (kind, k) in kernels {
             for iter in 0..40 {
                 let group_steps = match (kind, iter % 4) {
-                    (PanelKind::Codes2, 0) => 64,
+                    (_, 0) => 64,
                     (PanelKind::Codes2, _) => 4 * rng.range(1, 6),
-                    (PanelKind::Trits5, 0) => 64,
                     (PanelKind::Trits5, _) => rng.range(1, 23),
+                    (PanelKind::Bits1, _) => 8 * rng.range(1, 5),
                 };
                 let n_groups = rng.range(1, 5);
                 // Groups summed per dot: 1 (per-block scales) or all of them (one scale).
@@ -557,20 +558,19 @@ fn panel_kernels_match_the_oracle() {
                 let n_tiles = 1 + iter % 3;
                 let tb = geom.tile_bytes();
                 // The cases with extreme activations (below) have all weights at their largest
-                // code (`Codes2`: 3, Q2_0's +2; `Trits5`: 2): the largest sums any accumulator,
+                // code (`Codes2`: 3, Q2_0's +2; `Trits5` and `Bits1`: 2): the largest sums any accumulator,
                 // the AVX2 kernel's int16 ones included, can see.
                 let all_plus = iter % 7 < 2;
                 let top = match kind {
                     PanelKind::Codes2 => 2,
-                    PanelKind::Trits5 => 1,
+                    PanelKind::Trits5 | PanelKind::Bits1 => 1,
                 };
                 let tern: Vec<i8> = (0..n_tiles * TILE_ROWS * cols)
-                    .map(|_| {
-                        if all_plus {
-                            top
-                        } else {
-                            rng.below(top as usize + 2) as i8 - 1
-                        }
+                    .map(|_| match kind {
+                        _ if all_plus => top,
+                        // Signs only (Q1_0).
+                        PanelKind::Bits1 => 2 * rng.below(2) as i8 - 1,
+                        _ => rng.below(top as usize + 2) as i8 - 1,
                     })
                     .collect();
                 let mut tiles = vec![0u8; n_tiles * tb + rng.below(3)];

@@ -329,6 +329,8 @@ pub struct PanelKernels {
     pub bits2: Kernel<PanelDotsFn>,
     /// 1.6-bit panels, where the CPU can decode them.
     pub bits16: Option<Kernel<PanelDotsFn>>,
+    /// 1-bit panels (Q1_0), where the level has a kernel for them.
+    pub bits1: Option<Kernel<PanelDotsFn>>,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -338,6 +340,7 @@ static VNNI_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_vnni,
     },
     bits16: None,
+    bits1: None,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -347,6 +350,7 @@ static VNNI_VBMI_PANELS: PanelKernels = PanelKernels {
         name: c"t1_6/avx512vnni",
         run: x86::panel_dots_vnni,
     }),
+    bits1: None,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -356,6 +360,10 @@ static AVX2_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_avx2,
     },
     bits16: None,
+    bits1: Some(Kernel {
+        name: c"b1/avx2",
+        run: x86::panel_dots_avx2_bits1,
+    }),
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -365,6 +373,7 @@ static BW_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_bw,
     },
     bits16: None,
+    bits1: None,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -374,6 +383,7 @@ static AVXVNNI_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_avxvnni,
     },
     bits16: None,
+    bits1: None,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -383,6 +393,7 @@ static AVXVNNI_EVEX_PANELS: PanelKernels = PanelKernels {
         run: x86::panel_dots_avxvnni_evex,
     },
     bits16: None,
+    bits1: None,
 };
 
 /// The AVX-VNNI panel kernels compiled with EVEX encodings (AVX-512 VL + VNNI), where this CPU

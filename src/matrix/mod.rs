@@ -48,7 +48,7 @@ use scratch::{CALL_SCRATCH, CallScratch, WorkScratch, with_scratch};
 
 use crate::context::Context;
 use crate::error::{Error, Result, try_to_vec, try_vec};
-use crate::format::{Format, Layout, Shape};
+use crate::format::{Format, Layout, Shape, Values};
 use crate::kernel::panel::PanelKind;
 use crate::kernel::{I2sDotsFn, Kernel, Kernels, PanelDotsFn};
 use crate::quant::activation::Arith;
@@ -205,11 +205,16 @@ enum KernelChoice {
 }
 
 /// Panel kernels where the level has them — 1.6-bit panels for the formats stored in under 2
-/// bits (TQ1_0, TL2) when the CPU can decode them, so the matrix never grows — else rows.
+/// bits (TQ1_0, TL2) when the CPU can decode them, 1-bit panels for binary ones (Q1_0) where
+/// the level has them, so the matrix never grows — else rows.
 fn choose_kernel(kernels: &Kernels, format: Format) -> KernelChoice {
+    let spec = format.spec();
     match kernels.panel() {
-        Some(pk) => match pk.bits16 {
-            Some(k) if format.spec().compact_panels => KernelChoice::Panels(PanelKind::Trits5, k),
+        Some(pk) => match (pk.bits16, pk.bits1) {
+            (Some(k), _) if spec.compact_panels => KernelChoice::Panels(PanelKind::Trits5, k),
+            (_, Some(k)) if spec.values == Values::Binary => {
+                KernelChoice::Panels(PanelKind::Bits1, k)
+            }
             _ => KernelChoice::Panels(PanelKind::Codes2, pk.bits2),
         },
         None => KernelChoice::Rows(kernels.i2s_dots),

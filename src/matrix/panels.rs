@@ -107,7 +107,9 @@ impl PanelWeights {
                 let n_groups = steps.div_ceil(MAX_DOT_STEPS);
                 PanelGeom {
                     kind,
-                    group_steps: steps.div_ceil(n_groups).next_multiple_of(4),
+                    group_steps: steps
+                        .div_ceil(n_groups)
+                        .next_multiple_of(kind.group_step_multiple()),
                     n_groups,
                     merge: 1,
                 }
@@ -200,10 +202,10 @@ impl PanelWeights {
                 ..self.geom
             },
         };
-        // `Codes2` tile bytes do not depend on how the columns are cut into groups (whole
-        // chunks follow each other group after group), so the 32-column groups of Q2_0 / Q1_0
-        // that one dot sums run as one group of the dot's width: fewer loop levels per dot.
-        let geom = if geom.kind == PanelKind::Codes2 && self.block_merge > 1 {
+        // `Codes2` and `Bits1` tile bytes do not depend on how the columns are cut into groups
+        // (whole chunks follow each other group after group), so the 32-column groups of Q2_0 /
+        // Q1_0 that one dot sums run as one group of the dot's width: fewer loop levels per dot.
+        let geom = if geom.kind != PanelKind::Trits5 && self.block_merge > 1 {
             PanelGeom {
                 group_steps: geom.group_steps * geom.merge,
                 n_groups: geom.n_dots(),

@@ -303,8 +303,11 @@ fn checked_ptrs(
     scaling: Option<&mut TileScaling>,
 ) -> Option<Ptrs> {
     assert!(
-        geom.kind != PanelKind::Codes2 || geom.group_steps.is_multiple_of(4),
-        "2-bit panels need group_steps % 4 == 0 (got {})",
+        geom.kind == PanelKind::Trits5
+            || geom.group_steps.is_multiple_of(geom.kind.steps_per_chunk()),
+        "{} need whole chunks of {} k-steps per group (got {})",
+        geom.kind.name(),
+        geom.kind.steps_per_chunk(),
         geom.group_steps
     );
     assert!(geom.group_steps > 0, "empty groups");
@@ -407,7 +410,8 @@ pub(crate) fn panel_dots<K: PanelMicroKernel>(
     let ptrs = checked_ptrs(geom, tiles, n_tiles, acts, n_tokens, dots, scaling);
     assert!(
         geom.kind == K::KIND,
-        "this panel kernel runs {}, not {} (1.6-bit panels need AVX-512 VNNI and VBMI)",
+        "this panel kernel runs {}, not {} (1.6-bit panels need AVX-512 VNNI and VBMI; 1-bit \
+         panels run on the AVX2 level)",
         K::KIND.name(),
         geom.kind.name()
     );

@@ -24,8 +24,12 @@
 //!   and from `(2, 0, ·, ·)` (+1 to `c_1`, `c_4` = 2) or `(1, 0, ·, ·)` (+1 to `c_0`, +2 to `c_1`)
 //!   for `c_1` = 1 or 2. Fillers top those groups up and make the last one. Every combination
 //!   has a byte (byte 0 is all zero); the packer writes the first of each.
+//! * `Bits1` (1 bit/weight, for matrices whose values are all ±1: Q1_0): a chunk is 8 k-steps;
+//!   bit `s` of the byte is k-step `s`'s sign bit, decoded to the code `2·bit` (0 or 2, so
+//!   `value = code − 1` as in the other layouts).
 //!
-//! Weights past the matrix (pad rows, pad columns, unused k-steps) are stored as 0 (code 1).
+//! Weights past the matrix (pad rows, pad columns, unused k-steps) are stored as 0 (code 1), in
+//! `Bits1` as −1 (bit 0): the activations of pad columns are zero and pad rows are never read.
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod driver;
@@ -46,6 +50,8 @@ pub enum PanelKind {
     Codes2,
     /// 5 trits per byte (1.6 bits/weight), 5 k-steps per chunk.
     Trits5,
+    /// Sign bits (1 bit/weight, values ±1 only: Q1_0), 8 k-steps per chunk.
+    Bits1,
 }
 
 impl PanelKind {
@@ -54,6 +60,16 @@ impl PanelKind {
         match self {
             Self::Codes2 => 4,
             Self::Trits5 => 5,
+            Self::Bits1 => 8,
+        }
+    }
+
+    /// What a group's k-steps must be a multiple of (whole chunks, except `Trits5`, whose last
+    /// chunk of a group may be short).
+    pub const fn group_step_multiple(self) -> usize {
+        match self {
+            Self::Codes2 | Self::Trits5 => 4,
+            Self::Bits1 => 8,
         }
     }
 
@@ -61,6 +77,7 @@ impl PanelKind {
         match self {
             Self::Codes2 => "2-bit panels",
             Self::Trits5 => "1.6-bit panels",
+            Self::Bits1 => "1-bit panels",
         }
     }
 }
@@ -74,7 +91,7 @@ pub const MAX_DOT_STEPS: usize = 1 << 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PanelGeom {
     pub kind: PanelKind,
-    /// k-steps (4 columns each) per group; a multiple of 4 for `Codes2`.
+    /// k-steps (4 columns each) per group; a multiple of `kind.group_step_multiple()`.
     pub group_steps: usize,
     pub n_groups: usize,
     /// Consecutive groups a kernel sums into one dot (1: a dot per group, as per-block scales
@@ -285,11 +302,13 @@ pub fn code_at(geom: &PanelGeom, tile: &[u8], r: usize, k: usize) -> u8 {
     match geom.kind {
         PanelKind::Codes2 => (byte >> (2 * pos)) & 3,
         PanelKind::Trits5 => codes5(byte)[pos],
+        PanelKind::Bits1 => 2 * ((byte >> pos) & 1),
     }
 }
 
 /// Packs one tile: `tern(r, k)` is the weight of tile row `r < 64` and column `k < geom.cols()`
-/// (0 past the matrix): −1..=1, or up to 2 (Q2_0's code 3) in `Codes2`. `out` is `geom.tile_bytes()` long.
+/// (0 past the matrix): −1..=1, or up to 2 (Q2_0's code 3) in `Codes2`, ±1 in `Bits1` (where
+/// 0, which only pad weights may be, is stored as −1). `out` is `geom.tile_bytes()` long.
 pub fn pack_tile(geom: &PanelGeom, tern: impl Fn(usize, usize) -> i8, out: &mut [u8]) {
     let per = geom.kind.steps_per_chunk();
     for g in 0..geom.n_groups {
@@ -301,7 +320,7 @@ pub fn pack_tile(geom: &PanelGeom, tern: impl Fn(usize, usize) -> i8, out: &mut 
                 for l in 0..PANEL_ROWS {
                     let r = p * PANEL_ROWS + l;
                     for j in 0..4 {
-                        let mut t = [0i8; 5];
+                        let mut t = [0i8; 8];
                         for (s, ts) in t.iter_mut().enumerate().take(steps) {
                             *ts = tern(r, 4 * (first + s) + j);
                         }
@@ -310,7 +329,11 @@ pub fn pack_tile(geom: &PanelGeom, tern: impl Fn(usize, usize) -> i8, out: &mut 
                                 .iter()
                                 .enumerate()
                                 .fold(0u8, |b, (s, &x)| b | (((x + 1) as u8) << (2 * s))),
-                            PanelKind::Trits5 => encode5(t),
+                            PanelKind::Trits5 => encode5([t[0], t[1], t[2], t[3], t[4]]),
+                            PanelKind::Bits1 => t
+                                .iter()
+                                .enumerate()
+                                .fold(0u8, |b, (s, &x)| b | (u8::from(x > 0) << s)),
                         };
                     }
                 }

@@ -21,7 +21,7 @@ mod panels_avx512bw;
 mod panels_avx512vnni;
 mod panels_avxvnni;
 
-pub use panels_avx2::panel_dots_avx2;
+pub use panels_avx2::{panel_dots_avx2, panel_dots_avx2_bits1};
 pub use panels_avx512bw::panel_dots_bw;
 pub use panels_avx512vnni::{has_vbmi, panel_dots_vnni};
 pub use panels_avxvnni::{

@@ -1,12 +1,14 @@
-//! 256-bit panel kernels for the AVX2 level (`PanelDotsFn`, `Codes2` only), and the 256-bit
-//! helpers the AVX-VNNI ones (`panels_avxvnni`) share. Lanes are still rows: a ymm holds half a
-//! panel vector (bytes 0..32 = rows 0..8, 32..64 = rows 8..16, one k-step of 4 columns each).
-//! `Trits5` needs `vpermb` (AVX-512 VBMI) and has no kernel here.
+//! 256-bit panel kernels for the AVX2 level (`PanelDotsFn`, `Codes2` and `Bits1`), the 256-bit
+//! helpers the AVX-VNNI ones (`panels_avxvnni`) share, and the per-group scaling every x86 panel
+//! level applies (`scale_block`). Lanes are still rows: a ymm holds half a panel vector (bytes
+//! 0..32 = rows 0..8, 32..64 = rows 8..16, one k-step of 4 columns each). `Trits5` needs
+//! `vpermb` (AVX-512 VBMI) and has no kernel here. `Bits1` (Q1_0's sign bits) decodes with as
+//! many operations per k-step as `Codes2` and reads half the bytes.
 //!
 //! Plain AVX2 micro-kernels (no VNNI): `vpmaddubsw` of a half panel's codes against a token's
 //! broadcast k-step gives 16 int16 pair sums (|·| ≤ 2·3·128 = 768 with codes ≤ 3, never
 //! saturating), added up
-//! in int16 for `WIDEN_CHUNKS` chunks and then widened into the int32 sums in `dots` by
+//! in int16 for `WIDEN_STEPS` k-steps and then widened into the int32 sums in `dots` by
 //! `vpmaddwd` with ones: 2 operations per 32 products plus the decode, shared by the tokens
 //! (the row kernel of `avx2.rs` decodes per row and widens more often).
 //! Blocking: 1 token × all 4 panels (8 int16 accumulators, one sequential pass), 2 tokens × 2
@@ -91,9 +93,24 @@ pub(super) fn codes(v: __m256i, s: usize, m3: __m256i) -> __m256i {
     _mm256_and_si256(v, m3)
 }
 
-/// Chunks (4 k-steps) summed in int16 before widening: 32 k-steps · 768 = 24576 < 2^15 (a
-/// k-step adds one pair sum to each int16 lane; codes ≤ 3).
-const WIDEN_CHUNKS: usize = 8;
+/// The codes of k-step `s < 4` of the low nibbles of a `Bits1` byte vector: `2·((v >> s) & 1)`,
+/// as `(v >> (s − 1)) & 2` (`m2`: 2 in every byte; the 16-bit shifts move bits across bytes
+/// only above bit 1).
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn sign_codes(v: __m256i, s: usize, m2: __m256i) -> __m256i {
+    let v = match s {
+        0 => _mm256_add_epi8(v, v),
+        1 => v,
+        2 => _mm256_srli_epi16::<1>(v),
+        _ => _mm256_srli_epi16::<2>(v),
+    };
+    _mm256_and_si256(v, m2)
+}
+
+/// K-steps summed in int16 before widening: 32 k-steps · 768 = 24576 < 2^15 (a k-step adds one
+/// pair sum to each int16 lane; codes ≤ 3).
+const WIDEN_STEPS: usize = 32;
 
 /// Widens the int16 sums `acc16` (panels `p0..p0+P`, halves, tokens `t0..`) of dot `d` into
 /// its int32 sums in `dots` (the first widening of a dot stores them, later ones add to them),
@@ -130,40 +147,92 @@ unsafe fn widen<const P: usize, const T: usize>(
     }
 }
 
-/// Panels `p0..p0+P` × tokens `t0..t0+T`, every dot; the int32 sums accumulate in `dots`.
+/// `Codes2` panels `p0..p0+P` × tokens `t0..t0+T` (`mk_steps`).
+///
+/// # Safety
+/// As `mk_steps`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: usize, t0: usize) {
+    // SAFETY: the function contract.
+    unsafe { mk_steps::<P, T, 4>(ptrs, geom, p0, t0) }
+}
+
+/// `Bits1` panels `p0..p0+P` × tokens `t0..t0+T` (`mk_steps`).
+///
+/// # Safety
+/// As `mk_steps`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn mk_bits1<const P: usize, const T: usize>(
+    ptrs: Ptrs,
+    geom: &PanelGeom,
+    p0: usize,
+    t0: usize,
+) {
+    // SAFETY: the function contract.
+    unsafe { mk_steps::<P, T, 8>(ptrs, geom, p0, t0) }
+}
+
+/// Panels `p0..p0+P` × tokens `t0..t0+T`, every dot, chunks of `STEPS` k-steps (4: `Codes2`,
+/// 8: `Bits1`); the int32 sums accumulate in `dots`.
 ///
 /// # Safety
 /// `ptrs` checked by `checked_ptrs` against `geom`; `p0 + P ≤ 4`, `t0 + T ≤ nt`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: usize, t0: usize) {
-    let m3 = _mm256_set1_epi8(3);
+unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize>(
+    ptrs: Ptrs,
+    geom: &PanelGeom,
+    p0: usize,
+    t0: usize,
+) {
+    let mask = _mm256_set1_epi8(if STEPS == 4 { 3 } else { 2 });
+    let widen_chunks = WIDEN_STEPS / STEPS;
     for d in 0..geom.n_dots() {
         let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
         let mut pending = 0;
         let mut first = true;
         for g in d * geom.merge..(d + 1) * geom.merge {
             for c in 0..geom.chunks_per_group() {
-                let ks0 = g * geom.group_steps + 4 * c;
-                for p in 0..P {
-                    let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p0 + p));
-                    ptrs.prefetch_ahead(at);
-                    // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
-                    let raw = unsafe { halves(at) };
-                    for s in 0..4 {
-                        let code = raw.map(|v| codes(v, s, m3));
-                        for t in 0..T {
-                            // SAFETY: k-step ks0 + s < n_groups · group_steps, t0 + t < nt.
-                            let x = unsafe { act(ptrs, ks0 + s, t0 + t) };
-                            for h in 0..2 {
-                                let a = &mut acc16[p][h][t];
-                                *a = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
+                let ks0 = g * geom.group_steps + STEPS * c;
+                // 4 k-steps at a time (a `Bits1` byte as two nibbles, each pass reloading the
+                // vectors from L1), so that each pass has `Codes2`'s shape: the panels unrolled
+                // with their accumulators in registers, the k-steps straight code.
+                for j in 0..STEPS / 4 {
+                    for p in 0..P {
+                        let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p0 + p));
+                        if j == 0 {
+                            ptrs.prefetch_ahead(at);
+                        }
+                        // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
+                        let raw = unsafe { halves(at) };
+                        let sub = raw.map(|v| match j {
+                            0 => v,
+                            _ => _mm256_srli_epi16::<4>(v),
+                        });
+                        for s in 0..4 {
+                            let code = sub.map(|v| {
+                                if STEPS == 4 {
+                                    codes(v, s, mask)
+                                } else {
+                                    sign_codes(v, s, mask)
+                                }
+                            });
+                            let ks = ks0 + 4 * j + s;
+                            for t in 0..T {
+                                // SAFETY: k-step ks < n_groups · group_steps, t0 + t < nt.
+                                let x = unsafe { act(ptrs, ks, t0 + t) };
+                                for h in 0..2 {
+                                    let a = &mut acc16[p][h][t];
+                                    *a = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
+                                }
                             }
                         }
                     }
                 }
                 pending += 1;
-                if pending == WIDEN_CHUNKS {
+                if pending == widen_chunks {
                     // SAFETY: as in the function contract.
                     unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16, first) };
                     (pending, first) = (0, false);
@@ -182,8 +251,17 @@ panel_micro_kernel! {
     struct Avx2: Codes2, tokens 1, 2, 4;
     features "avx2,fma", cpu Isa::Avx2.is_available(), needs "the AVX2 panel kernel needs AVX2 and FMA";
     block mk;
-    /// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Codes2` only.
+    /// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Codes2`.
     pub fn panel_dots_avx2;
+}
+
+panel_micro_kernel! {
+    /// `Bits1` on AVX2: `mk_bits1` for every block.
+    struct Avx2Bits1: Bits1, tokens 1, 2, 4;
+    features "avx2,fma", cpu Isa::Avx2.is_available(), needs "the AVX2 panel kernel needs AVX2 and FMA";
+    block mk_bits1;
+    /// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits1`.
+    pub fn panel_dots_avx2_bits1;
 }
 
 /// Applies a call's per-group scales (`TileScaling`, checked into `s`) to the dots of panels

@@ -439,7 +439,8 @@ pub fn panel_dots_vnni(
     scaling: Option<&mut TileScaling>,
 ) {
     match geom.kind {
-        PanelKind::Codes2 => {
+        // `Bits1` has no kernel on this level: `Vnni2` refuses it.
+        PanelKind::Codes2 | PanelKind::Bits1 => {
             panel_dots::<Vnni2>(geom, tiles, n_tiles, acts, n_tokens, dots, scaling)
         }
         PanelKind::Trits5 => {
