@@ -103,7 +103,10 @@ cargo_tests() {
 # The README's main job, small: every format on every kernel of this CPU, outputs compared
 # bit for bit across kernels and against an f64 reference (tern bench exits non-zero otherwise).
 bench_smoke() {
-    cargo run --release "${cargo_locked[@]}" --bin tern -- bench --quick --shapes 256x512,96x768 --tokens 1,5
+    cargo run --release "${cargo_locked[@]}" --bin tern -- bench --quick --shapes 256x512,96x768 --tokens 1,5 &&
+        # The interleaved comparison of the per-block formats (ggml's per-block scales).
+        cargo run --release "${cargo_locked[@]}" --bin tern -- bench --quick --shapes 128x512 --tokens 1,13 \
+            --formats tq2_0,q2_0,q1_0 --vs tq2_0 --ggml-ref
 }
 
 header_fresh() {

@@ -42,6 +42,10 @@ options:
   --quick          fewer repetitions (CI smoke test); not for numbers you quote
   --ggml-ref       per-block formats (TQ, Q2_0, Q1_0) take ggml's reference quantizers, whose
                    per-block scales differ (as in ggml's model files) instead of absmean's one
+  --vs FORMAT      time the formats of each shape interleaved, round by round (15 rounds, each
+                   starting with the next format; every round's calls of a format last about
+                   0.02 s), and report each point's median per-round time ratio to FORMAT (one
+                   of --formats): ratios from calls made side by side, as the machine drifts
   --peers          every format (I2_S, TQ2_0, TQ1_0, TL1, TL2) with the best kernels against
                    the peers in the same run: ggml's TQ2_0/TQ1_0 through the real libggml
                    (pip install libggml-python; skipped with a note when missing), a blocked
@@ -91,6 +95,8 @@ pub struct BenchArgs {
     pub cuda: bool,
     /// `--peers`: every format against ggml, f32 and the machine's limits.
     pub peers: bool,
+    /// `--vs FORMAT`: formats timed interleaved, each point with its time ratio to FORMAT.
+    pub vs: Option<Format>,
 }
 
 impl Default for BenchArgs {
@@ -106,6 +112,7 @@ impl Default for BenchArgs {
             json: false,
             cuda: false,
             peers: false,
+            vs: None,
         }
     }
 }
@@ -210,7 +217,7 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
         given.push(name);
         let takes_value = matches!(
             name,
-            "--shapes" | "--tokens" | "--formats" | "--threads" | "--isa"
+            "--shapes" | "--tokens" | "--formats" | "--threads" | "--isa" | "--vs"
         );
         if !takes_value && arg.inline.is_some() {
             return Err(format!("option {name} takes no value (got '{}')", arg.raw));
@@ -232,6 +239,7 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
             }
             "--isa" => b.isas = parse_isas(&value()?)?,
             "--formats" => b.formats = list(name, &value()?, parse_format)?,
+            "--vs" => b.vs = Some(parse_format(&value()?)?),
             other => {
                 return Err(format!(
                     "unknown option '{other}' for 'tern bench' (run 'tern bench --help' for the options)"
@@ -242,9 +250,17 @@ fn parse_bench(args: &[String]) -> Result<Command, String> {
     // The two special benches take fewer options; one they would ignore is an error.
     let (mode, unused): (&str, &[&str]) = match (b.peers, b.cuda) {
         (true, true) => return Err("--peers and --cuda are separate benches: pick one".into()),
-        (true, false) => ("--peers", &["--formats", "--isa", "--json"]),
-        (false, true) => ("--cuda", &["--formats", "--isa", "--threads"]),
-        (false, false) => return Ok(Command::Bench(b)),
+        (true, false) => ("--peers", &["--formats", "--isa", "--json", "--vs"]),
+        (false, true) => ("--cuda", &["--formats", "--isa", "--threads", "--vs"]),
+        (false, false) => {
+            if let Some(vs) = b.vs.filter(|vs| !b.formats.contains(vs)) {
+                return Err(format!(
+                    "--vs {}: the format to compare with must be among --formats",
+                    vs.name().to_lowercase()
+                ));
+            }
+            return Ok(Command::Bench(b));
+        }
     };
     match given.iter().find(|g| unused.contains(g)) {
         Some(opt) => Err(format!(
@@ -367,6 +383,8 @@ mod tests {
         assert_eq!(b.isas, Some(vec![Isa::Scalar]));
         assert!(bench("--quick").quick);
         assert!(bench("bench --peers --tokens 1").peers);
+        let b = bench("bench --formats tq2_0,q2_0 --vs tq2_0");
+        assert_eq!(b.vs, Some(Format::Tq2_0));
     }
 
     /// The scanner behind every subcommand's parser: inline and next-argument values, flags,
@@ -414,6 +432,9 @@ mod tests {
             "bench --peers --json",
             "bench --cuda --threads 1",
             "bench --peers --cuda",
+            "bench --formats q2_0 --vs tq2_0",
+            "bench --vs",
+            "bench --peers --vs tq2_0",
             "info extra",
         ] {
             assert!(parse(&args(bad)).is_err(), "'{bad}' should be rejected");

@@ -16,6 +16,8 @@ use crate::machine;
 mod peers;
 #[path = "bench/report.rs"]
 mod report;
+#[path = "bench/versus.rs"]
+mod versus;
 
 use report::{json, print_table};
 
@@ -77,6 +79,8 @@ pub struct Point {
     /// Whether `y` is bit-identical to the first point of the same shape, format and token count
     /// (`None` for that first point).
     pub same_y: Option<bool>,
+    /// `--vs`: the median over rounds of this format's time / the `--vs` format's time.
+    pub vs_ratio: Option<f64>,
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
@@ -88,12 +92,21 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let total = args.shapes.len() * args.formats.len() * args.tokens.len() * runners.len();
     print_header(args, &runners, notes, total);
     let mut points = Vec::with_capacity(total);
-    for (&(rows, cols), &format) in args
-        .shapes
-        .iter()
-        .flat_map(|s| args.formats.iter().map(move |f| (s, f)))
-    {
-        bench_matrix(args, &runners, (rows, cols), format, total, &mut points)?;
+    match args.vs {
+        Some(vs) => {
+            for &shape in &args.shapes {
+                versus::bench_shape(args, &runners, shape, vs, total, &mut points)?;
+            }
+        }
+        None => {
+            for (&(rows, cols), &format) in args
+                .shapes
+                .iter()
+                .flat_map(|s| args.formats.iter().map(move |f| (s, f)))
+            {
+                bench_matrix(args, &runners, (rows, cols), format, total, &mut points)?;
+            }
+        }
     }
 
     if args.json {
@@ -176,7 +189,30 @@ fn bench_matrix(
     total: usize,
     points: &mut Vec<Point>,
 ) -> Result<(), String> {
-    let reps = if args.quick { &QUICK } else { &NORMAL };
+    let reps = reps_of(args);
+    let (matrices, wdq) = prepare(args, runners, (rows, cols), format)?;
+    for &tokens in &args.tokens {
+        let x = activations(tokens, cols);
+        let reference = Reference::new(&wdq, cols, &x, tokens);
+        let mut first_y: Option<Vec<f32>> = None;
+
+        for (runner, m) in runners.iter().zip(&matrices) {
+            let p = time_point(runner, m, &x, tokens, &reference, &mut first_y, reps)?;
+            log_point(&p, points.len() + 1, total);
+            points.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// One shape's weights quantized in `format` (the same latent weights for every format), a
+/// matrix per runner, and the dequantized weights the reference uses.
+fn prepare(
+    args: &BenchArgs,
+    runners: &[Runner],
+    (rows, cols): (usize, usize),
+    format: Format,
+) -> Result<(Vec<Matrix>, Vec<f32>), String> {
     let shape = Shape::new(rows as i64, cols as i64).map_err(|e| e.to_string())?;
     let layout = Layout::new(format as i32, 0, 0, 0, 0).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
@@ -201,32 +237,19 @@ fn bench_matrix(
         .map(|r| Matrix::from_packed(&r.ctx, layout, shape, &packed))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
-    drop(packed);
     eprintln!(
         "{rows}x{cols} {}: weights quantized in {:.2} s",
         format.name(),
         t0.elapsed().as_secs_f64()
     );
+    Ok((matrices, wdq))
+}
 
-    for &tokens in &args.tokens {
-        let mut x = vec![0f32; tokens * cols];
-        Rng::new(0xac7_0002 ^ ((tokens as u64) << 32) ^ cols as u64).fill_normal(&mut x, 1.0);
-        let ref_rows = reference_rows(rows, cols, tokens);
-        let y_ref = reference(&wdq, cols, &x, tokens, &ref_rows);
-        let reference = Reference {
-            max: y_ref.iter().fold(0f64, |m, v| m.max(v.abs())),
-            rows: ref_rows,
-            y: y_ref,
-        };
-        let mut first_y: Option<Vec<f32>> = None;
-
-        for (runner, m) in runners.iter().zip(&matrices) {
-            let p = time_point(runner, m, &x, tokens, &reference, &mut first_y, reps)?;
-            log_point(&p, points.len() + 1, total);
-            points.push(p);
-        }
-    }
-    Ok(())
+/// The activations of a point (the same for every format).
+fn activations(tokens: usize, cols: usize) -> Vec<f32> {
+    let mut x = vec![0f32; tokens * cols];
+    Rng::new(0xac7_0002 ^ ((tokens as u64) << 32) ^ cols as u64).fill_normal(&mut x, 1.0);
+    x
 }
 
 /// The f64 reference outputs of a point's sampled rows (`y[i·tokens + t]` for row `rows[i]`) and
@@ -235,6 +258,19 @@ struct Reference {
     rows: Vec<usize>,
     y: Vec<f64>,
     max: f64,
+}
+
+impl Reference {
+    /// The reference of dequantized weights `wdq` (`cols` per row) on `tokens` tokens `x`.
+    fn new(wdq: &[f32], cols: usize, x: &[f32], tokens: usize) -> Self {
+        let rows = reference_rows(wdq.len() / cols, cols, tokens);
+        let y = reference(wdq, cols, x, tokens, &rows);
+        Self {
+            max: y.iter().fold(0f64, |m, v| m.max(v.abs())),
+            rows,
+            y,
+        }
+    }
 }
 
 /// Times one runner's matrix on `tokens` tokens and checks its outputs against the reference and
@@ -248,16 +284,36 @@ fn time_point(
     first_y: &mut Option<Vec<f32>>,
     reps: &Reps,
 ) -> Result<Point, String> {
-    let (rows, cols) = (m.shape().rows, m.shape().cols);
-    let format = m.layout().format();
-    let mut y = vec![f32::NAN; tokens * rows];
+    let mut y = vec![f32::NAN; tokens * m.shape().rows];
     let capped = runner.slow && tokens >= SLOW_TOKENS;
     let times = time_gemm(runner, m, x, tokens, &mut y, reps, capped)?;
+    Ok(make_point(
+        runner,
+        m,
+        (tokens, y),
+        &times,
+        capped,
+        reference,
+        first_y,
+    ))
+}
+
+/// The point of one runner's matrix from its call times and its output `y` of `tokens` tokens,
+/// checked against the reference and against the first runner's (`first_y`, set by the first).
+fn make_point(
+    runner: &Runner,
+    m: &Matrix,
+    (tokens, y): (usize, Vec<f32>),
+    times: &[f64],
+    capped: bool,
+    reference: &Reference,
+    first_y: &mut Option<Vec<f32>>,
+) -> Point {
+    let (rows, cols) = (m.shape().rows, m.shape().cols);
     let (median_s, min_s) = (
-        median(&times),
+        median(times),
         times.iter().copied().fold(f64::INFINITY, f64::min),
     );
-
     let mut max_err = 0f64;
     for (i, &r) in reference.rows.iter().enumerate() {
         for t in 0..tokens {
@@ -277,8 +333,8 @@ fn time_point(
         Some(f) => Some(f.iter().zip(&y).all(|(a, b)| a.to_bits() == b.to_bits())),
     };
     let packed_bytes = m.packed_bytes();
-    let p = Point {
-        format,
+    Point {
+        format: m.layout().format(),
         kernel: m.kernel_name().to_string_lossy().into_owned(),
         isa: runner.isa,
         rows,
@@ -299,8 +355,8 @@ fn time_point(
         },
         ref_rows: reference.rows.len(),
         same_y,
-    };
-    Ok(p)
+        vs_ratio: None,
+    }
 }
 
 /// The progress line of point `index` of `total`.
@@ -393,41 +449,46 @@ fn time_gemm(
     reps: &Reps,
     capped: bool,
 ) -> Result<Vec<f64>, String> {
-    let (rows, cols) = (m.shape().rows, m.shape().cols);
-    let opts = GemmOptions::default();
-    let call = |y: &mut [f32]| -> Result<f64, String> {
-        let t = Instant::now();
-        m.gemm(
-            &r.ctx,
-            x,
-            cols,
-            GemmOutput {
-                y,
-                n_tokens: tokens,
-                stride: rows,
-            },
-            &opts,
-        )
-        .map_err(|e| {
-            format!(
-                "gemm failed ({} {rows}x{cols}, {tokens} tokens): {e}",
-                r.kernel
-            )
-        })?;
-        Ok(t.elapsed().as_secs_f64())
-    };
     if capped {
-        return Ok(vec![call(y)?]);
+        return Ok(vec![call(r, m, x, tokens, y)?]);
     }
-    call(y)?;
+    call(r, m, x, tokens, y)?;
     let mut times = Vec::new();
     let mut spent = 0.0;
     while times.len() < reps.max && (times.len() < reps.min || spent < reps.target_s) {
-        let t = call(y)?;
+        let t = call(r, m, x, tokens, y)?;
         spent += t;
         times.push(t);
     }
     Ok(times)
+}
+
+/// One `Matrix::gemm` call of `tokens` tokens `x` into `y`, timed (seconds).
+fn call(r: &Runner, m: &Matrix, x: &[f32], tokens: usize, y: &mut [f32]) -> Result<f64, String> {
+    let (rows, cols) = (m.shape().rows, m.shape().cols);
+    let t = Instant::now();
+    m.gemm(
+        &r.ctx,
+        x,
+        cols,
+        GemmOutput {
+            y,
+            n_tokens: tokens,
+            stride: rows,
+        },
+        &GemmOptions::default(),
+    )
+    .map_err(|e| {
+        format!(
+            "gemm failed ({} {rows}x{cols}, {tokens} tokens): {e}",
+            r.kernel
+        )
+    })?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn reps_of(args: &BenchArgs) -> &'static Reps {
+    if args.quick { &QUICK } else { &NORMAL }
 }
 
 fn median(v: &[f64]) -> f64 {

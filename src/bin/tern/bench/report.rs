@@ -3,7 +3,8 @@
 use super::*;
 
 pub(super) fn print_table(points: &[Point], args: &BenchArgs) {
-    let header = [
+    let vs_column = args.vs.map(|vs| format!("x {}", vs.name()));
+    let mut header = vec![
         "format",
         "kernel",
         "shape MxK",
@@ -17,10 +18,11 @@ pub(super) fn print_table(points: &[Point], args: &BenchArgs) {
         "ref rows",
         "same y",
     ];
-    let rows: Vec<[String; 12]> = points
+    header.extend(vs_column.as_deref());
+    let rows: Vec<Vec<String>> = points
         .iter()
         .map(|p| {
-            [
+            let mut cells = vec![
                 p.format.name().to_string(),
                 p.kernel.clone(),
                 format!("{}x{}", p.rows, p.cols),
@@ -37,10 +39,12 @@ pub(super) fn print_table(points: &[Point], args: &BenchArgs) {
                     Some(true) => "yes".to_string(),
                     Some(false) => "NO".to_string(),
                 },
-            ]
+            ];
+            cells.extend(p.vs_ratio.map(|r| format!("{r:.3}")));
+            cells
         })
         .collect();
-    let mut width = header.map(|h| h.chars().count());
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
@@ -62,8 +66,12 @@ pub(super) fn print_table(points: &[Point], args: &BenchArgs) {
             .collect();
         parts.join("  ").trim_end().to_string()
     };
-    println!("{}", line(&header.map(String::from)));
-    println!("{}", line(&width.map(|w| "-".repeat(w))));
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    println!("{}", line(&header));
+    println!(
+        "{}",
+        line(&width.iter().map(|&w| "-".repeat(w)).collect::<Vec<_>>())
+    );
     let mut last = None;
     for (p, r) in points.iter().zip(&rows) {
         let group = (p.rows, p.cols, p.format.name(), p.tokens);
@@ -77,11 +85,26 @@ pub(super) fn print_table(points: &[Point], args: &BenchArgs) {
     println!(
         "median: median wall time of one Matrix::gemm call (activation quantization included);"
     );
-    println!(
-        "        reps = timed calls after one warm-up call (>= {} s and >= {} reps)",
-        reps_of(args).target_s,
-        reps_of(args).min
-    );
+    match &vs_column {
+        None => println!(
+            "        reps = timed calls after one warm-up call (>= {} s and >= {} reps)",
+            reps_of(args).target_s,
+            reps_of(args).min
+        ),
+        Some(col) => {
+            println!(
+                "        reps = rounds (--vs: the formats interleaved; each round times every format's"
+            );
+            println!(
+                "        calls for ~{} s after one warm-up call); median over rounds of the mean call",
+                reps_of(args).target_s / versus::rounds(args) as f64
+            );
+            println!(
+                "{col}: median over the rounds of this format's time / the {} format's in the same round",
+                col.trim_start_matches("x ")
+            );
+        }
+    }
     if points.iter().any(|p| p.capped) {
         println!(
             "        * scalar kernel at >= {SLOW_TOKENS} tokens: a single call, no warm-up (it is the slow reference)"
@@ -98,10 +121,6 @@ pub(super) fn print_table(points: &[Point], args: &BenchArgs) {
     println!(
         "same y: output bit-identical to the first kernel/thread count of the same shape, format and tokens"
     );
-}
-
-fn reps_of(args: &BenchArgs) -> &'static Reps {
-    if args.quick { &QUICK } else { &NORMAL }
 }
 
 fn json_str(s: &str) -> String {
@@ -151,6 +170,7 @@ pub(super) fn json(points: &[Point]) -> String {
                     "same_y_as_first",
                     p.same_y.map_or("null".to_string(), |b| b.to_string()),
                 ),
+                ("vs_ratio", p.vs_ratio.map_or("null".to_string(), json_num)),
             ];
             let body: Vec<String> = fields
                 .iter()
