@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{MAX_DOT_STEPS, PANELS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES};
+use super::{MAX_DOT_STEPS, PANEL_ROWS, PANELS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES};
 use crate::kernel::TileScaling;
 use crate::kernel::x86::panels_avx2::scale_block;
 
@@ -35,12 +35,49 @@ pub(crate) struct Ptrs {
     pub(crate) dots: *mut i32,
     /// Tokens of the whole call (the activation interleave and the `dots` rows).
     pub(crate) nt: usize,
+    /// `geom.n_dots()`, computed once per call (a division, which the dot loops would
+    /// otherwise repeat).
+    pub(crate) nd: usize,
+    /// Where in `dots` the sums go (`dot_at`).
+    pub(crate) strides: DotStrides,
     /// The end of the run's weights: prefetches stop there (past it they would fetch another
     /// thread's tiles or unrelated memory, a sizeable share of a small GEMV's traffic).
     pub(crate) end: *const u8,
     /// The call's per-group scales: then `dots` is one tile's work space and every block of
     /// rows and tokens is scaled into `ScalePtrs::acc` as soon as its dots are complete.
     pub(crate) scaling: Option<ScalePtrs>,
+}
+
+/// The layout of `Ptrs::dots`, in int32 steps: sum (token `t`, dot `d`, tile row `r`) at
+/// `t·t + d·d + (r / 16)·panel + r % 16`.
+#[derive(Clone, Copy)]
+pub(crate) struct DotStrides {
+    pub(crate) t: usize,
+    pub(crate) d: usize,
+    pub(crate) panel: usize,
+}
+
+impl DotStrides {
+    /// `PanelDotsFn`'s output: `[(t·n_dots + d)·64 + r]`.
+    fn output(nd: usize) -> Self {
+        Self {
+            t: nd * TILE_ROWS,
+            d: TILE_ROWS,
+            panel: PANEL_ROWS,
+        }
+    }
+
+    /// The work space of a scaled call, panel-major: the sums a block of one panel and its tokens
+    /// scales are consecutive 64-byte lines. (In the output layout a panel's line of one dot is
+    /// every fourth line: 256 bytes apart, they fall into a quarter of L1's sets, and a block of
+    /// many short dots, Q2_0's 80 per row at 2560 columns, misses L1.)
+    fn work(nt: usize, nd: usize) -> Self {
+        Self {
+            t: nd * PANEL_ROWS,
+            d: PANEL_ROWS,
+            panel: nt * nd * PANEL_ROWS,
+        }
+    }
 }
 
 /// The raw pointers of a checked `TileScaling` (`scales` and `acc` at the current tile).
@@ -90,9 +127,10 @@ impl Ptrs {
 
     /// Where, in `dots`, the sum of token `t`, dot `d`, tile row `row` goes.
     #[inline(always)]
-    pub(crate) fn dot_at(self, geom: &PanelGeom, t: usize, d: usize, row: usize) -> *mut i32 {
+    pub(crate) fn dot_at(self, t: usize, d: usize, row: usize) -> *mut i32 {
+        let st = self.strides;
         self.dots
-            .wrapping_add((t * geom.n_dots() + d) * TILE_ROWS + row)
+            .wrapping_add(t * st.t + d * st.d + row / PANEL_ROWS * st.panel + row % PANEL_ROWS)
     }
 
     /// The pointers of tile `i` of the run: its weights and its block of `dots`, or with a
@@ -103,9 +141,7 @@ impl Ptrs {
         match self.scaling {
             None => Ptrs {
                 tile,
-                dots: self
-                    .dots
-                    .wrapping_add(i * self.nt * geom.n_dots() * TILE_ROWS),
+                dots: self.dots.wrapping_add(i * self.nt * self.nd * TILE_ROWS),
                 ..self
             },
             Some(s) => Ptrs {
@@ -126,10 +162,10 @@ impl Ptrs {
     /// # Safety
     /// `ptrs` checked (with the scaling) for the call; the block's dots complete.
     #[inline(always)]
-    unsafe fn scale<const P: usize>(self, geom: &PanelGeom, p0: usize, t0: usize, n: usize) {
+    unsafe fn scale<const P: usize>(self, p0: usize, t0: usize, n: usize) {
         if let Some(s) = self.scaling {
             // SAFETY: the function contract.
-            unsafe { scale_block::<P>(&s, self.dots, geom.n_dots(), p0, t0..t0 + n) }
+            unsafe { scale_block::<P>(&s, self, p0, t0..t0 + n) }
         }
     }
 }
@@ -230,26 +266,26 @@ unsafe fn token_block<K: PanelMicroKernel>(ptrs: Ptrs, geom: &PanelGeom, t0: usi
         for t in t0..t0 + n {
             unsafe {
                 K::one_token(ptrs, geom, t);
-                ptrs.scale::<PANELS>(geom, 0, t, 1);
+                ptrs.scale::<PANELS>(0, t, 1);
             }
         }
     } else if n <= K::T_WIDE {
         by_tokens!(n, T if K::T_SINGLE < T && T <= K::T_WIDE => unsafe {
             K::block::<PANELS, T>(ptrs, geom, 0, t0);
-            ptrs.scale::<PANELS>(geom, 0, t0, T);
+            ptrs.scale::<PANELS>(0, t0, T);
         })
     } else if n <= K::T_HALF {
         for p0 in [0, 2] {
             by_tokens!(n, T if K::T_WIDE < T && T <= K::T_HALF => unsafe {
                 K::block::<2, T>(ptrs, geom, p0, t0);
-                ptrs.scale::<2>(geom, p0, t0, T);
+                ptrs.scale::<2>(p0, t0, T);
             })
         }
     } else {
         for p0 in 0..PANELS {
             by_tokens!(n, T if K::T_HALF < T && T <= K::T_MAX => unsafe {
                 K::block::<1, T>(ptrs, geom, p0, t0);
-                ptrs.scale::<1>(geom, p0, t0, T);
+                ptrs.scale::<1>(p0, t0, T);
             })
         }
     }
@@ -275,7 +311,7 @@ pub(crate) unsafe fn run_tiles<K: PanelMicroKernel>(ptrs: Ptrs, geom: &PanelGeom
             // SAFETY: one token, tile i of the checked run.
             unsafe {
                 K::one_token(ptrs, geom, 0);
-                ptrs.scale::<PANELS>(geom, 0, 0, 1);
+                ptrs.scale::<PANELS>(0, 0, 1);
             }
             continue;
         }
@@ -349,6 +385,12 @@ fn checked_ptrs(
         acts: acts.as_ptr(),
         dots: dots.as_mut_ptr(),
         nt: n_tokens,
+        nd: geom.n_dots(),
+        strides: if scaling.is_some() {
+            DotStrides::work(n_tokens, geom.n_dots())
+        } else {
+            DotStrides::output(geom.n_dots())
+        },
         scaling,
     })
 }

@@ -107,8 +107,21 @@ impl PanelGeom {
     }
 
     /// Chunks per group.
+    #[inline(always)]
     pub fn chunks_per_group(&self) -> usize {
-        self.group_steps.div_ceil(self.kind.steps_per_chunk())
+        // One arm per kind, so that each divides by a constant: the kernels call this per dot
+        // and per vector, where a division instruction costs as much as a short dot's work.
+        match self.kind {
+            PanelKind::Codes2 => self
+                .group_steps
+                .div_ceil(PanelKind::Codes2.steps_per_chunk()),
+            PanelKind::Trits5 => self
+                .group_steps
+                .div_ceil(PanelKind::Trits5.steps_per_chunk()),
+            PanelKind::Bits1 => self
+                .group_steps
+                .div_ceil(PanelKind::Bits1.steps_per_chunk()),
+        }
     }
 
     /// Columns covered (the padded width the activations must have).
@@ -122,6 +135,7 @@ impl PanelGeom {
     }
 
     /// Offset in a tile of the panel vector (group `g`, chunk `c`, panel `p`).
+    #[inline(always)]
     pub fn vec_offset(&self, g: usize, c: usize, p: usize) -> usize {
         ((g * self.chunks_per_group() + c) * PANELS + p) * VEC_BYTES
     }

@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use crate::kernel::Isa;
 use crate::kernel::panel::driver::{Ptrs, ScalePtrs, panel_micro_kernel};
-use crate::kernel::panel::{PANEL_ROWS, PanelGeom, TILE_ROWS};
+use crate::kernel::panel::{PANEL_ROWS, PANELS, PanelGeom, TILE_ROWS, VEC_BYTES};
 
 /// Rows of one half panel vector (the int32 lanes of a ymm).
 const HALF_ROWS: usize = 8;
@@ -65,7 +65,6 @@ pub(super) unsafe fn halves(at: *const u8) -> [__m256i; 2] {
 #[inline]
 pub(super) unsafe fn store<const T: usize>(
     ptrs: Ptrs,
-    geom: &PanelGeom,
     d: usize,
     p: usize,
     t0: usize,
@@ -73,7 +72,7 @@ pub(super) unsafe fn store<const T: usize>(
 ) {
     for h in 0..2 {
         for t in 0..T {
-            let at = ptrs.dot_at(geom, t0 + t, d, p * PANEL_ROWS + h * HALF_ROWS);
+            let at = ptrs.dot_at(t0 + t, d, p * PANEL_ROWS + h * HALF_ROWS);
             // SAFETY: 8 values from `at` lie in `dots` (see the function contract).
             unsafe { _mm256_storeu_si256(at.cast(), acc[h][t]) };
         }
@@ -122,7 +121,6 @@ const WIDEN_STEPS: usize = 32;
 #[inline]
 unsafe fn widen<const P: usize, const T: usize>(
     ptrs: Ptrs,
-    geom: &PanelGeom,
     (d, p0, t0): (usize, usize, usize),
     acc16: &mut [[[__m256i; T]; 2]; P],
     first: bool,
@@ -134,7 +132,7 @@ unsafe fn widen<const P: usize, const T: usize>(
             for t in 0..T {
                 sums[h][t] = _mm256_madd_epi16(acc[h][t], ones);
                 if !first {
-                    let at = ptrs.dot_at(geom, t0 + t, d, (p0 + p) * PANEL_ROWS + h * HALF_ROWS);
+                    let at = ptrs.dot_at(t0 + t, d, (p0 + p) * PANEL_ROWS + h * HALF_ROWS);
                     // SAFETY: as `store` (see the function contract).
                     let old = unsafe { _mm256_loadu_si256(at.cast()) };
                     sums[h][t] = _mm256_add_epi32(old, sums[h][t]);
@@ -143,7 +141,7 @@ unsafe fn widen<const P: usize, const T: usize>(
             }
         }
         // SAFETY: see the function contract.
-        unsafe { store::<T>(ptrs, geom, d, p0 + p, t0, &sums) };
+        unsafe { store::<T>(ptrs, d, p0 + p, t0, &sums) };
     }
 }
 
@@ -189,59 +187,56 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize>(
 ) {
     let mask = _mm256_set1_epi8(if STEPS == 4 { 3 } else { 2 });
     let widen_chunks = WIDEN_STEPS / STEPS;
-    for d in 0..geom.n_dots() {
+    // Groups are whole chunks (checked by `checked_ptrs`) and follow each other, so a dot is one
+    // run of `dot_chunks` chunks: one loop, no division.
+    let dot_chunks = geom.merge * (geom.group_steps / STEPS);
+    for d in 0..ptrs.nd {
         let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
-        let mut pending = 0;
         let mut first = true;
-        for g in d * geom.merge..(d + 1) * geom.merge {
-            for c in 0..geom.chunks_per_group() {
-                let ks0 = g * geom.group_steps + STEPS * c;
-                // 4 k-steps at a time (a `Bits1` byte as two nibbles, each pass reloading the
-                // vectors from L1), so that each pass has `Codes2`'s shape: the panels unrolled
-                // with their accumulators in registers, the k-steps straight code.
-                for j in 0..STEPS / 4 {
-                    for p in 0..P {
-                        let at = ptrs.tile.wrapping_add(geom.vec_offset(g, c, p0 + p));
-                        if j == 0 {
-                            ptrs.prefetch_ahead(at);
-                        }
-                        // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
-                        let raw = unsafe { halves(at) };
-                        let sub = raw.map(|v| match j {
-                            0 => v,
-                            _ => _mm256_srli_epi16::<4>(v),
+        for i in 0..dot_chunks {
+            let chunk = d * dot_chunks + i;
+            // 4 k-steps at a time (a `Bits1` byte as two nibbles, each pass reloading the
+            // vectors from L1), so that each pass has `Codes2`'s shape: the panels unrolled
+            // with their accumulators in registers, the k-steps straight code.
+            for j in 0..STEPS / 4 {
+                for p in 0..P {
+                    let at = ptrs
+                        .tile
+                        .wrapping_add((chunk * PANELS + p0 + p) * VEC_BYTES);
+                    if j == 0 {
+                        ptrs.prefetch_ahead(at);
+                    }
+                    // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
+                    let raw = unsafe { halves(at) };
+                    let sub = raw.map(|v| match j {
+                        0 => v,
+                        _ => _mm256_srli_epi16::<4>(v),
+                    });
+                    for s in 0..4 {
+                        let code = sub.map(|v| {
+                            if STEPS == 4 {
+                                codes(v, s, mask)
+                            } else {
+                                sign_codes(v, s, mask)
+                            }
                         });
-                        for s in 0..4 {
-                            let code = sub.map(|v| {
-                                if STEPS == 4 {
-                                    codes(v, s, mask)
-                                } else {
-                                    sign_codes(v, s, mask)
-                                }
-                            });
-                            let ks = ks0 + 4 * j + s;
-                            for t in 0..T {
-                                // SAFETY: k-step ks < n_groups · group_steps, t0 + t < nt.
-                                let x = unsafe { act(ptrs, ks, t0 + t) };
-                                for h in 0..2 {
-                                    let a = &mut acc16[p][h][t];
-                                    *a = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
-                                }
+                        let ks = chunk * STEPS + 4 * j + s;
+                        for t in 0..T {
+                            // SAFETY: k-step ks < n_groups · group_steps, t0 + t < nt.
+                            let x = unsafe { act(ptrs, ks, t0 + t) };
+                            for h in 0..2 {
+                                let a = &mut acc16[p][h][t];
+                                *a = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
                             }
                         }
                     }
                 }
-                pending += 1;
-                if pending == widen_chunks {
-                    // SAFETY: as in the function contract.
-                    unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16, first) };
-                    (pending, first) = (0, false);
-                }
             }
-        }
-        if pending > 0 {
-            // SAFETY: as in the function contract.
-            unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16, first) };
+            if (i + 1) % widen_chunks == 0 || i + 1 == dot_chunks {
+                // SAFETY: as in the function contract.
+                unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, first) };
+                first = false;
+            }
         }
     }
 }
@@ -265,20 +260,19 @@ panel_micro_kernel! {
 }
 
 /// Applies a call's per-group scales (`TileScaling`, checked into `s`) to the dots of panels
-/// `p0..p0+P` × `tokens` of the current tile, just computed into `dots` (one tile's work space,
-/// still in L1): the oracle's operations in its order (convert, multiply, add; no FMA), the
-/// running sums of 32 rows in registers. Every x86 panel level runs it from the panel driver
-/// (a small share of a call, so a 512-bit copy is not worth its code).
+/// `p0..p0+P` × `tokens` of the current tile, just computed into `ptrs.dots` (one tile's work
+/// space, still in L1): the oracle's operations in its order (convert, multiply, add; no FMA),
+/// the running sums of 32 rows in registers. Every x86 panel level runs it from the panel
+/// driver (a small share of a call, so a 512-bit copy is not worth its code).
 ///
 /// # Safety
-/// The CPU has AVX2; `s` and `dots` checked by the driver for the call, `p0 + P ≤ 4`, `tokens`
+/// The CPU has AVX2; `s` and `ptrs` checked by the driver for the call, `p0 + P ≤ 4`, `tokens`
 /// within the call's.
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(crate) unsafe fn scale_block<const P: usize>(
     s: &ScalePtrs,
-    dots: *const i32,
-    nd: usize,
+    ptrs: Ptrs,
     p0: usize,
     tokens: Range<usize>,
 ) {
@@ -291,13 +285,58 @@ pub(crate) unsafe fn scale_block<const P: usize>(
             // SAFETY: the function contract.
             unsafe {
                 if halves - c0 >= CHUNK {
-                    scale_rows::<CHUNK>(s, dots, nd, t, row0);
+                    scale_rows::<CHUNK>(s, ptrs, t, row0);
                 } else {
-                    scale_rows::<2>(s, dots, nd, t, row0);
+                    scale_rows::<2>(s, ptrs, t, row0);
                 }
             }
         }
     }
+}
+
+/// The Q8_0-order sums (`TileScaling` with `q8_0_block`) of rows `row0..row0 + 8·H` of token
+/// `t`: blocks of `PB` dots (Q2_0's 2, Q1_0's 4: the block loop unrolled), or of
+/// `s.q8_0_block` when `PB` is 0. Pointers step through the dots, sums and scales in order.
+///
+/// # Safety
+/// As `scale_rows`; `s.q8_0_block` divides the dots (and equals `PB` when `PB` > 0).
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn q8_0_blocks<const H: usize, const PB: usize>(
+    s: &ScalePtrs,
+    ptrs: Ptrs,
+    t: usize,
+    row0: usize,
+) -> [__m256; H] {
+    let (nd, step) = (ptrs.nd, ptrs.strides.d);
+    let per_block = if PB > 0 { PB } else { s.q8_0_block };
+    let mut acc = [_mm256_setzero_ps(); H];
+    let mut dot: [*const i32; H] =
+        std::array::from_fn(|h| ptrs.dot_at(t, 0, row0 + h * HALF_ROWS).cast_const());
+    // SAFETY (all reads): token t's dots, sums and block scales and the tile's scales, in the
+    // checked buffers (the function contract).
+    unsafe {
+        let (mut gsum, mut block_scale) = (s.gsums.add(t * nd), s.block_scales.add(t * nd));
+        let mut scales = s.scales.add(row0);
+        for _ in 0..nd / per_block {
+            let mut sumi = [_mm256_setzero_ps(); H];
+            for _ in 0..per_block {
+                let (gs, bs) = (_mm256_set1_epi32(*gsum), _mm256_set1_ps(*block_scale));
+                for (si, at) in sumi.iter_mut().zip(&mut dot) {
+                    let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(at.cast()), gs));
+                    *si = _mm256_add_ps(*si, _mm256_mul_ps(bs, x));
+                    *at = at.add(step);
+                }
+                (gsum, block_scale) = (gsum.add(1), block_scale.add(1));
+            }
+            for (h, (a, si)) in acc.iter_mut().zip(sumi).enumerate() {
+                let w = _mm256_loadu_ps(scales.add(h * HALF_ROWS));
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(w, si));
+            }
+            scales = scales.add(TILE_ROWS);
+        }
+    }
+    acc
 }
 
 /// `scale_block` for rows `row0..row0 + 8·H` of token `t`.
@@ -306,48 +345,38 @@ pub(crate) unsafe fn scale_block<const P: usize>(
 /// As `scale_block`, `row0 + 8·H ≤ 64`.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn scale_rows<const H: usize>(
-    s: &ScalePtrs,
-    dots: *const i32,
-    nd: usize,
-    t: usize,
-    row0: usize,
-) {
+unsafe fn scale_rows<const H: usize>(s: &ScalePtrs, ptrs: Ptrs, t: usize, row0: usize) {
+    let nd = ptrs.nd;
     let mut acc = [_mm256_setzero_ps(); H];
     // SAFETY (all reads): dots, sums and scales of this token, dot and tile lie in the checked
     // buffers.
     let x = |d: usize, gs: __m256i, h: usize| unsafe {
-        let at = dots.add((t * nd + d) * TILE_ROWS + row0 + h * HALF_ROWS);
+        let at = ptrs.dot_at(t, d, row0 + h * HALF_ROWS);
         _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(at.cast()), gs))
     };
     let w = |b: usize, h: usize| unsafe {
         _mm256_loadu_ps(s.scales.add(b * TILE_ROWS + row0 + h * HALF_ROWS))
     };
-    let gsum = |d: usize| unsafe { _mm256_set1_epi32(*s.gsums.add(t * nd + d)) };
-    let block_scale = |d: usize| unsafe { _mm256_set1_ps(*s.block_scales.add(t * nd + d)) };
     if s.q8_0_block == 0 {
         for d in 0..nd {
-            let gs = gsum(d);
-            let bs = (!s.block_scales.is_null()).then(|| block_scale(d));
+            // SAFETY: as above.
+            let gs = unsafe { _mm256_set1_epi32(*s.gsums.add(t * nd + d)) };
+            let bs = (!s.block_scales.is_null())
+                .then(|| unsafe { _mm256_set1_ps(*s.block_scales.add(t * nd + d)) });
             for (h, a) in acc.iter_mut().enumerate() {
                 let w = bs.map_or(w(d, h), |bs| _mm256_mul_ps(bs, w(d, h)));
                 *a = _mm256_add_ps(*a, _mm256_mul_ps(x(d, gs, h), w));
             }
         }
     } else {
-        let per_block = s.q8_0_block;
-        for b in 0..nd / per_block {
-            let mut sumi = [_mm256_setzero_ps(); H];
-            for d in b * per_block..(b + 1) * per_block {
-                let (gs, bs) = (gsum(d), block_scale(d));
-                for (h, si) in sumi.iter_mut().enumerate() {
-                    *si = _mm256_add_ps(*si, _mm256_mul_ps(bs, x(d, gs, h)));
-                }
+        // SAFETY: the function contract.
+        acc = unsafe {
+            match s.q8_0_block {
+                2 => q8_0_blocks::<H, 2>(s, ptrs, t, row0),
+                4 => q8_0_blocks::<H, 4>(s, ptrs, t, row0),
+                _ => q8_0_blocks::<H, 0>(s, ptrs, t, row0),
             }
-            for (h, (a, si)) in acc.iter_mut().zip(sumi).enumerate() {
-                *a = _mm256_add_ps(*a, _mm256_mul_ps(w(b, h), si));
-            }
-        }
+        };
     }
     for (h, a) in acc.iter().enumerate() {
         // SAFETY: token t's results of this tile lie in `acc` (the function contract).

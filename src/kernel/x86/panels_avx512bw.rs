@@ -37,14 +37,13 @@ const T_MANY: usize = 8;
 #[inline]
 unsafe fn widen<const P: usize, const T: usize>(
     ptrs: Ptrs,
-    geom: &PanelGeom,
     (d, p0, t0): (usize, usize, usize),
     acc16: &mut [[__m512i; T]; P],
 ) {
     let ones = _mm512_set1_epi16(1);
     for (p, acc) in acc16.iter_mut().enumerate() {
         for (t, a) in acc.iter_mut().enumerate() {
-            let at = ptrs.dot_at(geom, t0 + t, d, (p0 + p) * PANEL_ROWS);
+            let at = ptrs.dot_at(t0 + t, d, (p0 + p) * PANEL_ROWS);
             // SAFETY: 16 values from `at` lie in `dots` (see the function contract).
             unsafe {
                 let old = _mm512_loadu_si512(at.cast());
@@ -70,7 +69,7 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
         let mut acc16 = [[_mm512_setzero_si512(); T]; P];
         for p in 0..P {
             for t in 0..T {
-                let at = ptrs.dot_at(geom, t0 + t, d, (p0 + p) * PANEL_ROWS);
+                let at = ptrs.dot_at(t0 + t, d, (p0 + p) * PANEL_ROWS);
                 // SAFETY: as in the function contract.
                 unsafe { _mm512_storeu_si512(at.cast(), _mm512_setzero_si512()) };
             }
@@ -108,13 +107,13 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
                 pending += 1;
                 if pending == WIDEN_CHUNKS {
                     // SAFETY: as in the function contract.
-                    unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16) };
+                    unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16) };
                     pending = 0;
                 }
             }
         }
         // SAFETY: as in the function contract.
-        unsafe { widen::<P, T>(ptrs, geom, (d, p0, t0), &mut acc16) };
+        unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16) };
     }
 }
 

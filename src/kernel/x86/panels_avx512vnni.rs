@@ -49,7 +49,6 @@ unsafe fn act(ptrs: Ptrs, ks: usize, t: usize) -> __m512i {
 #[inline]
 unsafe fn store<const RP: usize, const T: usize>(
     ptrs: Ptrs,
-    geom: &PanelGeom,
     d: usize,
     p0: usize,
     t0: usize,
@@ -57,7 +56,7 @@ unsafe fn store<const RP: usize, const T: usize>(
 ) {
     for p in 0..RP {
         for t in 0..T {
-            let at = ptrs.dot_at(geom, t0 + t, d, (p0 + p) * PANEL_ROWS);
+            let at = ptrs.dot_at(t0 + t, d, (p0 + p) * PANEL_ROWS);
             // SAFETY: 16 values from `at` lie in `dots` (see the function contract).
             unsafe { _mm512_storeu_si512(at.cast(), acc[p][t]) };
         }
@@ -112,7 +111,7 @@ unsafe fn mk_bits2<const RP: usize, const T: usize>(
             }
         }
         // SAFETY: as above.
-        unsafe { store::<RP, T>(ptrs, geom, d, p0, t0, &acc) };
+        unsafe { store::<RP, T>(ptrs, d, p0, t0, &acc) };
     }
 }
 
@@ -179,7 +178,7 @@ unsafe fn mk_bits2_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
         }
         let sums = acc.map(|a| [unscale(&a)]);
         // SAFETY: as above.
-        unsafe { store::<RP, 1>(ptrs, geom, d, 0, t0, &sums) };
+        unsafe { store::<RP, 1>(ptrs, d, 0, t0, &sums) };
     }
 }
 
@@ -266,7 +265,7 @@ unsafe fn bits16_tokens<const RP: usize, const T: usize, D: Copy>(
             }
         }
         // SAFETY: as above.
-        unsafe { store::<RP, T>(ptrs, geom, d, p0, t0, &acc) };
+        unsafe { store::<RP, T>(ptrs, d, p0, t0, &acc) };
     }
 }
 
@@ -380,7 +379,7 @@ unsafe fn mk_bits16_t1(ptrs: Ptrs, geom: &PanelGeom, t0: usize) {
         }
         let sums = acc.map(|a| [unscale(&a)]);
         // SAFETY: as above.
-        unsafe { store::<RP, 1>(ptrs, geom, d, 0, t0, &sums) };
+        unsafe { store::<RP, 1>(ptrs, d, 0, t0, &sums) };
     }
 }
 

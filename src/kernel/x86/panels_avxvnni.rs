@@ -80,7 +80,7 @@ macro_rules! avxvnni_kernels {
                     for p in 0..PANELS {
                         let sums = [[acc[2 * p]], [acc[2 * p + 1]]];
                         // SAFETY: as above.
-                        unsafe { store::<1>(ptrs, geom, d, p, t0, &sums) };
+                        unsafe { store::<1>(ptrs, d, p, t0, &sums) };
                     }
                 }
             }
@@ -125,7 +125,7 @@ macro_rules! avxvnni_kernels {
                             }
                         }
                         // SAFETY: as above.
-                        unsafe { store::<T>(ptrs, geom, d, p, t0, &acc) };
+                        unsafe { store::<T>(ptrs, d, p, t0, &acc) };
                     }
                 }
             }
