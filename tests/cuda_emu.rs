@@ -3,7 +3,9 @@
 //! scales and sums equal; exact int32 dots equal; outputs bit-identical (f32) or equal to the
 //! CPU's f32 result rounded to nearest even (f16, bf16). Random shapes with K and M tails, every
 //! format, every compat mode the GPU has, 1..70 tokens (GEMV and tensor-core GEMM), strides,
-//! bias and all dtypes. Plus bitnet.cpp's GPU golden vectors (word encoding and dots).
+//! bias and all dtypes; per-block scales that differ from block to block over 64 (Q2_0, with
+//! its code 3 = +2), 128 (Q1_0) and 256 columns. Plus bitnet.cpp's GPU golden vectors (word
+//! encoding and dots).
 //!
 //! The launch plan (grids, blocks, parameter block, workspace) is `tern::cuda::plan`, the same
 //! code the driver path uses; only the executor differs. Needs a C++ compiler (`$CXX` or `c++`).
@@ -635,11 +637,18 @@ fn word_encodings() {
     let mut t = vec![0i8; 3 * 100];
     let gw = GpuWeights::from_ternary(&t, 3, 100, vec![1.0], 0).unwrap();
     assert_eq!(gw.code_offset, CODE_OFFSET_TERNARY);
-    assert!(gw.words.iter().all(|&w| w == zero_word(CODE_OFFSET_TERNARY)));
+    assert!(
+        gw.words
+            .iter()
+            .all(|&w| w == zero_word(CODE_OFFSET_TERNARY))
+    );
     t[250] = 2;
     let gw = GpuWeights::from_ternary(&t, 3, 100, vec![1.0], 0).unwrap();
     assert_eq!(gw.code_offset, CODE_OFFSET_WIDE);
-    assert_eq!(decode_word(gw.words[2 * gw.kw() + 3], CODE_OFFSET_WIDE)[2], 2);
+    assert_eq!(
+        decode_word(gw.words[2 * gw.kw() + 3], CODE_OFFSET_WIDE)[2],
+        2
+    );
     assert_eq!(gw.words[gw.kw() - 1], zero_word(CODE_OFFSET_WIDE));
 }
 
@@ -807,7 +816,11 @@ fn emulated_mma_matches_matrix_product() {
                     let want: i32 = (0..k)
                         .map(|kk| ternary[r * k + kk] as i32 * q[tt * k + kk] as i32)
                         .sum();
-                    assert_eq!(dots[tt * m + r], want, "{kernel:?} hi {hi} token {tt} row {r}");
+                    assert_eq!(
+                        dots[tt * m + r],
+                        want,
+                        "{kernel:?} hi {hi} token {tt} row {r}"
+                    );
                 }
             }
         }
@@ -821,9 +834,16 @@ fn emulated_random_shapes() {
     let dts = [Dtype::F32, Dtype::F16, Dtype::Bf16];
     let mut done = 0;
     while done < 20 {
-        let (format, variant) =
-            [(1, 0), (1, 1), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0)]
-                [(rng.next() % 8) as usize];
+        let (format, variant) = [
+            (1, 0),
+            (1, 1),
+            (2, 0),
+            (3, 0),
+            (4, 0),
+            (5, 0),
+            (6, 0),
+            (7, 0),
+        ][(rng.next() % 8) as usize];
         let rows = 1 + (rng.next() % 150) as usize;
         let cols = match format {
             1 if variant == 0 => 128 * (1 + (rng.next() % 5) as usize),

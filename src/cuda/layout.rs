@@ -47,9 +47,7 @@ pub fn encode_word(t: &[i8], code_offset: u32) -> u32 {
 
 /// Decodes one word into 16 weights (the inverse of [`encode_word`] with the same offset).
 pub fn decode_word(w: u32, code_offset: u32) -> [i8; 16] {
-    std::array::from_fn(|e| {
-        ((w >> (8 * (e % 4) + 2 * (e / 4))) & 3) as i8 - code_offset as i8
-    })
+    std::array::from_fn(|e| ((w >> (8 * (e % 4) + 2 * (e / 4))) & 3) as i8 - code_offset as i8)
 }
 
 /// A matrix in the GPU layout, still on the host.
@@ -88,12 +86,14 @@ impl GpuWeights {
                 ternary.len()
             )));
         }
-        if group_cols != 0 && (!group_cols_supported(group_cols) || cols % group_cols != 0) {
+        if group_cols != 0
+            && (!group_cols_supported(group_cols) || !cols.is_multiple_of(group_cols))
+        {
             return Err(Error::unsupported(format!(
                 "per-block scales over {group_cols} columns of a {rows}×{cols} matrix: the CUDA kernels take blocks of 64, 128 or 256 columns that tile the rows"
             )));
         }
-        let n_groups = if group_cols == 0 { 0 } else { cols / group_cols };
+        let n_groups = cols.checked_div(group_cols).unwrap_or(0);
         let want = if n_groups == 0 { 1 } else { rows * n_groups };
         if scales.len() != want {
             return Err(Error::invalid(format!(
