@@ -463,7 +463,7 @@ fn emulated_dtypes_bias_strides() {
     }
 }
 
-/// The block scales of a generated Q2_0 / Q1_0 matrix.
+/// The block scales of a generated TQ2_0 / Q2_0 / Q1_0 matrix.
 #[derive(Clone, Copy, Debug)]
 enum BlockScales {
     /// Every block has this `d` (the GPU gets one scale for the matrix).
@@ -472,58 +472,76 @@ enum BlockScales {
     Random,
 }
 
-/// Q2_0 (`format` 6: 64 weights per f16 `d`) or Q1_0 (7: 128) blocks with random codes; Q2_0
-/// codes 0..=3 (3 is +2·d) when `code_3`, else 0..=2.
-fn q_packed(
+/// Weights per block of the ggml formats `block_packed` makes: TQ2_0 (5), Q2_0 (6), Q1_0 (7).
+fn block_cols(format: i32) -> usize {
+    match format {
+        5 => 256,
+        6 => 64,
+        _ => 128,
+    }
+}
+
+/// TQ2_0 (`format` 5: 64 code bytes, then the f16 `d`), Q2_0 (6: `d`, 16 code bytes) or Q1_0
+/// (7: `d`, 16 sign bytes) blocks with random codes; 2-bit codes 0..=3 (Q2_0's 3 is +2·d) when
+/// `code_3`, else 0..=2. Also returns whether the blocks' `d` differ.
+fn block_packed(
     format: i32,
     rows: usize,
     cols: usize,
     scales: BlockScales,
     code_3: bool,
     rng: &mut Rng,
-) -> Vec<u8> {
-    let block = if format == 6 { 64 } else { 128 };
+) -> (Vec<u8>, bool) {
+    let code_bytes = block_cols(format) / if format == 7 { 8 } else { 4 };
     let mut out = Vec::new();
-    for _ in 0..rows * cols / block {
+    let mut first_d = None;
+    let mut differ = false;
+    for _ in 0..rows * cols / block_cols(format) {
         let d = match scales {
             BlockScales::Uniform(d) => d,
             BlockScales::Random => {
                 [0.0125, -0.02, 0.5, 3.0e-6, 0.007, -1.5][(rng.next() % 6) as usize]
             }
         };
-        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
-        for _ in 0..16 {
+        let d = f16::from_f32(d).to_le_bytes();
+        differ |= *first_d.get_or_insert(d) != d;
+        if format != 5 {
+            out.extend_from_slice(&d);
+        }
+        for _ in 0..code_bytes {
             let r = rng.next() as u8;
             // Without code 3: clear the high bit of every code 3.
-            out.push(if format == 6 && !code_3 {
+            out.push(if format != 7 && !code_3 {
                 r & !((r & (r << 1)) & 0xAA)
             } else {
                 r
             });
         }
+        if format == 5 {
+            out.extend_from_slice(&d);
+        }
     }
-    out
+    (out, differ)
 }
 
-/// One Q2_0 / Q1_0 case: the generated matrix through the emulated kernels against the CPU.
+/// One generated matrix (`block_packed`) through the emulated kernels against the CPU.
 fn check_q(case: Case, scales: BlockScales, code_3: bool, seed: u64) {
     let mut rng = Rng(seed | 1);
     let Case {
         layout, rows, cols, ..
     } = case;
-    let packed = q_packed(layout.format() as i32, rows, cols, scales, code_3, &mut rng);
+    let format = layout.format() as i32;
+    let (packed, differ) = block_packed(format, rows, cols, scales, code_3, &mut rng);
     let ctx = Context::global().unwrap();
     let shape = Shape::new(rows as i64, cols as i64).unwrap();
     let m = Matrix::from_packed(ctx, layout, shape, &packed).unwrap();
     let gw = GpuWeights::from_matrix(&m).unwrap();
-    // Per-block scales on the GPU exactly when the blocks' `d` differ (18-byte blocks).
-    let d0 = &packed[..2];
-    let (group_cols, n_groups) = match packed.chunks_exact(18).all(|b| &b[..2] == d0) {
-        true => (0, 0),
-        false if layout.format() as i32 == 6 => (64, cols / 64),
-        false => (128, cols / 128),
-    };
-    assert_eq!((gw.group_cols, gw.n_groups), (group_cols, n_groups));
+    // Per-block scales on the GPU exactly when the blocks' `d` differ.
+    let group_cols = if differ { block_cols(format) } else { 0 };
+    assert_eq!(
+        (gw.group_cols, gw.n_groups),
+        (group_cols, cols.checked_div(group_cols).unwrap_or(0))
+    );
     let wide = if code_3 {
         CODE_OFFSET_WIDE
     } else {
@@ -593,6 +611,23 @@ fn emulated_q1_0_block_scales() {
             false,
             seed,
         );
+    }
+}
+
+#[test]
+fn emulated_tq2_0_block_scales_that_differ() {
+    // 256-column blocks, each with its own `d` (2 blocks per GEMV pass, one per 2 GEMM k-tiles).
+    let mut seed = 900u64;
+    for (m, k) in [(33, 768), (5, 256)] {
+        for (i, tokens) in Q_TOKENS.into_iter().enumerate() {
+            seed += 1;
+            let case = Case {
+                bias: i % 2 == 0,
+                y_dtype: [Dtype::F32, Dtype::Bf16][i % 2],
+                ..base(layout(5, 0), m, k, tokens)
+            };
+            check_q(case, BlockScales::Random, false, seed);
+        }
     }
 }
 
