@@ -9,13 +9,18 @@
 //
 // Weight layout (made on the host by src/cuda/layout.rs from any tern format): row-major
 // uint32 words, `kw = Kp/16` words per row (Kp = K rounded up to 128; padding holds zero
-// weights). A word holds 16 consecutive weights of a row as codes t+2 in {1,2,3}, weight e at
-// bit 8*(e%4) + 2*(e/4) -- bitnet.cpp's GPU word encoding (spec bitnet_cpp.md section 4), so
-// `(word >> 2i) & 0x03030303` is weights 4i..4i+3 as bytes.
+// weights). A word holds 16 consecutive weights of a row as 2-bit codes t + code_offset,
+// weight e at bit 8*(e%4) + 2*(e/4), so `(word >> 2i) & 0x03030303` is weights 4i..4i+3 as
+// bytes. code_offset 2 (codes 1,2,3 for -1,0,+1) is bitnet.cpp's GPU word encoding (spec
+// bitnet_cpp.md section 4); a matrix holding a +2 (Q2_0's code 3) has code_offset 1 (codes
+// 0..3 for -1..+2). Scales: one per matrix, or one per row and block of group_cols columns
+// (64: Q2_0, 128: Q1_0, 256: TQ1_0/TQ2_0; K is a multiple of group_cols).
 //
 // Arithmetic: dots are exact int32 (sum of t*q, the CPU's `dot_codes - act_sum`); the float
 // epilogue is the CPU formula of each compat mode, op for op with round-to-nearest intrinsics
-// (no FMA contraction), so outputs equal tern_gemm's bit for bit.
+// (no FMA contraction), so outputs equal tern_gemm's bit for bit. Per-block scales:
+// sum over blocks g, in increasing order, of f32(dot_g) * w_g, then divided by the activation
+// scale (TERN_COMPAT_DEFAULT only).
 #ifdef TERN_CUDA_EMU
 #include "tern_cuda_emu.h"
 #else
@@ -33,7 +38,15 @@
 #define TERN_DT_BF16 2
 
 #define TERN_FULL_MASK 0xffffffffu
-#define TERN_GROUP_COLS 256
+
+// Full unrolling of a loop nvcc would keep rolled: the GEMM's k-step loop, whose body holds the
+// per-block fold; rolled, its accumulator arrays would live in local memory, not registers.
+// The emulation needs no unrolling.
+#ifdef TERN_CUDA_EMU
+#define TERN_UNROLL
+#else
+#define TERN_UNROLL _Pragma("unroll")
+#endif
 
 // The one kernel parameter of every kernel (mirrored by `GemmParams` in src/cuda/plan.rs).
 struct TernCudaParams {
@@ -49,7 +62,9 @@ struct TernCudaParams {
     int64_t x_stride;
     int64_t y_stride;
     int32_t M, K, Kp, T;
-    int32_t n_groups;  // 0: one scale per tensor; else K/256 groups of 256 columns
+    int32_t n_groups;     // 0: one scale per tensor; else K/group_cols blocks per row
+    int32_t group_cols;   // columns per scale (64, 128 or 256; 0 with one scale)
+    int32_t code_offset;  // weight codes are t + code_offset (2: values -1..1; 1: -1..2)
     int32_t x_dtype, y_dtype, arith;
 };
 
@@ -58,10 +73,16 @@ struct TernCudaParams {
 
 __device__ __forceinline__ int tern_imin(int a, int b) { return a < b ? a : b; }
 
-// Four weights (codes t+2 in the low 2 bits of each byte) -> four int8 ternary values.
-__device__ __forceinline__ int tern_ternary4(uint32_t shifted_word) {
+// Four weights (codes t + code_offset in the low 2 bits of each byte) -> four int8 values.
+// `offsets` = code_offset in every byte. Each byte 0x80 + c - offset stays in 0x7e..0x83 (no
+// borrow across bytes), and the xor turns it into the two's complement byte c - offset.
+__device__ __forceinline__ int tern_ternary4(uint32_t shifted_word, uint32_t offsets) {
     const uint32_t c = shifted_word & 0x03030303u;
-    return (int)(((c | 0x80808080u) - 0x02020202u) ^ 0x80808080u);
+    return (int)(((c | 0x80808080u) - offsets) ^ 0x80808080u);
+}
+
+__device__ __forceinline__ uint32_t tern_code_offsets(const TernCudaParams &p) {
+    return 0x01010101u * (uint32_t)p.code_offset;
 }
 
 __device__ __forceinline__ float tern_f16_to_f32(uint32_t h) {
@@ -215,8 +236,10 @@ extern "C" __global__ void __launch_bounds__(TERN_QUANT_THREADS) tern_quantize_a
 // GEMV for a few tokens: one warp per output row, TERN_GEMV_TOKENS tokens per block (grid.y
 // covers the rest). Lane l reads words l, l+32, ... of its row (coalesced 128-byte lines),
 // decodes each into four int8x4 in registers and runs four __dp4a per token; a butterfly of
-// shuffles sums the lanes. Per-block scales: after every 32 words (two 256-column groups) the
-// two half-warps' sums are folded into the float accumulator in group order.
+// shuffles sums the lanes. Per-block scales: a block is group_cols/16 consecutive lanes (4, 8
+// or 16), so each 32-word pass covers 8, 4 or 2 whole blocks; after every pass each block's
+// lanes are summed and lane 0 folds the blocks into the float accumulator in block order
+// (blocks past n_groups are Kp padding and add nothing).
 
 #define TERN_GEMV_WARPS 4
 #define TERN_GEMV_TOKENS 4
@@ -229,6 +252,7 @@ extern "C" __global__ void __launch_bounds__(TERN_GEMV_WARPS * 32) tern_gemv(con
     const int nt = tern_imin(TERN_GEMV_TOKENS, p.T - t0);
     const int kw = p.Kp >> 4;
     const uint32_t *wrow = p.w + (int64_t)row * kw;
+    const uint32_t offs = tern_code_offsets(p);
 
     int acc[TERN_GEMV_TOKENS], total[TERN_GEMV_TOKENS];
     float facc[TERN_GEMV_TOKENS];
@@ -241,8 +265,8 @@ extern "C" __global__ void __launch_bounds__(TERN_GEMV_WARPS * 32) tern_gemv(con
         const int wi = base + lane;
         if (wi < kw) {
             const uint32_t word = wrow[wi];
-            const int w0 = tern_ternary4(word), w1 = tern_ternary4(word >> 2);
-            const int w2 = tern_ternary4(word >> 4), w3 = tern_ternary4(word >> 6);
+            const int w0 = tern_ternary4(word, offs), w1 = tern_ternary4(word >> 2, offs);
+            const int w2 = tern_ternary4(word >> 4, offs), w3 = tern_ternary4(word >> 6, offs);
             for (int j = 0; j < TERN_GEMV_TOKENS; j++) {
                 if (j < nt) {
                     const int4 a = *(const int4 *)(p.q + (int64_t)(t0 + j) * p.Kp + 16 * wi);
@@ -251,19 +275,16 @@ extern "C" __global__ void __launch_bounds__(TERN_GEMV_WARPS * 32) tern_gemv(con
             }
         }
         if (p.n_groups) {
-            const int g = base >> 4;  // lanes 0-15: group g; lanes 16-31: group g + 1
+            const int gw = p.group_cols >> 4;  // lanes per block: lanes [i*gw, (i+1)*gw) hold block g0 + i
+            const int g0 = base / gw;
             for (int j = 0; j < TERN_GEMV_TOKENS; j++) {
                 int v = acc[j];
-                for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(TERN_FULL_MASK, v, o);
-                const int hi = __shfl_sync(TERN_FULL_MASK, v, 16);
-                if (lane == 0) {
-                    if (g < p.n_groups) {
-                        facc[j] = __fadd_rn(facc[j], __fmul_rn(__int2float_rn(v), p.w_scales[(int64_t)row * p.n_groups + g]));
-                        total[j] += v;
-                    }
-                    if (g + 1 < p.n_groups) {
-                        facc[j] = __fadd_rn(facc[j], __fmul_rn(__int2float_rn(hi), p.w_scales[(int64_t)row * p.n_groups + g + 1]));
-                        total[j] += hi;
+                for (int o = gw >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(TERN_FULL_MASK, v, o);
+                for (int i = 0; i < 32 / gw; i++) {
+                    const int b = __shfl_sync(TERN_FULL_MASK, v, i * gw);
+                    if (lane == 0 && g0 + i < p.n_groups) {
+                        facc[j] = __fadd_rn(facc[j], __fmul_rn(__int2float_rn(b), p.w_scales[(int64_t)row * p.n_groups + g0 + i]));
+                        total[j] += b;
                     }
                 }
                 acc[j] = 0;
@@ -288,7 +309,9 @@ extern "C" __global__ void __launch_bounds__(TERN_GEMV_WARPS * 32) tern_gemv(con
 // registers (the next tile's loads are issued before the current tile's MMAs), decodes the
 // weights to int8 in shared memory, and the warps read their fragments with 32-bit loads (row
 // stride 144 bytes: conflict-free). Per-block scales fold the int32 accumulators into floats
-// after every 256 columns (two k-tiles), in group order.
+// at the end of every block, in block order: after every other 32-column mma k-step (64), every
+// k-tile (128) or every other k-tile (256); a block past n_groups (Kp padding, zero weights)
+// adds nothing.
 
 #define TERN_GM_BM 64
 #define TERN_GM_BN 32
@@ -309,6 +332,23 @@ __device__ __forceinline__ void tern_mma_s8(int c[4], const unsigned a[4], const
 
 __device__ __forceinline__ unsigned tern_lds32(const int8_t *p) { return *(const unsigned *)p; }
 
+// End of block gi: a warp's int32 accumulators (rows r0 + 16 mi + 8 (i >> 1)) times the block's
+// weight scale into facc, added to tot, and reset.
+__device__ __forceinline__ void tern_gemm_fold(const TernCudaParams &p, int acc[2][2][4], int tot[2][2][4],
+                                               float facc[2][2][4], int r0, int gi) {
+    for (int mi = 0; mi < 2; mi++)
+        for (int ni = 0; ni < 2; ni++)
+            for (int i = 0; i < 4; i++) {
+                const int r = r0 + mi * 16 + 8 * (i >> 1);
+                if (r < p.M) {
+                    const float w = p.w_scales[(int64_t)r * p.n_groups + gi];
+                    facc[mi][ni][i] = __fadd_rn(facc[mi][ni][i], __fmul_rn(__int2float_rn(acc[mi][ni][i]), w));
+                }
+                tot[mi][ni][i] += acc[mi][ni][i];
+                acc[mi][ni][i] = 0;
+            }
+}
+
 extern "C" __global__ void __launch_bounds__(128) tern_gemm_mma(const TernCudaParams p) {
     __shared__ __align__(16) int8_t As[TERN_GM_BM * TERN_GM_LD];
     __shared__ __align__(16) int8_t Bs[TERN_GM_BN * TERN_GM_LD];
@@ -325,7 +365,8 @@ extern "C" __global__ void __launch_bounds__(128) tern_gemm_mma(const TernCudaPa
     uint4 wreg;
     int4 areg[2];
     const int4 zero4 = {0, 0, 0, 0};
-    const uint4 zero_w = {0xaaaaaaaau, 0xaaaaaaaau, 0xaaaaaaaau, 0xaaaaaaaau};  // all weights 0
+    const uint32_t offs = tern_code_offsets(p), zw = 0x55555555u * (uint32_t)p.code_offset;
+    const uint4 zero_w = {zw, zw, zw, zw};  // all weights 0
 
     int acc[2][2][4];
     int tot[2][2][4];
@@ -349,7 +390,7 @@ extern "C" __global__ void __launch_bounds__(128) tern_gemm_mma(const TernCudaPa
         const uint32_t wv[4] = {wreg.x, wreg.y, wreg.z, wreg.w};
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 4; j++)
-                *(int *)&As[a_row * TERN_GM_LD + 64 * a_half + 16 * i + 4 * j] = tern_ternary4(wv[i] >> (2 * j));
+                *(int *)&As[a_row * TERN_GM_LD + 64 * a_half + 16 * i + 4 * j] = tern_ternary4(wv[i] >> (2 * j), offs);
         for (int j = 0; j < 2; j++) {
             const int idx = tid + 128 * j;
             *(int4 *)&Bs[(idx >> 3) * TERN_GM_LD + 16 * (idx & 7)] = areg[j];
@@ -363,6 +404,7 @@ extern "C" __global__ void __launch_bounds__(128) tern_gemm_mma(const TernCudaPa
                                     : zero4;
             }
         }
+        TERN_UNROLL
         for (int kk = 0; kk < TERN_GM_BK; kk += 32) {
             unsigned af[2][4], bf[2][2];
             for (int mi = 0; mi < 2; mi++) {
@@ -379,22 +421,11 @@ extern "C" __global__ void __launch_bounds__(128) tern_gemm_mma(const TernCudaPa
             }
             for (int mi = 0; mi < 2; mi++)
                 for (int ni = 0; ni < 2; ni++) tern_mma_s8(acc[mi][ni], af[mi], bf[ni]);
+            const int done = kt * TERN_GM_BK + kk + 32;  // columns summed so far
+            if (p.n_groups && (done & (p.group_cols - 1)) == 0 && done / p.group_cols <= p.n_groups)
+                tern_gemm_fold(p, acc, tot, facc, m0 + wm * 32 + g, done / p.group_cols - 1);
         }
         __syncthreads();
-        if (p.n_groups && ((kt + 1) * TERN_GM_BK) % TERN_GROUP_COLS == 0) {
-            const int gi = (kt + 1) * TERN_GM_BK / TERN_GROUP_COLS - 1;
-            for (int mi = 0; mi < 2; mi++)
-                for (int ni = 0; ni < 2; ni++)
-                    for (int i = 0; i < 4; i++) {
-                        const int r = m0 + wm * 32 + mi * 16 + g + 8 * (i >> 1);
-                        if (r < p.M) {
-                            const float w = p.w_scales[(int64_t)r * p.n_groups + gi];
-                            facc[mi][ni][i] = __fadd_rn(facc[mi][ni][i], __fmul_rn(__int2float_rn(acc[mi][ni][i]), w));
-                        }
-                        tot[mi][ni][i] += acc[mi][ni][i];
-                        acc[mi][ni][i] = 0;
-                    }
-        }
     }
     for (int mi = 0; mi < 2; mi++)
         for (int ni = 0; ni < 2; ni++)

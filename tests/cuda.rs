@@ -163,6 +163,28 @@ fn gpu_case(
     seed: u64,
 ) {
     let m = cpu_matrix(format, variant, rows, cols, method, seed);
+    let what = format!("format {format}");
+    gpu_case_on(
+        stream, m, &what, rows, cols, tokens, compat, x_dt, y_dt, bias, seed,
+    );
+}
+
+/// `gpu_case` on the matrix `m` (destroyed at the end), `what` naming it in messages.
+#[cfg(feature = "cuda")]
+#[allow(clippy::too_many_arguments)]
+fn gpu_case_on(
+    stream: *mut c_void,
+    m: *mut tern_matrix,
+    what: &str,
+    rows: usize,
+    cols: usize,
+    tokens: usize,
+    compat: i32,
+    x_dt: i32,
+    y_dt: i32,
+    bias: bool,
+    seed: u64,
+) {
     let mut rng = Rng::new(seed + 1);
     let x: Vec<f32> = (0..tokens * cols)
         .map(|_| rng.uniform() * 4.0 - 2.0)
@@ -245,13 +267,13 @@ fn gpu_case(
         assert_eq!(
             g,
             to_bits(c, y_dt),
-            "y[{}][{}] format {format} {rows}x{cols} T={tokens} compat {compat} x {x_dt} y {y_dt}",
+            "y[{}][{}] {what} {rows}x{cols} T={tokens} compat {compat} x {x_dt} y {y_dt}",
             i / rows,
             i % rows
         );
     }
     println!(
-        "ok (GPU): format {format} {rows}x{cols} T={tokens} compat {compat} x_dtype {x_dt} y_dtype {y_dt} bias {bias}"
+        "ok (GPU): {what} {rows}x{cols} T={tokens} compat {compat} x_dtype {x_dt} y_dtype {y_dt} bias {bias}"
     );
     for p in [x_dev, y_dev, b_dev] {
         gpu::free(p);
@@ -278,6 +300,9 @@ fn gpu_matches_cpu_bit_for_bit() {
         (3, 0, 65, 333, 0),
         (5, 0, 70, 768, 2),
         (4, 0, 33, 512, 0),
+        (6, 0, 70, 320, 4),
+        (6, 0, 40, 448, 2),
+        (7, 0, 33, 384, 4),
     ] {
         let compats: &[i32] = if format >= 4 { &[0] } else { &[0, 1, 2] };
         for &compat in compats {
@@ -321,6 +346,55 @@ fn gpu_matches_cpu_bit_for_bit() {
                 );
             }
         }
+    }
+}
+
+/// Q2_0 blocks with code 3 (+2·d) and a random `d` each, made from packed bytes (ggml's
+/// quantizer never writes code 3), on the GPU against the CPU.
+#[cfg(feature = "cuda")]
+#[test]
+fn gpu_q2_0_code_3() {
+    if !tern_cuda_available() {
+        println!("skipped: no CUDA device");
+        return;
+    }
+    let stream = gpu::init() as *mut c_void;
+    let (rows, cols) = (70usize, 320usize);
+    for (i, tokens) in [1usize, 5, 9, 70].into_iter().enumerate() {
+        let mut rng = Rng::new(500 + i as u64);
+        let mut packed = Vec::new();
+        for _ in 0..rows * cols / 64 {
+            let d = half::f16::from_f32(rng.uniform() * 0.05);
+            packed.extend_from_slice(&d.to_le_bytes());
+            packed.extend((0..16).map(|_| rng.next_u64() as u8));
+        }
+        let l = layout(6, 0);
+        let mut m = null_mut();
+        let st = unsafe {
+            tern_matrix_create(
+                null(),
+                &l,
+                packed.as_ptr() as *const c_void,
+                packed.len(),
+                rows as i64,
+                cols as i64,
+                &mut m,
+            )
+        };
+        assert_eq!(st, tern_status::TERN_STATUS_OK, "{}", last_error());
+        gpu_case_on(
+            stream,
+            m,
+            "Q2_0 with code 3",
+            rows,
+            cols,
+            tokens,
+            0,
+            (i % 3) as i32,
+            0,
+            i % 2 == 0,
+            600 + i as u64,
+        );
     }
 }
 

@@ -3,7 +3,9 @@
 //! scales and sums equal; exact int32 dots equal; outputs bit-identical (f32) or equal to the
 //! CPU's f32 result rounded to nearest even (f16, bf16). Random shapes with K and M tails, every
 //! format, every compat mode the GPU has, 1..70 tokens (GEMV and tensor-core GEMM), strides,
-//! bias and all dtypes. Plus bitnet.cpp's GPU golden vectors (word encoding and dots).
+//! bias and all dtypes; per-block scales that differ from block to block over 64 (Q2_0, with
+//! its code 3 = +2), 128 (Q1_0) and 256 columns. Plus bitnet.cpp's GPU golden vectors (word
+//! encoding and dots).
 //!
 //! The launch plan (grids, blocks, parameter block, workspace) is `tern::cuda::plan`, the same
 //! code the driver path uses; only the executor differs. Needs a C++ compiler (`$CXX` or `c++`).
@@ -15,7 +17,9 @@ use std::sync::OnceLock;
 
 use half::{bf16, f16};
 use tern::context::Context;
-use tern::cuda::layout::{GpuWeights, decode_word, encode_word};
+use tern::cuda::layout::{
+    CODE_OFFSET_TERNARY, CODE_OFFSET_WIDE, GpuWeights, decode_word, encode_word, zero_word,
+};
 use tern::cuda::plan::{self, Buffers, Call, Dtype, GemmParams, GpuKernel};
 use tern::format::{Layout, Shape};
 use tern::matrix::{GemmOptions, GemmOutput, Matrix};
@@ -114,7 +118,7 @@ struct Case {
     x_pad: usize,
     y_pad: usize,
     bias: bool,
-    /// Per-row absmean (TQ only): per-block scales that differ from row to row.
+    /// Per-row absmean (per-block formats): per-block scales that differ from row to row.
     per_row: bool,
 }
 
@@ -260,6 +264,8 @@ fn check_packed(case: Case, packed: &[u8], rng: &mut Rng) {
         cols,
         kp: gw.kp,
         n_groups: gw.n_groups,
+        group_cols: gw.group_cols,
+        code_offset: gw.code_offset,
         n_tokens: tokens,
         x_dtype: case.x_dtype,
         x_stride,
@@ -457,69 +463,228 @@ fn emulated_dtypes_bias_strides() {
     }
 }
 
-/// Q2_0 / Q1_0 blocks with one f16 scale `d` (the CUDA layout takes one scale per matrix or per
-/// 256 columns) and random codes: Q2_0's values −1..=1 (code 3 is refused, below), Q1_0's ±1.
-fn q_packed(format: i32, rows: usize, cols: usize, d: f32, rng: &mut Rng) -> Vec<u8> {
-    let (block, code_bytes) = if format == 6 { (64, 16) } else { (128, 16) };
+/// The block scales of a generated TQ2_0 / Q2_0 / Q1_0 matrix.
+#[derive(Clone, Copy, Debug)]
+enum BlockScales {
+    /// Every block has this `d` (the GPU gets one scale for the matrix).
+    Uniform(f32),
+    /// Each block draws its own `d`: different magnitudes, negative, an f16 subnormal.
+    Random,
+}
+
+/// Weights per block of the ggml formats `block_packed` makes: TQ2_0 (5), Q2_0 (6), Q1_0 (7).
+fn block_cols(format: i32) -> usize {
+    match format {
+        5 => 256,
+        6 => 64,
+        _ => 128,
+    }
+}
+
+/// TQ2_0 (`format` 5: 64 code bytes, then the f16 `d`), Q2_0 (6: `d`, 16 code bytes) or Q1_0
+/// (7: `d`, 16 sign bytes) blocks with random codes; 2-bit codes 0..=3 (Q2_0's 3 is +2·d) when
+/// `code_3`, else 0..=2. Also returns whether the blocks' `d` differ.
+fn block_packed(
+    format: i32,
+    rows: usize,
+    cols: usize,
+    scales: BlockScales,
+    code_3: bool,
+    rng: &mut Rng,
+) -> (Vec<u8>, bool) {
+    let code_bytes = block_cols(format) / if format == 7 { 8 } else { 4 };
     let mut out = Vec::new();
-    for _ in 0..rows * cols / block {
-        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+    let mut first_d = None;
+    let mut differ = false;
+    for _ in 0..rows * cols / block_cols(format) {
+        let d = match scales {
+            BlockScales::Uniform(d) => d,
+            BlockScales::Random => {
+                [0.0125, -0.02, 0.5, 3.0e-6, 0.007, -1.5][(rng.next() % 6) as usize]
+            }
+        };
+        let d = f16::from_f32(d).to_le_bytes();
+        differ |= *first_d.get_or_insert(d) != d;
+        if format != 5 {
+            out.extend_from_slice(&d);
+        }
         for _ in 0..code_bytes {
             let r = rng.next() as u8;
-            // Q2_0: codes 0..=2 only (clear the high bit of every code 3).
-            out.push(if format == 6 {
+            // Without code 3: clear the high bit of every code 3.
+            out.push(if format != 7 && !code_3 {
                 r & !((r & (r << 1)) & 0xAA)
             } else {
                 r
             });
         }
+        if format == 5 {
+            out.extend_from_slice(&d);
+        }
     }
-    out
+    (out, differ)
+}
+
+/// One generated matrix (`block_packed`) through the emulated kernels against the CPU.
+fn check_q(case: Case, scales: BlockScales, code_3: bool, seed: u64) {
+    let mut rng = Rng(seed | 1);
+    let Case {
+        layout, rows, cols, ..
+    } = case;
+    let format = layout.format() as i32;
+    let (packed, differ) = block_packed(format, rows, cols, scales, code_3, &mut rng);
+    let ctx = Context::global().unwrap();
+    let shape = Shape::new(rows as i64, cols as i64).unwrap();
+    let m = Matrix::from_packed(ctx, layout, shape, &packed).unwrap();
+    let gw = GpuWeights::from_matrix(&m).unwrap();
+    // Per-block scales on the GPU exactly when the blocks' `d` differ.
+    let group_cols = if differ { block_cols(format) } else { 0 };
+    assert_eq!(
+        (gw.group_cols, gw.n_groups),
+        (group_cols, cols.checked_div(group_cols).unwrap_or(0))
+    );
+    let wide = if code_3 {
+        CODE_OFFSET_WIDE
+    } else {
+        CODE_OFFSET_TERNARY
+    };
+    assert_eq!(gw.code_offset, wide, "{case:?}");
+    check_packed(case, &packed, &mut rng);
+}
+
+/// Token counts that take the GEMV (1..=8: one or two blocks of 4 tokens) and the GEMM (one or
+/// several 32-token tiles, with tails).
+const Q_TOKENS: [usize; 6] = [1, 4, 7, 9, 37, 70];
+
+#[test]
+fn emulated_q2_0_code_3_block_scales() {
+    // K = 64·n with K % 128 = 64 (a padding half k-tile and 8 blocks per GEMV pass), K = 64,
+    // K = 512 (whole tiles); M tails of both kernels.
+    let dts = [Dtype::F32, Dtype::F16, Dtype::Bf16];
+    let mut seed = 700u64;
+    for (m, k) in [(70, 320), (1, 64), (33, 512), (65, 192)] {
+        for (i, tokens) in Q_TOKENS.into_iter().enumerate() {
+            seed += 1;
+            let case = Case {
+                bias: tokens % 2 == 0,
+                x_dtype: dts[i % 3],
+                y_dtype: dts[(i + seed as usize) % 3],
+                x_pad: i % 2,
+                y_pad: (i / 2) % 2,
+                ..base(layout(6, 0), m, k, tokens)
+            };
+            check_q(case, BlockScales::Random, true, seed);
+        }
+    }
+    // Code 3 with one scale for the matrix, and block scales without code 3.
+    for tokens in [3, 40] {
+        seed += 1;
+        let case = base(layout(6, 0), 40, 448, tokens);
+        check_q(case, BlockScales::Uniform(0.0125), true, seed);
+        check_q(case, BlockScales::Random, false, seed);
+    }
 }
 
 #[test]
-fn emulated_q2_0_q1_0() {
-    let mut seed = 700u64;
-    for (format, m, k) in [(6, 70, 320), (6, 1, 64), (7, 33, 384), (7, 65, 128)] {
-        for tokens in [1, 4, 37] {
+fn emulated_q1_0_block_scales() {
+    // K = 128·n with K % 256 = 128 (4 blocks per GEMV pass, one per GEMM k-tile).
+    let dts = [Dtype::F32, Dtype::F16, Dtype::Bf16];
+    let mut seed = 800u64;
+    for (m, k) in [(33, 384), (65, 128), (7, 640)] {
+        for (i, tokens) in Q_TOKENS.into_iter().enumerate() {
             seed += 1;
-            let mut rng = Rng(seed | 1);
             let case = Case {
-                bias: tokens % 2 == 0,
-                ..base(layout(format, 0), m, k, tokens)
+                bias: tokens % 2 == 1,
+                x_dtype: dts[(i + 1) % 3],
+                y_dtype: dts[(i + seed as usize) % 3],
+                x_pad: (i / 2) % 2,
+                y_pad: i % 2,
+                ..base(layout(7, 0), m, k, tokens)
             };
-            let packed = q_packed(format, m, k, 0.0125, &mut rng);
-            check_packed(case, &packed, &mut rng);
+            check_q(case, BlockScales::Random, false, seed);
+        }
+    }
+    for tokens in [2, 33] {
+        seed += 1;
+        check_q(
+            base(layout(7, 0), 20, 256, tokens),
+            BlockScales::Uniform(-0.03),
+            false,
+            seed,
+        );
+    }
+}
+
+#[test]
+fn emulated_tq2_0_block_scales_that_differ() {
+    // 256-column blocks, each with its own `d` (2 blocks per GEMV pass, one per 2 GEMM k-tiles).
+    let mut seed = 900u64;
+    for (m, k) in [(33, 768), (5, 256)] {
+        for (i, tokens) in Q_TOKENS.into_iter().enumerate() {
+            seed += 1;
+            let case = Case {
+                bias: i % 2 == 0,
+                y_dtype: [Dtype::F32, Dtype::Bf16][i % 2],
+                ..base(layout(5, 0), m, k, tokens)
+            };
+            check_q(case, BlockScales::Random, false, seed);
         }
     }
 }
 
+/// What the CUDA path still refuses: ggml's Q8_0 arithmetic (`TERN_COMPAT_GGML`) on Q2_0 and
+/// Q1_0, per-block scales over widths the kernels have no reduction for, values beyond −1..=2.
 #[test]
-fn q2_0_code_3_and_q_block_scales_are_refused() {
-    let ctx = Context::global().unwrap();
-    let mut rng = Rng(5);
-    let shape = Shape::new(3, 128).unwrap();
-    let mut packed = q_packed(6, 3, 128, 0.5, &mut rng);
-    // Row 1, column 70: block 3 (row 1's second), code byte 1, bits 5:4.
-    packed[3 * 18 + 2 + 1] |= 0b11 << 4;
-    let m = Matrix::from_packed(ctx, layout(6, 0), shape, &packed).unwrap();
-    let e = GpuWeights::from_matrix(&m).unwrap_err();
+fn q_formats_ggml_compat_and_bad_blocks_are_refused() {
+    for format in [tern::format::Format::Q2_0, tern::format::Format::Q1_0] {
+        let e = plan::resolve_arith(format, Compat::Ggml, 2).unwrap_err();
+        assert!(e.message.contains("no CUDA kernel"), "{}", e.message);
+        assert_eq!(plan::resolve_arith(format, Compat::Default, 2).unwrap(), 0);
+    }
+    let t = vec![1i8; 2 * 512];
+    for group_cols in [32, 96, 512] {
+        let n = 2 * 512 / group_cols;
+        let e = GpuWeights::from_ternary(&t, 2, 512, vec![1.0; n], group_cols).unwrap_err();
+        assert!(e.message.contains("64, 128 or 256"), "{}", e.message);
+    }
+    let e = GpuWeights::from_ternary(&t, 2, 512, vec![1.0; 3], 256).unwrap_err();
+    assert!(e.message.contains("3 scales"), "{}", e.message);
+    let mut t3 = t.clone();
+    t3[512 + 70] = 3;
+    let e = GpuWeights::from_ternary(&t3, 2, 512, vec![1.0], 0).unwrap_err();
+    assert!(e.message.contains("row 1, column 70 is 3"), "{}", e.message);
+}
+
+/// Words with either code offset: every value round-trips, zero words decode to zeros, and a
+/// +2 anywhere switches the whole matrix to the wide offset.
+#[test]
+fn word_encodings() {
+    let mut rng = Rng(41);
+    for (offset, lo, hi) in [(CODE_OFFSET_TERNARY, -1, 1), (CODE_OFFSET_WIDE, -1, 2)] {
+        assert_eq!(decode_word(zero_word(offset), offset), [0; 16]);
+        for _ in 0..200 {
+            let t: Vec<i8> = (0..16)
+                .map(|_| lo + (rng.next() % (hi - lo + 1) as u64) as i8)
+                .collect();
+            assert_eq!(decode_word(encode_word(&t, offset), offset), &t[..]);
+        }
+    }
+    assert_eq!(zero_word(CODE_OFFSET_TERNARY), 0xAAAA_AAAA);
+    let mut t = vec![0i8; 3 * 100];
+    let gw = GpuWeights::from_ternary(&t, 3, 100, vec![1.0], 0).unwrap();
+    assert_eq!(gw.code_offset, CODE_OFFSET_TERNARY);
     assert!(
-        e.message.contains("row 1, column 70 is 2") && e.message.contains("code 3"),
-        "{}",
-        e.message
+        gw.words
+            .iter()
+            .all(|&w| w == zero_word(CODE_OFFSET_TERNARY))
     );
-    // Q1_0 with two different block scales: the kernels take 256-column blocks only.
-    let mut packed = q_packed(7, 3, 128, 0.5, &mut rng);
-    packed[18..20].copy_from_slice(&f16::from_f32(0.25).to_le_bytes());
-    let m = Matrix::from_packed(ctx, layout(7, 0), shape, &packed).unwrap();
-    let e = GpuWeights::from_matrix(&m).unwrap_err();
-    assert!(
-        e.message
-            .contains("Q1_0 has per-block scales over 128 columns"),
-        "{}",
-        e.message
+    t[250] = 2;
+    let gw = GpuWeights::from_ternary(&t, 3, 100, vec![1.0], 0).unwrap();
+    assert_eq!(gw.code_offset, CODE_OFFSET_WIDE);
+    assert_eq!(
+        decode_word(gw.words[2 * gw.kw() + 3], CODE_OFFSET_WIDE)[2],
+        2
     );
+    assert_eq!(gw.words[gw.kw() - 1], zero_word(CODE_OFFSET_WIDE));
 }
 
 #[test]
@@ -558,6 +723,7 @@ fn bitnet_cpp_gpu_golden() {
         .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
         .collect();
     let gw = GpuWeights::from_ternary(&ternary, n, k, vec![1.0], 0).unwrap();
+    assert_eq!(gw.code_offset, CODE_OFFSET_TERNARY);
     let kw = gw.kw();
     let words: Vec<u32> = packed
         .chunks_exact(4)
@@ -573,8 +739,8 @@ fn bitnet_cpp_gpu_golden() {
                     let ours = gw.words[row * kw + 2 * tau + h];
                     assert_eq!(theirs, ours, "group {g} tile {tau} row {r} half {h}");
                     let chunk = &ternary[row * k + 32 * tau + 16 * h..][..16];
-                    assert_eq!(decode_word(ours), chunk);
-                    assert_eq!(encode_word(chunk), ours);
+                    assert_eq!(decode_word(ours, CODE_OFFSET_TERNARY), chunk);
+                    assert_eq!(encode_word(chunk, CODE_OFFSET_TERNARY), ours);
                 }
             }
         }
@@ -586,6 +752,8 @@ fn bitnet_cpp_gpu_golden() {
             cols: k,
             kp: gw.kp,
             n_groups: 0,
+            group_cols: 0,
+            code_offset: gw.code_offset,
             n_tokens: 1,
             x_dtype: Dtype::F32,
             x_stride: k,
@@ -627,56 +795,69 @@ fn bitnet_cpp_gpu_golden() {
 }
 
 /// The emulator itself: the mma fragment layout against a plain matrix product, with values
-/// that make any misplaced byte visible.
+/// that make any misplaced byte visible; and both kernels' exact dots with weights −1..=1
+/// (bitnet.cpp's word encoding) and −1..=2 (the wide one), activations down to −128.
 #[test]
 fn emulated_mma_matches_matrix_product() {
     // One GEMM block, M = 64 rows, K = 128, T = 32 tokens, q and weights set directly.
     let (m, k, t) = (64usize, 128usize, 32usize);
     let mut rng = Rng(77);
-    let ternary: Vec<i8> = (0..m * k).map(|_| (rng.next() % 3) as i8 - 1).collect();
-    let q: Vec<i8> = (0..t * k).map(|_| rng.next() as i8).collect();
-    let gw = GpuWeights::from_ternary(&ternary, m, k, vec![1.0], 0).unwrap();
-    let call = Call {
-        rows: m,
-        cols: k,
-        kp: gw.kp,
-        n_groups: 0,
-        n_tokens: t,
-        x_dtype: Dtype::F32,
-        x_stride: k,
-        y_dtype: Dtype::F32,
-        y_stride: m,
-        arith: 0,
-    };
-    let ws = plan::workspace(gw.kp, t);
-    let mut workspace = vec![0u64; ws.bytes.div_ceil(8)];
-    let bytes =
-        unsafe { std::slice::from_raw_parts_mut(workspace.as_mut_ptr() as *mut u8, ws.bytes) };
-    for (i, &v) in q.iter().enumerate() {
-        bytes[ws.q + i] = v as u8;
-    }
-    let mut y = vec![0f32; t * m];
-    let mut dots = vec![0i32; t * m];
-    let b = Buffers {
-        w: gw.words.as_ptr() as u64,
-        w_scales: gw.scales.as_ptr() as u64,
-        y: y.as_mut_ptr() as u64,
-        dots: dots.as_mut_ptr() as u64,
-        workspace: workspace.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    run(
-        GpuKernel::GemmMma,
-        [1, 1, 1],
-        [128, 1, 1],
-        &plan::params(&call, &b),
-    );
-    for tt in 0..t {
-        for r in 0..m {
-            let want: i32 = (0..k)
-                .map(|kk| ternary[r * k + kk] as i32 * q[tt * k + kk] as i32)
-                .sum();
-            assert_eq!(dots[tt * m + r], want, "token {tt} row {r}");
+    for (hi, offset) in [(1, CODE_OFFSET_TERNARY), (2, CODE_OFFSET_WIDE)] {
+        let ternary: Vec<i8> = (0..m * k)
+            .map(|_| (rng.next() % (hi + 2)) as i8 - 1)
+            .collect();
+        let q: Vec<i8> = (0..t * k).map(|_| rng.next() as i8).collect();
+        let gw = GpuWeights::from_ternary(&ternary, m, k, vec![1.0], 0).unwrap();
+        assert_eq!(gw.code_offset, offset);
+        let call = Call {
+            rows: m,
+            cols: k,
+            kp: gw.kp,
+            n_groups: 0,
+            group_cols: 0,
+            code_offset: gw.code_offset,
+            n_tokens: t,
+            x_dtype: Dtype::F32,
+            x_stride: k,
+            y_dtype: Dtype::F32,
+            y_stride: m,
+            arith: 0,
+        };
+        let ws = plan::workspace(gw.kp, t);
+        for (kernel, grid) in [
+            (GpuKernel::GemmMma, [1, 1, 1]),
+            (GpuKernel::Gemv, [(m / 4) as u32, (t / 4) as u32, 1]),
+        ] {
+            let mut workspace = vec![0u64; ws.bytes.div_ceil(8)];
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(workspace.as_mut_ptr() as *mut u8, ws.bytes)
+            };
+            for (i, &v) in q.iter().enumerate() {
+                bytes[ws.q + i] = v as u8;
+            }
+            let mut y = vec![0f32; t * m];
+            let mut dots = vec![0i32; t * m];
+            let b = Buffers {
+                w: gw.words.as_ptr() as u64,
+                w_scales: gw.scales.as_ptr() as u64,
+                y: y.as_mut_ptr() as u64,
+                dots: dots.as_mut_ptr() as u64,
+                workspace: workspace.as_mut_ptr() as u64,
+                ..Default::default()
+            };
+            run(kernel, grid, [128, 1, 1], &plan::params(&call, &b));
+            for tt in 0..t {
+                for r in 0..m {
+                    let want: i32 = (0..k)
+                        .map(|kk| ternary[r * k + kk] as i32 * q[tt * k + kk] as i32)
+                        .sum();
+                    assert_eq!(
+                        dots[tt * m + r],
+                        want,
+                        "{kernel:?} hi {hi} token {tt} row {r}"
+                    );
+                }
+            }
         }
     }
 }
@@ -688,13 +869,23 @@ fn emulated_random_shapes() {
     let dts = [Dtype::F32, Dtype::F16, Dtype::Bf16];
     let mut done = 0;
     while done < 20 {
-        let (format, variant) =
-            [(1, 0), (1, 1), (2, 0), (3, 0), (4, 0), (5, 0)][(rng.next() % 6) as usize];
+        let (format, variant) = [
+            (1, 0),
+            (1, 1),
+            (2, 0),
+            (3, 0),
+            (4, 0),
+            (5, 0),
+            (6, 0),
+            (7, 0),
+        ][(rng.next() % 8) as usize];
         let rows = 1 + (rng.next() % 150) as usize;
         let cols = match format {
             1 if variant == 0 => 128 * (1 + (rng.next() % 5) as usize),
             1 => 64 * (1 + (rng.next() % 9) as usize),
             4 | 5 => 256 * (1 + (rng.next() % 3) as usize),
+            6 => 64 * (1 + (rng.next() % 9) as usize),
+            7 => 128 * (1 + (rng.next() % 5) as usize),
             _ => 1 + (rng.next() % 400) as usize,
         };
         let l = layout(format, variant);
@@ -705,7 +896,7 @@ fn emulated_random_shapes() {
             continue;
         }
         let compat = match format {
-            4 | 5 => Compat::Default,
+            4..=7 => Compat::Default,
             _ => [Compat::Default, Compat::BitnetCpp, Compat::BitnetCppLegacy]
                 [(rng.next() % 3) as usize],
         };

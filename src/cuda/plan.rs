@@ -81,6 +81,8 @@ pub struct GemmParams {
     pub kp: i32,
     pub t: i32,
     pub n_groups: i32,
+    pub group_cols: i32,
+    pub code_offset: i32,
     pub x_dtype: i32,
     pub y_dtype: i32,
     pub arith: i32,
@@ -231,7 +233,12 @@ pub struct Call {
     pub rows: usize,
     pub cols: usize,
     pub kp: usize,
+    /// 0 for one weight scale, else `cols / group_cols` blocks per row.
     pub n_groups: usize,
+    /// Columns per weight scale (0 for one scale; `layout::group_cols_supported`).
+    pub group_cols: usize,
+    /// The weight words' code offset (`layout::CODE_OFFSET_*`).
+    pub code_offset: u32,
     pub n_tokens: usize,
     pub x_dtype: Dtype,
     pub x_stride: usize,
@@ -260,6 +267,8 @@ pub fn params(call: &Call, b: &Buffers) -> GemmParams {
         kp: call.kp as i32,
         t: call.n_tokens as i32,
         n_groups: call.n_groups as i32,
+        group_cols: call.group_cols as i32,
+        code_offset: call.code_offset as i32,
         x_dtype: call.x_dtype as i32,
         y_dtype: call.y_dtype as i32,
         arith: call.arith,
