@@ -18,6 +18,7 @@ use crate::format::I2sVariant;
 #[cfg(target_arch = "x86_64")]
 use crate::quant::activation;
 use crate::quant::activation::{Arith, QuantizeTokenFn};
+use crate::quant::q8_0;
 
 /// `tern_cpu_feature` bits reported by `tern_cpu_features`.
 pub mod feature {
@@ -426,6 +427,8 @@ pub struct Kernels {
     panels: Option<&'static PanelKernels>,
     /// The per-token int8 activation quantizer (`Arith::quantize_token`).
     pub quantize_token: QuantizeTokenFn,
+    /// ggml's Q8_0 activation blocks (`Arith::GgmlQ8_0`), as this architecture's ggml makes them.
+    pub quantize_q8_0: q8_0::RowFn,
 }
 
 static SCALAR: Kernels = Kernels {
@@ -436,6 +439,7 @@ static SCALAR: Kernels = Kernels {
     },
     panels: None,
     quantize_token: Arith::quantize_token_scalar,
+    quantize_q8_0: q8_0::quantize_row_arch,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -447,6 +451,7 @@ static AVX2: Kernels = Kernels {
     },
     panels: Some(&AVX2_PANELS),
     quantize_token: activation::quantize_token_avx2,
+    quantize_q8_0: q8_0::quantize_row_x86_avx2,
 };
 
 /// AVX2's row with the AVX-VNNI panels (`vpdpbusd` in place of `vpmaddubsw` + `vpmaddwd`).
@@ -466,6 +471,7 @@ static AVX512: Kernels = Kernels {
     },
     panels: Some(&BW_PANELS),
     quantize_token: activation::quantize_token_avx512,
+    quantize_q8_0: q8_0::quantize_row_x86_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -477,6 +483,7 @@ static AVX512VNNI: Kernels = Kernels {
     },
     panels: Some(&VNNI_PANELS),
     quantize_token: activation::quantize_token_avx512,
+    quantize_q8_0: q8_0::quantize_row_x86_avx2,
 };
 
 /// AVX-512 VNNI's row with the 1.6-bit panels, which need VBMI to decode.

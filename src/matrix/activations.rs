@@ -84,23 +84,21 @@ impl FloatActs<'_> {
     ) -> QuantizedActs<'s> {
         let (cols, x_stride) = (self.cols, self.stride);
         let n_blocks = cols / q8_0::BLOCK;
-        let quantize = q8_0_quantizer();
+        // The quantizer of ggml's CPU mul_mat on this architecture (its `from_float`, fixed
+        // when ggml is built, whatever tern's ISA level; the level's row only picks the
+        // instructions, with the same bits): `TERN_COMPAT_GGML` outputs are the same at every
+        // level, as the per-token modes' are.
+        let quantize = ctx.kernels.quantize_q8_0;
         self.quantize_blocks(
             ctx,
             width,
             buf,
             (Arith::GgmlQ8_0, q8_0::BLOCK),
             |x, n, q, bs| {
-                let mut block = [0u8; q8_0::BLOCK_BYTES];
                 for t in 0..n {
                     let x = &x[t * x_stride..][..cols];
-                    for (j, xb) in x.chunks_exact(q8_0::BLOCK).enumerate() {
-                        quantize(xb, &mut block);
-                        let (d, v) = q8_0::block(&block);
-                        bs[t * n_blocks + j] = d;
-                        let dst = &mut q[t * width + j * q8_0::BLOCK..][..q8_0::BLOCK];
-                        dst.copy_from_slice(v);
-                    }
+                    let q = &mut q[t * width..][..cols];
+                    quantize(x, q, &mut bs[t * n_blocks..][..n_blocks]);
                 }
             },
         )
@@ -287,21 +285,6 @@ impl<'a> QuantizedActs<'a> {
             gsums,
             post,
         }
-    }
-}
-
-/// The Q8_0 quantizer of ggml's CPU mul_mat on this architecture (its `from_float`, fixed when
-/// ggml is built, whatever tern's ISA level): x86 builds with AVX/AVX2 (stock on every x86
-/// machine this project targets) run the AVX path, ARM builds the NEON one, others the
-/// reference. Chosen by architecture, not by the context's level, so `TERN_COMPAT_GGML`
-/// outputs are the same at every level, as the per-token modes' are.
-fn q8_0_quantizer() -> fn(&[f32], &mut [u8]) {
-    if cfg!(target_arch = "x86_64") {
-        q8_0::quantize_block_x86
-    } else if cfg!(target_arch = "aarch64") {
-        q8_0::quantize_block_neon
-    } else {
-        q8_0::quantize_block_ref
     }
 }
 

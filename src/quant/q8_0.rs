@@ -109,3 +109,144 @@ pub fn block(bytes: &[u8]) -> (f32, &[i8]) {
         unsafe { std::slice::from_raw_parts(bytes[2..BLOCK_BYTES].as_ptr() as *const i8, BLOCK) };
     (d, qs)
 }
+
+/// Quantizes one row of `x.len() / 32` blocks into the int8 values `q` (as long as `x`) and the
+/// blocks' f16 `d` as f32 in `d` (one per block): the `Kernels::quantize_q8_0` of a level.
+pub type RowFn = fn(x: &[f32], q: &mut [i8], d: &mut [f32]);
+
+/// Checks a `RowFn` call's sizes (the SIMD version writes through raw pointers).
+fn check_row(x: &[f32], q: &[i8], d: &[f32]) -> usize {
+    let n = x.len() / BLOCK;
+    assert!(
+        x.len().is_multiple_of(BLOCK) && q.len() >= x.len() && d.len() >= n,
+        "Q8_0 row: {} values (a multiple of {BLOCK}) need as many int8 outputs (got {}) and {n} \
+         scales (got {})",
+        x.len(),
+        q.len(),
+        d.len()
+    );
+    n
+}
+
+/// `RowFn` with the block quantizer of this architecture's ggml (see the module doc): the
+/// oracle of the SIMD row quantizers.
+pub fn quantize_row_arch(x: &[f32], q: &mut [i8], d: &mut [f32]) {
+    let n = check_row(x, q, d);
+    let quantize = if cfg!(target_arch = "x86_64") {
+        quantize_block_x86
+    } else if cfg!(target_arch = "aarch64") {
+        quantize_block_neon
+    } else {
+        quantize_block_ref
+    };
+    let mut bytes = [0u8; BLOCK_BYTES];
+    for j in 0..n {
+        quantize(&x[j * BLOCK..][..BLOCK], &mut bytes);
+        let (dj, v) = block(&bytes);
+        d[j] = dj;
+        q[j * BLOCK..][..BLOCK].copy_from_slice(v);
+    }
+}
+
+/// `RowFn` of ggml's x86 AVX2 path with its instructions (`quantize_block_x86`'s bits): the
+/// absolute maximum reduced with `maxps` in ggml's lane order, `round(v · 127/amax)` to nearest
+/// even, saturating packs and the lane permutation that undoes them.
+#[cfg(target_arch = "x86_64")]
+pub fn quantize_row_x86_avx2(x: &[f32], q: &mut [i8], d: &mut [f32]) {
+    let n = check_row(x, q, d);
+    assert!(
+        crate::kernel::Isa::Avx2.is_available(),
+        "quantize_row_x86_avx2 needs AVX2"
+    );
+    // SAFETY: AVX2 present; blocks 0..n lie in x, q and d (checked above).
+    unsafe { quantize_row_x86_avx2_impl(x.as_ptr(), q.as_mut_ptr(), d.as_mut_ptr(), n) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_row_x86_avx2_impl(x: *const f32, q: *mut i8, d: *mut f32, n: usize) {
+    use std::arch::x86_64::*;
+    let sign = _mm256_set1_ps(-0.0);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for j in 0..n {
+        // SAFETY (all accesses): block j of the checked buffers (the caller's contract).
+        unsafe {
+            let v: [__m256; 4] = std::array::from_fn(|r| _mm256_loadu_ps(x.add(j * BLOCK + 8 * r)));
+            let mut m = _mm256_andnot_ps(sign, v[0]);
+            for v in &v[1..] {
+                m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *v));
+            }
+            let m4 = _mm_max_ps(_mm256_extractf128_ps::<1>(m), _mm256_castps256_ps128(m));
+            let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+            *d.add(j) = f32::from(f16::from_f32(amax / 127.0));
+            let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+            let i = v.map(|v| {
+                _mm256_cvtps_epi32(_mm256_round_ps::<_MM_FROUND_TO_NEAREST_INT>(_mm256_mul_ps(
+                    v, id,
+                )))
+            });
+            let packed = _mm256_packs_epi16(
+                _mm256_packs_epi32(i[0], i[1]),
+                _mm256_packs_epi32(i[2], i[3]),
+            );
+            let ordered = _mm256_permutevar8x32_epi32(packed, order);
+            _mm256_storeu_si256(q.add(j * BLOCK).cast(), ordered);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 row quantizer returns the scalar emulation's bits on blocks of random, tied
+    /// (`k + 0.5` after scaling), zero, tiny (127/amax overflows), huge and NaN-holding values.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_row_matches_the_x86_emulation() {
+        if !crate::kernel::Isa::Avx2.is_available() {
+            println!("skipped: the AVX2 Q8_0 row quantizer needs AVX2 (this CPU lacks it)");
+            return;
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let n = 64;
+        let mut x = vec![0f32; n * BLOCK];
+        for (j, b) in x.chunks_exact_mut(BLOCK).enumerate() {
+            for (i, v) in b.iter_mut().enumerate() {
+                let r = (next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+                *v = match j % 8 {
+                    0 => r,
+                    // amax 127: every value is its own scaled value, ties included.
+                    1 => {
+                        if i == 0 {
+                            127.0
+                        } else {
+                            (next() % 254) as f32 / 2.0 - 63.5
+                        }
+                    }
+                    2 => 0.0,
+                    3 => r * 1e-38,
+                    4 => r * 3e38,
+                    5 if i == 7 => f32::NAN,
+                    5 => r,
+                    6 => -r.abs() * 1e-3,
+                    _ => r * 1e5,
+                };
+            }
+        }
+        let (mut q, mut d) = (vec![0i8; x.len()], vec![0f32; n]);
+        let (mut q2, mut d2) = (vec![1i8; x.len()], vec![f32::NAN; n]);
+        quantize_row_arch(&x, &mut q, &mut d);
+        quantize_row_x86_avx2(&x, &mut q2, &mut d2);
+        assert_eq!(q, q2);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&d), bits(&d2));
+    }
+}
