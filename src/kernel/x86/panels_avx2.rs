@@ -346,40 +346,60 @@ unsafe fn q8_0_blocks<const H: usize, const PB: usize>(
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn scale_rows<const H: usize>(s: &ScalePtrs, ptrs: Ptrs, t: usize, row0: usize) {
-    let nd = ptrs.nd;
-    let mut acc = [_mm256_setzero_ps(); H];
-    // SAFETY (all reads): dots, sums and scales of this token, dot and tile lie in the checked
-    // buffers.
-    let x = |d: usize, gs: __m256i, h: usize| unsafe {
-        let at = ptrs.dot_at(t, d, row0 + h * HALF_ROWS);
-        _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(at.cast()), gs))
-    };
-    let w = |b: usize, h: usize| unsafe {
-        _mm256_loadu_ps(s.scales.add(b * TILE_ROWS + row0 + h * HALF_ROWS))
-    };
-    if s.q8_0_block == 0 {
-        for d in 0..nd {
-            // SAFETY: as above.
-            let gs = unsafe { _mm256_set1_epi32(*s.gsums.add(t * nd + d)) };
-            let bs = (!s.block_scales.is_null())
-                .then(|| unsafe { _mm256_set1_ps(*s.block_scales.add(t * nd + d)) });
-            for (h, a) in acc.iter_mut().enumerate() {
-                let w = bs.map_or(w(d, h), |bs| _mm256_mul_ps(bs, w(d, h)));
-                *a = _mm256_add_ps(*a, _mm256_mul_ps(x(d, gs, h), w));
-            }
+    // SAFETY: the function contract.
+    let acc = unsafe {
+        match (s.q8_0_block, s.block_scales.is_null()) {
+            (0, true) => group_sums::<H, false>(s, ptrs, t, row0),
+            (0, false) => group_sums::<H, true>(s, ptrs, t, row0),
+            (2, _) => q8_0_blocks::<H, 2>(s, ptrs, t, row0),
+            (4, _) => q8_0_blocks::<H, 4>(s, ptrs, t, row0),
+            _ => q8_0_blocks::<H, 0>(s, ptrs, t, row0),
         }
-    } else {
-        // SAFETY: the function contract.
-        acc = unsafe {
-            match s.q8_0_block {
-                2 => q8_0_blocks::<H, 2>(s, ptrs, t, row0),
-                4 => q8_0_blocks::<H, 4>(s, ptrs, t, row0),
-                _ => q8_0_blocks::<H, 0>(s, ptrs, t, row0),
-            }
-        };
-    }
+    };
     for (h, a) in acc.iter().enumerate() {
         // SAFETY: token t's results of this tile lie in `acc` (the function contract).
         unsafe { _mm256_storeu_ps(s.acc.add(t * TILE_ROWS + row0 + h * HALF_ROWS), *a) };
     }
+}
+
+/// The per-dot sums (`TileScaling` without `q8_0_block`) of rows `row0..row0 + 8·H` of token
+/// `t`, with (`BLOCK_SCALES`) or without block scales. Pointers step through the dots, sums and
+/// scales in order.
+///
+/// # Safety
+/// As `scale_rows`; `BLOCK_SCALES` when `s.block_scales` is not null.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn group_sums<const H: usize, const BLOCK_SCALES: bool>(
+    s: &ScalePtrs,
+    ptrs: Ptrs,
+    t: usize,
+    row0: usize,
+) -> [__m256; H] {
+    let (nd, step) = (ptrs.nd, ptrs.strides.d);
+    let mut acc = [_mm256_setzero_ps(); H];
+    let mut dot: [*const i32; H] =
+        std::array::from_fn(|h| ptrs.dot_at(t, 0, row0 + h * HALF_ROWS).cast_const());
+    // SAFETY (all reads): token t's dots, sums and block scales and the tile's scales, in the
+    // checked buffers (the function contract).
+    unsafe {
+        let (mut gsum, mut block_scale) = (s.gsums.add(t * nd), s.block_scales.add(t * nd));
+        let mut scales = s.scales.add(row0);
+        for _ in 0..nd {
+            let gs = _mm256_set1_epi32(*gsum);
+            let bs = BLOCK_SCALES.then(|| _mm256_set1_ps(*block_scale));
+            for (h, (a, at)) in acc.iter_mut().zip(&mut dot).enumerate() {
+                let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(at.cast()), gs));
+                let w = _mm256_loadu_ps(scales.add(h * HALF_ROWS));
+                let w = bs.map_or(w, |bs| _mm256_mul_ps(bs, w));
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(x, w));
+                *at = at.add(step);
+            }
+            (gsum, scales) = (gsum.add(1), scales.add(TILE_ROWS));
+            if BLOCK_SCALES {
+                block_scale = block_scale.add(1);
+            }
+        }
+    }
+    acc
 }
