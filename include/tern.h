@@ -355,6 +355,7 @@ enum tern_cpu_feature
   TERN_CPU_FEATURE_DOTPROD = (1 << 8),
   TERN_CPU_FEATURE_I8MM = (1 << 9),
   TERN_CPU_FEATURE_AVX512VBMI = (1 << 10),
+  TERN_CPU_FEATURE_F16C = (1 << 11),
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -2,6 +2,7 @@
 //! (`tern::kernel::scalar::i2s_dots`) on both block layouts, ragged shapes, strided and unaligned
 //! activations, and inputs whose dots would wrap an int16 accumulator.
 
+use half::f16;
 use tern::format::{I2sVariant, i2s};
 use tern::kernel::{Isa, Kernels, PanelKernels, TileScaling, scalar};
 
@@ -619,8 +620,9 @@ fn panel_kernels_match_the_oracle() {
                     let s = m * [6e-8f32, 1e-3, 0.02, 1.0, 37.5][rng.below(5)];
                     if rng.below(4) == 0 { -s } else { s }
                 };
-                let scales: Vec<f32> = (0..(n_tiles - 1) * stride + n_scales)
-                    .map(|_| scale(&mut rng))
+                // Weight block scales are f16 (subnormal ones included), as the formats store.
+                let scales: Vec<f16> = (0..(n_tiles - 1) * stride + n_scales)
+                    .map(|_| f16::from_f32(scale(&mut rng)))
                     .collect();
                 let gsums: Vec<i32> = (0..n_tokens * nd)
                     .map(|i| {
@@ -715,7 +717,7 @@ fn panel_kernels_reject_bad_calls() {
         // scales for the Q8_0 order, dots that make no whole weight blocks.
         let scaled = |acc: usize, scales: usize, sums: usize, q8_0: Option<(usize, usize)>| {
             let (tiles, acts) = (vec![0u8; 2 * tb], vec![0i8; geom.cols()]);
-            let (scales, gsums) = (vec![1f32; scales], vec![0i32; sums]);
+            let (scales, gsums) = (vec![f16::ONE; scales], vec![0i32; sums]);
             let block = vec![1f32; q8_0.map_or(0, |q| q.1)];
             let (mut acc, mut dots) = (vec![0f32; acc], vec![0i32; nd]);
             let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -791,7 +793,7 @@ fn avxvnni_kernel_refuses_cpus_without_it() {
         return;
     }
     let msg = refusal(tern::kernel::x86::panel_dots_avxvnni);
-    assert!(msg.contains("needs AVX2, FMA and AVX-VNNI"), "{msg}");
+    assert!(msg.contains("needs AVX2, FMA, F16C and AVX-VNNI"), "{msg}");
 }
 
 /// On a CPU without AVX-512BW (the CI runs the tests under `qemu-x86_64 -cpu max`, AVX2 only)

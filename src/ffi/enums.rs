@@ -132,6 +132,7 @@ const fn feature_bit(c: tern_cpu_feature) -> u64 {
         TERN_CPU_FEATURE_DOTPROD => feature::DOTPROD,
         TERN_CPU_FEATURE_I8MM => feature::I8MM,
         TERN_CPU_FEATURE_AVX512VBMI => feature::AVX512VBMI,
+        TERN_CPU_FEATURE_F16C => feature::F16C,
     }
 }
 
@@ -149,6 +150,7 @@ const _: () = {
         TERN_CPU_FEATURE_DOTPROD,
         TERN_CPU_FEATURE_I8MM,
         TERN_CPU_FEATURE_AVX512VBMI,
+        TERN_CPU_FEATURE_F16C,
     ];
     let mut i = 0;
     while i < all.len() {

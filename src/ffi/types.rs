@@ -154,6 +154,7 @@ pub enum tern_cpu_feature {
     TERN_CPU_FEATURE_DOTPROD = 1 << 8,
     TERN_CPU_FEATURE_I8MM = 1 << 9,
     TERN_CPU_FEATURE_AVX512VBMI = 1 << 10,
+    TERN_CPU_FEATURE_F16C = 1 << 11,
 }
 
 /// Options for `tern_context_create`. Initialize with `TERN_CONTEXT_OPTIONS_INIT`.

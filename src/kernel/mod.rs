@@ -33,6 +33,7 @@ pub mod feature {
     pub const DOTPROD: u64 = 1 << 8;
     pub const I8MM: u64 = 1 << 9;
     pub const AVX512VBMI: u64 = 1 << 10;
+    pub const F16C: u64 = 1 << 11;
 }
 
 /// Asks the CPU to start loading `data` into L1 (a hint: no fault, no effect on results). Where a
@@ -79,6 +80,7 @@ fn detect_features() -> u64 {
             std::arch::is_x86_feature_detected!("avx512vbmi"),
             AVX512VBMI,
         ),
+        (std::arch::is_x86_feature_detected!("f16c"), F16C),
     ];
     checks.iter().filter(|c| c.0).fold(0, |acc, c| acc | c.1)
 }
@@ -177,11 +179,13 @@ impl Isa {
     /// The CPU features an ISA level needs.
     pub fn required_features(self) -> u64 {
         use feature::*;
-        const AVX512: u64 = AVX512F | AVX512BW | AVX512VL;
+        // Every x86 level with panels converts the f16 per-block scales with F16C (which every
+        // CPU with AVX2 or AVX-512 has; checked anyway, as a VM may mask it).
+        const AVX512: u64 = AVX512F | AVX512BW | AVX512VL | F16C;
         match self {
             Self::Scalar => 0,
-            Self::Avx2 => AVX2 | FMA,
-            Self::AvxVnni => AVX2 | FMA | AVXVNNI,
+            Self::Avx2 => AVX2 | FMA | F16C,
+            Self::AvxVnni => AVX2 | FMA | F16C | AVXVNNI,
             Self::Avx512 => AVX512,
             Self::Avx512Vnni => AVX512 | AVX512VNNI,
             Self::Avx512Vbmi => AVX512 | AVX512VNNI | AVX512VBMI,
@@ -293,7 +297,9 @@ pub type PanelDotsFn = fn(
 /// L2: with Q2_0's and Q1_0's 32-column dots, hundreds of KiB per tile at 12 tokens).
 ///
 /// For tile `i`, token `t`, lane `l`: `acc[(i·n_tokens + t)·64 + l]` = from 0.0, over the dots
-/// `d` in order, `+= f32(dot − gsums[t·n_dots + d]) · s` with `s = scales[i·stride + d·64 + l]`,
+/// `d` in order, `+= f32(dot − gsums[t·n_dots + d]) · s` with `s = scales[i·stride + d·64 + l]`
+/// (f16, exact as f32: every per-block format stores f16 scales; half the bytes of f32 beside a
+/// GEMV's weight stream),
 /// or `block_scales[t·n_dots + d] · scales[..]` when given (`q8_0_block: None`; TQ, and Q2_0 /
 /// Q1_0 per token); or, in ggml's Q8_0 order (`Some(n)`: `n` dots per weight block `b`),
 /// `+= scales[i·stride + b·64 + l] · sumi` with `sumi` = from 0.0, over the block's dots in
@@ -301,7 +307,7 @@ pub type PanelDotsFn = fn(
 /// rounded on its own (no fused multiply-add): each kernel returns `scalar::panel_dots`' bits.
 /// `stride` 0: every tile has the first tile's scales.
 pub struct TileScaling<'a> {
-    pub scales: &'a [f32],
+    pub scales: &'a [half::f16],
     pub stride: usize,
     pub gsums: &'a [i32],
     pub block_scales: Option<&'a [f32]>,

@@ -86,12 +86,16 @@ pub fn panel_dots(
         }) = scaling.as_deref_mut()
         {
             let n_scales = nd / q8_0_block.unwrap_or(1) * TILE_ROWS;
+            let scales: Vec<f32> = scales[i * *stride..][..n_scales]
+                .iter()
+                .map(|&s| f32::from(s))
+                .collect();
             let job = GroupScales {
                 n_groups: nd,
                 n_tokens,
                 dots,
                 gsums,
-                scales: &scales[i * *stride..][..n_scales],
+                scales: &scales,
                 block_scales: *block_scales,
             };
             let acc = &mut acc[i * n_tokens * TILE_ROWS..][..n_tokens * TILE_ROWS];

@@ -5,13 +5,15 @@
 
 use std::ops::Range;
 
+use half::f16;
+
 use super::activations::{Activations, Prepared, QuantizedActs, zero_pad};
 use super::epilogue::{acc_i32, epilogue_groups, epilogue_shared, summed_groups};
 use super::parallel::{SharedMut, Slots, split};
 use super::scratch::{TaskScratch, WorkScratch, take};
 use super::{CallScales, Outputs, Scales, SharedOutputs};
 use crate::context::Context;
-use crate::error::{Result, try_vec};
+use crate::error::{Error, Result, try_vec};
 use crate::format::{I2sVariant, Layout, Peer, Shape, i2s};
 use crate::kernel::panel::{self, MAX_DOT_STEPS, PanelGeom, PanelKind, TILE_ROWS};
 use crate::kernel::{Kernel, PanelDotsFn, TileScaling};
@@ -39,8 +41,10 @@ pub(super) struct PanelWeights {
     /// the per-token modes merge a weight block's groups into one dot).
     block_merge: usize,
     /// Per-block scales tile by tile, `[tile · scales_stride + b·64 + r % 64]` (empty with
-    /// one scale): one sequential stream beside the tiles' when a GEMV streams from DRAM.
-    scales_t: Vec<f32>,
+    /// one scale): one sequential stream beside the tiles' when a GEMV streams from DRAM, in
+    /// f16 (the formats' own precision: Q2_0's scale per 64 weights adds 0.25 bit per weight,
+    /// not 0.5).
+    scales_t: Vec<f16>,
     /// `n_blocks · 64`, or 0 when every scale is the same: then all tiles share one tile's
     /// worth, which stays in L1 (read only by `TERN_COMPAT_GGML`: the per-token modes
     /// compute such a matrix as one-scale).
@@ -286,20 +290,39 @@ fn tile_scales(
     rows: usize,
     n_tiles: usize,
     ng: usize,
-) -> Result<(Vec<f32>, usize)> {
+) -> Result<(Vec<f16>, usize)> {
+    // Every per-block format stores f16 scales, so each converts back exactly; a value that
+    // would not is refused rather than rounded.
+    let exact = |v: f32, at: usize| {
+        let h = f16::from_f32(v);
+        if f32::from(h).to_bits() == v.to_bits() {
+            Ok(h)
+        } else {
+            Err(Error::unsupported(format!(
+                "block scale {v} (row {}, block {}) is not an f16 value: the panel layout keeps \
+                 per-block scales as f16",
+                at / ng.max(1),
+                at % ng.max(1)
+            )))
+        }
+    };
     Ok(match scales {
         Scales::Shared(_) => (Vec::new(), 0),
         Scales::PerGroup {
             uniform: Some(s), ..
-        } => (try_vec(ng * TILE_ROWS, *s, "the tile scales")?, 0),
+        } => (
+            try_vec(ng * TILE_ROWS, exact(*s, 0)?, "the tile scales")?,
+            0,
+        ),
         Scales::PerGroup {
             scales: v,
             uniform: None,
         } => {
-            let mut t = try_vec(n_tiles * ng * TILE_ROWS, 0f32, "the tile scales")?;
+            let mut t = try_vec(n_tiles * ng * TILE_ROWS, f16::ZERO, "the tile scales")?;
             for r in 0..rows {
                 for g in 0..ng {
-                    t[((r / TILE_ROWS) * ng + g) * TILE_ROWS + r % TILE_ROWS] = v[r * ng + g];
+                    let at = r * ng + g;
+                    t[((r / TILE_ROWS) * ng + g) * TILE_ROWS + r % TILE_ROWS] = exact(v[at], at)?;
                 }
             }
             (t, ng * TILE_ROWS)

@@ -6,7 +6,7 @@ use tern::format::{Format, Layout};
 use tern::kernel::{self, Isa, Kernels, feature};
 
 /// `tern_cpu_feature` bits and their names, in bit order.
-const FEATURES: [(u64, &str); 11] = [
+const FEATURES: [(u64, &str); 12] = [
     (feature::AVX2, "avx2"),
     (feature::FMA, "fma"),
     (feature::AVX512F, "avx512f"),
@@ -18,6 +18,7 @@ const FEATURES: [(u64, &str); 11] = [
     (feature::DOTPROD, "dotprod"),
     (feature::I8MM, "i8mm"),
     (feature::AVX512VBMI, "avx512vbmi"),
+    (feature::F16C, "f16c"),
 ];
 
 /// Names of the features tern detected, or "none".

@@ -83,7 +83,7 @@ impl DotStrides {
 /// The raw pointers of a checked `TileScaling` (`scales` and `acc` at the current tile).
 #[derive(Clone, Copy)]
 pub(crate) struct ScalePtrs {
-    pub(crate) scales: *const f32,
+    pub(crate) scales: *const half::f16,
     pub(crate) stride: usize,
     pub(crate) gsums: *const i32,
     /// Null without block scales.

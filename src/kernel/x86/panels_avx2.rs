@@ -244,7 +244,7 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize>(
 panel_micro_kernel! {
     /// `Codes2` on AVX2: `mk` for every block.
     struct Avx2: Codes2, tokens 1, 2, 4;
-    features "avx2,fma", cpu Isa::Avx2.is_available(), needs "the AVX2 panel kernel needs AVX2 and FMA";
+    features "avx2,fma,f16c", cpu Isa::Avx2.is_available(), needs "the AVX2 panel kernel needs AVX2, FMA and F16C";
     block mk;
     /// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Codes2`.
     pub fn panel_dots_avx2;
@@ -253,7 +253,7 @@ panel_micro_kernel! {
 panel_micro_kernel! {
     /// `Bits1` on AVX2: `mk_bits1` for every block.
     struct Avx2Bits1: Bits1, tokens 1, 2, 4;
-    features "avx2,fma", cpu Isa::Avx2.is_available(), needs "the AVX2 panel kernel needs AVX2 and FMA";
+    features "avx2,fma,f16c", cpu Isa::Avx2.is_available(), needs "the AVX2 panel kernel needs AVX2, FMA and F16C";
     block mk_bits1;
     /// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits1`.
     pub fn panel_dots_avx2_bits1;
@@ -268,7 +268,7 @@ panel_micro_kernel! {
 /// # Safety
 /// The CPU has AVX2; `s` and `ptrs` checked by the driver for the call, `p0 + P ≤ 4`, `tokens`
 /// within the call's.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 #[inline]
 pub(crate) unsafe fn scale_block<const P: usize>(
     s: &ScalePtrs,
@@ -300,7 +300,7 @@ pub(crate) unsafe fn scale_block<const P: usize>(
 ///
 /// # Safety
 /// As `scale_rows`; `s.q8_0_block` divides the dots (and equals `PB` when `PB` > 0).
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 #[inline]
 unsafe fn q8_0_blocks<const H: usize, const PB: usize>(
     s: &ScalePtrs,
@@ -330,7 +330,7 @@ unsafe fn q8_0_blocks<const H: usize, const PB: usize>(
                 (gsum, block_scale) = (gsum.add(1), block_scale.add(1));
             }
             for (h, (a, si)) in acc.iter_mut().zip(sumi).enumerate() {
-                let w = _mm256_loadu_ps(scales.add(h * HALF_ROWS));
+                let w = _mm256_cvtph_ps(_mm_loadu_si128(scales.add(h * HALF_ROWS).cast()));
                 *a = _mm256_add_ps(*a, _mm256_mul_ps(w, si));
             }
             scales = scales.add(TILE_ROWS);
@@ -343,7 +343,7 @@ unsafe fn q8_0_blocks<const H: usize, const PB: usize>(
 ///
 /// # Safety
 /// As `scale_block`, `row0 + 8·H ≤ 64`.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 #[inline]
 unsafe fn scale_rows<const H: usize>(s: &ScalePtrs, ptrs: Ptrs, t: usize, row0: usize) {
     // SAFETY: the function contract.
@@ -368,7 +368,7 @@ unsafe fn scale_rows<const H: usize>(s: &ScalePtrs, ptrs: Ptrs, t: usize, row0: 
 ///
 /// # Safety
 /// As `scale_rows`; `BLOCK_SCALES` when `s.block_scales` is not null.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 #[inline]
 unsafe fn group_sums<const H: usize, const BLOCK_SCALES: bool>(
     s: &ScalePtrs,
@@ -390,7 +390,7 @@ unsafe fn group_sums<const H: usize, const BLOCK_SCALES: bool>(
             let bs = BLOCK_SCALES.then(|| _mm256_set1_ps(*block_scale));
             for (h, (a, at)) in acc.iter_mut().zip(&mut dot).enumerate() {
                 let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(at.cast()), gs));
-                let w = _mm256_loadu_ps(scales.add(h * HALF_ROWS));
+                let w = _mm256_cvtph_ps(_mm_loadu_si128(scales.add(h * HALF_ROWS).cast()));
                 let w = bs.map_or(w, |bs| _mm256_mul_ps(bs, w));
                 *a = _mm256_add_ps(*a, _mm256_mul_ps(x, w));
                 *at = at.add(step);

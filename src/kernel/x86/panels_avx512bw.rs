@@ -120,7 +120,7 @@ unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: u
 panel_micro_kernel! {
     /// `Codes2` on AVX-512BW: `mk` for every block.
     struct Bw: Codes2, tokens T_FEW, T_MANY, T_MANY;
-    features "avx512f,avx512bw", cpu Isa::Avx512.is_available(),
+    features "avx512f,avx512bw,f16c", cpu Isa::Avx512.is_available(),
         needs "the AVX-512BW panel kernel needs AVX-512 F and BW";
     block mk;
     /// AVX-512BW panel dots (`PanelDotsFn`, `vpmaddubsw`), `Codes2` only.

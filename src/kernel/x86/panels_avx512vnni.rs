@@ -406,7 +406,7 @@ unsafe fn mk_bits16<const P: usize, const T: usize>(
 panel_micro_kernel! {
     /// `Codes2` on AVX-512 VNNI.
     struct Vnni2: Codes2, tokens T_WIDE, T_MAX, T_MAX;
-    features "avx512f,avx512bw,avx512vnni", cpu has_vnni(),
+    features "avx512f,avx512bw,avx512vnni,f16c", cpu has_vnni(),
         needs "the AVX-512 VNNI panel kernel needs AVX-512 VNNI";
     block mk_bits2, one token mk_bits2_t1: calls true, blocks 0;
 }
@@ -414,7 +414,7 @@ panel_micro_kernel! {
 panel_micro_kernel! {
     /// `Trits5` on AVX-512 VNNI + VBMI.
     struct Vnni16: Trits5, tokens T_WIDE, T_MAX, T_MAX;
-    features "avx512f,avx512bw,avx512vnni,avx512vbmi", cpu has_vbmi(),
+    features "avx512f,avx512bw,avx512vnni,avx512vbmi,f16c", cpu has_vbmi(),
         needs "the 1.6-bit panel kernel needs AVX-512 VNNI and VBMI";
     block mk_bits16, one token mk_bits16_t1: calls true, blocks 0;
 }

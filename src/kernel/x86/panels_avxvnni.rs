@@ -161,17 +161,17 @@ macro_rules! avxvnni_kernels {
 
 avxvnni_kernels!(
     vex,
-    "avx2,fma,avxvnni",
+    "avx2,fma,f16c,avxvnni",
     _mm256_dpbusd_avx_epi32,
     has_avxvnni,
-    "AVX2, FMA and AVX-VNNI"
+    "AVX2, FMA, F16C and AVX-VNNI"
 );
 avxvnni_kernels!(
     evex,
-    "avx2,fma,avx512f,avx512vl,avx512vnni",
+    "avx2,fma,f16c,avx512f,avx512vl,avx512vnni",
     _mm256_dpbusd_epi32,
     has_avxvnni_evex,
-    "AVX2, FMA and AVX-512 F, VL and VNNI"
+    "AVX2, FMA, F16C and AVX-512 F, VL and VNNI"
 );
 
 /// AVX-VNNI panel dots (`PanelDotsFn`), `Codes2` only.
