@@ -276,7 +276,38 @@ pub(crate) unsafe fn scale_block<const P: usize>(
     p0: usize,
     tokens: Range<usize>,
 ) {
-    // 32 rows (4 ymm of sums, 4 of Q8_0 block sums) at a time, fewer with one panel.
+    if s.q8_0_block == 0 {
+        // The per-dot formula: all the block's rows × up to 8 / (2P) tokens at a time (8
+        // accumulators), each weight scale vector converted once for them.
+        let row0 = p0 * PANEL_ROWS;
+        let mut t = tokens.start;
+        while t < tokens.end {
+            let n = (tokens.end - t).min(4 / P);
+            // SAFETY: the function contract.
+            unsafe {
+                match (P, n, s.block_scales.is_null()) {
+                    (1, 4, true) => group_sums::<2, 4, false>(s, ptrs, t, row0),
+                    (1, 4, false) => group_sums::<2, 4, true>(s, ptrs, t, row0),
+                    (1, 3, true) => group_sums::<2, 3, false>(s, ptrs, t, row0),
+                    (1, 3, false) => group_sums::<2, 3, true>(s, ptrs, t, row0),
+                    (1, 2, true) => group_sums::<2, 2, false>(s, ptrs, t, row0),
+                    (1, 2, false) => group_sums::<2, 2, true>(s, ptrs, t, row0),
+                    (1, _, true) => group_sums::<2, 1, false>(s, ptrs, t, row0),
+                    (1, _, false) => group_sums::<2, 1, true>(s, ptrs, t, row0),
+                    (2, 2, true) => group_sums::<4, 2, false>(s, ptrs, t, row0),
+                    (2, 2, false) => group_sums::<4, 2, true>(s, ptrs, t, row0),
+                    (2, _, true) => group_sums::<4, 1, false>(s, ptrs, t, row0),
+                    (2, _, false) => group_sums::<4, 1, true>(s, ptrs, t, row0),
+                    (_, _, true) => group_sums::<8, 1, false>(s, ptrs, t, row0),
+                    (_, _, false) => group_sums::<8, 1, true>(s, ptrs, t, row0),
+                }
+            }
+            t += n;
+        }
+        return;
+    }
+    // ggml's Q8_0 order: 32 rows (4 ymm of sums, 4 of block sums) of one token at a time,
+    // fewer with one panel.
     const CHUNK: usize = 4;
     let halves = 2 * P;
     for t in tokens {
@@ -285,9 +316,9 @@ pub(crate) unsafe fn scale_block<const P: usize>(
             // SAFETY: the function contract.
             unsafe {
                 if halves - c0 >= CHUNK {
-                    scale_rows::<CHUNK>(s, ptrs, t, row0);
+                    q8_0_rows::<CHUNK>(s, ptrs, t, row0);
                 } else {
-                    scale_rows::<2>(s, ptrs, t, row0);
+                    q8_0_rows::<2>(s, ptrs, t, row0);
                 }
             }
         }
@@ -339,20 +370,18 @@ unsafe fn q8_0_blocks<const H: usize, const PB: usize>(
     acc
 }
 
-/// `scale_block` for rows `row0..row0 + 8·H` of token `t`.
+/// `scale_block` in ggml's Q8_0 order for rows `row0..row0 + 8·H` of token `t`.
 ///
 /// # Safety
-/// As `scale_block`, `row0 + 8·H ≤ 64`.
+/// As `scale_block`, `row0 + 8·H ≤ 64`, `s.q8_0_block` > 0.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-unsafe fn scale_rows<const H: usize>(s: &ScalePtrs, ptrs: Ptrs, t: usize, row0: usize) {
+unsafe fn q8_0_rows<const H: usize>(s: &ScalePtrs, ptrs: Ptrs, t: usize, row0: usize) {
     // SAFETY: the function contract.
     let acc = unsafe {
-        match (s.q8_0_block, s.block_scales.is_null()) {
-            (0, true) => group_sums::<H, false>(s, ptrs, t, row0),
-            (0, false) => group_sums::<H, true>(s, ptrs, t, row0),
-            (2, _) => q8_0_blocks::<H, 2>(s, ptrs, t, row0),
-            (4, _) => q8_0_blocks::<H, 4>(s, ptrs, t, row0),
+        match s.q8_0_block {
+            2 => q8_0_blocks::<H, 2>(s, ptrs, t, row0),
+            4 => q8_0_blocks::<H, 4>(s, ptrs, t, row0),
             _ => q8_0_blocks::<H, 0>(s, ptrs, t, row0),
         }
     };
@@ -362,44 +391,57 @@ unsafe fn scale_rows<const H: usize>(s: &ScalePtrs, ptrs: Ptrs, t: usize, row0: 
     }
 }
 
-/// The per-dot sums (`TileScaling` without `q8_0_block`) of rows `row0..row0 + 8·H` of token
-/// `t`, with (`BLOCK_SCALES`) or without block scales. Pointers step through the dots, sums and
-/// scales in order.
+/// `scale_block` with the per-dot formula (`TileScaling` without `q8_0_block`) for rows
+/// `row0..row0 + 8·H` of tokens `t0..t0 + N` (H·N ≤ 8 accumulators), with (`BLOCK_SCALES`) or
+/// without block scales. Pointers step through the dots, sums and scales in order; each weight
+/// scale vector is converted once for the N tokens.
 ///
 /// # Safety
-/// As `scale_rows`; `BLOCK_SCALES` when `s.block_scales` is not null.
+/// As `scale_block`, `row0 + 8·H ≤ 64`, tokens `t0..t0 + N` within the call's; `BLOCK_SCALES`
+/// when `s.block_scales` is not null.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-unsafe fn group_sums<const H: usize, const BLOCK_SCALES: bool>(
+unsafe fn group_sums<const H: usize, const N: usize, const BLOCK_SCALES: bool>(
     s: &ScalePtrs,
     ptrs: Ptrs,
-    t: usize,
+    t0: usize,
     row0: usize,
-) -> [__m256; H] {
+) {
     let (nd, step) = (ptrs.nd, ptrs.strides.d);
-    let mut acc = [_mm256_setzero_ps(); H];
-    let mut dot: [*const i32; H] =
-        std::array::from_fn(|h| ptrs.dot_at(t, 0, row0 + h * HALF_ROWS).cast_const());
-    // SAFETY (all reads): token t's dots, sums and block scales and the tile's scales, in the
-    // checked buffers (the function contract).
+    let mut acc = [[_mm256_setzero_ps(); H]; N];
+    let mut dot: [[*const i32; H]; N] = std::array::from_fn(|t| {
+        std::array::from_fn(|h| ptrs.dot_at(t0 + t, 0, row0 + h * HALF_ROWS).cast_const())
+    });
+    // SAFETY (all accesses): the tokens' dots, sums, block scales and results and the tile's
+    // scales, in the checked buffers (the function contract).
     unsafe {
-        let (mut gsum, mut block_scale) = (s.gsums.add(t * nd), s.block_scales.add(t * nd));
+        let gsum: [*const i32; N] = std::array::from_fn(|t| s.gsums.add((t0 + t) * nd));
+        let block_scale: [*const f32; N] =
+            std::array::from_fn(|t| s.block_scales.wrapping_add((t0 + t) * nd));
         let mut scales = s.scales.add(row0);
-        for _ in 0..nd {
-            let gs = _mm256_set1_epi32(*gsum);
-            let bs = BLOCK_SCALES.then(|| _mm256_set1_ps(*block_scale));
-            for (h, (a, at)) in acc.iter_mut().zip(&mut dot).enumerate() {
-                let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(at.cast()), gs));
+        for d in 0..nd {
+            let gs: [__m256i; N] = std::array::from_fn(|t| _mm256_set1_epi32(*gsum[t].add(d)));
+            let bs: [Option<__m256>; N] = std::array::from_fn(|t| {
+                BLOCK_SCALES.then(|| _mm256_set1_ps(*block_scale[t].add(d)))
+            });
+            for h in 0..H {
                 let w = _mm256_cvtph_ps(_mm_loadu_si128(scales.add(h * HALF_ROWS).cast()));
-                let w = bs.map_or(w, |bs| _mm256_mul_ps(bs, w));
-                *a = _mm256_add_ps(*a, _mm256_mul_ps(x, w));
-                *at = at.add(step);
+                for t in 0..N {
+                    let at = dot[t][h];
+                    let x =
+                        _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(at.cast()), gs[t]));
+                    let w = bs[t].map_or(w, |bs| _mm256_mul_ps(bs, w));
+                    acc[t][h] = _mm256_add_ps(acc[t][h], _mm256_mul_ps(x, w));
+                    dot[t][h] = at.add(step);
+                }
             }
-            (gsum, scales) = (gsum.add(1), scales.add(TILE_ROWS));
-            if BLOCK_SCALES {
-                block_scale = block_scale.add(1);
+            scales = scales.add(TILE_ROWS);
+        }
+        for (t, acc) in acc.iter().enumerate() {
+            for (h, a) in acc.iter().enumerate() {
+                let at = s.acc.add((t0 + t) * TILE_ROWS + row0 + h * HALF_ROWS);
+                _mm256_storeu_ps(at, *a);
             }
         }
     }
-    acc
 }
