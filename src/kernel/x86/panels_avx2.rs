@@ -187,55 +187,111 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize>(
 ) {
     let mask = _mm256_set1_epi8(if STEPS == 4 { 3 } else { 2 });
     let widen_chunks = WIDEN_STEPS / STEPS;
-    // Groups are whole chunks (checked by `checked_ptrs`) and follow each other, so a dot is one
-    // run of `dot_chunks` chunks: one loop, no division.
-    let dot_chunks = geom.merge * (geom.group_steps / STEPS);
+    // Groups are whole chunks (checked by `checked_ptrs`): no division in the loops.
+    let chunks = geom.group_steps / STEPS;
     for d in 0..ptrs.nd {
         let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
+        let mut pending = 0;
         let mut first = true;
-        for i in 0..dot_chunks {
-            let chunk = d * dot_chunks + i;
-            // 4 k-steps at a time (a `Bits1` byte as two nibbles, each pass reloading the
-            // vectors from L1), so that each pass has `Codes2`'s shape: the panels unrolled
-            // with their accumulators in registers, the k-steps straight code.
-            for j in 0..STEPS / 4 {
-                for p in 0..P {
-                    let at = ptrs
-                        .tile
-                        .wrapping_add((chunk * PANELS + p0 + p) * VEC_BYTES);
-                    if j == 0 {
-                        ptrs.prefetch_ahead(at);
-                    }
-                    // SAFETY: the vector lies in the tile (checked by `checked_ptrs`).
-                    let raw = unsafe { halves(at) };
-                    let sub = raw.map(|v| match j {
-                        0 => v,
-                        _ => _mm256_srli_epi16::<4>(v),
-                    });
-                    for s in 0..4 {
-                        let code = sub.map(|v| {
-                            if STEPS == 4 {
-                                codes(v, s, mask)
-                            } else {
-                                sign_codes(v, s, mask)
-                            }
-                        });
-                        let ks = chunk * STEPS + 4 * j + s;
-                        for t in 0..T {
-                            // SAFETY: k-step ks < n_groups · group_steps, t0 + t < nt.
-                            let x = unsafe { act(ptrs, ks, t0 + t) };
-                            for h in 0..2 {
-                                let a = &mut acc16[p][h][t];
-                                *a = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
-                            }
-                        }
+        for g in d * geom.merge..(d + 1) * geom.merge {
+            for c in 0..chunks {
+                let chunk = g * chunks + c;
+                if STEPS == 4 {
+                    // SAFETY: the function contract.
+                    unsafe {
+                        chunk_pass::<P, T, false, false>(
+                            ptrs,
+                            (chunk, chunk * 4),
+                            p0,
+                            t0,
+                            mask,
+                            &mut acc16,
+                        )
+                    };
+                } else {
+                    // A `Bits1` byte as two nibbles, each pass reloading the vectors from L1,
+                    // so that each has `Codes2`'s shape: the panels unrolled with their
+                    // accumulators in registers, the k-steps straight code.
+                    // SAFETY: the function contract.
+                    unsafe {
+                        chunk_pass::<P, T, true, false>(
+                            ptrs,
+                            (chunk, chunk * 8),
+                            p0,
+                            t0,
+                            mask,
+                            &mut acc16,
+                        );
+                        chunk_pass::<P, T, true, true>(
+                            ptrs,
+                            (chunk, chunk * 8 + 4),
+                            p0,
+                            t0,
+                            mask,
+                            &mut acc16,
+                        );
                     }
                 }
+                pending += 1;
+                if pending == widen_chunks {
+                    // SAFETY: as in the function contract.
+                    unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, first) };
+                    (pending, first) = (0, false);
+                }
             }
-            if (i + 1) % widen_chunks == 0 || i + 1 == dot_chunks {
-                // SAFETY: as in the function contract.
-                unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, first) };
-                first = false;
+        }
+        if pending > 0 {
+            // SAFETY: as in the function contract.
+            unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, first) };
+        }
+    }
+}
+
+/// Four k-steps from `ks0` of panels `p0..p0+P` × tokens `t0..t0+T` of chunk `chunk`: the
+/// `Codes2` byte vectors (`mask` 3), or (`BITS1`) the low or (`HIGH`) high nibbles of the
+/// `Bits1` ones (`mask` 2), into the int16 sums `acc16`.
+///
+/// # Safety
+/// As `mk_steps`; the chunk lies in the tile and k-steps `ks0..ks0 + 4` in the activations.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn chunk_pass<const P: usize, const T: usize, const BITS1: bool, const HIGH: bool>(
+    ptrs: Ptrs,
+    (chunk, ks0): (usize, usize),
+    p0: usize,
+    t0: usize,
+    mask: __m256i,
+    acc16: &mut [[[__m256i; T]; 2]; P],
+) {
+    for p in 0..P {
+        let at = ptrs
+            .tile
+            .wrapping_add((chunk * PANELS + p0 + p) * VEC_BYTES);
+        if !HIGH {
+            ptrs.prefetch_ahead(at);
+        }
+        // SAFETY: the vector lies in the tile (the function contract).
+        let raw = unsafe { halves(at) };
+        let raw = if HIGH {
+            raw.map(|v| _mm256_srli_epi16::<4>(v))
+        } else {
+            raw
+        };
+        for s in 0..4 {
+            let code = raw.map(|v| {
+                if BITS1 {
+                    sign_codes(v, s, mask)
+                } else {
+                    codes(v, s, mask)
+                }
+            });
+            for t in 0..T {
+                // SAFETY: k-step ks0 + s < n_groups · group_steps, t0 + t < nt.
+                let x = unsafe { act(ptrs, ks0 + s, t0 + t) };
+                for h in 0..2 {
+                    let a = &mut acc16[p][h][t];
+                    *a = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
+                }
             }
         }
     }
