@@ -189,49 +189,41 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize>(
     let widen_chunks = WIDEN_STEPS / STEPS;
     // Groups are whole chunks (checked by `checked_ptrs`): no division in the loops.
     let chunks = geom.group_steps / STEPS;
+    let pass = |chunk: usize, acc16: &mut [[[__m256i; T]; 2]; P]| {
+        // SAFETY: the function contract (the chunk lies in the tile).
+        unsafe {
+            if STEPS == 4 {
+                chunk_pass::<P, T, false, false>(ptrs, (chunk, chunk * 4), p0, t0, mask, acc16);
+            } else {
+                // A `Bits1` byte as two nibbles, each pass reloading the vectors from L1, so
+                // that each has `Codes2`'s shape: the panels unrolled with their accumulators
+                // in registers, the k-steps straight code.
+                chunk_pass::<P, T, true, false>(ptrs, (chunk, chunk * 8), p0, t0, mask, acc16);
+                chunk_pass::<P, T, true, true>(ptrs, (chunk, chunk * 8 + 4), p0, t0, mask, acc16);
+            }
+        }
+    };
+    let dot_chunks = geom.merge * chunks;
+    if (STEPS == 4 || T > 1) && dot_chunks <= widen_chunks {
+        // Short dots (per-block scales of 32 to 128 columns): one run of chunks, one widening.
+        // (`Bits1`'s two passes per chunk spill in this loop at one token.)
+        for d in 0..ptrs.nd {
+            let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
+            for chunk in d * dot_chunks..(d + 1) * dot_chunks {
+                pass(chunk, &mut acc16);
+            }
+            // SAFETY: as in the function contract.
+            unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, true) };
+        }
+        return;
+    }
     for d in 0..ptrs.nd {
         let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
         let mut pending = 0;
         let mut first = true;
         for g in d * geom.merge..(d + 1) * geom.merge {
             for c in 0..chunks {
-                let chunk = g * chunks + c;
-                if STEPS == 4 {
-                    // SAFETY: the function contract.
-                    unsafe {
-                        chunk_pass::<P, T, false, false>(
-                            ptrs,
-                            (chunk, chunk * 4),
-                            p0,
-                            t0,
-                            mask,
-                            &mut acc16,
-                        )
-                    };
-                } else {
-                    // A `Bits1` byte as two nibbles, each pass reloading the vectors from L1,
-                    // so that each has `Codes2`'s shape: the panels unrolled with their
-                    // accumulators in registers, the k-steps straight code.
-                    // SAFETY: the function contract.
-                    unsafe {
-                        chunk_pass::<P, T, true, false>(
-                            ptrs,
-                            (chunk, chunk * 8),
-                            p0,
-                            t0,
-                            mask,
-                            &mut acc16,
-                        );
-                        chunk_pass::<P, T, true, true>(
-                            ptrs,
-                            (chunk, chunk * 8 + 4),
-                            p0,
-                            t0,
-                            mask,
-                            &mut acc16,
-                        );
-                    }
-                }
+                pass(g * chunks + c, &mut acc16);
                 pending += 1;
                 if pending == widen_chunks {
                     // SAFETY: as in the function contract.
