@@ -326,7 +326,7 @@ info_features() {
 # its code, EVEX-encoded, on AVX-512 VNNI ones) and without any SIMD level (`qemu64`), so the AVX2
 # and scalar-only rows of the ISA table run the whole suite as they would on such machines.
 declare -A x86_isas=([max]="scalar avx2" [qemu64]="scalar")
-declare -A x86_features=([max]="avx2 fma" [qemu64]="none")
+declare -A x86_features=([max]="avx2 fma f16c" [qemu64]="none")
 
 # x86_cargo CPU ARGS...: cargo test for the host, running the test binaries under qemu -cpu CPU.
 x86_cargo() {

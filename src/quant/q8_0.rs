@@ -196,13 +196,12 @@ unsafe fn quantize_row_x86_avx2_impl(x: *const f32, q: *mut i8, d: *mut f32, n: 
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
     /// The AVX2 row quantizer returns the scalar emulation's bits on blocks of random, tied
     /// (`k + 0.5` after scaling), zero, tiny (127/amax overflows), huge and NaN-holding values.
-    #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_row_matches_the_x86_emulation() {
         if !crate::kernel::Isa::Avx2.is_available() {
