@@ -115,10 +115,11 @@ fn idle_workers_spin_only_as_long_as_asked() {
     }
     // Two workers spinning through every 3 ms gap would use up to 200%; 100 µs of spin after
     // each call, ~7%. The bounds leave room for a loaded machine and for emulators (under qemu
-    // the pool's wake-ups and clock reads take many times longer: 9–26% measured there).
+    // the pool's wake-ups and clock reads take many times longer: 9–51% measured there, the
+    // one-second spin 172%).
     for (i, case) in cases[..3].iter().enumerate() {
         assert!(
-            share(i) < 0.5,
+            share(i) < 0.8,
             "{case}: idle workers used {:.3} of the time slept",
             share(i)
         );
