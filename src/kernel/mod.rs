@@ -36,26 +36,6 @@ pub mod feature {
     pub const F16C: u64 = 1 << 11;
 }
 
-/// Asks the CPU to start loading `data` into L1 (a hint: no fault, no effect on results). Where a
-/// kernel's second, smaller stream (e.g. a tile's per-group scales, read after its dots) would
-/// otherwise miss in DRAM one line after another.
-pub fn prefetch<T>(data: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let (p, n) = (data.as_ptr().cast::<u8>(), std::mem::size_of_val(data));
-        for off in (0..n).step_by(64) {
-            // SAFETY: a prefetch reads no memory in the language's sense and never faults.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    p.wrapping_add(off).cast(),
-                )
-            };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
-}
-
 /// The CPU features this process can use, detected once.
 pub fn cpu_features() -> u64 {
     static FEATURES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
