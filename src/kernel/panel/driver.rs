@@ -12,7 +12,7 @@ use std::arch::x86_64::*;
 
 use super::{MAX_DOT_STEPS, PANEL_ROWS, PANELS, PanelGeom, PanelKind, TILE_ROWS, VEC_BYTES};
 use crate::kernel::TileScaling;
-use crate::kernel::x86::panels_avx2::scale_block;
+use crate::kernel::x86::panel_scaling::scale_block;
 
 /// How far ahead (bytes) the decode micro-kernels prefetch the weight stream: ~one DRAM latency
 /// × bandwidth, past what the out-of-order window and the hardware prefetchers cover.
@@ -91,6 +91,9 @@ pub(crate) struct ScalePtrs {
     /// Dots per weight block in ggml's Q8_0 order; 0 for the per-dot formula.
     pub(crate) q8_0_block: usize,
     pub(crate) acc: *mut f32,
+    /// Whether the micro-kernels scale each dot as it ends (`PanelMicroKernel::scales_dots`),
+    /// rather than the driver each block once its dots are complete (`scale_block`).
+    pub(crate) in_kernel: bool,
 }
 
 impl Ptrs {
@@ -163,7 +166,9 @@ impl Ptrs {
     /// `ptrs` checked (with the scaling) for the call; the block's dots complete.
     #[inline(always)]
     unsafe fn scale<const P: usize>(self, p0: usize, t0: usize, n: usize) {
-        if let Some(s) = self.scaling {
+        if let Some(s) = self.scaling
+            && !s.in_kernel
+        {
             // SAFETY: the function contract.
             unsafe { scale_block::<P>(&s, self, p0, t0..t0 + n) }
         }
@@ -215,6 +220,13 @@ pub(crate) trait PanelMicroKernel {
     /// Blocks of up to this many tokens run `one_token` token by token (its one call site),
     /// larger ones `block`.
     const T_SINGLE: usize = 0;
+
+    /// Whether the micro-kernels scale the dots of a call with a scaling as each dot ends (the
+    /// running results in `ScalePtrs::acc`, no dots written), for `geom` and the call's
+    /// scaling `s` (`ScalePtrs::in_kernel`); else the driver scales each block (`scale_block`).
+    fn scales_dots(_geom: &PanelGeom, _s: &ScalePtrs) -> bool {
+        false
+    }
 
     /// Token `t0` of one tile alone (used where `ONE_TOKEN_CALLS` or `T_SINGLE`).
     ///
@@ -435,6 +447,7 @@ fn checked_scaling(
         block_scales: job.block_scales.map_or(std::ptr::null(), <[f32]>::as_ptr),
         q8_0_block: job.q8_0_block.unwrap_or(0),
         acc: job.acc.as_mut_ptr(),
+        in_kernel: false,
     }
 }
 
@@ -457,9 +470,12 @@ pub(crate) fn panel_dots<K: PanelMicroKernel>(
         K::KIND.name(),
         geom.kind.name()
     );
-    let Some(ptrs) = ptrs else {
+    let Some(mut ptrs) = ptrs else {
         return;
     };
+    if let Some(s) = &mut ptrs.scaling {
+        s.in_kernel = K::scales_dots(geom, s);
+    }
     if !K::cpu_ok() {
         // A message without arguments, as the other refusals.
         std::panic::panic_any(K::NEEDS);
@@ -478,6 +494,7 @@ macro_rules! panel_micro_kernel {
         struct $name:ident: $kind:ident, tokens $t_wide:expr, $t_half:expr, $t_max:expr;
         features $features:literal, cpu $cpu:expr, needs $needs:expr;
         block $block:ident $(, one token $one:ident: calls $calls:literal, blocks $single:expr)?;
+        $(scales dots $scales_dots:ident;)?
         $($(#[$fn_attr:meta])* pub fn $dots:ident;)?
     ) => {
         $(#[$attr])*
@@ -514,6 +531,15 @@ macro_rules! panel_micro_kernel {
                 // SAFETY: the caller's contract (the features: `run` inlines this).
                 unsafe { $block::<P, T>(ptrs, geom, p0, t0) }
             }
+
+            $(
+                fn scales_dots(
+                    geom: &$crate::kernel::panel::PanelGeom,
+                    s: &$crate::kernel::panel::driver::ScalePtrs,
+                ) -> bool {
+                    $scales_dots(geom, s)
+                }
+            )?
 
             $(
                 const ONE_TOKEN_CALLS: bool = $calls;

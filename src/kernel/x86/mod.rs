@@ -16,7 +16,8 @@
 
 mod avx2;
 mod avx512;
-pub(crate) mod panels_avx2;
+pub(crate) mod panel_scaling;
+mod panels_avx2;
 mod panels_avx512bw;
 mod panels_avx512vnni;
 mod panels_avxvnni;

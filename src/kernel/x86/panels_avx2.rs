@@ -1,6 +1,5 @@
-//! 256-bit panel kernels for the AVX2 level (`PanelDotsFn`, `Codes2` and `Bits1`), the 256-bit
-//! helpers the AVX-VNNI ones (`panels_avxvnni`) share, and the per-group scaling every x86 panel
-//! level applies (`scale_block`). Lanes are still rows: a ymm holds half a panel vector (bytes
+//! 256-bit panel kernels for the AVX2 level (`PanelDotsFn`, `Codes2` and `Bits1`) and the 256-bit
+//! helpers the AVX-VNNI ones (`panels_avxvnni`) share. Lanes are still rows: a ymm holds half a panel vector (bytes
 //! 0..32 = rows 0..8, 32..64 = rows 8..16, one k-step of 4 columns each). `Trits5` needs
 //! `vpermb` (AVX-512 VBMI) and has no kernel here. `Bits1` (Q1_0's sign bits) decodes with as
 //! many operations per k-step as `Codes2` and reads half the bytes.
@@ -10,7 +9,11 @@
 //! saturating), added up
 //! in int16 for `WIDEN_STEPS` k-steps and then widened into the int32 sums in `dots` by
 //! `vpmaddwd` with ones: 2 operations per 32 products plus the decode, shared by the tokens
-//! (the row kernel of `avx2.rs` decodes per row and widens more often).
+//! (the row kernel of `avx2.rs` decodes per row and widens more often). With per-group scales
+//! (`TileScaling`) and dots of at most `WIDEN_STEPS` k-steps (per-block formats), each dot is
+//! scaled into the results as it is widened (`panel_scaling::scale_dot`): no dots are written,
+//! which keeps a block's working set in L1 (with 6912 columns, a one-token tile's 216 Q8_0-order
+//! dots would take 55 KiB).
 //! Blocking: 1 token × all 4 panels (8 int16 accumulators, one sequential pass), 2 tokens × 2
 //! panels, 3–4 tokens × 1 panel (≤ 8 accumulators + 2 raw + 2 codes + 1 broadcast + the mask:
 //! 14 ymm). With 5 tokens (16 ymm on paper) the compiled loop spills, as `vpmaddubsw` and the
@@ -19,11 +22,13 @@
 
 use std::arch::x86_64::*;
 
-use std::ops::Range;
-
 use crate::kernel::Isa;
 use crate::kernel::panel::driver::{Ptrs, ScalePtrs, panel_micro_kernel};
-use crate::kernel::panel::{PANEL_ROWS, PANELS, PanelGeom, TILE_ROWS, VEC_BYTES};
+use crate::kernel::panel::{PANEL_ROWS, PANELS, PanelGeom, VEC_BYTES};
+use crate::kernel::x86::panel_scaling::{
+    PER_DOT, PER_DOT_BLOCK, Q8_0_ORDER, UNSCALED, clear_results, scale_dot, scale_dot_q8_0,
+    scale_mode,
+};
 
 /// Rows of one half panel vector (the int32 lanes of a ymm).
 const HALF_ROWS: usize = 8;
@@ -111,13 +116,21 @@ pub(super) fn sign_codes(v: __m256i, s: usize, m2: __m256i) -> __m256i {
 /// pair sum to each int16 lane; codes ≤ 3).
 const WIDEN_STEPS: usize = 32;
 
+/// Whether these micro-kernels scale the dots of `geom` as each dot ends (`scale_dot`): where
+/// every dot is one run of int16 sums, widened once, and a Q8_0-order weight block has a power
+/// of two of dots (its dot index by a mask).
+pub(super) fn scales_dots(geom: &PanelGeom, s: &ScalePtrs) -> bool {
+    geom.merge * geom.group_steps <= WIDEN_STEPS
+        && (s.q8_0_block == 0 || s.q8_0_block.is_power_of_two())
+}
+
 /// Widens the int16 sums `acc16` (panels `p0..p0+P`, halves, tokens `t0..`) of dot `d` into
 /// its int32 sums in `dots` (the first widening of a dot stores them, later ones add to them),
 /// and clears them.
 ///
 /// # Safety
 /// As `store`, for panels `p0..p0+P`.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn widen<const P: usize, const T: usize>(
     ptrs: Ptrs,
@@ -149,18 +162,25 @@ unsafe fn widen<const P: usize, const T: usize>(
 ///
 /// # Safety
 /// As `mk_steps`.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: usize, t0: usize) {
     // SAFETY: the function contract.
-    unsafe { mk_steps::<P, T, 4>(ptrs, geom, p0, t0) }
+    unsafe {
+        match scale_mode(ptrs) {
+            PER_DOT => mk_steps::<P, T, 4, PER_DOT>(ptrs, geom, p0, t0),
+            PER_DOT_BLOCK => mk_steps::<P, T, 4, PER_DOT_BLOCK>(ptrs, geom, p0, t0),
+            Q8_0_ORDER => mk_steps::<P, T, 4, Q8_0_ORDER>(ptrs, geom, p0, t0),
+            _ => mk_steps::<P, T, 4, UNSCALED>(ptrs, geom, p0, t0),
+        }
+    }
 }
 
 /// `Bits1` panels `p0..p0+P` × tokens `t0..t0+T` (`mk_steps`).
 ///
 /// # Safety
 /// As `mk_steps`.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn mk_bits1<const P: usize, const T: usize>(
     ptrs: Ptrs,
@@ -169,17 +189,26 @@ unsafe fn mk_bits1<const P: usize, const T: usize>(
     t0: usize,
 ) {
     // SAFETY: the function contract.
-    unsafe { mk_steps::<P, T, 8>(ptrs, geom, p0, t0) }
+    unsafe {
+        match scale_mode(ptrs) {
+            PER_DOT => mk_steps::<P, T, 8, PER_DOT>(ptrs, geom, p0, t0),
+            PER_DOT_BLOCK => mk_steps::<P, T, 8, PER_DOT_BLOCK>(ptrs, geom, p0, t0),
+            Q8_0_ORDER => mk_steps::<P, T, 8, Q8_0_ORDER>(ptrs, geom, p0, t0),
+            _ => mk_steps::<P, T, 8, UNSCALED>(ptrs, geom, p0, t0),
+        }
+    }
 }
 
 /// Panels `p0..p0+P` × tokens `t0..t0+T`, every dot, chunks of `STEPS` k-steps (4: `Codes2`,
-/// 8: `Bits1`); the int32 sums accumulate in `dots`.
+/// 8: `Bits1`); the int32 sums accumulate in `dots`, or (`SCALE`, not `UNSCALED`: the call
+/// scales in the kernel) each dot is scaled into the results as it ends. (One instance per
+/// `SCALE`: the scaling code in the loops of the unscaled one makes LLVM spill there.)
 ///
 /// # Safety
 /// `ptrs` checked by `checked_ptrs` against `geom`; `p0 + P ≤ 4`, `t0 + T ≤ nt`.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize>(
+unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize, const SCALE: u8>(
     ptrs: Ptrs,
     geom: &PanelGeom,
     p0: usize,
@@ -204,6 +233,21 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize>(
         }
     };
     let dot_chunks = geom.merge * chunks;
+    if SCALE != UNSCALED
+        && let Some(s) = ptrs.scaling
+    {
+        // Every dot is one run of chunks (`scales_dots`).
+        let dot = |d: usize| {
+            let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
+            for chunk in d * dot_chunks..(d + 1) * dot_chunks {
+                pass(chunk, &mut acc16);
+            }
+            acc16
+        };
+        // SAFETY: as in the function contract.
+        unsafe { scaled_dots::<P, T, SCALE>(&s, ptrs, p0, t0, dot) };
+        return;
+    }
     if (STEPS == 4 || T > 1) && dot_chunks <= widen_chunks {
         // Short dots (per-block scales of 32 to 128 columns): one run of chunks, one widening.
         // (`Bits1`'s two passes per chunk spill in this loop at one token.)
@@ -239,13 +283,57 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize>(
     }
 }
 
+/// Every dot of panels `p0..p0+P` × tokens `t0..t0+T` (`dot(d)`: its int16 sums), in order,
+/// scaled into the results as each ends (`SCALE`: the call's `scale_mode`).
+///
+/// # Safety
+/// As `mk_steps`, with `s` the call's scaling (`in_kernel`).
+#[inline(always)]
+unsafe fn scaled_dots<const P: usize, const T: usize, const SCALE: u8>(
+    s: &ScalePtrs,
+    ptrs: Ptrs,
+    p0: usize,
+    t0: usize,
+    mut dot: impl FnMut(usize) -> [[[__m256i; T]; 2]; P],
+) {
+    // SAFETY (the scaling calls): the function contract; each block's dots in order, from
+    // results cleared first.
+    unsafe {
+        clear_results::<P, T>(s, p0, t0);
+        if SCALE != Q8_0_ORDER {
+            for d in 0..ptrs.nd {
+                let (acc16, at) = (dot(d), (d, p0, t0));
+                if SCALE == PER_DOT_BLOCK {
+                    scale_dot::<P, T, true>(s, ptrs.nd, at, &acc16);
+                } else {
+                    scale_dot::<P, T, false>(s, ptrs.nd, at, &acc16);
+                }
+            }
+            return;
+        }
+        let per_block = s.q8_0_block;
+        for block in 0..ptrs.nd / per_block {
+            for j in 0..per_block {
+                let d = block * per_block + j;
+                let (acc16, at) = (dot(d), (d, block, p0, t0));
+                match (j == 0, j + 1 == per_block) {
+                    (true, false) => scale_dot_q8_0::<P, T, true, false>(s, ptrs, at, &acc16),
+                    (false, false) => scale_dot_q8_0::<P, T, false, false>(s, ptrs, at, &acc16),
+                    (false, true) => scale_dot_q8_0::<P, T, false, true>(s, ptrs, at, &acc16),
+                    (true, true) => scale_dot_q8_0::<P, T, true, true>(s, ptrs, at, &acc16),
+                }
+            }
+        }
+    }
+}
+
 /// Four k-steps from `ks0` of panels `p0..p0+P` × tokens `t0..t0+T` of chunk `chunk`: the
 /// `Codes2` byte vectors (`mask` 3), or (`BITS1`) the low or (`HIGH`) high nibbles of the
 /// `Bits1` ones (`mask` 2), into the int16 sums `acc16`.
 ///
 /// # Safety
 /// As `mk_steps`; the chunk lies in the tile and k-steps `ks0..ks0 + 4` in the activations.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn chunk_pass<const P: usize, const T: usize, const BITS1: bool, const HIGH: bool>(
     ptrs: Ptrs,
@@ -294,6 +382,7 @@ panel_micro_kernel! {
     struct Avx2: Codes2, tokens 1, 2, 4;
     features "avx2,fma,f16c", cpu Isa::Avx2.is_available(), needs "the AVX2 panel kernel needs AVX2, FMA and F16C";
     block mk;
+    scales dots scales_dots;
     /// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Codes2`.
     pub fn panel_dots_avx2;
 }
@@ -303,193 +392,7 @@ panel_micro_kernel! {
     struct Avx2Bits1: Bits1, tokens 1, 2, 4;
     features "avx2,fma,f16c", cpu Isa::Avx2.is_available(), needs "the AVX2 panel kernel needs AVX2, FMA and F16C";
     block mk_bits1;
+    scales dots scales_dots;
     /// AVX2 panel dots (`PanelDotsFn`, `vpmaddubsw`), `Bits1`.
     pub fn panel_dots_avx2_bits1;
-}
-
-/// Applies a call's per-group scales (`TileScaling`, checked into `s`) to the dots of panels
-/// `p0..p0+P` × `tokens` of the current tile, just computed into `ptrs.dots` (one tile's work
-/// space, still in L1): the oracle's operations in its order (convert, multiply, add; no FMA),
-/// the running sums of 32 rows in registers. Every x86 panel level runs it from the panel
-/// driver (a small share of a call, so a 512-bit copy is not worth its code).
-///
-/// # Safety
-/// The CPU has AVX2; `s` and `ptrs` checked by the driver for the call, `p0 + P ≤ 4`, `tokens`
-/// within the call's.
-#[target_feature(enable = "avx2,f16c")]
-#[inline]
-pub(crate) unsafe fn scale_block<const P: usize>(
-    s: &ScalePtrs,
-    ptrs: Ptrs,
-    p0: usize,
-    tokens: Range<usize>,
-) {
-    if s.q8_0_block == 0 {
-        // The per-dot formula: all the block's rows × up to 8 / (2P) tokens at a time (8
-        // accumulators), each weight scale vector converted once for them.
-        let row0 = p0 * PANEL_ROWS;
-        let mut t = tokens.start;
-        while t < tokens.end {
-            let n = (tokens.end - t).min(4 / P);
-            // SAFETY: the function contract.
-            unsafe {
-                match (P, n, s.block_scales.is_null()) {
-                    (1, 4, true) => group_sums::<2, 4, false>(s, ptrs, t, row0),
-                    (1, 4, false) => group_sums::<2, 4, true>(s, ptrs, t, row0),
-                    (1, 3, true) => group_sums::<2, 3, false>(s, ptrs, t, row0),
-                    (1, 3, false) => group_sums::<2, 3, true>(s, ptrs, t, row0),
-                    (1, 2, true) => group_sums::<2, 2, false>(s, ptrs, t, row0),
-                    (1, 2, false) => group_sums::<2, 2, true>(s, ptrs, t, row0),
-                    (1, _, true) => group_sums::<2, 1, false>(s, ptrs, t, row0),
-                    (1, _, false) => group_sums::<2, 1, true>(s, ptrs, t, row0),
-                    (2, 2, true) => group_sums::<4, 2, false>(s, ptrs, t, row0),
-                    (2, 2, false) => group_sums::<4, 2, true>(s, ptrs, t, row0),
-                    (2, _, true) => group_sums::<4, 1, false>(s, ptrs, t, row0),
-                    (2, _, false) => group_sums::<4, 1, true>(s, ptrs, t, row0),
-                    (_, _, true) => group_sums::<8, 1, false>(s, ptrs, t, row0),
-                    (_, _, false) => group_sums::<8, 1, true>(s, ptrs, t, row0),
-                }
-            }
-            t += n;
-        }
-        return;
-    }
-    // ggml's Q8_0 order: 32 rows (4 ymm of sums, 4 of block sums) of one token at a time,
-    // fewer with one panel.
-    const CHUNK: usize = 4;
-    let halves = 2 * P;
-    for t in tokens {
-        for c0 in (0..halves).step_by(CHUNK) {
-            let row0 = p0 * PANEL_ROWS + c0 * HALF_ROWS;
-            // SAFETY: the function contract.
-            unsafe {
-                if halves - c0 >= CHUNK {
-                    q8_0_rows::<CHUNK>(s, ptrs, t, row0);
-                } else {
-                    q8_0_rows::<2>(s, ptrs, t, row0);
-                }
-            }
-        }
-    }
-}
-
-/// The Q8_0-order sums (`TileScaling` with `q8_0_block`) of rows `row0..row0 + 8·H` of token
-/// `t`: blocks of `PB` dots (Q2_0's 2, Q1_0's 4: the block loop unrolled), or of
-/// `s.q8_0_block` when `PB` is 0. Pointers step through the dots, sums and scales in order.
-///
-/// # Safety
-/// As `scale_rows`; `s.q8_0_block` divides the dots (and equals `PB` when `PB` > 0).
-#[target_feature(enable = "avx2,f16c")]
-#[inline]
-unsafe fn q8_0_blocks<const H: usize, const PB: usize>(
-    s: &ScalePtrs,
-    ptrs: Ptrs,
-    t: usize,
-    row0: usize,
-) -> [__m256; H] {
-    let (nd, step) = (ptrs.nd, ptrs.strides.d);
-    let per_block = if PB > 0 { PB } else { s.q8_0_block };
-    let mut acc = [_mm256_setzero_ps(); H];
-    let mut dot: [*const i32; H] =
-        std::array::from_fn(|h| ptrs.dot_at(t, 0, row0 + h * HALF_ROWS).cast_const());
-    // SAFETY (all reads): token t's dots, sums and block scales and the tile's scales, in the
-    // checked buffers (the function contract).
-    unsafe {
-        let (mut gsum, mut block_scale) = (s.gsums.add(t * nd), s.block_scales.add(t * nd));
-        let mut scales = s.scales.add(row0);
-        for _ in 0..nd / per_block {
-            let mut sumi = [_mm256_setzero_ps(); H];
-            for _ in 0..per_block {
-                let (gs, bs) = (_mm256_set1_epi32(*gsum), _mm256_set1_ps(*block_scale));
-                for (si, at) in sumi.iter_mut().zip(&mut dot) {
-                    let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(at.cast()), gs));
-                    *si = _mm256_add_ps(*si, _mm256_mul_ps(bs, x));
-                    *at = at.add(step);
-                }
-                (gsum, block_scale) = (gsum.add(1), block_scale.add(1));
-            }
-            for (h, (a, si)) in acc.iter_mut().zip(sumi).enumerate() {
-                let w = _mm256_cvtph_ps(_mm_loadu_si128(scales.add(h * HALF_ROWS).cast()));
-                *a = _mm256_add_ps(*a, _mm256_mul_ps(w, si));
-            }
-            scales = scales.add(TILE_ROWS);
-        }
-    }
-    acc
-}
-
-/// `scale_block` in ggml's Q8_0 order for rows `row0..row0 + 8·H` of token `t`.
-///
-/// # Safety
-/// As `scale_block`, `row0 + 8·H ≤ 64`, `s.q8_0_block` > 0.
-#[target_feature(enable = "avx2,f16c")]
-#[inline]
-unsafe fn q8_0_rows<const H: usize>(s: &ScalePtrs, ptrs: Ptrs, t: usize, row0: usize) {
-    // SAFETY: the function contract.
-    let acc = unsafe {
-        match s.q8_0_block {
-            2 => q8_0_blocks::<H, 2>(s, ptrs, t, row0),
-            4 => q8_0_blocks::<H, 4>(s, ptrs, t, row0),
-            _ => q8_0_blocks::<H, 0>(s, ptrs, t, row0),
-        }
-    };
-    for (h, a) in acc.iter().enumerate() {
-        // SAFETY: token t's results of this tile lie in `acc` (the function contract).
-        unsafe { _mm256_storeu_ps(s.acc.add(t * TILE_ROWS + row0 + h * HALF_ROWS), *a) };
-    }
-}
-
-/// `scale_block` with the per-dot formula (`TileScaling` without `q8_0_block`) for rows
-/// `row0..row0 + 8·H` of tokens `t0..t0 + N` (H·N ≤ 8 accumulators), with (`BLOCK_SCALES`) or
-/// without block scales. Pointers step through the dots, sums and scales in order; each weight
-/// scale vector is converted once for the N tokens.
-///
-/// # Safety
-/// As `scale_block`, `row0 + 8·H ≤ 64`, tokens `t0..t0 + N` within the call's; `BLOCK_SCALES`
-/// when `s.block_scales` is not null.
-#[target_feature(enable = "avx2,f16c")]
-#[inline]
-unsafe fn group_sums<const H: usize, const N: usize, const BLOCK_SCALES: bool>(
-    s: &ScalePtrs,
-    ptrs: Ptrs,
-    t0: usize,
-    row0: usize,
-) {
-    let (nd, step) = (ptrs.nd, ptrs.strides.d);
-    let mut acc = [[_mm256_setzero_ps(); H]; N];
-    let mut dot: [[*const i32; H]; N] = std::array::from_fn(|t| {
-        std::array::from_fn(|h| ptrs.dot_at(t0 + t, 0, row0 + h * HALF_ROWS).cast_const())
-    });
-    // SAFETY (all accesses): the tokens' dots, sums, block scales and results and the tile's
-    // scales, in the checked buffers (the function contract).
-    unsafe {
-        let gsum: [*const i32; N] = std::array::from_fn(|t| s.gsums.add((t0 + t) * nd));
-        let block_scale: [*const f32; N] =
-            std::array::from_fn(|t| s.block_scales.wrapping_add((t0 + t) * nd));
-        let mut scales = s.scales.add(row0);
-        for d in 0..nd {
-            let gs: [__m256i; N] = std::array::from_fn(|t| _mm256_set1_epi32(*gsum[t].add(d)));
-            let bs: [Option<__m256>; N] = std::array::from_fn(|t| {
-                BLOCK_SCALES.then(|| _mm256_set1_ps(*block_scale[t].add(d)))
-            });
-            for h in 0..H {
-                let w = _mm256_cvtph_ps(_mm_loadu_si128(scales.add(h * HALF_ROWS).cast()));
-                for t in 0..N {
-                    let at = dot[t][h];
-                    let x =
-                        _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_loadu_si256(at.cast()), gs[t]));
-                    let w = bs[t].map_or(w, |bs| _mm256_mul_ps(bs, w));
-                    acc[t][h] = _mm256_add_ps(acc[t][h], _mm256_mul_ps(x, w));
-                    dot[t][h] = at.add(step);
-                }
-            }
-            scales = scales.add(TILE_ROWS);
-        }
-        for (t, acc) in acc.iter().enumerate() {
-            for (h, a) in acc.iter().enumerate() {
-                let at = s.acc.add((t0 + t) * TILE_ROWS + row0 + h * HALF_ROWS);
-                _mm256_storeu_ps(at, *a);
-            }
-        }
-    }
 }
