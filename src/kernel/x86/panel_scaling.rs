@@ -81,11 +81,7 @@ pub(super) unsafe fn scale_dot<const P: usize, const T: usize, const BLOCK_SCALE
         let ones = _mm256_set1_epi16(1);
         for p in 0..P {
             let row = (p0 + p) * PANEL_ROWS;
-            let scales = s.scales.add(d * TILE_ROWS + row);
-            let w = [
-                _mm256_cvtph_ps(_mm_loadu_si128(scales.cast())),
-                _mm256_cvtph_ps(_mm_loadu_si128(scales.add(HALF_ROWS).cast())),
-            ];
+            let w = weight_scales(s, d, row);
             for t in 0..T {
                 let i = (t0 + t) * nd + d;
                 let gs = _mm256_set1_epi32(*s.gsums.add(i));
@@ -107,6 +103,22 @@ pub(super) unsafe fn scale_dot<const P: usize, const T: usize, const BLOCK_SCALE
                 }
             }
         }
+    }
+}
+
+/// The tile's weight scales of scale block `block` for rows `row..row + 16`, as f32.
+///
+/// # Safety
+/// As `scale_dot` (`block` is a dot, or in the Q8_0 order a weight block, of the call).
+#[inline(always)]
+unsafe fn weight_scales(s: &ScalePtrs, block: usize, row: usize) -> [__m256; 2] {
+    // SAFETY: the function contract (the features: as `scale_dot`).
+    unsafe {
+        let scales = s.scales.add(block * TILE_ROWS + row);
+        [
+            _mm256_cvtph_ps(_mm_loadu_si128(scales.cast())),
+            _mm256_cvtph_ps(_mm_loadu_si128(scales.add(HALF_ROWS).cast())),
+        ]
     }
 }
 
@@ -136,12 +148,8 @@ pub(super) unsafe fn scale_dot_q8_0<
         let ones = _mm256_set1_epi16(1);
         for p in 0..P {
             let row = (p0 + p) * PANEL_ROWS;
-            let scales = s.scales.add(block * TILE_ROWS + row);
             let w = if LAST {
-                [
-                    _mm256_cvtph_ps(_mm_loadu_si128(scales.cast())),
-                    _mm256_cvtph_ps(_mm_loadu_si128(scales.add(HALF_ROWS).cast())),
-                ]
+                weight_scales(s, block, row)
             } else {
                 [_mm256_setzero_ps(); 2]
             };

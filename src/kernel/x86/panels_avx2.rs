@@ -166,14 +166,7 @@ unsafe fn widen<const P: usize, const T: usize>(
 #[inline]
 unsafe fn mk<const P: usize, const T: usize>(ptrs: Ptrs, geom: &PanelGeom, p0: usize, t0: usize) {
     // SAFETY: the function contract.
-    unsafe {
-        match scale_mode(ptrs) {
-            PER_DOT => mk_steps::<P, T, 4, PER_DOT>(ptrs, geom, p0, t0),
-            PER_DOT_BLOCK => mk_steps::<P, T, 4, PER_DOT_BLOCK>(ptrs, geom, p0, t0),
-            Q8_0_ORDER => mk_steps::<P, T, 4, Q8_0_ORDER>(ptrs, geom, p0, t0),
-            _ => mk_steps::<P, T, 4, UNSCALED>(ptrs, geom, p0, t0),
-        }
-    }
+    unsafe { mk_scaling::<P, T, 4>(ptrs, geom, p0, t0) }
 }
 
 /// `Bits1` panels `p0..p0+P` × tokens `t0..t0+T` (`mk_steps`).
@@ -189,12 +182,28 @@ unsafe fn mk_bits1<const P: usize, const T: usize>(
     t0: usize,
 ) {
     // SAFETY: the function contract.
+    unsafe { mk_scaling::<P, T, 8>(ptrs, geom, p0, t0) }
+}
+
+/// `mk_steps` with the call's scaling mode (`scale_mode`) as its constant `SCALE`.
+///
+/// # Safety
+/// As `mk_steps`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn mk_scaling<const P: usize, const T: usize, const STEPS: usize>(
+    ptrs: Ptrs,
+    geom: &PanelGeom,
+    p0: usize,
+    t0: usize,
+) {
+    // SAFETY: the function contract.
     unsafe {
         match scale_mode(ptrs) {
-            PER_DOT => mk_steps::<P, T, 8, PER_DOT>(ptrs, geom, p0, t0),
-            PER_DOT_BLOCK => mk_steps::<P, T, 8, PER_DOT_BLOCK>(ptrs, geom, p0, t0),
-            Q8_0_ORDER => mk_steps::<P, T, 8, Q8_0_ORDER>(ptrs, geom, p0, t0),
-            _ => mk_steps::<P, T, 8, UNSCALED>(ptrs, geom, p0, t0),
+            PER_DOT => mk_steps::<P, T, STEPS, PER_DOT>(ptrs, geom, p0, t0),
+            PER_DOT_BLOCK => mk_steps::<P, T, STEPS, PER_DOT_BLOCK>(ptrs, geom, p0, t0),
+            Q8_0_ORDER => mk_steps::<P, T, STEPS, Q8_0_ORDER>(ptrs, geom, p0, t0),
+            _ => mk_steps::<P, T, STEPS, UNSCALED>(ptrs, geom, p0, t0),
         }
     }
 }
