@@ -379,7 +379,19 @@ unsafe fn chunk_pass<const P: usize, const T: usize, const BITS1: bool, const HI
                 let x = unsafe { act(ptrs, ks0 + s, t0 + t) };
                 for h in 0..2 {
                     let a = &mut acc16[p][h][t];
-                    *a = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
+                    let mut sum = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
+                    if T > 1 {
+                        // With several tokens LLVM reassociates the adds of consecutive k-steps
+                        // (products summed first, for shorter chains) and runs out of ymm
+                        // registers: 5 accumulators spilled and reloaded per chunk at 4 tokens.
+                        // An empty asm on each new sum keeps the chain in k-step order. (At one
+                        // token its schedule is no worse without.)
+                        // SAFETY: an empty template, no memory, no flags.
+                        unsafe {
+                            std::arch::asm!("/* {0} */", inout(ymm_reg) sum, options(pure, nomem, nostack, preserves_flags));
+                        }
+                    }
+                    *a = sum;
                 }
             }
         }
