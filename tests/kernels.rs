@@ -541,8 +541,7 @@ fn panel_kernels_match_the_oracle() {
                     (PanelKind::Trits5, _) => rng.range(1, 23),
                     (PanelKind::Bits1, _) => 8 * rng.range(1, 5),
                 };
-                // Every fourth case in ggml's Q8_0 order, with weight blocks of 1, 2, 4 or 3 dots
-                // (3: not a power of two, which the AVX2 kernels leave to the driver's pass).
+                // Every fourth case in ggml's Q8_0 order, with weight blocks of 1, 2, 4 or 3 dots.
                 let q8_0 = iter % 4 == 3;
                 let per_block = [1, 2, 4, 3][iter / 4 % 4];
                 let n_groups = if q8_0 {

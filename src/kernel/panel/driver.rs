@@ -221,10 +221,10 @@ pub(crate) trait PanelMicroKernel {
     /// larger ones `block`.
     const T_SINGLE: usize = 0;
 
-    /// Whether the micro-kernels scale the dots of a call with a scaling as each dot ends (the
-    /// running results in `ScalePtrs::acc`, no dots written), for `geom` and the call's
-    /// scaling `s` (`ScalePtrs::in_kernel`); else the driver scales each block (`scale_block`).
-    fn scales_dots(_geom: &PanelGeom, _s: &ScalePtrs) -> bool {
+    /// Whether the micro-kernels scale the dots of `geom` in a call with a scaling as each dot
+    /// ends (the running results in `ScalePtrs::acc`, no dots written; `ScalePtrs::in_kernel`);
+    /// else the driver scales each block (`scale_block`).
+    fn scales_dots(_geom: &PanelGeom) -> bool {
         false
     }
 
@@ -474,7 +474,7 @@ pub(crate) fn panel_dots<K: PanelMicroKernel>(
         return;
     };
     if let Some(s) = &mut ptrs.scaling {
-        s.in_kernel = K::scales_dots(geom, s);
+        s.in_kernel = K::scales_dots(geom);
     }
     if !K::cpu_ok() {
         // A message without arguments, as the other refusals.
@@ -533,11 +533,8 @@ macro_rules! panel_micro_kernel {
             }
 
             $(
-                fn scales_dots(
-                    geom: &$crate::kernel::panel::PanelGeom,
-                    s: &$crate::kernel::panel::driver::ScalePtrs,
-                ) -> bool {
-                    $scales_dots(geom, s)
+                fn scales_dots(geom: &$crate::kernel::panel::PanelGeom) -> bool {
+                    $scales_dots(geom)
                 }
             )?
 

@@ -117,11 +117,9 @@ pub(super) fn sign_codes(v: __m256i, s: usize, m2: __m256i) -> __m256i {
 const WIDEN_STEPS: usize = 32;
 
 /// Whether these micro-kernels scale the dots of `geom` as each dot ends (`scale_dot`): where
-/// every dot is one run of int16 sums, widened once, and a Q8_0-order weight block has a power
-/// of two of dots (its dot index by a mask).
-pub(super) fn scales_dots(geom: &PanelGeom, s: &ScalePtrs) -> bool {
+/// every dot is one run of int16 sums, widened once.
+pub(super) fn scales_dots(geom: &PanelGeom) -> bool {
     geom.merge * geom.group_steps <= WIDEN_STEPS
-        && (s.q8_0_block == 0 || s.q8_0_block.is_power_of_two())
 }
 
 /// Widens the int16 sums `acc16` (panels `p0..p0+P`, halves, tokens `t0..`) of dot `d` into
