@@ -240,18 +240,17 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize, const SCA
         }
     };
     let dot_chunks = geom.merge * chunks;
-    // The int16 sums of dot `d` as one run of its chunks (a short dot: one widening).
-    let dot = |d: usize| {
-        let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
-        for chunk in d * dot_chunks..(d + 1) * dot_chunks {
-            pass(chunk, &mut acc16);
-        }
-        acc16
-    };
     if SCALE != UNSCALED
         && let Some(s) = ptrs.scaling
     {
-        // Every dot is short (`scales_dots`).
+        // Every dot is one run of chunks (`scales_dots`).
+        let dot = |d: usize| {
+            let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
+            for chunk in d * dot_chunks..(d + 1) * dot_chunks {
+                pass(chunk, &mut acc16);
+            }
+            acc16
+        };
         // SAFETY: as in the function contract.
         unsafe { scaled_dots::<P, T, SCALE>(&s, ptrs, p0, t0, dot) };
         return;
@@ -260,7 +259,10 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize, const SCA
         // Short dots (per-block scales of 32 to 128 columns): one run of chunks, one widening.
         // (`Bits1`'s two passes per chunk spill in this loop at one token.)
         for d in 0..ptrs.nd {
-            let mut acc16 = dot(d);
+            let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
+            for chunk in d * dot_chunks..(d + 1) * dot_chunks {
+                pass(chunk, &mut acc16);
+            }
             // SAFETY: as in the function contract.
             unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, true) };
         }
