@@ -79,6 +79,9 @@ pub(super) unsafe fn scale_dot<const P: usize, const T: usize, const BLOCK_SCALE
     // weight scales in a checked call (the function contract; the features: see above).
     unsafe {
         let ones = _mm256_set1_epi16(1);
+        // Token t0's results from panel p0 on: the other tokens' and panels' are constant
+        // offsets from it.
+        let results = opaque(s.acc.add(t0 * TILE_ROWS + p0 * PANEL_ROWS));
         for p in 0..P {
             let row = (p0 + p) * PANEL_ROWS;
             let w = weight_scales(s, d, row);
@@ -98,12 +101,25 @@ pub(super) unsafe fn scale_dot<const P: usize, const T: usize, const BLOCK_SCALE
                     };
                     let sum = _mm256_madd_epi16(acc16[p][h][t], ones);
                     let x = _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, gs));
-                    let at = s.acc.add((t0 + t) * TILE_ROWS + row + h * HALF_ROWS);
+                    let at = results.add(t * TILE_ROWS + p * PANEL_ROWS + h * HALF_ROWS);
                     _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), _mm256_mul_ps(x, w)));
                 }
             }
         }
     }
+}
+
+/// `ptr`, as a value the compiler cannot follow: each dot then loads the results it adds to,
+/// instead of LLVM keeping the last dot's results (the same addresses) in registers, which it
+/// spills and reloads around the chunk loop of the next dot (~2 moves per result vector).
+#[inline(always)]
+fn opaque(ptr: *mut f32) -> *mut f32 {
+    let mut addr = ptr.addr();
+    // SAFETY: an empty template, no memory, no flags; the address comes back unchanged.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(reg) addr, options(nomem, nostack, preserves_flags));
+    }
+    ptr.with_addr(addr)
 }
 
 /// The tile's weight scales of scale block `block` for rows `row..row + 16`, as f32.
