@@ -113,7 +113,7 @@ pub(super) unsafe fn scale_dot<const P: usize, const T: usize, const BLOCK_SCALE
 /// instead of LLVM keeping the last dot's results (the same addresses) in registers, which it
 /// spills and reloads around the chunk loop of the next dot (~2 moves per result vector).
 #[inline(always)]
-fn opaque(ptr: *mut f32) -> *mut f32 {
+pub(super) fn opaque<V>(ptr: *mut V) -> *mut V {
     let mut addr = ptr.addr();
     // SAFETY: an empty template, no memory, no flags; the address comes back unchanged.
     unsafe {
@@ -139,14 +139,15 @@ unsafe fn weight_scales(s: &ScalePtrs, block: usize, row: usize) -> [__m256; 2] 
 }
 
 /// `scale_dot` in ggml's Q8_0 order, for dot `d` of weight block `block`: the block's partial
-/// `sumi` (from its `FIRST` dot on) waits in the dots' work space (token `t`, dot 0: unused
-/// then) until its `LAST` dot adds `scale · sumi` to the results. The first dot starts `sumi`
-/// with its product instead of `0.0 +` it: the two differ only for a product of −0.0, whose
-/// `sumi` then is −0.0 or +0.0; either adds nothing to results that start at +0.0 (a round-to-
-/// nearest sum is −0.0 only from two −0.0), so the results keep the oracle's bits.
+/// `sumi` (from its `FIRST` dot on) waits in `partials` until its `LAST` dot adds
+/// `scale · sumi` to the results. The first dot starts `sumi` with its product instead of
+/// `0.0 +` it: the two differ only for a product of −0.0, whose `sumi` then is −0.0 or +0.0;
+/// either adds nothing to results that start at +0.0 (a round-to-nearest sum is −0.0 only from
+/// two −0.0), so the results keep the oracle's bits.
 ///
 /// # Safety
-/// As `scale_dot`, with block scales; the block's dots before `d` scaled before.
+/// As `scale_dot`, with block scales; the block's dots before `d` scaled before; `partials`
+/// writable (an `opaque` pointer, so that they stay in memory).
 #[inline(always)]
 pub(super) unsafe fn scale_dot_q8_0<
     const P: usize,
@@ -155,13 +156,16 @@ pub(super) unsafe fn scale_dot_q8_0<
     const LAST: bool,
 >(
     s: &ScalePtrs,
-    ptrs: Ptrs,
+    nd: usize,
     (d, block, p0, t0): (usize, usize, usize, usize),
     acc16: &[[[__m256i; T]; 2]; P],
+    partials: *mut [[[__m256; T]; 2]; P],
 ) {
-    // SAFETY (all accesses): as `scale_dot`, and the dots' work space of the call.
+    // SAFETY (all accesses): as `scale_dot`, and `partials` (the function contract).
     unsafe {
         let ones = _mm256_set1_epi16(1);
+        // As in `scale_dot`.
+        let results = opaque(s.acc.add(t0 * TILE_ROWS + p0 * PANEL_ROWS));
         for p in 0..P {
             let row = (p0 + p) * PANEL_ROWS;
             let w = if LAST {
@@ -170,24 +174,24 @@ pub(super) unsafe fn scale_dot_q8_0<
                 [_mm256_setzero_ps(); 2]
             };
             for t in 0..T {
-                let i = (t0 + t) * ptrs.nd + d;
+                let i = (t0 + t) * nd + d;
                 let gs = _mm256_set1_epi32(*s.gsums.add(i));
                 let bs = _mm256_set1_ps(*s.block_scales.add(i));
                 for h in 0..2 {
                     let sum = _mm256_madd_epi16(acc16[p][h][t], ones);
                     let product = _mm256_mul_ps(bs, _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, gs)));
-                    let partial = ptrs.dot_at(t0 + t, 0, row + h * HALF_ROWS).cast::<f32>();
+                    let partial = &raw mut (*partials)[p][h][t];
                     let sumi = if FIRST {
                         product
                     } else {
-                        _mm256_add_ps(_mm256_loadu_ps(partial), product)
+                        _mm256_add_ps(partial.read(), product)
                     };
                     if LAST {
-                        let at = s.acc.add((t0 + t) * TILE_ROWS + row + h * HALF_ROWS);
+                        let at = results.add(t * TILE_ROWS + p * PANEL_ROWS + h * HALF_ROWS);
                         let sum = _mm256_add_ps(_mm256_loadu_ps(at), _mm256_mul_ps(w[h], sumi));
                         _mm256_storeu_ps(at, sum);
                     } else {
-                        _mm256_storeu_ps(partial, sumi);
+                        partial.write(sumi);
                     }
                 }
             }

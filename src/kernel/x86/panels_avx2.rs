@@ -26,7 +26,7 @@ use crate::kernel::Isa;
 use crate::kernel::panel::driver::{Ptrs, ScalePtrs, panel_micro_kernel};
 use crate::kernel::panel::{PANEL_ROWS, PANELS, PanelGeom, VEC_BYTES};
 use crate::kernel::x86::panel_scaling::{
-    PER_DOT, PER_DOT_BLOCK, Q8_0_ORDER, UNSCALED, clear_results, scale_dot, scale_dot_q8_0,
+    PER_DOT, PER_DOT_BLOCK, Q8_0_ORDER, UNSCALED, clear_results, opaque, scale_dot, scale_dot_q8_0,
     scale_mode,
 };
 
@@ -319,15 +319,17 @@ unsafe fn scaled_dots<const P: usize, const T: usize, const SCALE: u8>(
             return;
         }
         let per_block = s.q8_0_block;
+        let mut partials = [[[_mm256_setzero_ps(); T]; 2]; P];
         for block in 0..ptrs.nd / per_block {
             for j in 0..per_block {
                 let d = block * per_block + j;
                 let (acc16, at) = (dot(d), (d, block, p0, t0));
+                let (nd, sumi) = (ptrs.nd, opaque(&raw mut partials));
                 match (j == 0, j + 1 == per_block) {
-                    (true, false) => scale_dot_q8_0::<P, T, true, false>(s, ptrs, at, &acc16),
-                    (false, false) => scale_dot_q8_0::<P, T, false, false>(s, ptrs, at, &acc16),
-                    (false, true) => scale_dot_q8_0::<P, T, false, true>(s, ptrs, at, &acc16),
-                    (true, true) => scale_dot_q8_0::<P, T, true, true>(s, ptrs, at, &acc16),
+                    (true, false) => scale_dot_q8_0::<P, T, true, false>(s, nd, at, &acc16, sumi),
+                    (false, false) => scale_dot_q8_0::<P, T, false, false>(s, nd, at, &acc16, sumi),
+                    (false, true) => scale_dot_q8_0::<P, T, false, true>(s, nd, at, &acc16, sumi),
+                    (true, true) => scale_dot_q8_0::<P, T, true, true>(s, nd, at, &acc16, sumi),
                 }
             }
         }
