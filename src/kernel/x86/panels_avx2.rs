@@ -225,84 +225,144 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize, const SCA
     let widen_chunks = WIDEN_STEPS / STEPS;
     // Groups are whole chunks (checked by `checked_ptrs`): no division in the loops.
     let chunks = geom.group_steps / STEPS;
-    let pass = |chunk: usize, acc16: &mut [[[__m256i; T]; 2]; P]| {
-        // SAFETY: the function contract (the chunk lies in the tile).
-        unsafe {
-            if STEPS == 4 {
-                chunk_pass::<P, T, false, false>(ptrs, (chunk, chunk * 4), p0, t0, mask, acc16);
-            } else {
-                // A `Bits1` byte as two nibbles, each pass reloading the vectors from L1, so
-                // that each has `Codes2`'s shape: the panels unrolled with their accumulators
-                // in registers, the k-steps straight code.
-                chunk_pass::<P, T, true, false>(ptrs, (chunk, chunk * 8), p0, t0, mask, acc16);
-                chunk_pass::<P, T, true, true>(ptrs, (chunk, chunk * 8 + 4), p0, t0, mask, acc16);
-            }
-        }
-    };
     let dot_chunks = geom.merge * chunks;
-    if SCALE != UNSCALED
-        && let Some(s) = ptrs.scaling
-    {
-        // Every dot is one run of chunks (`scales_dots`).
-        let dot = |d: usize| {
-            let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
-            for chunk in d * dot_chunks..(d + 1) * dot_chunks {
-                pass(chunk, &mut acc16);
+    let at = (p0, t0, mask);
+    // SAFETY (every call below): the function contract; the chunks lie in the tile.
+    unsafe {
+        if SCALE != UNSCALED
+            && let Some(s) = ptrs.scaling
+        {
+            // Every dot is one run of chunks (`scales_dots`). The per-block formats' runs
+            // (Q2_0: 4 or 2 chunks, Q1_0: 4 or 1) have a constant length, so that their chunks
+            // are straight code: the loops took 6 % of Q2_0's instructions at 128 tokens. At
+            // one token (4 panels a chunk) four chunks in a row spill: +5 %, so a loop there.
+            match (STEPS, dot_chunks) {
+                (4, 4) if T > 1 => scaled_dots::<P, T, STEPS, SCALE, 4>(&s, ptrs, at, 4),
+                (4, 2) => scaled_dots::<P, T, STEPS, SCALE, 2>(&s, ptrs, at, 2),
+                (8, 1) => scaled_dots::<P, T, STEPS, SCALE, 1>(&s, ptrs, at, 1),
+                (8, 4) if T > 1 => scaled_dots::<P, T, STEPS, SCALE, 4>(&s, ptrs, at, 4),
+                _ => scaled_dots::<P, T, STEPS, SCALE, 0>(&s, ptrs, at, dot_chunks),
             }
-            acc16
-        };
-        // SAFETY: as in the function contract.
-        unsafe { scaled_dots::<P, T, SCALE>(&s, ptrs, p0, t0, dot) };
-        return;
-    }
-    if (STEPS == 4 || T > 1) && dot_chunks <= widen_chunks {
-        // Short dots (per-block scales of 32 to 128 columns): one run of chunks, one widening.
-        // (`Bits1`'s two passes per chunk spill in this loop at one token.)
+            return;
+        }
+        if (STEPS == 4 || T > 1) && dot_chunks <= widen_chunks {
+            // Short dots (per-block scales of 32 to 128 columns): one run of chunks, one
+            // widening. (`Bits1`'s two passes per chunk spill in this loop at one token.)
+            for d in 0..ptrs.nd {
+                let mut acc16 = dot_sums::<P, T, STEPS, 0>(ptrs, d, dot_chunks, at);
+                widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, true);
+            }
+            return;
+        }
         for d in 0..ptrs.nd {
             let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
-            for chunk in d * dot_chunks..(d + 1) * dot_chunks {
-                pass(chunk, &mut acc16);
-            }
-            // SAFETY: as in the function contract.
-            unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, true) };
-        }
-        return;
-    }
-    for d in 0..ptrs.nd {
-        let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
-        let mut pending = 0;
-        let mut first = true;
-        for g in d * geom.merge..(d + 1) * geom.merge {
-            for c in 0..chunks {
-                pass(g * chunks + c, &mut acc16);
-                pending += 1;
-                if pending == widen_chunks {
-                    // SAFETY: as in the function contract.
-                    unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, first) };
-                    (pending, first) = (0, false);
+            let mut pending = 0;
+            let mut first = true;
+            for g in d * geom.merge..(d + 1) * geom.merge {
+                for c in 0..chunks {
+                    chunk_sums::<P, T, STEPS>(ptrs, g * chunks + c, at, &mut acc16);
+                    pending += 1;
+                    if pending == widen_chunks {
+                        widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, first);
+                        (pending, first) = (0, false);
+                    }
                 }
             }
-        }
-        if pending > 0 {
-            // SAFETY: as in the function contract.
-            unsafe { widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, first) };
+            if pending > 0 {
+                widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, first);
+            }
         }
     }
 }
 
-/// Every dot of panels `p0..p0+P` × tokens `t0..t0+T` (`dot(d)`: its int16 sums), in order,
-/// scaled into the results as each ends (`SCALE`: the call's `scale_mode`).
+/// Chunk `chunk` of panels `p0..p0+P` × tokens `t0..t0+T` (`at`: `(p0, t0, mask)`) into the
+/// int16 sums `acc16`.
+///
+/// # Safety
+/// As `chunk_pass`.
+#[inline(always)]
+unsafe fn chunk_sums<const P: usize, const T: usize, const STEPS: usize>(
+    ptrs: Ptrs,
+    chunk: usize,
+    (p0, t0, mask): (usize, usize, __m256i),
+    acc16: &mut [[[__m256i; T]; 2]; P],
+) {
+    // SAFETY: the function contract.
+    unsafe {
+        if STEPS == 4 {
+            chunk_pass::<P, T, false, false>(ptrs, (chunk, chunk * 4), p0, t0, mask, acc16);
+        } else {
+            // A `Bits1` byte as two nibbles, each pass reloading the vectors from L1, so that
+            // each has `Codes2`'s shape: the panels unrolled with their accumulators in
+            // registers, the k-steps straight code.
+            chunk_pass::<P, T, true, false>(ptrs, (chunk, chunk * 8), p0, t0, mask, acc16);
+            chunk_pass::<P, T, true, true>(ptrs, (chunk, chunk * 8 + 4), p0, t0, mask, acc16);
+        }
+    }
+}
+
+/// The int16 sums of dot `d`, one run of `N` chunks (1, 2 or 4; `dot_chunks` when `N` is 0).
+///
+/// # Safety
+/// As `chunk_pass`, for every chunk of the dot.
+#[inline(always)]
+unsafe fn dot_sums<const P: usize, const T: usize, const STEPS: usize, const N: usize>(
+    ptrs: Ptrs,
+    d: usize,
+    dot_chunks: usize,
+    at: (usize, usize, __m256i),
+) -> [[[__m256i; T]; 2]; P] {
+    // SAFETY: the function contract.
+    unsafe {
+        let mut acc16 = [[[_mm256_setzero_si256(); T]; 2]; P];
+        let acc = &mut acc16;
+        // The constant runs written out: LLVM does not unroll a loop of bodies this size.
+        match N {
+            1 => chunk_sums::<P, T, STEPS>(ptrs, d, at, acc),
+            2 => {
+                chunk_sums::<P, T, STEPS>(ptrs, 2 * d, at, acc);
+                chunk_sums::<P, T, STEPS>(ptrs, 2 * d + 1, at, acc);
+            }
+            4 => {
+                chunk_sums::<P, T, STEPS>(ptrs, 4 * d, at, acc);
+                chunk_sums::<P, T, STEPS>(ptrs, 4 * d + 1, at, acc);
+                chunk_sums::<P, T, STEPS>(ptrs, 4 * d + 2, at, acc);
+                chunk_sums::<P, T, STEPS>(ptrs, 4 * d + 3, at, acc);
+            }
+            _ => {
+                for chunk in d * dot_chunks..(d + 1) * dot_chunks {
+                    chunk_sums::<P, T, STEPS>(ptrs, chunk, at, acc);
+                }
+            }
+        }
+        acc16
+    }
+}
+
+/// Every dot of panels `p0..p0+P` × tokens `t0..t0+T` (`at`: `(p0, t0, mask)`; `dot_sums`
+/// with `N`), in order, scaled into the results as each ends (`SCALE`: the call's
+/// `scale_mode`).
 ///
 /// # Safety
 /// As `mk_steps`, with `s` the call's scaling (`in_kernel`).
 #[inline(always)]
-unsafe fn scaled_dots<const P: usize, const T: usize, const SCALE: u8>(
+unsafe fn scaled_dots<
+    const P: usize,
+    const T: usize,
+    const STEPS: usize,
+    const SCALE: u8,
+    const N: usize,
+>(
     s: &ScalePtrs,
     ptrs: Ptrs,
-    p0: usize,
-    t0: usize,
-    mut dot: impl FnMut(usize) -> [[[__m256i; T]; 2]; P],
+    at: (usize, usize, __m256i),
+    dot_chunks: usize,
 ) {
+    let (p0, t0, _) = at;
+    let dot = |d: usize| {
+        // SAFETY: the function contract.
+        unsafe { dot_sums::<P, T, STEPS, N>(ptrs, d, dot_chunks, at) }
+    };
     // SAFETY (the scaling calls): the function contract; each block's dots in order, from
     // results cleared first.
     unsafe {
@@ -340,10 +400,14 @@ unsafe fn scaled_dots<const P: usize, const T: usize, const SCALE: u8>(
 /// `Codes2` byte vectors (`mask` 3), or (`BITS1`) the low or (`HIGH`) high nibbles of the
 /// `Bits1` ones (`mask` 2), into the int16 sums `acc16`.
 ///
+/// Always inlined, without features of its own (as `scale_dot`): LLVM's inliner, left to
+/// choose, outlines it from some instances of `mk_steps` (`Bits1`'s two passes per chunk), and
+/// the call spills every accumulator (+24 % instructions).
+///
 /// # Safety
-/// As `mk_steps`; the chunk lies in the tile and k-steps `ks0..ks0 + 4` in the activations.
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
+/// As `mk_steps`; the chunk lies in the tile and k-steps `ks0..ks0 + 4` in the activations;
+/// called from code compiled with AVX2.
+#[inline(always)]
 unsafe fn chunk_pass<const P: usize, const T: usize, const BITS1: bool, const HIGH: bool>(
     ptrs: Ptrs,
     (chunk, ks0): (usize, usize),
@@ -352,50 +416,57 @@ unsafe fn chunk_pass<const P: usize, const T: usize, const BITS1: bool, const HI
     mask: __m256i,
     acc16: &mut [[[__m256i; T]; 2]; P],
 ) {
-    for p in 0..P {
-        let at = ptrs
-            .tile
-            .wrapping_add((chunk * PANELS + p0 + p) * VEC_BYTES);
-        if !HIGH {
-            ptrs.prefetch_ahead(at);
-        }
-        // SAFETY: the vector lies in the tile (the function contract).
-        let raw = unsafe { halves(at) };
-        let raw = if HIGH {
-            raw.map(|v| _mm256_srli_epi16::<4>(v))
-        } else {
-            raw
-        };
-        for s in 0..4 {
-            let code = raw.map(|v| {
-                if BITS1 {
-                    sign_codes(v, s, mask)
-                } else {
-                    codes(v, s, mask)
-                }
-            });
-            for t in 0..T {
-                // SAFETY: k-step ks0 + s < n_groups · group_steps, t0 + t < nt.
-                let x = unsafe { act(ptrs, ks0 + s, t0 + t) };
-                for h in 0..2 {
-                    let a = &mut acc16[p][h][t];
-                    let mut sum = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
-                    if T > 1 {
-                        // With several tokens LLVM reassociates the adds of consecutive k-steps
-                        // (products summed first, for shorter chains) and runs out of ymm
-                        // registers: 5 accumulators spilled and reloaded per chunk at 4 tokens.
-                        // An empty asm on each new sum keeps the chain in k-step order. (At one
-                        // token its schedule is no worse without.)
-                        // SAFETY: an empty template, no memory, no flags.
-                        unsafe {
-                            std::arch::asm!("/* {0} */", inout(ymm_reg) sum, options(pure, nomem, nostack, preserves_flags));
-                        }
+    // SAFETY (the intrinsics and reads): the function contract; every vector read lies in the
+    // tile, every k-step ks0 + s < n_groups · group_steps, every token t0 + t < nt.
+    unsafe {
+        for p in 0..P {
+            let at = ptrs
+                .tile
+                .wrapping_add((chunk * PANELS + p0 + p) * VEC_BYTES);
+            if !HIGH {
+                ptrs.prefetch_ahead(at);
+            }
+            let raw = halves(at);
+            let raw = if HIGH {
+                raw.map(|v| _mm256_srli_epi16::<4>(v))
+            } else {
+                raw
+            };
+            for s in 0..4 {
+                let code = raw.map(|v| {
+                    if BITS1 {
+                        sign_codes(v, s, mask)
+                    } else {
+                        codes(v, s, mask)
                     }
-                    *a = sum;
+                });
+                for t in 0..T {
+                    let x = act(ptrs, ks0 + s, t0 + t);
+                    for h in 0..2 {
+                        let a = &mut acc16[p][h][t];
+                        let sum = _mm256_add_epi16(*a, _mm256_maddubs_epi16(code[h], x));
+                        // With several tokens LLVM reassociates the adds of consecutive
+                        // k-steps (products summed first, for shorter chains) and runs out of
+                        // ymm registers: 5 accumulators spilled and reloaded per chunk at 4
+                        // tokens. (At one token its schedule is no worse without.)
+                        *a = if T > 1 { in_k_step_order(sum) } else { sum };
+                    }
                 }
             }
         }
     }
+}
+
+/// `sum`, unchanged, through an empty asm (no memory, no flags), which keeps the additions
+/// that made it in their order.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn in_k_step_order(mut sum: __m256i) -> __m256i {
+    // SAFETY: an empty template; the register comes back unchanged.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(ymm_reg) sum, options(pure, nomem, nostack, preserves_flags));
+    }
+    sum
 }
 
 panel_micro_kernel! {
