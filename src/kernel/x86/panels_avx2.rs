@@ -369,11 +369,11 @@ unsafe fn scaled_dots<
         clear_results::<P, T>(s, p0, t0);
         if SCALE != Q8_0_ORDER {
             for d in 0..ptrs.nd {
-                let (acc16, at) = (dot(d), (d, p0, t0));
+                let (acc16, which) = (dot(d), (d, p0, t0));
                 if SCALE == PER_DOT_BLOCK {
-                    scale_dot::<P, T, true>(s, ptrs.nd, at, &acc16);
+                    scale_dot::<P, T, true>(s, ptrs.nd, which, &acc16);
                 } else {
-                    scale_dot::<P, T, false>(s, ptrs.nd, at, &acc16);
+                    scale_dot::<P, T, false>(s, ptrs.nd, which, &acc16);
                 }
             }
             return;
@@ -383,13 +383,19 @@ unsafe fn scaled_dots<
         for block in 0..ptrs.nd / per_block {
             for j in 0..per_block {
                 let d = block * per_block + j;
-                let (acc16, at) = (dot(d), (d, block, p0, t0));
+                let (acc16, which) = (dot(d), (d, block, p0, t0));
                 let (nd, sumi) = (ptrs.nd, opaque(&raw mut partials));
                 match (j == 0, j + 1 == per_block) {
-                    (true, false) => scale_dot_q8_0::<P, T, true, false>(s, nd, at, &acc16, sumi),
-                    (false, false) => scale_dot_q8_0::<P, T, false, false>(s, nd, at, &acc16, sumi),
-                    (false, true) => scale_dot_q8_0::<P, T, false, true>(s, nd, at, &acc16, sumi),
-                    (true, true) => scale_dot_q8_0::<P, T, true, true>(s, nd, at, &acc16, sumi),
+                    (true, false) => {
+                        scale_dot_q8_0::<P, T, true, false>(s, nd, which, &acc16, sumi)
+                    }
+                    (false, false) => {
+                        scale_dot_q8_0::<P, T, false, false>(s, nd, which, &acc16, sumi)
+                    }
+                    (false, true) => {
+                        scale_dot_q8_0::<P, T, false, true>(s, nd, which, &acc16, sumi)
+                    }
+                    (true, true) => scale_dot_q8_0::<P, T, true, true>(s, nd, which, &acc16, sumi),
                 }
             }
         }
