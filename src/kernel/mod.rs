@@ -18,7 +18,7 @@ use crate::format::I2sVariant;
 #[cfg(target_arch = "x86_64")]
 use crate::quant::activation;
 use crate::quant::activation::{Arith, QuantizeTokenFn};
-use crate::quant::q8_0;
+use crate::quant::{q8_0, q8k};
 
 /// `tern_cpu_feature` bits reported by `tern_cpu_features`.
 pub mod feature {
@@ -415,6 +415,9 @@ pub struct Kernels {
     pub quantize_token: QuantizeTokenFn,
     /// ggml's Q8_0 activation blocks (`Arith::GgmlQ8_0`), as this architecture's ggml makes them.
     pub quantize_q8_0: q8_0::RowFn,
+    /// ggml's Q8_K activation blocks (`Arith::Ggml`, TQ1_0 / TQ2_0): one rule everywhere
+    /// (`quantize_row_q8_K_ref`); the level picks the instructions.
+    pub quantize_q8_k: q8k::RowFn,
 }
 
 static SCALAR: Kernels = Kernels {
@@ -426,6 +429,7 @@ static SCALAR: Kernels = Kernels {
     panels: None,
     quantize_token: Arith::quantize_token_scalar,
     quantize_q8_0: q8_0::quantize_row_arch,
+    quantize_q8_k: q8k::quantize_row,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -438,6 +442,7 @@ static AVX2: Kernels = Kernels {
     panels: Some(&AVX2_PANELS),
     quantize_token: activation::quantize_token_avx2,
     quantize_q8_0: q8_0::quantize_row_x86_avx2,
+    quantize_q8_k: q8k::quantize_row_x86_avx2,
 };
 
 /// AVX2's row with the AVX-VNNI panels (`vpdpbusd` in place of `vpmaddubsw` + `vpmaddwd`).
@@ -458,6 +463,7 @@ static AVX512: Kernels = Kernels {
     panels: Some(&BW_PANELS),
     quantize_token: activation::quantize_token_avx512,
     quantize_q8_0: q8_0::quantize_row_x86_avx2,
+    quantize_q8_k: q8k::quantize_row_x86_avx2,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -470,6 +476,7 @@ static AVX512VNNI: Kernels = Kernels {
     panels: Some(&VNNI_PANELS),
     quantize_token: activation::quantize_token_avx512,
     quantize_q8_0: q8_0::quantize_row_x86_avx2,
+    quantize_q8_k: q8k::quantize_row_x86_avx2,
 };
 
 /// AVX-512 VNNI's row with the 1.6-bit panels, which need VBMI to decode.

@@ -69,8 +69,14 @@ impl FloatActs<'_> {
         buf: &'s mut QuantScratch,
     ) -> QuantizedActs<'s> {
         let (cols, x_stride) = (self.cols, self.stride);
+        let n_blocks = cols / q8k::BLOCK;
+        let quantize = ctx.kernels.quantize_q8_k;
         self.quantize_blocks(ctx, width, buf, (Arith::Ggml, q8k::BLOCK), |x, n, q, bs| {
-            q8k::quantize_rows(x, x_stride, cols, n, q, width, bs)
+            for t in 0..n {
+                let x = &x[t * x_stride..][..cols];
+                let q = &mut q[t * width..][..cols];
+                quantize(x, q, &mut bs[t * n_blocks..][..n_blocks]);
+            }
         })
     }
 

@@ -18,6 +18,24 @@ fn nearest_int(v: f32) -> i32 {
 /// Quantizes one block of 256 floats into `out` (292 bytes). As in ggml, an all-zero block gets
 /// `d = 0` and zero `qs` and leaves `bsums` as they were.
 pub fn quantize_block(x: &[f32], out: &mut [u8]) {
+    let mut qs = [0i8; BLOCK];
+    let d = quantize_values(x, &mut qs);
+    out[4..260].copy_from_slice(&qs.map(|q| q as u8));
+    out[0..4].copy_from_slice(&d.unwrap_or(0.0).to_le_bytes());
+    if d.is_none() {
+        return;
+    }
+    for (k, qs) in qs.chunks_exact(16).enumerate() {
+        let sum: i16 = qs.iter().map(|&q| i16::from(q)).sum();
+        out[260 + 2 * k..262 + 2 * k].copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
+/// A block's `qs` into `q` and its `d` (`None` for an all-zero block, whose `qs` are zero and
+/// whose stored `d` is 0): ggml's first strict maximum of `|x|` (NaN never is one) and its
+/// signed value `max`, `iscale = −127/max`, `qs = min(127, nearest_int(iscale·x))` truncated to
+/// int8 as C's assignment does, `d = 1/iscale`.
+fn quantize_values(x: &[f32], q: &mut [i8]) -> Option<f32> {
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &v in x {
         if v.abs() > amax {
@@ -26,22 +44,116 @@ pub fn quantize_block(x: &[f32], out: &mut [u8]) {
         }
     }
     if amax == 0.0 {
-        out[0..4].copy_from_slice(&0f32.to_le_bytes());
-        out[4..260].fill(0);
-        return;
+        q.fill(0);
+        return None;
     }
     let iscale = -127.0f32 / max;
-    for (q, &v) in out[4..260].iter_mut().zip(x) {
-        *q = nearest_int(iscale * v).min(127) as i8 as u8;
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = nearest_int(iscale * v).min(127) as i8;
     }
-    for k in 0..16 {
-        let sum: i16 = out[4 + 16 * k..4 + 16 * (k + 1)]
-            .iter()
-            .map(|&q| q as i8 as i16)
-            .sum();
-        out[260 + 2 * k..262 + 2 * k].copy_from_slice(&sum.to_le_bytes());
+    Some(1.0 / iscale)
+}
+
+/// Quantizes one row of `x.len() / 256` blocks into the int8 values `q` (as long as `x`) and the
+/// blocks' `d` (one per block): the `Kernels::quantize_q8_k` of a level; `quantize_row` is the
+/// oracle of the SIMD one.
+pub type RowFn = fn(x: &[f32], q: &mut [i8], d: &mut [f32]);
+
+/// Checks a `RowFn` call's sizes (the SIMD version writes through raw pointers).
+fn check_row(x: &[f32], q: &[i8], d: &[f32]) -> usize {
+    let n = x.len() / BLOCK;
+    assert!(
+        x.len().is_multiple_of(BLOCK) && q.len() >= x.len() && d.len() >= n,
+        "Q8_K row: {} values (a multiple of {BLOCK}) need as many int8 outputs (got {}) and {n} \
+         scales (got {})",
+        x.len(),
+        q.len(),
+        d.len()
+    );
+    n
+}
+
+/// `RowFn` with `quantize_values`, block by block.
+pub fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32]) {
+    let n = check_row(x, q, d);
+    for j in 0..n {
+        d[j] =
+            quantize_values(&x[j * BLOCK..][..BLOCK], &mut q[j * BLOCK..][..BLOCK]).unwrap_or(0.0);
     }
-    out[0..4].copy_from_slice(&(1.0f32 / iscale).to_le_bytes());
+}
+
+/// `RowFn` with AVX2, `quantize_row`'s bits: the maximum of `|x|` over lanes (`maxps` with the
+/// running maximum second, so NaNs are skipped as ggml's `>` skips them), its first position
+/// found by comparing, and the same multiply, add and integer steps; the int8 values are each
+/// int32's low byte (masked, then packed without saturation), as C's assignment truncates.
+#[cfg(target_arch = "x86_64")]
+pub fn quantize_row_x86_avx2(x: &[f32], q: &mut [i8], d: &mut [f32]) {
+    let n = check_row(x, q, d);
+    assert!(
+        crate::kernel::Isa::Avx2.is_available(),
+        "quantize_row_x86_avx2 needs AVX2"
+    );
+    for j in 0..n {
+        // SAFETY: AVX2 present; block j lies in x and q (checked above).
+        d[j] = unsafe { quantize_block_avx2(x[j * BLOCK..].as_ptr(), q[j * BLOCK..].as_mut_ptr()) };
+    }
+}
+
+/// One block of `quantize_row_x86_avx2`: its `qs` into `q`, its `d` returned.
+///
+/// # Safety
+/// 256 floats readable at `x`, 256 bytes writable at `q`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_block_avx2(x: *const f32, q: *mut i8) -> f32 {
+    use std::arch::x86_64::*;
+    const VECS: usize = BLOCK / 8;
+    // SAFETY (all accesses): the function contract.
+    unsafe {
+        let abs = |v: __m256| _mm256_andnot_ps(_mm256_set1_ps(-0.0), v);
+        let load = |i: usize| _mm256_loadu_ps(x.add(8 * i));
+        let mut m = _mm256_setzero_ps();
+        for i in 0..VECS {
+            m = _mm256_max_ps(abs(load(i)), m);
+        }
+        let m4 = _mm_max_ps(_mm256_extractf128_ps::<1>(m), _mm256_castps256_ps128(m));
+        let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        if amax == 0.0 {
+            std::ptr::write_bytes(q, 0, BLOCK);
+            return 0.0;
+        }
+        let max = (0..VECS)
+            .find_map(|i| {
+                let hits = _mm256_cmp_ps::<_CMP_EQ_OQ>(abs(load(i)), _mm256_set1_ps(amax));
+                let mask = _mm256_movemask_ps(hits);
+                (mask != 0).then(|| *x.add(8 * i + mask.trailing_zeros() as usize))
+            })
+            .expect("amax is the |value| of one of the block's values");
+        let iscale = -127.0f32 / max;
+        let scale = _mm256_set1_ps(iscale);
+        let (magic, low, half) = (
+            _mm256_set1_ps(12_582_912.0),
+            _mm256_set1_epi32(0x007f_ffff),
+            _mm256_set1_epi32(0x0040_0000),
+        );
+        let (limit, byte) = (_mm256_set1_epi32(127), _mm256_set1_epi32(0xff));
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for k in 0..VECS / 4 {
+            let i: [__m256i; 4] = std::array::from_fn(|r| {
+                let val = _mm256_add_ps(_mm256_mul_ps(scale, load(4 * k + r)), magic);
+                let v = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(val), low), half);
+                _mm256_and_si256(_mm256_min_epi32(v, limit), byte)
+            });
+            let packed = _mm256_packus_epi16(
+                _mm256_packus_epi32(i[0], i[1]),
+                _mm256_packus_epi32(i[2], i[3]),
+            );
+            let ordered = _mm256_permutevar8x32_epi32(packed, order);
+            _mm256_storeu_si256(q.add(32 * k).cast(), ordered);
+        }
+        1.0 / iscale
+    }
 }
 
 /// The parts of a Q8_K block a dot product needs.
@@ -57,26 +169,68 @@ pub fn block(bytes: &[u8]) -> Block<'_> {
     Block { d, qs }
 }
 
-/// Quantizes `n_tokens` tokens of `cols` floats (a multiple of 256; token `t` at
-/// `x[t·x_stride..]`) into int8 `q` (token `t` at `q[t·q_stride..]`) and the per-block `d` in
-/// `block_scales[t·cols/256 + b]` — the Q8_K numbers, without the block packing.
-pub fn quantize_rows(
-    x: &[f32],
-    x_stride: usize,
-    cols: usize,
-    n_tokens: usize,
-    q: &mut [i8],
-    q_stride: usize,
-    block_scales: &mut [f32],
-) {
-    let mut block = [0u8; BLOCK_BYTES];
-    let n_blocks = cols / BLOCK;
-    for t in 0..n_tokens {
-        for b in 0..n_blocks {
-            quantize_block(&x[t * x_stride + b * BLOCK..][..BLOCK], &mut block);
-            let parts = self::block(&block);
-            q[t * q_stride + b * BLOCK..][..BLOCK].copy_from_slice(parts.qs);
-            block_scales[t * n_blocks + b] = parts.d;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// The AVX2 row quantizer returns `quantize_row`'s bits (and `quantize_row` those of the
+    /// block quantizer the ggml tier checks against ggml) on blocks of random, tied (`k + 0.5`
+    /// after scaling), zero, subnormal, huge, infinite and NaN-holding values, and a repeated
+    /// maximum of either sign.
+    #[test]
+    fn avx2_row_matches_the_scalar_row() {
+        if !crate::kernel::Isa::Avx2.is_available() {
+            println!("skipped: the AVX2 Q8_K row quantizer needs AVX2 (this CPU lacks it)");
+            return;
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let n = 40;
+        let mut x = vec![0f32; n * BLOCK];
+        for (j, b) in x.chunks_exact_mut(BLOCK).enumerate() {
+            for (i, v) in b.iter_mut().enumerate() {
+                let r = (next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+                *v = match j % 10 {
+                    0 => r,
+                    // max −127: iscale 1, every value its own scaled value, ties included.
+                    1 if i == 100 => -127.0,
+                    1 => (next() % 254) as f32 / 2.0 - 63.5,
+                    2 => 0.0,
+                    3 => r * 1e-40,
+                    4 => r * 3e38,
+                    5 if i % 37 == 7 => f32::NAN,
+                    5 => r,
+                    6 if i == 200 => f32::NEG_INFINITY,
+                    6 => r,
+                    // The maximum three times (twice in one vector), first negative: the
+                    // first one sets the sign.
+                    7 if i == 50 => -0.75,
+                    7 if i == 53 || i == 60 => 0.75,
+                    7 => r * 0.5,
+                    8 if i == 3 => f32::NAN,
+                    8 => -0.0,
+                    _ => r * 1e5,
+                };
+            }
+        }
+        let (mut q, mut d) = (vec![1i8; x.len()], vec![f32::NAN; n]);
+        let (mut q2, mut d2) = (vec![2i8; x.len()], vec![1.0f32; n]);
+        quantize_row(&x, &mut q, &mut d);
+        quantize_row_x86_avx2(&x, &mut q2, &mut d2);
+        assert_eq!(q, q2);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&d), bits(&d2));
+        let mut block_bytes = [0u8; BLOCK_BYTES];
+        for j in 0..n {
+            quantize_block(&x[j * BLOCK..][..BLOCK], &mut block_bytes);
+            let parts = block(&block_bytes);
+            assert_eq!(parts.qs, &q[j * BLOCK..][..BLOCK], "block {j}");
+            assert_eq!(parts.d.to_bits(), d[j].to_bits(), "block {j}");
         }
     }
 }
