@@ -38,6 +38,81 @@ pub use activation::Compat;
 pub use weight::{DEFAULT_EPS, Method, QuantConfig, QuantStats, Ternarized, ternarize};
 
 use crate::error::{Result, try_collect, try_vec};
+
+/// Quantizes one row of ggml activation blocks (`q8_0::BLOCK` or `q8k::BLOCK` values each) into
+/// the int8 values `q` (as long as `x`) and one scale per block in `d`: the
+/// `Kernels::quantize_q8_0` and `quantize_q8_k` of a level.
+pub type BlockRowFn = fn(x: &[f32], q: &mut [i8], d: &mut [f32]);
+
+/// Checks a `BlockRowFn` call's sizes (the SIMD versions write through raw pointers) and returns
+/// its number of blocks (`what`: the block type, for the message).
+pub(crate) fn check_block_row(x: &[f32], q: &[i8], d: &[f32], block: usize, what: &str) -> usize {
+    let n = x.len() / block;
+    assert!(
+        x.len().is_multiple_of(block) && q.len() >= x.len() && d.len() >= n,
+        "{what} row: {} values (a multiple of {block}) need as many int8 outputs (got {}) and {n} \
+         scales (got {})",
+        x.len(),
+        q.len(),
+        d.len()
+    );
+    n
+}
+
+/// The maximum of the 8 lanes of `m` (none NaN), reduced 8 → 4 → 2 → 1 with `maxps` as ggml's
+/// x86 code reduces it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) fn lanes_max(m: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let m4 = _mm_max_ps(_mm256_extractf128_ps::<1>(m), _mm256_castps256_ps128(m));
+    let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)))
+}
+
+/// `n` blocks of `block` test values for the block-row quantizers: value `i` of block `j` is
+/// `value(j, i, r, u)` with `r` uniform in [−1, 1) and `u` a random u64 (xorshift64).
+#[cfg(test)]
+pub(crate) fn test_blocks(
+    n: usize,
+    block: usize,
+    value: impl Fn(usize, usize, f32, u64) -> f32,
+) -> Vec<f32> {
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let mut x = vec![0f32; n * block];
+    for (j, b) in x.chunks_exact_mut(block).enumerate() {
+        for (i, v) in b.iter_mut().enumerate() {
+            let r = (next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+            *v = value(j, i, r, next());
+        }
+    }
+    x
+}
+
+/// Asserts that `simd` returns `oracle`'s int8 values and scale bits on `x`; returns them.
+#[cfg(test)]
+pub(crate) fn assert_same_rows(
+    oracle: BlockRowFn,
+    simd: BlockRowFn,
+    x: &[f32],
+    block: usize,
+) -> (Vec<i8>, Vec<f32>) {
+    let n = x.len() / block;
+    let (mut q, mut d) = (vec![0i8; x.len()], vec![0f32; n]);
+    let (mut q2, mut d2) = (vec![1i8; x.len()], vec![f32::NAN; n]);
+    oracle(x, &mut q, &mut d);
+    simd(x, &mut q2, &mut d2);
+    assert_eq!(q, q2);
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&d), bits(&d2));
+    (q, d)
+}
 use crate::format::{Format, Layout, Shape};
 
 /// Quantizes `w` (`shape.elements()` floats) into the packed bytes of `layout`, with stats.

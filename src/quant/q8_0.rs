@@ -110,22 +110,12 @@ pub fn block(bytes: &[u8]) -> (f32, &[i8]) {
     (d, qs)
 }
 
-/// Quantizes one row of `x.len() / 32` blocks into the int8 values `q` (as long as `x`) and the
-/// blocks' f16 `d` as f32 in `d` (one per block): the `Kernels::quantize_q8_0` of a level.
-pub type RowFn = fn(x: &[f32], q: &mut [i8], d: &mut [f32]);
+/// `quant::BlockRowFn` for this block type.
+pub type RowFn = super::BlockRowFn;
 
-/// Checks a `RowFn` call's sizes (the SIMD version writes through raw pointers).
+/// Checks a `RowFn` call's sizes.
 fn check_row(x: &[f32], q: &[i8], d: &[f32]) -> usize {
-    let n = x.len() / BLOCK;
-    assert!(
-        x.len().is_multiple_of(BLOCK) && q.len() >= x.len() && d.len() >= n,
-        "Q8_0 row: {} values (a multiple of {BLOCK}) need as many int8 outputs (got {}) and {n} \
-         scales (got {})",
-        x.len(),
-        q.len(),
-        d.len()
-    );
-    n
+    super::check_block_row(x, q, d, BLOCK, "Q8_0")
 }
 
 /// `RowFn` with the block quantizer of this architecture's ggml (see the module doc): the
@@ -176,9 +166,7 @@ unsafe fn quantize_row_x86_avx2_impl(x: *const f32, q: *mut i8, d: *mut f32, n: 
             for v in &v[1..] {
                 m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *v));
             }
-            let m4 = _mm_max_ps(_mm256_extractf128_ps::<1>(m), _mm256_castps256_ps128(m));
-            let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-            let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+            let amax = crate::quant::lanes_max(m);
             *d.add(j) = f32::from(f16::from_f32(amax / 127.0));
             let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
             let i = v.map(|v| {
@@ -208,44 +196,19 @@ mod tests {
             println!("skipped: the AVX2 Q8_0 row quantizer needs AVX2 (this CPU lacks it)");
             return;
         }
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
-        let n = 64;
-        let mut x = vec![0f32; n * BLOCK];
-        for (j, b) in x.chunks_exact_mut(BLOCK).enumerate() {
-            for (i, v) in b.iter_mut().enumerate() {
-                let r = (next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-                *v = match j % 8 {
-                    0 => r,
-                    // amax 127: every value is its own scaled value, ties included.
-                    1 => {
-                        if i == 0 {
-                            127.0
-                        } else {
-                            (next() % 254) as f32 / 2.0 - 63.5
-                        }
-                    }
-                    2 => 0.0,
-                    3 => r * 1e-38,
-                    4 => r * 3e38,
-                    5 if i == 7 => f32::NAN,
-                    5 => r,
-                    6 => -r.abs() * 1e-3,
-                    _ => r * 1e5,
-                };
-            }
-        }
-        let (mut q, mut d) = (vec![0i8; x.len()], vec![0f32; n]);
-        let (mut q2, mut d2) = (vec![1i8; x.len()], vec![f32::NAN; n]);
-        quantize_row_arch(&x, &mut q, &mut d);
-        quantize_row_x86_avx2(&x, &mut q2, &mut d2);
-        assert_eq!(q, q2);
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&d), bits(&d2));
+        let x = crate::quant::test_blocks(64, BLOCK, |j, i, r, u| match j % 8 {
+            0 => r,
+            // amax 127: every value is its own scaled value, ties included.
+            1 if i == 0 => 127.0,
+            1 => (u % 254) as f32 / 2.0 - 63.5,
+            2 => 0.0,
+            3 => r * 1e-38,
+            4 => r * 3e38,
+            5 if i == 7 => f32::NAN,
+            5 => r,
+            6 => -r.abs() * 1e-3,
+            _ => r * 1e5,
+        });
+        crate::quant::assert_same_rows(quantize_row_arch, quantize_row_x86_avx2, &x, BLOCK);
     }
 }

@@ -54,23 +54,12 @@ fn quantize_values(x: &[f32], q: &mut [i8]) -> Option<f32> {
     Some(1.0 / iscale)
 }
 
-/// Quantizes one row of `x.len() / 256` blocks into the int8 values `q` (as long as `x`) and the
-/// blocks' `d` (one per block): the `Kernels::quantize_q8_k` of a level; `quantize_row` is the
-/// oracle of the SIMD one.
-pub type RowFn = fn(x: &[f32], q: &mut [i8], d: &mut [f32]);
+/// `quant::BlockRowFn` for this block type.
+pub type RowFn = super::BlockRowFn;
 
-/// Checks a `RowFn` call's sizes (the SIMD version writes through raw pointers).
+/// Checks a `RowFn` call's sizes.
 fn check_row(x: &[f32], q: &[i8], d: &[f32]) -> usize {
-    let n = x.len() / BLOCK;
-    assert!(
-        x.len().is_multiple_of(BLOCK) && q.len() >= x.len() && d.len() >= n,
-        "Q8_K row: {} values (a multiple of {BLOCK}) need as many int8 outputs (got {}) and {n} \
-         scales (got {})",
-        x.len(),
-        q.len(),
-        d.len()
-    );
-    n
+    super::check_block_row(x, q, d, BLOCK, "Q8_K")
 }
 
 /// `RowFn` with `quantize_values`, block by block.
@@ -116,9 +105,7 @@ unsafe fn quantize_block_avx2(x: *const f32, q: *mut i8) -> f32 {
         for i in 0..VECS {
             m = _mm256_max_ps(abs(load(i)), m);
         }
-        let m4 = _mm_max_ps(_mm256_extractf128_ps::<1>(m), _mm256_castps256_ps128(m));
-        let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        let amax = crate::quant::lanes_max(m);
         if amax == 0.0 {
             std::ptr::write_bytes(q, 0, BLOCK);
             return 0.0;
@@ -183,48 +170,29 @@ mod tests {
             println!("skipped: the AVX2 Q8_K row quantizer needs AVX2 (this CPU lacks it)");
             return;
         }
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
         let n = 40;
-        let mut x = vec![0f32; n * BLOCK];
-        for (j, b) in x.chunks_exact_mut(BLOCK).enumerate() {
-            for (i, v) in b.iter_mut().enumerate() {
-                let r = (next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-                *v = match j % 10 {
-                    0 => r,
-                    // max −127: iscale 1, every value its own scaled value, ties included.
-                    1 if i == 100 => -127.0,
-                    1 => (next() % 254) as f32 / 2.0 - 63.5,
-                    2 => 0.0,
-                    3 => r * 1e-40,
-                    4 => r * 3e38,
-                    5 if i % 37 == 7 => f32::NAN,
-                    5 => r,
-                    6 if i == 200 => f32::NEG_INFINITY,
-                    6 => r,
-                    // The maximum three times (twice in one vector), first negative: the
-                    // first one sets the sign.
-                    7 if i == 50 => -0.75,
-                    7 if i == 53 || i == 60 => 0.75,
-                    7 => r * 0.5,
-                    8 if i == 3 => f32::NAN,
-                    8 => -0.0,
-                    _ => r * 1e5,
-                };
-            }
-        }
-        let (mut q, mut d) = (vec![1i8; x.len()], vec![f32::NAN; n]);
-        let (mut q2, mut d2) = (vec![2i8; x.len()], vec![1.0f32; n]);
-        quantize_row(&x, &mut q, &mut d);
-        quantize_row_x86_avx2(&x, &mut q2, &mut d2);
-        assert_eq!(q, q2);
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&d), bits(&d2));
+        let x = crate::quant::test_blocks(n, BLOCK, |j, i, r, u| match j % 10 {
+            0 => r,
+            // max −127: iscale 1, every value its own scaled value, ties included.
+            1 if i == 100 => -127.0,
+            1 => (u % 254) as f32 / 2.0 - 63.5,
+            2 => 0.0,
+            3 => r * 1e-40,
+            4 => r * 3e38,
+            5 if i % 37 == 7 => f32::NAN,
+            5 => r,
+            6 if i == 200 => f32::NEG_INFINITY,
+            6 => r,
+            // The maximum three times (twice in one vector), first negative: the first one
+            // sets the sign.
+            7 if i == 50 => -0.75,
+            7 if i == 53 || i == 60 => 0.75,
+            7 => r * 0.5,
+            8 if i == 3 => f32::NAN,
+            8 => -0.0,
+            _ => r * 1e5,
+        });
+        let (q, d) = crate::quant::assert_same_rows(quantize_row, quantize_row_x86_avx2, &x, BLOCK);
         let mut block_bytes = [0u8; BLOCK_BYTES];
         for j in 0..n {
             quantize_block(&x[j * BLOCK..][..BLOCK], &mut block_bytes);
