@@ -71,8 +71,9 @@ pub(crate) fn lanes_max(m: std::arch::x86_64::__m256) -> f32 {
 }
 
 /// `n` blocks of `block` test values for the block-row quantizers: value `i` of block `j` is
-/// `value(j, i, r, u)` with `r` uniform in [−1, 1) and `u` a random u64 (xorshift64).
-#[cfg(test)]
+/// `value(j, i, r, u)` with `r` uniform in [−1, 1) and `u` a random u64 (xorshift64). (Their
+/// tests are of the x86 SIMD rows.)
+#[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn test_blocks(
     n: usize,
     block: usize,
@@ -96,7 +97,7 @@ pub(crate) fn test_blocks(
 }
 
 /// Asserts that `simd` returns `oracle`'s int8 values and scale bits on `x`; returns them.
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn assert_same_rows(
     oracle: BlockRowFn,
     simd: BlockRowFn,
