@@ -10,7 +10,7 @@ use super::scratch::{EpilogueInputs, take};
 use crate::context::Context;
 use crate::kernel::panel::{self, PanelGeom};
 use crate::quant::activation::Arith;
-use crate::quant::{q8_0, q8k};
+use crate::quant::{BlockRowFn, q8_0, q8k};
 
 /// Quantized activations: `n_tokens` rows of `q` (row `t` at `t·stride`), a scale and a sum each.
 pub struct Activations<'a> {
@@ -68,16 +68,8 @@ impl FloatActs<'_> {
         width: usize,
         buf: &'s mut QuantScratch,
     ) -> QuantizedActs<'s> {
-        let (cols, x_stride) = (self.cols, self.stride);
-        let n_blocks = cols / q8k::BLOCK;
-        let quantize = ctx.kernels.quantize_q8_k;
-        self.quantize_blocks(ctx, width, buf, (Arith::Ggml, q8k::BLOCK), |x, n, q, bs| {
-            for t in 0..n {
-                let x = &x[t * x_stride..][..cols];
-                let q = &mut q[t * width..][..cols];
-                quantize(x, q, &mut bs[t * n_blocks..][..n_blocks]);
-            }
-        })
+        let row = ctx.kernels.quantize_q8_k;
+        self.quantize_blocks(ctx, width, buf, (Arith::Ggml, q8k::BLOCK), row)
     }
 
     /// Quantizes per 32-column Q8_0 block (`Arith::GgmlQ8_0`) into rows of `width`
@@ -88,38 +80,24 @@ impl FloatActs<'_> {
         width: usize,
         buf: &'s mut QuantScratch,
     ) -> QuantizedActs<'s> {
-        let (cols, x_stride) = (self.cols, self.stride);
-        let n_blocks = cols / q8_0::BLOCK;
         // The quantizer of ggml's CPU mul_mat on this architecture (its `from_float`, fixed
         // when ggml is built, whatever tern's ISA level; the level's row only picks the
         // instructions, with the same bits): `TERN_COMPAT_GGML` outputs are the same at every
         // level, as the per-token modes' are.
-        let quantize = ctx.kernels.quantize_q8_0;
-        self.quantize_blocks(
-            ctx,
-            width,
-            buf,
-            (Arith::GgmlQ8_0, q8_0::BLOCK),
-            |x, n, q, bs| {
-                for t in 0..n {
-                    let x = &x[t * x_stride..][..cols];
-                    let q = &mut q[t * width..][..cols];
-                    quantize(x, q, &mut bs[t * n_blocks..][..n_blocks]);
-                }
-            },
-        )
+        let row = ctx.kernels.quantize_q8_0;
+        self.quantize_blocks(ctx, width, buf, (Arith::GgmlQ8_0, q8_0::BLOCK), row)
     }
 
     /// Quantizes per block (`arith` with its block length: ggml's Q8_K or Q8_0) into rows of
     /// `width`, zero-padded, with a scale per (token, block): token ranges run on the context's
-    /// threads, `rows(x, n, q, block_scales)` quantizing the `n` tokens from `x` of one range.
+    /// threads, `row` quantizing each token.
     fn quantize_blocks<'s>(
         &self,
         ctx: &Context,
         width: usize,
         buf: &'s mut QuantScratch,
         (arith, block): (Arith, usize),
-        rows: impl Fn(&[f32], usize, &mut [i8], &mut [f32]) + Sync,
+        row: BlockRowFn,
     ) -> QuantizedActs<'s> {
         let (cols, n_tokens, x_stride) = (self.cols, self.n_tokens, self.stride);
         let q = take(&mut buf.q, n_tokens * width);
@@ -132,7 +110,14 @@ impl FloatActs<'_> {
         for_ranges(ctx, n_tokens, |r| {
             // SAFETY: the ranges are disjoint, so are the rows borrowed.
             let (q, bs) = unsafe { (qs.rows(r.clone()), bs.rows(r.clone())) };
-            rows(&self.x[r.start * x_stride..], r.len(), q, bs);
+            for (i, t) in r.clone().enumerate() {
+                let x = &self.x[t * x_stride..][..cols];
+                row(
+                    x,
+                    &mut q[i * width..][..cols],
+                    &mut bs[i * n_blocks..][..n_blocks],
+                );
+            }
             zero_pad(q, width, cols, r.len());
         });
         QuantizedActs {

@@ -38,6 +38,7 @@ pub use activation::Compat;
 pub use weight::{DEFAULT_EPS, Method, QuantConfig, QuantStats, Ternarized, ternarize};
 
 use crate::error::{Result, try_collect, try_vec};
+use crate::format::{Format, Layout, Shape};
 
 /// Quantizes one row of ggml activation blocks (`q8_0::BLOCK` or `q8k::BLOCK` values each) into
 /// the int8 values `q` (as long as `x`) and one scale per block in `d`: the
@@ -96,9 +97,11 @@ pub(crate) fn test_blocks(
     x
 }
 
-/// Asserts that `simd` returns `oracle`'s int8 values and scale bits on `x`; returns them.
+/// `oracle`'s int8 values and scales for `x`, after asserting that the AVX2 row `simd`
+/// (`what`: its block type) returns the same bits, or printing why that is skipped.
 #[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn assert_same_rows(
+    what: &str,
     oracle: BlockRowFn,
     simd: BlockRowFn,
     x: &[f32],
@@ -106,15 +109,18 @@ pub(crate) fn assert_same_rows(
 ) -> (Vec<i8>, Vec<f32>) {
     let n = x.len() / block;
     let (mut q, mut d) = (vec![0i8; x.len()], vec![0f32; n]);
-    let (mut q2, mut d2) = (vec![1i8; x.len()], vec![f32::NAN; n]);
     oracle(x, &mut q, &mut d);
+    if !crate::kernel::Isa::Avx2.is_available() {
+        println!("skipped: the AVX2 {what} row quantizer needs AVX2 (this CPU lacks it)");
+        return (q, d);
+    }
+    let (mut q2, mut d2) = (vec![1i8; x.len()], vec![f32::NAN; n]);
     simd(x, &mut q2, &mut d2);
     assert_eq!(q, q2);
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&d), bits(&d2));
     (q, d)
 }
-use crate::format::{Format, Layout, Shape};
 
 /// Quantizes `w` (`shape.elements()` floats) into the packed bytes of `layout`, with stats.
 /// TERN_QUANT_GGML_REF into Q2_0 / Q1_0 is ggml's reference quantizer, byte for byte

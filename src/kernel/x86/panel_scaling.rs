@@ -79,9 +79,7 @@ pub(super) unsafe fn scale_dot<const P: usize, const T: usize, const BLOCK_SCALE
     // weight scales in a checked call (the function contract; the features: see above).
     unsafe {
         let ones = _mm256_set1_epi16(1);
-        // Token t0's results from panel p0 on: the other tokens' and panels' are constant
-        // offsets from it.
-        let results = opaque(s.acc.add(t0 * TILE_ROWS + p0 * PANEL_ROWS));
+        let results = results_from(s, p0, t0);
         for p in 0..P {
             let row = (p0 + p) * PANEL_ROWS;
             let w = weight_scales(s, d, row);
@@ -107,6 +105,13 @@ pub(super) unsafe fn scale_dot<const P: usize, const T: usize, const BLOCK_SCALE
             }
         }
     }
+}
+
+/// Token `t0`'s results of the tile from panel `p0` on, `opaque`: the other tokens' and panels'
+/// are constant offsets from it (`t·TILE_ROWS + p·PANEL_ROWS + h·HALF_ROWS`).
+#[inline(always)]
+fn results_from(s: &ScalePtrs, p0: usize, t0: usize) -> *mut f32 {
+    opaque(s.acc.wrapping_add(t0 * TILE_ROWS + p0 * PANEL_ROWS))
 }
 
 /// `ptr`, as a value the compiler cannot follow: each dot then loads the results it adds to,
@@ -164,8 +169,7 @@ pub(super) unsafe fn scale_dot_q8_0<
     // SAFETY (all accesses): as `scale_dot`, and `partials` (the function contract).
     unsafe {
         let ones = _mm256_set1_epi16(1);
-        // As in `scale_dot`.
-        let results = opaque(s.acc.add(t0 * TILE_ROWS + p0 * PANEL_ROWS));
+        let results = results_from(s, p0, t0);
         for p in 0..P {
             let row = (p0 + p) * PANEL_ROWS;
             let w = if LAST {
