@@ -60,6 +60,22 @@ pub(crate) fn check_block_row(x: &[f32], q: &[i8], d: &[f32], block: usize, what
     n
 }
 
+/// `check_block_row` for an AVX2 row, which also needs the CPU to have AVX2.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn check_avx2_block_row(
+    x: &[f32],
+    q: &[i8],
+    d: &[f32],
+    block: usize,
+    what: &str,
+) -> usize {
+    assert!(
+        crate::kernel::Isa::Avx2.is_available(),
+        "the AVX2 {what} row quantizer needs AVX2"
+    );
+    check_block_row(x, q, d, block, what)
+}
+
 /// The maximum of the 8 lanes of `m` (none NaN), reduced 8 → 4 → 2 → 1 with `maxps` as ggml's
 /// x86 code reduces it.
 #[cfg(target_arch = "x86_64")]

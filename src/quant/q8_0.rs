@@ -143,11 +143,7 @@ pub fn quantize_row_arch(x: &[f32], q: &mut [i8], d: &mut [f32]) {
 /// even, saturating packs and the lane permutation that undoes them.
 #[cfg(target_arch = "x86_64")]
 pub fn quantize_row_x86_avx2(x: &[f32], q: &mut [i8], d: &mut [f32]) {
-    let n = check_row(x, q, d);
-    assert!(
-        crate::kernel::Isa::Avx2.is_available(),
-        "quantize_row_x86_avx2 needs AVX2"
-    );
+    let n = super::check_avx2_block_row(x, q, d, BLOCK, "Q8_0");
     // SAFETY: AVX2 present; blocks 0..n lie in x, q and d (checked above).
     unsafe { quantize_row_x86_avx2_impl(x.as_ptr(), q.as_mut_ptr(), d.as_mut_ptr(), n) }
 }

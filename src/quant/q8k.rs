@@ -77,11 +77,7 @@ pub fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32]) {
 /// int32's low byte (masked, then packed without saturation), as C's assignment truncates.
 #[cfg(target_arch = "x86_64")]
 pub fn quantize_row_x86_avx2(x: &[f32], q: &mut [i8], d: &mut [f32]) {
-    let n = check_row(x, q, d);
-    assert!(
-        crate::kernel::Isa::Avx2.is_available(),
-        "quantize_row_x86_avx2 needs AVX2"
-    );
+    let n = super::check_avx2_block_row(x, q, d, BLOCK, "Q8_K");
     for j in 0..n {
         // SAFETY: AVX2 present; block j lies in x and q (checked above).
         d[j] = unsafe { quantize_block_avx2(x[j * BLOCK..].as_ptr(), q[j * BLOCK..].as_mut_ptr()) };
