@@ -524,7 +524,7 @@ fn panel_kernels_match_the_oracle() {
     use tern::kernel::panel::{PanelGeom, PanelKind, TILE_ROWS, interleave_acts, pack_tile};
     let mut rng = Rng::new(0x9a9e1);
     for (label, pk) in panel_sets() {
-        let mut ran = 0;
+        let (mut ran, mut fused) = (0, 0);
         let kernels: Vec<_> = [
             (PanelKind::Codes2, Some(pk.bits2)),
             (PanelKind::Trits5, pk.bits16),
@@ -638,7 +638,23 @@ fn panel_kernels_match_the_oracle() {
                             .sum()
                     })
                     .collect();
-                let block: Vec<f32> = (0..n_tokens * nd).map(|_| scale(&mut rng)).collect();
+                // In the Q8_0 order, activation block scales are f16 values as ggml's (the
+                // kernels then fuse each product, `q8_0_offsets`), except in every other case,
+                // and one is infinite (an f16 overflow) in every fourth of those: without exact offsets
+                // the kernels scale in the oracle's own form.
+                let f16_blocks = q8_0 && iter / 4 % 2 == 0;
+                let mut block: Vec<f32> = (0..n_tokens * nd)
+                    .map(|_| match scale(&mut rng) {
+                        s if f16_blocks => f16::from_f32(s).to_f32(),
+                        s => s,
+                    })
+                    .collect();
+                if q8_0 && iter / 4 % 4 == 2 {
+                    block[rng.below(n_tokens * nd)] = f32::INFINITY;
+                }
+                let mut offsets = vec![f32::NAN; n_tokens * nd];
+                let exact = q8_0 && tern::kernel::q8_0_offsets(&gsums, &block, &mut offsets);
+                fused += usize::from(exact);
                 let with_block = q8_0_block.is_some() || iter % 2 == 0;
                 let scaled = |kernel: tern::kernel::PanelDotsFn| {
                     let mut acc = vec![f32::NAN; n_tiles * n_tokens * TILE_ROWS];
@@ -649,6 +665,7 @@ fn panel_kernels_match_the_oracle() {
                         gsums: &gsums,
                         block_scales: with_block.then_some(&block[..]),
                         q8_0_block,
+                        q8_0_offsets: exact.then_some(&offsets[..]),
                         acc: &mut acc,
                     };
                     kernel(
@@ -666,12 +683,15 @@ fn panel_kernels_match_the_oracle() {
                     scaled(k.run),
                     scaled(scalar::panel_dots),
                     "{label} {kind:?} {geom:?} tiles {n_tiles} tokens {n_tokens} scaled \
-                     (Q8_0 blocks {q8_0_block:?}, block scales {with_block}, stride {stride})"
+                     (Q8_0 blocks {q8_0_block:?}, block scales {with_block}, stride {stride}, \
+                     offsets {exact})"
                 );
                 ran += 1;
             }
         }
-        println!("{label}: {ran} panel kernel cases");
+        // Every kind has Q8_0 cases with f16 block scales and 32-column dots (sums within 2^13).
+        assert!(fused > 0, "{label}: no Q8_0 case with exact offsets");
+        println!("{label}: {ran} panel kernel cases, {fused} with Q8_0 offsets");
     }
 }
 
@@ -732,6 +752,7 @@ fn panel_kernels_reject_bad_calls() {
                     gsums: &gsums,
                     block_scales: q8_0.map(|_| &block[..]),
                     q8_0_block: q8_0.map(|q| q.0),
+                    q8_0_offsets: None,
                     acc: &mut acc,
                 };
                 (pk.bits2.run)(&geom, &tiles, 2, &acts, 1, &mut dots, Some(&mut scaling))

@@ -82,6 +82,8 @@ pub fn panel_dots(
             gsums,
             block_scales,
             q8_0_block,
+            // The oracle computes each product in the formula's own form.
+            q8_0_offsets: _,
             acc,
         }) = scaling.as_deref_mut()
         {

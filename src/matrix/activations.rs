@@ -8,7 +8,10 @@ use super::panels::TOKEN_BLOCK;
 use super::parallel::{TokenRows, for_ranges};
 use super::scratch::{EpilogueInputs, take};
 use crate::context::Context;
-use crate::kernel::panel::{self, PanelGeom};
+use crate::kernel::{
+    self,
+    panel::{self, PanelGeom},
+};
 use crate::quant::activation::Arith;
 use crate::quant::{BlockRowFn, q8_0, q8k};
 
@@ -222,7 +225,11 @@ impl<'a> QuantizedActs<'a> {
         let (cols, n_tokens, acts, arith) = (self.cols, self.n_tokens, &self.acts, self.arith);
         let pc = geom.cols();
         let n_blocks = n_tokens.div_ceil(TOKEN_BLOCK);
-        let EpilogueInputs { gsums, post } = epilogue;
+        let EpilogueInputs {
+            gsums,
+            q8_0_offsets,
+            post,
+        } = epilogue;
         let ibuf: &[i8] = if n_tokens == 1 && self.zero_padded {
             // One token is interleaved already: its zero-padded row as it is, since a copy
             // would add work to a call whose whole cost is streaming the weights once.
@@ -250,7 +257,8 @@ impl<'a> QuantizedActs<'a> {
         };
         // One sum per dot: per group, or per `merge` groups (a weight block of 32-column groups).
         let (ng, gk) = (geom.n_dots(), 4 * geom.group_steps * geom.merge);
-        let (gsums, post): (&[i32], &[f32]) = match call_scales {
+        let (mut offsets, mut post_scales): (Option<&[f32]>, &[f32]) = (None, &[]);
+        let gsums: &[i32] = match call_scales {
             CallScales::PerGroup(_) => {
                 let g = take(gsums, n_tokens * ng);
                 for t in 0..n_tokens {
@@ -259,14 +267,19 @@ impl<'a> QuantizedActs<'a> {
                         *out = sum_i8(&row[gi * gk..((gi + 1) * gk).min(cols)]);
                     }
                 }
-                (g, &[])
+                if let (Arith::GgmlQ8_0, Some(bs)) = (arith, self.block_scales) {
+                    let o = take(q8_0_offsets, n_tokens * ng);
+                    offsets = kernel::q8_0_offsets(g, &bs[..n_tokens * ng], o).then_some(&*o);
+                }
+                g
             }
             CallScales::One(w) => {
                 let p = take(post, n_tokens);
                 for (p, &s) in p.iter_mut().zip(&acts.scales[..n_tokens]) {
                     *p = arith.post_scale(w, s);
                 }
-                (&[], p)
+                post_scales = p;
+                &[]
             }
         };
         Prepared::Caller {
@@ -274,7 +287,8 @@ impl<'a> QuantizedActs<'a> {
             acts,
             ibuf,
             gsums,
-            post,
+            q8_0_offsets: offsets,
+            post: post_scales,
         }
     }
 }
@@ -289,6 +303,8 @@ pub(super) enum Prepared<'a> {
         acts: &'a Activations<'a>,
         ibuf: &'a [i8],
         gsums: &'a [i32],
+        /// ggml's Q8_0 order, when every offset is exact (`kernel::q8_0_offsets`).
+        q8_0_offsets: Option<&'a [f32]>,
         post: &'a [f32],
     },
     /// One token each task quantizes into its own scratch; `w_scale` is the matrix's one scale

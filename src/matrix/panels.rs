@@ -361,6 +361,7 @@ struct TaskActs<'a> {
     /// Interleaved per token block.
     ibuf: &'a [i8],
     gsums: &'a [i32],
+    q8_0_offsets: Option<&'a [f32]>,
     post: &'a [f32],
 }
 
@@ -440,12 +441,14 @@ impl<'a> PanelCall<'a> {
                 acts,
                 ibuf,
                 gsums,
+                q8_0_offsets,
                 post,
                 ..
             } => TaskActs {
                 acts,
                 ibuf,
                 gsums,
+                q8_0_offsets,
                 post,
             },
             Prepared::Token { x, w_scale } => {
@@ -466,6 +469,7 @@ impl<'a> PanelCall<'a> {
                     acts: &own,
                     ibuf: own.q,
                     gsums: &[],
+                    q8_0_offsets: None,
                     post: &token_post,
                 }
             }
@@ -525,6 +529,7 @@ impl<'a> PanelCall<'a> {
                 gsums: &acts.gsums[t0 * nd..][..nb * nd],
                 block_scales: block_scales.map(|bs| &bs[t0 * nd..][..nb * nd]),
                 q8_0_block: (self.arith == Arith::GgmlQ8_0).then_some(*block_merge),
+                q8_0_offsets: acts.q8_0_offsets.map(|o| &o[t0 * nd..][..nb * nd]),
                 acc: &mut acc[..run.len() * nb * TILE_ROWS],
             });
             (kernel.run)(

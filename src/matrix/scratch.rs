@@ -42,6 +42,8 @@ pub(super) struct WorkScratch {
 #[derive(Default)]
 pub(super) struct EpilogueInputs {
     pub(super) gsums: Vec<i32>,
+    /// ggml's Q8_0 order: `kernel::q8_0_offsets` of `gsums` and the block scales.
+    pub(super) q8_0_offsets: Vec<f32>,
     pub(super) post: Vec<f32>,
 }
 
@@ -64,6 +66,7 @@ pub(super) struct Need {
     pub(super) block_scales: usize,
     pub(super) acts: usize,
     pub(super) gsums: usize,
+    pub(super) q8_0_offsets: usize,
     pub(super) post: usize,
     pub(super) slots: usize,
     pub(super) dots: usize,
@@ -75,7 +78,8 @@ impl Need {
     pub(super) fn bytes(&self) -> usize {
         let per_slot = 4 * (self.dots + self.acc) + self.token;
         self.q
-            + 4 * (self.scales + self.sums + self.block_scales + self.gsums + self.post)
+            + 4 * (self.scales + self.sums + self.block_scales)
+            + 4 * (self.gsums + self.q8_0_offsets + self.post)
             + self.acts
             + self.slots * per_slot
     }
@@ -101,6 +105,7 @@ impl CallScratch {
         let work = &mut self.work;
         at_least(&mut work.acts, need.acts, WHAT)?;
         at_least(&mut work.epilogue.gsums, need.gsums, WHAT)?;
+        at_least(&mut work.epilogue.q8_0_offsets, need.q8_0_offsets, WHAT)?;
         at_least(&mut work.epilogue.post, need.post, WHAT)?;
         if work.slots.len() < need.slots {
             let more = need.slots - work.slots.len();
@@ -128,6 +133,7 @@ impl CallScratch {
             + 4 * (q.scales.capacity() + q.sums.capacity() + q.block_scales.capacity())
             + w.acts.capacity()
             + 4 * (w.epilogue.gsums.capacity() + w.epilogue.post.capacity())
+            + 4 * w.epilogue.q8_0_offsets.capacity()
             + slots
     }
 
@@ -202,7 +208,12 @@ impl Matrix {
                 } else {
                     need.acts = n * pc;
                     match call_scales {
-                        CallScales::PerGroup(_) => need.gsums = n * geom.n_groups,
+                        CallScales::PerGroup(_) => {
+                            need.gsums = n * geom.n_groups;
+                            if arith == Arith::GgmlQ8_0 {
+                                need.q8_0_offsets = n * geom.n_groups;
+                            }
+                        }
                         CallScales::One(_) => need.post = n,
                     }
                 }

@@ -90,6 +90,8 @@ pub(crate) struct ScalePtrs {
     pub(crate) block_scales: *const f32,
     /// Dots per weight block in ggml's Q8_0 order; 0 for the per-dot formula.
     pub(crate) q8_0_block: usize,
+    /// `TileScaling::q8_0_offsets`; null without them.
+    pub(crate) q8_0_offsets: *const f32,
     pub(crate) acc: *mut f32,
     /// Whether the micro-kernels scale each dot as it ends (`PanelMicroKernel::scales_dots`),
     /// rather than the driver each block once its dots are complete (`scale_block`).
@@ -430,13 +432,18 @@ fn checked_scaling(
             && job.gsums.len() >= sums
             && job.block_scales.is_none_or(|b| b.len() >= sums)
             && (job.q8_0_block.is_none() || job.block_scales.is_some())
+            && job
+                .q8_0_offsets
+                .is_none_or(|o| job.q8_0_block.is_some() && o.len() >= sums)
             && job.acc.len() >= n_tiles * n_tokens * TILE_ROWS,
         "panel kernel: the scales of {n_tiles} tiles × {n_tokens} tokens × {nd} dots (blocks of \
          {per_block}) need {scales:?} weight scales (got {}), {sums} sums (got {}), {sums} block \
-         scales (got {:?}, required by the Q8_0 order) and {} results (got {})",
+         scales (got {:?}, required by the Q8_0 order), {sums} offsets if any (got {:?}, in the \
+         Q8_0 order only) and {} results (got {})",
         job.scales.len(),
         job.gsums.len(),
         job.block_scales.map(<[f32]>::len),
+        job.q8_0_offsets.map(<[f32]>::len),
         n_tiles * n_tokens * TILE_ROWS,
         job.acc.len()
     );
@@ -446,6 +453,7 @@ fn checked_scaling(
         gsums: job.gsums.as_ptr(),
         block_scales: job.block_scales.map_or(std::ptr::null(), <[f32]>::as_ptr),
         q8_0_block: job.q8_0_block.unwrap_or(0),
+        q8_0_offsets: job.q8_0_offsets.map_or(std::ptr::null(), <[f32]>::as_ptr),
         acc: job.acc.as_mut_ptr(),
         in_kernel: false,
     }
@@ -474,7 +482,9 @@ pub(crate) fn panel_dots<K: PanelMicroKernel>(
         return;
     };
     if let Some(s) = &mut ptrs.scaling {
-        s.in_kernel = K::scales_dots(geom);
+        // The micro-kernels scale the Q8_0 order with the offsets' fused multiply-adds; without
+        // exact offsets (an infinite activation scale) the driver scales in the oracle's form.
+        s.in_kernel = K::scales_dots(geom) && (s.q8_0_block == 0 || !s.q8_0_offsets.is_null());
     }
     if !K::cpu_ok() {
         // A message without arguments, as the other refusals.

@@ -145,14 +145,17 @@ unsafe fn weight_scales(s: &ScalePtrs, block: usize, row: usize) -> [__m256; 2] 
 
 /// `scale_dot` in ggml's Q8_0 order, for dot `d` of weight block `block`: the block's partial
 /// `sumi` (from its `FIRST` dot on) waits in `partials` until its `LAST` dot adds
-/// `scale · sumi` to the results. The first dot starts `sumi` with its product instead of
-/// `0.0 +` it: the two differ only for a product of −0.0, whose `sumi` then is −0.0 or +0.0;
-/// either adds nothing to results that start at +0.0 (a round-to-nearest sum is −0.0 only from
-/// two −0.0), so the results keep the oracle's bits.
+/// `scale · sumi` to the results. Each product `block_scale · f32(dot − gsum)` is one fused
+/// multiply-add, `fma(block_scale, f32(dot), offset)` with the exact `offset = −block_scale ·
+/// gsum` (`kernel::q8_0_offsets`): `f32(dot)` is exact (a dot of at most `WIDEN_STEPS` k-steps),
+/// so both round `block_scale · (dot − gsum)` once; a zero product may differ in its sign. The
+/// first dot starts `sumi` with its product instead of `0.0 +` it, which also differs only for a
+/// zero product. A signed zero adds nothing to results that start at +0.0 (a round-to-nearest
+/// sum is −0.0 only from two −0.0), so the results keep the oracle's bits.
 ///
 /// # Safety
-/// As `scale_dot`, with block scales; the block's dots before `d` scaled before; `partials`
-/// writable (an `opaque` pointer, so that they stay in memory).
+/// As `scale_dot`, with block scales and offsets; the block's dots before `d` scaled before;
+/// `partials` writable (an `opaque` pointer, so that they stay in memory).
 #[inline(always)]
 pub(super) unsafe fn scale_dot_q8_0<
     const P: usize,
@@ -179,11 +182,11 @@ pub(super) unsafe fn scale_dot_q8_0<
             };
             for t in 0..T {
                 let i = (t0 + t) * nd + d;
-                let gs = _mm256_set1_epi32(*s.gsums.add(i));
+                let offset = _mm256_set1_ps(*s.q8_0_offsets.add(i));
                 let bs = _mm256_set1_ps(*s.block_scales.add(i));
                 for h in 0..2 {
                     let sum = _mm256_madd_epi16(acc16[p][h][t], ones);
-                    let product = _mm256_mul_ps(bs, _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, gs)));
+                    let product = _mm256_fmadd_ps(bs, _mm256_cvtepi32_ps(sum), offset);
                     let partial = &raw mut (*partials)[p][h][t];
                     let sumi = if FIRST {
                         product
