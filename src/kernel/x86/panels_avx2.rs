@@ -1,8 +1,9 @@
 //! 256-bit panel kernels for the AVX2 level (`PanelDotsFn`, `Codes2` and `Bits1`) and the 256-bit
 //! helpers the AVX-VNNI ones (`panels_avxvnni`) share. Lanes are still rows: a ymm holds half a panel vector (bytes
 //! 0..32 = rows 0..8, 32..64 = rows 8..16, one k-step of 4 columns each). `Trits5` needs
-//! `vpermb` (AVX-512 VBMI) and has no kernel here. `Bits1` (Q1_0's sign bits) decodes with as
-//! many operations per k-step as `Codes2` and reads half the bytes.
+//! `vpermb` (AVX-512 VBMI) and has no kernel here. `Bits1` (Q1_0's sign bits) reads half the bytes
+//! of `Codes2` and decodes each k-step with one table lookup (`sign_codes`), where a `Codes2`
+//! k-step takes a shift and a mask.
 //!
 //! Plain AVX2 micro-kernels (no VNNI): `vpmaddubsw` of a half panel's codes against a token's
 //! broadcast k-step gives 16 int16 pair sums (|·| ≤ 2·3·128 = 768 with codes ≤ 3, never
@@ -97,19 +98,29 @@ pub(super) fn codes(v: __m256i, s: usize, m3: __m256i) -> __m256i {
     _mm256_and_si256(v, m3)
 }
 
-/// The codes of k-step `s < 4` of the low nibbles of a `Bits1` byte vector: `2·((v >> s) & 1)`,
-/// as `(v >> (s − 1)) & 2` (`m2`: 2 in every byte; the 16-bit shifts move bits across bytes
-/// only above bit 1).
+/// `SIGN_CODES[s]`: the code of k-step `s` of each nibble value `n` of a `Bits1` byte,
+/// `2·((n >> s) & 1)`, in both 128-bit lanes (`vpshufb` looks up within a lane).
+static SIGN_CODES: [[u8; 32]; 4] = {
+    let mut tables = [[0u8; 32]; 4];
+    let mut i = 0;
+    while i < 4 * 32 {
+        let (s, n) = (i / 32, i % 16);
+        tables[s][i % 32] = 2 * ((n >> s) & 1) as u8;
+        i += 1;
+    }
+    tables
+};
+
+/// The codes of k-step `s < 4` of a vector of `Bits1` nibbles (bytes < 16), by table: one
+/// `vpshufb` per k-step, where shifting each k-step's bit into place and masking it takes two
+/// (the nibbles cost an `and`, and the high ones a shift, per four k-steps). The table is read
+/// from memory each time: with four of them the accumulators would not fit in the registers.
 #[target_feature(enable = "avx2")]
 #[inline]
-pub(super) fn sign_codes(v: __m256i, s: usize, m2: __m256i) -> __m256i {
-    let v = match s {
-        0 => _mm256_add_epi8(v, v),
-        1 => v,
-        2 => _mm256_srli_epi16::<1>(v),
-        _ => _mm256_srli_epi16::<2>(v),
-    };
-    _mm256_and_si256(v, m2)
+fn sign_codes(nibbles: __m256i, s: usize) -> __m256i {
+    // SAFETY: 32 bytes of a static table.
+    let table = unsafe { _mm256_loadu_si256(SIGN_CODES[s].as_ptr().cast()) };
+    _mm256_shuffle_epi8(table, nibbles)
 }
 
 /// K-steps summed in int16 before widening: 32 k-steps · 768 = 24576 < 2^15 (a k-step adds one
@@ -221,7 +232,7 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize, const SCA
     p0: usize,
     t0: usize,
 ) {
-    let mask = _mm256_set1_epi8(if STEPS == 4 { 3 } else { 2 });
+    let mask = _mm256_set1_epi8(if STEPS == 4 { 3 } else { 0x0f });
     let widen_chunks = WIDEN_STEPS / STEPS;
     // Groups are whole chunks (checked by `checked_ptrs`): no division in the loops.
     let chunks = geom.group_steps / STEPS;
@@ -404,7 +415,7 @@ unsafe fn scaled_dots<
 
 /// Four k-steps from `ks0` of panels `p0..p0+P` × tokens `t0..t0+T` of chunk `chunk`: the
 /// `Codes2` byte vectors (`mask` 3), or (`BITS1`) the low or (`HIGH`) high nibbles of the
-/// `Bits1` ones (`mask` 2), into the int16 sums `acc16`.
+/// `Bits1` ones (`mask` 0x0f), into the int16 sums `acc16`.
 ///
 /// Always inlined, without features of its own (as `scale_dot`): LLVM's inliner, left to
 /// choose, outlines it from some instances of `mk_steps` (`Bits1`'s two passes per chunk), and
@@ -433,15 +444,15 @@ unsafe fn chunk_pass<const P: usize, const T: usize, const BITS1: bool, const HI
                 ptrs.prefetch_ahead(at);
             }
             let raw = halves(at);
-            let raw = if HIGH {
-                raw.map(|v| _mm256_srli_epi16::<4>(v))
-            } else {
-                raw
+            let raw = match (BITS1, HIGH) {
+                (true, false) => raw.map(|v| _mm256_and_si256(v, mask)),
+                (true, true) => raw.map(|v| _mm256_and_si256(_mm256_srli_epi16::<4>(v), mask)),
+                _ => raw,
             };
             for s in 0..4 {
                 let code = raw.map(|v| {
                     if BITS1 {
-                        sign_codes(v, s, mask)
+                        sign_codes(v, s)
                     } else {
                         codes(v, s, mask)
                     }
