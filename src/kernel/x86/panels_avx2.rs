@@ -271,7 +271,7 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize, const SCA
             let mut first = true;
             for g in d * geom.merge..(d + 1) * geom.merge {
                 for c in 0..chunks {
-                    chunk_sums::<P, T, STEPS>(ptrs, g * chunks + c, at, &mut acc16);
+                    chunk_sums::<P, T, STEPS, false>(ptrs, g * chunks + c, at, &mut acc16);
                     pending += 1;
                     if pending == widen_chunks {
                         widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, first);
@@ -287,12 +287,12 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize, const SCA
 }
 
 /// Chunk `chunk` of panels `p0..p0+P` × tokens `t0..t0+T` (`at`: `(p0, t0, mask)`) into the
-/// int16 sums `acc16`.
+/// int16 sums `acc16` (`ORDERED`: each sum kept in k-step order at one token too, `chunk_pass`).
 ///
 /// # Safety
 /// As `chunk_pass`.
 #[inline(always)]
-unsafe fn chunk_sums<const P: usize, const T: usize, const STEPS: usize>(
+unsafe fn chunk_sums<const P: usize, const T: usize, const STEPS: usize, const ORDERED: bool>(
     ptrs: Ptrs,
     chunk: usize,
     (p0, t0, mask): (usize, usize, __m256i),
@@ -301,13 +301,27 @@ unsafe fn chunk_sums<const P: usize, const T: usize, const STEPS: usize>(
     // SAFETY: the function contract.
     unsafe {
         if STEPS == 4 {
-            chunk_pass::<P, T, false, false>(ptrs, (chunk, chunk * 4), p0, t0, mask, acc16);
+            chunk_pass::<P, T, false, false, ORDERED>(
+                ptrs,
+                (chunk, chunk * 4),
+                p0,
+                t0,
+                mask,
+                acc16,
+            );
         } else {
             // A `Bits1` byte as two nibbles, each pass reloading the vectors from L1, so that
             // each has `Codes2`'s shape: the panels unrolled with their accumulators in
             // registers, the k-steps straight code.
-            chunk_pass::<P, T, true, false>(ptrs, (chunk, chunk * 8), p0, t0, mask, acc16);
-            chunk_pass::<P, T, true, true>(ptrs, (chunk, chunk * 8 + 4), p0, t0, mask, acc16);
+            chunk_pass::<P, T, true, false, ORDERED>(ptrs, (chunk, chunk * 8), p0, t0, mask, acc16);
+            chunk_pass::<P, T, true, true, ORDERED>(
+                ptrs,
+                (chunk, chunk * 8 + 4),
+                p0,
+                t0,
+                mask,
+                acc16,
+            );
         }
     }
 }
@@ -329,20 +343,24 @@ unsafe fn dot_sums<const P: usize, const T: usize, const STEPS: usize, const N: 
         let acc = &mut acc16;
         // The constant runs written out: LLVM does not unroll a loop of bodies this size.
         match N {
-            1 => chunk_sums::<P, T, STEPS>(ptrs, d, at, acc),
+            1 => chunk_sums::<P, T, STEPS, false>(ptrs, d, at, acc),
             2 => {
-                chunk_sums::<P, T, STEPS>(ptrs, 2 * d, at, acc);
-                chunk_sums::<P, T, STEPS>(ptrs, 2 * d + 1, at, acc);
+                // In k-step order at one token too (`chunk_pass`): there LLVM's schedule of
+                // two chunks in a row spilled some of their weight vectors (Q2_0 under
+                // `TERN_COMPAT_GGML` 4.5 % more instructions; every other run of chunks is
+                // faster without).
+                chunk_sums::<P, T, STEPS, true>(ptrs, 2 * d, at, acc);
+                chunk_sums::<P, T, STEPS, true>(ptrs, 2 * d + 1, at, acc);
             }
             4 => {
-                chunk_sums::<P, T, STEPS>(ptrs, 4 * d, at, acc);
-                chunk_sums::<P, T, STEPS>(ptrs, 4 * d + 1, at, acc);
-                chunk_sums::<P, T, STEPS>(ptrs, 4 * d + 2, at, acc);
-                chunk_sums::<P, T, STEPS>(ptrs, 4 * d + 3, at, acc);
+                chunk_sums::<P, T, STEPS, false>(ptrs, 4 * d, at, acc);
+                chunk_sums::<P, T, STEPS, false>(ptrs, 4 * d + 1, at, acc);
+                chunk_sums::<P, T, STEPS, false>(ptrs, 4 * d + 2, at, acc);
+                chunk_sums::<P, T, STEPS, false>(ptrs, 4 * d + 3, at, acc);
             }
             _ => {
                 for chunk in d * dot_chunks..(d + 1) * dot_chunks {
-                    chunk_sums::<P, T, STEPS>(ptrs, chunk, at, acc);
+                    chunk_sums::<P, T, STEPS, false>(ptrs, chunk, at, acc);
                 }
             }
         }
@@ -425,7 +443,13 @@ unsafe fn scaled_dots<
 /// As `mk_steps`; the chunk lies in the tile and k-steps `ks0..ks0 + 4` in the activations;
 /// called from code compiled with AVX2.
 #[inline(always)]
-unsafe fn chunk_pass<const P: usize, const T: usize, const BITS1: bool, const HIGH: bool>(
+unsafe fn chunk_pass<
+    const P: usize,
+    const T: usize,
+    const BITS1: bool,
+    const HIGH: bool,
+    const ORDERED: bool,
+>(
     ptrs: Ptrs,
     (chunk, ks0): (usize, usize),
     p0: usize,
@@ -465,8 +489,13 @@ unsafe fn chunk_pass<const P: usize, const T: usize, const BITS1: bool, const HI
                         // With several tokens LLVM reassociates the adds of consecutive
                         // k-steps (products summed first, for shorter chains) and runs out of
                         // ymm registers: 5 accumulators spilled and reloaded per chunk at 4
-                        // tokens. (At one token its schedule is no worse without.)
-                        *a = if T > 1 { in_k_step_order(sum) } else { sum };
+                        // tokens. (At one token its schedule is mostly no worse without:
+                        // `ORDERED` where it is.)
+                        *a = if T > 1 || ORDERED {
+                            in_k_step_order(sum)
+                        } else {
+                            sum
+                        };
                     }
                 }
             }
