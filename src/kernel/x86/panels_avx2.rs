@@ -271,7 +271,7 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize, const SCA
             let mut first = true;
             for g in d * geom.merge..(d + 1) * geom.merge {
                 for c in 0..chunks {
-                    chunk_sums::<P, T, STEPS, false>(ptrs, g * chunks + c, at, &mut acc16);
+                    chunk_sums::<P, T, STEPS>(ptrs, g * chunks + c, at, &mut acc16, false);
                     pending += 1;
                     if pending == widen_chunks {
                         widen::<P, T>(ptrs, (d, p0, t0), &mut acc16, first);
@@ -287,40 +287,47 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize, const SCA
 }
 
 /// Chunk `chunk` of panels `p0..p0+P` × tokens `t0..t0+T` (`at`: `(p0, t0, mask)`) into the
-/// int16 sums `acc16` (`ORDERED`: each sum kept in k-step order at one token too, `chunk_pass`).
+/// int16 sums `acc16` (`ordered`, a constant where it is inlined: each sum kept in k-step order
+/// at one token too, `chunk_pass`; a value rather than a const parameter, with which LLVM
+/// compiled other instances of `mk_steps` differently, spilling in some).
 ///
 /// # Safety
 /// As `chunk_pass`.
 #[inline(always)]
-unsafe fn chunk_sums<const P: usize, const T: usize, const STEPS: usize, const ORDERED: bool>(
+unsafe fn chunk_sums<const P: usize, const T: usize, const STEPS: usize>(
     ptrs: Ptrs,
     chunk: usize,
     (p0, t0, mask): (usize, usize, __m256i),
     acc16: &mut [[[__m256i; T]; 2]; P],
+    ordered: bool,
 ) {
     // SAFETY: the function contract.
     unsafe {
         if STEPS == 4 {
-            chunk_pass::<P, T, false, false, ORDERED>(
+            chunk_pass::<P, T, false, false>(
                 ptrs,
                 (chunk, chunk * 4),
-                p0,
-                t0,
-                mask,
+                (p0, t0, mask),
                 acc16,
+                ordered,
             );
         } else {
             // A `Bits1` byte as two nibbles, each pass reloading the vectors from L1, so that
             // each has `Codes2`'s shape: the panels unrolled with their accumulators in
             // registers, the k-steps straight code.
-            chunk_pass::<P, T, true, false, ORDERED>(ptrs, (chunk, chunk * 8), p0, t0, mask, acc16);
-            chunk_pass::<P, T, true, true, ORDERED>(
+            chunk_pass::<P, T, true, false>(
+                ptrs,
+                (chunk, chunk * 8),
+                (p0, t0, mask),
+                acc16,
+                ordered,
+            );
+            chunk_pass::<P, T, true, true>(
                 ptrs,
                 (chunk, chunk * 8 + 4),
-                p0,
-                t0,
-                mask,
+                (p0, t0, mask),
                 acc16,
+                ordered,
             );
         }
     }
@@ -343,24 +350,24 @@ unsafe fn dot_sums<const P: usize, const T: usize, const STEPS: usize, const N: 
         let acc = &mut acc16;
         // The constant runs written out: LLVM does not unroll a loop of bodies this size.
         match N {
-            1 => chunk_sums::<P, T, STEPS, false>(ptrs, d, at, acc),
+            1 => chunk_sums::<P, T, STEPS>(ptrs, d, at, acc, false),
             2 => {
                 // In k-step order at one token too (`chunk_pass`): there LLVM's schedule of
                 // two chunks in a row spilled some of their weight vectors (Q2_0 under
-                // `TERN_COMPAT_GGML` 4.5 % more instructions; every other run of chunks is
-                // faster without).
-                chunk_sums::<P, T, STEPS, true>(ptrs, 2 * d, at, acc);
-                chunk_sums::<P, T, STEPS, true>(ptrs, 2 * d + 1, at, acc);
+                // `TERN_COMPAT_GGML`: 4.5 % more instructions). Every other run of chunks is
+                // as fast or faster without.
+                chunk_sums::<P, T, STEPS>(ptrs, 2 * d, at, acc, true);
+                chunk_sums::<P, T, STEPS>(ptrs, 2 * d + 1, at, acc, true);
             }
             4 => {
-                chunk_sums::<P, T, STEPS, false>(ptrs, 4 * d, at, acc);
-                chunk_sums::<P, T, STEPS, false>(ptrs, 4 * d + 1, at, acc);
-                chunk_sums::<P, T, STEPS, false>(ptrs, 4 * d + 2, at, acc);
-                chunk_sums::<P, T, STEPS, false>(ptrs, 4 * d + 3, at, acc);
+                chunk_sums::<P, T, STEPS>(ptrs, 4 * d, at, acc, false);
+                chunk_sums::<P, T, STEPS>(ptrs, 4 * d + 1, at, acc, false);
+                chunk_sums::<P, T, STEPS>(ptrs, 4 * d + 2, at, acc, false);
+                chunk_sums::<P, T, STEPS>(ptrs, 4 * d + 3, at, acc, false);
             }
             _ => {
                 for chunk in d * dot_chunks..(d + 1) * dot_chunks {
-                    chunk_sums::<P, T, STEPS, false>(ptrs, chunk, at, acc);
+                    chunk_sums::<P, T, STEPS>(ptrs, chunk, at, acc, false);
                 }
             }
         }
@@ -433,7 +440,7 @@ unsafe fn scaled_dots<
 
 /// Four k-steps from `ks0` of panels `p0..p0+P` × tokens `t0..t0+T` of chunk `chunk`: the
 /// `Codes2` byte vectors (`mask` 3), or (`BITS1`) the low or (`HIGH`) high nibbles of the
-/// `Bits1` ones (`mask` 0x0f), into the int16 sums `acc16`.
+/// `Bits1` ones (`mask` 0x0f), into the int16 sums `acc16` (`ordered`: as `chunk_sums`).
 ///
 /// Always inlined, without features of its own (as `scale_dot`): LLVM's inliner, left to
 /// choose, outlines it from some instances of `mk_steps` (`Bits1`'s two passes per chunk), and
@@ -443,19 +450,12 @@ unsafe fn scaled_dots<
 /// As `mk_steps`; the chunk lies in the tile and k-steps `ks0..ks0 + 4` in the activations;
 /// called from code compiled with AVX2.
 #[inline(always)]
-unsafe fn chunk_pass<
-    const P: usize,
-    const T: usize,
-    const BITS1: bool,
-    const HIGH: bool,
-    const ORDERED: bool,
->(
+unsafe fn chunk_pass<const P: usize, const T: usize, const BITS1: bool, const HIGH: bool>(
     ptrs: Ptrs,
     (chunk, ks0): (usize, usize),
-    p0: usize,
-    t0: usize,
-    mask: __m256i,
+    (p0, t0, mask): (usize, usize, __m256i),
     acc16: &mut [[[__m256i; T]; 2]; P],
+    ordered: bool,
 ) {
     // SAFETY (the intrinsics and reads): the function contract; every vector read lies in the
     // tile, every k-step ks0 + s < n_groups · group_steps, every token t0 + t < nt.
@@ -490,8 +490,8 @@ unsafe fn chunk_pass<
                         // k-steps (products summed first, for shorter chains) and runs out of
                         // ymm registers: 5 accumulators spilled and reloaded per chunk at 4
                         // tokens. (At one token its schedule is mostly no worse without:
-                        // `ORDERED` where it is.)
-                        *a = if T > 1 || ORDERED {
+                        // `ordered` where it is.)
+                        *a = if T > 1 || ordered {
                             in_k_step_order(sum)
                         } else {
                             sum
