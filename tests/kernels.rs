@@ -835,3 +835,35 @@ fn avx512bw_panel_kernel_refuses_cpus_without_it() {
     let msg = refusal(tern::kernel::x86::panel_dots_bw);
     assert!(msg.contains("needs AVX-512 F and BW"), "{msg}");
 }
+
+/// `q8_0_offsets` says its products are exact only when they are: ggml's f16 scales times
+/// 32-column sums are; an infinite scale, an f32 scale of 24 significant bits times a sum that
+/// needs more than the rest, and a sum beyond 2^24 are not. The offsets are the products.
+#[test]
+fn q8_0_offsets_are_exact_or_refused() {
+    use tern::kernel::q8_0_offsets;
+    let mut rng = Rng::new(0x0ff5e7);
+    let mut out = vec![0f32; 64];
+    let gsums: Vec<i32> = (0..64).map(|_| rng.range(0, 8192) as i32 - 4096).collect();
+    let f16_scales: Vec<f32> = (0..64)
+        .map(|_| f16::from_bits(rng.below(0x7c00) as u16).to_f32())
+        .collect();
+    assert!(q8_0_offsets(&gsums, &f16_scales, &mut out));
+    for ((&o, &g), &b) in out.iter().zip(&gsums).zip(&f16_scales) {
+        assert_eq!(f64::from(o), -f64::from(b) * f64::from(g), "{b} × {g}");
+    }
+    let refused: [(&str, i32, f32); 4] = [
+        ("infinite scale", 3, f32::INFINITY),
+        ("NaN scale", 3, f32::NAN),
+        ("24-bit scale × 3", 3, 1.0 + f32::EPSILON),
+        ("sum beyond 2^24", (1 << 24) + 1, 1.0),
+    ];
+    for (what, g, b) in refused {
+        let (mut g_all, mut b_all) = (gsums.clone(), f16_scales.clone());
+        (g_all[17], b_all[17]) = (g, b);
+        assert!(
+            !q8_0_offsets(&g_all, &b_all, &mut out),
+            "{what} passed as exact"
+        );
+    }
+}

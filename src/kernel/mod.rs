@@ -287,9 +287,9 @@ pub type PanelDotsFn = fn(
 /// rounded on its own (no fused multiply-add): each kernel returns `scalar::panel_dots`' bits.
 /// `stride` 0: every tile has the first tile's scales.
 ///
-/// `q8_0_offsets` (Q8_0 order only; `q8_0_offsets`): `−block_scales[i] · gsums[i]` for every
-/// dot, each exact, with which a kernel may compute a dot's `block_scales[i] · f32(dot −
-/// gsums[i])` as one fused multiply-add of `f32(dot)` — the same bits (see `q8_0_offsets`).
+/// `q8_0_offsets` (optional, in the Q8_0 order only): `−block_scales[i] · gsums[i]` for every
+/// dot, each exact (`q8_0_offsets`), with which a kernel may compute a dot's `block_scales[i] ·
+/// f32(dot − gsums[i])` as one fused multiply-add of `f32(dot)`: the same bits.
 pub struct TileScaling<'a> {
     pub scales: &'a [half::f16],
     pub stride: usize,
@@ -301,13 +301,14 @@ pub struct TileScaling<'a> {
 }
 
 /// Fills `out[i]` with `−block_scales[i] · gsums[i]` and says whether every one is exact in f32
-/// (finite, and the exact product: with |gsums[i]| ≤ 2^24 the f64 product is exact): then `fma(b, f32(dot), −b·g)` rounds the exact value
-/// `b·(dot − g)` once, as the Q8_0 order's `b · f32(dot − g)` does (`f32(dot − g)` is exact
-/// below 2^24), so the kernels that scale each dot as it ends take a fused multiply-add for a
-/// subtraction, a conversion and a multiplication. (A zero product may differ in its sign only,
-/// which no sum that starts at +0.0 keeps.) ggml's Q8_0 scales are f16 values (11 significant
-/// bits) and a 32-column block's sum at most 4096 in magnitude (13 bits), so every product is
-/// exact there, unless a scale is infinite (an f16 overflow of the activations' maximum).
+/// (finite and equal to the f64 product, itself exact for |gsums[i]| ≤ 2^24). Then
+/// `fma(b, f32(dot), −b·g)` rounds the exact value `b·(dot − g)` once, as the Q8_0 order's
+/// `b · f32(dot − g)` does (`f32(dot − g)` is exact below 2^24), so the kernels that scale each
+/// dot as it ends take a fused multiply-add for a subtraction, a conversion and a
+/// multiplication. (A zero product may differ in its sign only, which no sum that starts at
+/// +0.0 keeps.) ggml's Q8_0 scales are f16 values (11 significant bits) and a 32-column block's
+/// sum at most 4096 in magnitude (13 bits), so every product is exact there, unless a scale is
+/// infinite (an f16 overflow of the activations' maximum).
 pub fn q8_0_offsets(gsums: &[i32], block_scales: &[f32], out: &mut [f32]) -> bool {
     let mut exact = true;
     for ((o, &g), &b) in out.iter_mut().zip(gsums).zip(block_scales) {
