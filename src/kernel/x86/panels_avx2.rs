@@ -297,38 +297,20 @@ unsafe fn mk_steps<const P: usize, const T: usize, const STEPS: usize, const SCA
 unsafe fn chunk_sums<const P: usize, const T: usize, const STEPS: usize>(
     ptrs: Ptrs,
     chunk: usize,
-    (p0, t0, mask): (usize, usize, __m256i),
+    at: (usize, usize, __m256i),
     acc16: &mut [[[__m256i; T]; 2]; P],
     ordered: bool,
 ) {
     // SAFETY: the function contract.
     unsafe {
         if STEPS == 4 {
-            chunk_pass::<P, T, false, false>(
-                ptrs,
-                (chunk, chunk * 4),
-                (p0, t0, mask),
-                acc16,
-                ordered,
-            );
+            chunk_pass::<P, T, false, false>(ptrs, (chunk, chunk * 4), at, acc16, ordered);
         } else {
             // A `Bits1` byte as two nibbles, each pass reloading the vectors from L1, so that
             // each has `Codes2`'s shape: the panels unrolled with their accumulators in
             // registers, the k-steps straight code.
-            chunk_pass::<P, T, true, false>(
-                ptrs,
-                (chunk, chunk * 8),
-                (p0, t0, mask),
-                acc16,
-                ordered,
-            );
-            chunk_pass::<P, T, true, true>(
-                ptrs,
-                (chunk, chunk * 8 + 4),
-                (p0, t0, mask),
-                acc16,
-                ordered,
-            );
+            chunk_pass::<P, T, true, false>(ptrs, (chunk, chunk * 8), at, acc16, ordered);
+            chunk_pass::<P, T, true, true>(ptrs, (chunk, chunk * 8 + 4), at, acc16, ordered);
         }
     }
 }
