@@ -47,6 +47,15 @@ for type in $types; do
 done
 
 lscpu | grep -E "^Model name|^CPU\(s\)|^Flags" | sed 's/^Flags:.*\(avx2\).*/Flags: ... avx2 .../' || true
+# The tern build loads the libtern it was last linked against: that of the checkout whose
+# build.sh or test.sh ran last (builds are cached by the integration files, not by checkout).
+tern_lib=$(ldd "$tern/bin/libggml-cpu.so" | awk '/libtern/ {print $3}')
+if [[ -z "$tern_lib" || "$tern_lib" == not ]]; then
+    echo "bench.sh: $tern/bin/libggml-cpu.so finds no libtern: run build.sh (or test.sh) from" \
+        "this checkout again, or set LD_LIBRARY_PATH to a target/release" >&2
+    exit 1
+fi
+echo "libtern: $(readlink -f "$tern_lib")"
 results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
 
