@@ -739,11 +739,15 @@ fn panel_kernels_reject_bad_calls() {
             );
         }
         // Per-group scales that do not cover the call: short results, scales or sums, no block
-        // scales for the Q8_0 order, dots that make no whole weight blocks.
-        let scaled = |acc: usize, scales: usize, sums: usize, q8_0: Option<(usize, usize)>| {
+        // scales for the Q8_0 order, short offsets or offsets outside the Q8_0 order, dots that
+        // make no whole weight blocks.
+        let scaled = |(acc, scales, sums): (usize, usize, usize),
+                      q8_0: Option<(usize, usize)>,
+                      offsets: Option<usize>| {
             let (tiles, acts) = (vec![0u8; 2 * tb], vec![0i8; geom.cols()]);
             let (scales, gsums) = (vec![f16::ONE; scales], vec![0i32; sums]);
             let block = vec![1f32; q8_0.map_or(0, |q| q.1)];
+            let offsets = offsets.map(|n| vec![0f32; n]);
             let (mut acc, mut dots) = (vec![0f32; acc], vec![0i32; nd]);
             let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut scaling = TileScaling {
@@ -752,7 +756,7 @@ fn panel_kernels_reject_bad_calls() {
                     gsums: &gsums,
                     block_scales: q8_0.map(|_| &block[..]),
                     q8_0_block: q8_0.map(|q| q.0),
-                    q8_0_offsets: None,
+                    q8_0_offsets: offsets.as_deref(),
                     acc: &mut acc,
                 };
                 (pk.bits2.run)(&geom, &tiles, 2, &acts, 1, &mut dots, Some(&mut scaling))
@@ -761,16 +765,18 @@ fn panel_kernels_reject_bad_calls() {
             err.downcast_ref::<String>().cloned().unwrap_or_default()
         };
         let full = (2 * TILE_ROWS, 8 * TILE_ROWS, 4);
-        for (acc, scales, sums, q8_0) in [
-            (full.0 - 1, full.1, full.2, None),
-            (full.0, full.1 - 1, full.2, None),
-            (full.0, full.1, full.2 - 1, None),
-            (full.0, full.1, full.2, Some((2, 0))),
+        for (sizes, q8_0, offsets) in [
+            ((full.0 - 1, full.1, full.2), None, None),
+            ((full.0, full.1 - 1, full.2), None, None),
+            ((full.0, full.1, full.2 - 1), None, None),
+            (full, Some((2, 0)), None),
+            (full, Some((2, 4)), Some(3)),
+            (full, None, Some(4)),
         ] {
-            let msg = scaled(acc, scales, sums, q8_0);
+            let msg = scaled(sizes, q8_0, offsets);
             assert!(msg.contains("the scales of 2 tiles"), "{label}: {msg}");
         }
-        let msg = scaled(full.0, full.1, full.2, Some((3, 4)));
+        let msg = scaled(full, Some((3, 4)), None);
         assert!(msg.contains("weight blocks of 3"), "{label}: {msg}");
         if pk.bits16.is_none() {
             // No 1.6-bit kernel: the 2-bit one refuses that layout.
