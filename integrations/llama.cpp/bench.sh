@@ -24,8 +24,9 @@
 # (PAIR_ROUNDS rounds, default 3 · ROUNDS, alternating which goes first): the median of the
 # ratios of adjacent runs.
 # The tern build runs this checkout's libtern (target/release, built here first by cargo, as
-# build.sh's CMake does): the build's own RUNPATH names the checkout whose build.sh or test.sh
-# linked it last, as builds are cached by the integration files. TERN_LIB_DIR overrides it.
+# build.sh's CMake does), not the one its RUNPATH names: that of the checkout whose build.sh or
+# test.sh linked it last, as builds are cached by the integration files. TERN_LIB_DIR (a folder
+# holding libtern.so.0.<minor>) overrides it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,10 +58,14 @@ lscpu | grep -E "^Model name|^CPU\(s\)|^Flags" | sed 's/^Flags:.*\(avx2\).*/Flag
 root="$(cd "$here/../.." && pwd)"
 if [[ -z "${TERN_LIB_DIR:-}" ]]; then
     cargo build --release --lib --quiet --manifest-path "$root/Cargo.toml"
-    TERN_LIB_DIR="$root/target/release"
+    TERN_LIB_DIR="${CARGO_TARGET_DIR:-$root/target}/release"
+    # The loader asks for libtern by its soname, which cargo does not create beside libtern.so
+    # (tern's CMake build does, in the same place).
+    soname="$(readelf -d "$TERN_LIB_DIR/libtern.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')"
+    ln -sfn libtern.so "$TERN_LIB_DIR/$soname"
 fi
 export LD_LIBRARY_PATH="$TERN_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-tern_lib=$(ldd "$tern/bin/libggml-cpu.so" | awk '/libtern/ {print $3}')
+tern_lib=$(ldd "$tern/bin/libggml-cpu.so" | awk '/libtern/ && $3 != "not" {print $3}')
 if [[ "$(readlink -f "$tern_lib" 2>/dev/null)" != "$(readlink -f "$TERN_LIB_DIR")"/* ]]; then
     echo "bench.sh: $tern/bin/libggml-cpu.so does not load a libtern from $TERN_LIB_DIR" \
         "(it finds: ${tern_lib:-none})" >&2
