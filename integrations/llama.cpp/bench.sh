@@ -196,6 +196,8 @@ from collections import defaultdict
 path, per_round, order = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 rows = list(csv.DictReader(open(path)))
 per_model = len(rows) // len(order)
+if per_model == 0 or len(rows) != per_model * len(order):
+    sys.exit(f"bench.sh: llama-bench wrote {len(rows)} results for {len(order)} models")
 # seconds of each run by (round, type, threads, test); rows come in the order of the models
 secs = {}
 for i, row in enumerate(rows):
